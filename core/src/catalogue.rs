@@ -1,0 +1,161 @@
+//! The catalogue entry and data-quality report each ingest writes beside a layer.
+//!
+//! The tile server lists these at `/api/layers` and builds OGC API collections from
+//! them; the viewer reads them to know what to stream.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// File names inside a layer directory.
+pub const CATALOGUE_FILE: &str = "catalogue.json";
+pub const QUALITY_FILE: &str = "quality.json";
+pub const MVT_ARCHIVE_FILE: &str = "tiles.pmtiles";
+pub const FEATURES_FILE: &str = "features.json";
+pub const TILESET_DIR: &str = "3dtiles";
+
+/// The CRS every served position is in: WGS84 longitude, latitude (degrees) and
+/// ellipsoidal height (metres).
+pub const SERVICE_FRAME: &str = "EPSG:4979";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LayerKind {
+    /// 2D GIS features, with extruded 3D buildings where polygons carry heights.
+    Vector,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SourceFile {
+    pub path: String,
+    pub format: String,
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttributeField {
+    pub name: String,
+    /// `string`, `integer`, `number` or `boolean`.
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CatalogueEntry {
+    pub id: String,
+    pub kind: LayerKind,
+    /// Unique per ingest; changes whenever the layer is rebuilt.
+    pub version: String,
+    /// `[west, south, east, north]` degrees (EPSG:4326).
+    pub bounds_wgs84: [f64; 4],
+    /// `[west, south, min_height, east, north, max_height]` in [`SERVICE_FRAME`].
+    pub bounds_service_frame: [f64; 6],
+    pub service_frame: String,
+    /// The CRS the sources were read in, as given or detected (e.g. `EPSG:4490`).
+    pub source_crs: String,
+    /// Lineage: every input with its checksum.
+    pub sources: Vec<SourceFile>,
+    pub feature_count: u64,
+    pub geometry_types: Vec<String>,
+    pub attributes: Vec<AttributeField>,
+    pub min_zoom: u8,
+    pub max_zoom: u8,
+    /// Relative paths of what was produced.
+    pub mvt_archive: Option<String>,
+    pub tileset: Option<String>,
+    pub features: String,
+    pub building_count: u64,
+    pub ingested_at: String,
+    pub tool: String,
+}
+
+/// Counts of what the ingest found wrong and what it did about it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct QualityReport {
+    pub layer: String,
+    pub features_read: u64,
+    pub features_written: u64,
+    /// Geometries changed to make them valid, by reason.
+    pub repaired: BTreeMap<String, u64>,
+    /// Features left out, by reason.
+    pub dropped: BTreeMap<String, u64>,
+    pub empty_geometries: u64,
+    pub duplicate_ids: u64,
+    pub missing_heights: u64,
+    pub outside_crs_area_of_use: u64,
+    /// `[west, south, east, north]` degrees, when the source CRS declares one.
+    pub crs_area_of_use: Option<[f64; 4]>,
+    /// The first problems found, for a person to look at.
+    pub examples: Vec<QualityIssue>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QualityIssue {
+    pub source: String,
+    pub feature: String,
+    pub problem: String,
+}
+
+const MAX_EXAMPLES: usize = 50;
+
+impl QualityReport {
+    pub fn count_repaired(&mut self, reason: &str) {
+        *self.repaired.entry(reason.to_owned()).or_default() += 1;
+    }
+
+    pub fn count_dropped(&mut self, reason: &str) {
+        *self.dropped.entry(reason.to_owned()).or_default() += 1;
+    }
+
+    pub fn example(&mut self, source: &str, feature: &str, problem: &str) {
+        if self.examples.len() < MAX_EXAMPLES {
+            self.examples.push(QualityIssue {
+                source: source.to_owned(),
+                feature: feature.to_owned(),
+                problem: problem.to_owned(),
+            });
+        }
+    }
+
+    /// One line for logs and the ingest's stdout.
+    pub fn summary_line(&self) -> String {
+        let join = |m: &BTreeMap<String, u64>| {
+            if m.is_empty() {
+                "none".to_owned()
+            } else {
+                m.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
+            }
+        };
+        format!(
+            "quality {}: read {}, written {}, repaired [{}], dropped [{}], empty {}, duplicate ids {}, missing heights {}, outside CRS area {}",
+            self.layer,
+            self.features_read,
+            self.features_written,
+            join(&self.repaired),
+            join(&self.dropped),
+            self.empty_geometries,
+            self.duplicate_ids,
+            self.missing_heights,
+            self.outside_crs_area_of_use
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_line_counts_reasons() {
+        let mut q = QualityReport { layer: "b".into(), features_read: 3, ..Default::default() };
+        q.count_repaired("ring closed");
+        q.count_repaired("ring closed");
+        q.count_dropped("ring with fewer than 4 points");
+        let line = q.summary_line();
+        assert!(line.contains("repaired [ring closed 2]"), "{line}");
+        assert!(line.contains("dropped [ring with fewer than 4 points 1]"), "{line}");
+        let back: QualityReport = serde_json::from_str(&serde_json::to_string(&q).expect("json")).expect("parse");
+        assert_eq!(back, q);
+    }
+}

@@ -1,0 +1,233 @@
+//! GLB (binary glTF 2.0) content for 3D Tiles 1.1 with per-feature metadata.
+//!
+//! One triangle primitive carries `POSITION`, `NORMAL` and `_FEATURE_ID_0`; the
+//! `EXT_mesh_features` extension ties those ids to an `EXT_structural_metadata`
+//! property table, so a client that picks a triangle can read its feature's
+//! attributes (and our `fid`, which the feature API serves).
+
+use serde_json::{Value, json};
+
+const GLB_MAGIC: u32 = 0x4654_6C67;
+const CHUNK_JSON: u32 = 0x4E4F_534A;
+const CHUNK_BIN: u32 = 0x004E_4942;
+const FLOAT: u32 = 5126;
+const UNSIGNED_INT: u32 = 5125;
+const ARRAY_BUFFER: u32 = 34962;
+const ELEMENT_ARRAY_BUFFER: u32 = 34963;
+
+/// Triangles in a y-up local frame (glTF convention), indexed.
+#[derive(Debug, Clone, Default)]
+pub struct FeatureMesh {
+    pub positions: Vec<[f32; 3]>,
+    pub normals: Vec<[f32; 3]>,
+    /// Index into the property table's rows, per vertex.
+    pub feature_ids: Vec<u32>,
+    pub indices: Vec<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum PropertyColumn {
+    UInt64(Vec<u64>),
+    Float64(Vec<f64>),
+    String(Vec<String>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PropertyTable {
+    pub class: String,
+    pub count: usize,
+    /// Column name (a valid identifier, see [`identifier`]) and values.
+    pub columns: Vec<(String, PropertyColumn)>,
+}
+
+/// Makes an attribute name a metadata identifier (`^[a-zA-Z_][a-zA-Z0-9_]*$`).
+pub fn identifier(name: &str) -> String {
+    let mut out: String =
+        name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+    if out.is_empty() || out.starts_with(|c: char| c.is_ascii_digit()) {
+        out.insert(0, '_');
+    }
+    out
+}
+
+struct BinBuilder {
+    bin: Vec<u8>,
+    views: Vec<Value>,
+}
+
+impl BinBuilder {
+    /// Appends bytes as a new bufferView, 8-byte aligned (metadata needs it for
+    /// 64-bit values).
+    fn view(&mut self, bytes: &[u8], target: Option<u32>) -> usize {
+        while self.bin.len() % 8 != 0 {
+            self.bin.push(0);
+        }
+        let mut view = json!({"buffer": 0, "byteOffset": self.bin.len(), "byteLength": bytes.len()});
+        if let Some(t) = target {
+            view["target"] = json!(t);
+        }
+        self.bin.extend_from_slice(bytes);
+        self.views.push(view);
+        self.views.len() - 1
+    }
+}
+
+fn f32_bytes(values: impl Iterator<Item = f32>) -> Vec<u8> {
+    values.flat_map(f32::to_le_bytes).collect()
+}
+
+fn vec3_min_max(values: &[[f32; 3]]) -> (Vec<f32>, Vec<f32>) {
+    let mut min = [f32::INFINITY; 3];
+    let mut max = [f32::NEG_INFINITY; 3];
+    for v in values {
+        for i in 0..3 {
+            min[i] = min[i].min(v[i]);
+            max[i] = max[i].max(v[i]);
+        }
+    }
+    (min.to_vec(), max.to_vec())
+}
+
+/// Serialises a mesh and its property table to GLB bytes.
+pub fn write_glb(mesh: &FeatureMesh, table: &PropertyTable, generator: &str) -> Vec<u8> {
+    let mut b = BinBuilder { bin: Vec::new(), views: Vec::new() };
+    let n = mesh.positions.len();
+    let pos_view = b.view(&f32_bytes(mesh.positions.iter().flatten().copied()), Some(ARRAY_BUFFER));
+    let nrm_view = b.view(&f32_bytes(mesh.normals.iter().flatten().copied()), Some(ARRAY_BUFFER));
+    let fid_view = b.view(&f32_bytes(mesh.feature_ids.iter().map(|&i| i as f32)), Some(ARRAY_BUFFER));
+    let idx_bytes: Vec<u8> = mesh.indices.iter().flat_map(|i| i.to_le_bytes()).collect();
+    let idx_view = b.view(&idx_bytes, Some(ELEMENT_ARRAY_BUFFER));
+    let (min, max) = vec3_min_max(&mesh.positions);
+
+    let mut class_props = serde_json::Map::new();
+    let mut table_props = serde_json::Map::new();
+    for (name, column) in &table.columns {
+        match column {
+            PropertyColumn::UInt64(v) => {
+                let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+                let view = b.view(&bytes, None);
+                class_props.insert(name.clone(), json!({"type": "SCALAR", "componentType": "UINT64"}));
+                table_props.insert(name.clone(), json!({"values": view}));
+            }
+            PropertyColumn::Float64(v) => {
+                let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+                let view = b.view(&bytes, None);
+                class_props.insert(name.clone(), json!({"type": "SCALAR", "componentType": "FLOAT64"}));
+                table_props.insert(name.clone(), json!({"values": view}));
+            }
+            PropertyColumn::String(v) => {
+                let mut text = Vec::new();
+                let mut offsets = Vec::with_capacity((v.len() + 1) * 4);
+                for s in v {
+                    offsets.extend_from_slice(&(text.len() as u32).to_le_bytes());
+                    text.extend_from_slice(s.as_bytes());
+                }
+                offsets.extend_from_slice(&(text.len() as u32).to_le_bytes());
+                let values = b.view(&text, None);
+                let offs = b.view(&offsets, None);
+                class_props.insert(name.clone(), json!({"type": "STRING"}));
+                table_props.insert(
+                    name.clone(),
+                    json!({"values": values, "stringOffsets": offs, "stringOffsetType": "UINT32"}),
+                );
+            }
+        }
+    }
+    while b.bin.len() % 4 != 0 {
+        b.bin.push(0);
+    }
+
+    let gltf = json!({
+        "asset": {"version": "2.0", "generator": generator},
+        "extensionsUsed": ["EXT_mesh_features", "EXT_structural_metadata"],
+        "scene": 0,
+        "scenes": [{"nodes": [0]}],
+        "nodes": [{"mesh": 0}],
+        "materials": [{
+            "pbrMetallicRoughness": {"baseColorFactor": [0.85, 0.83, 0.8, 1.0], "metallicFactor": 0.0, "roughnessFactor": 0.9}
+        }],
+        "meshes": [{"primitives": [{
+            "attributes": {"POSITION": 0, "NORMAL": 1, "_FEATURE_ID_0": 2},
+            "indices": 3,
+            "material": 0,
+            "mode": 4,
+            "extensions": {"EXT_mesh_features": {"featureIds": [
+                {"featureCount": table.count, "attribute": 0, "propertyTable": 0}
+            ]}}
+        }]}],
+        "accessors": [
+            {"bufferView": pos_view, "componentType": FLOAT, "count": n, "type": "VEC3", "min": min, "max": max},
+            {"bufferView": nrm_view, "componentType": FLOAT, "count": n, "type": "VEC3"},
+            {"bufferView": fid_view, "componentType": FLOAT, "count": n, "type": "SCALAR"},
+            {"bufferView": idx_view, "componentType": UNSIGNED_INT, "count": mesh.indices.len(), "type": "SCALAR"}
+        ],
+        "bufferViews": b.views,
+        "buffers": [{"byteLength": b.bin.len()}],
+        "extensions": {"EXT_structural_metadata": {
+            "schema": {"id": "cim", "classes": {table.class.clone(): {"properties": class_props}}},
+            "propertyTables": [{"class": table.class, "count": table.count, "properties": table_props}]
+        }}
+    });
+    let mut json_bytes = gltf.to_string().into_bytes();
+    while json_bytes.len() % 4 != 0 {
+        json_bytes.push(b' ');
+    }
+    let total = 12 + 8 + json_bytes.len() + 8 + b.bin.len();
+    let mut out = Vec::with_capacity(total);
+    out.extend_from_slice(&GLB_MAGIC.to_le_bytes());
+    out.extend_from_slice(&2u32.to_le_bytes());
+    out.extend_from_slice(&(total as u32).to_le_bytes());
+    out.extend_from_slice(&(json_bytes.len() as u32).to_le_bytes());
+    out.extend_from_slice(&CHUNK_JSON.to_le_bytes());
+    out.extend_from_slice(&json_bytes);
+    out.extend_from_slice(&(b.bin.len() as u32).to_le_bytes());
+    out.extend_from_slice(&CHUNK_BIN.to_le_bytes());
+    out.extend_from_slice(&b.bin);
+    out
+}
+
+/// The JSON chunk of a GLB, for inspection.
+pub fn json_chunk(glb: &[u8]) -> Option<Value> {
+    let len = u32::from_le_bytes(glb.get(12..16)?.try_into().ok()?) as usize;
+    serde_json::from_slice(glb.get(20..20 + len)?).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glb_layout_is_consistent() {
+        let mesh = FeatureMesh {
+            positions: vec![[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, -1.0]],
+            normals: vec![[0.0, 1.0, 0.0]; 3],
+            feature_ids: vec![0; 3],
+            indices: vec![0, 1, 2],
+        };
+        let table = PropertyTable {
+            class: "building".into(),
+            count: 1,
+            columns: vec![
+                ("fid".into(), PropertyColumn::UInt64(vec![42])),
+                ("name".into(), PropertyColumn::String(vec!["Kiasma".into()])),
+            ],
+        };
+        let glb = write_glb(&mesh, &table, "test");
+        assert_eq!(&glb[0..4], b"glTF");
+        assert_eq!(u32::from_le_bytes(glb[8..12].try_into().expect("4 bytes")) as usize, glb.len());
+        let json = json_chunk(&glb).expect("json chunk");
+        assert_eq!(json["accessors"][0]["max"], json!([1.0, 0.0, 0.0]));
+        let props = &json["extensions"]["EXT_structural_metadata"]["propertyTables"][0]["properties"];
+        assert!(props["name"]["stringOffsets"].is_u64());
+        for view in json["bufferViews"].as_array().expect("views") {
+            assert_eq!(view["byteOffset"].as_u64().expect("offset") % 8, 0);
+        }
+    }
+
+    #[test]
+    fn identifiers_are_valid() {
+        assert_eq!(identifier("building:levels"), "building_levels");
+        assert_eq!(identifier("3d"), "_3d");
+        assert_eq!(identifier(""), "_");
+    }
+}

@@ -1,0 +1,21 @@
+//! What every part of the CIM service agrees on.
+//!
+//! * [`tile`]: XYZ / Web Mercator tile addressing and the PMTiles Hilbert tile id.
+//! * [`frame`]: the service frame (WGS84 longitude, latitude, ellipsoidal height) and
+//!   its exact conversions to ECEF and local east-north-up frames used by 3D Tiles.
+//! * [`catalogue`]: the catalogue entry and data-quality report written per layer.
+//! * [`mvt`]: a Mapbox Vector Tile 2.1 encoder.
+//! * [`pmtiles`]: PMTiles v3 archive writer and byte-level reader.
+//! * [`tileset`] and [`glb`]: OGC 3D Tiles 1.1 `tileset.json` and GLB content with
+//!   `EXT_mesh_features` / `EXT_structural_metadata`.
+//!
+//! The crate does no I/O beyond `std::io::Write` sinks and stays pure Rust so that the
+//! viewer can build it for `wasm32-unknown-unknown`.
+
+pub mod catalogue;
+pub mod frame;
+pub mod glb;
+pub mod mvt;
+pub mod pmtiles;
+pub mod tile;
+pub mod tileset;
