@@ -13,6 +13,7 @@
 //! viewer can build it for `wasm32-unknown-unknown`.
 
 pub mod catalogue;
+pub mod features;
 pub mod frame;
 pub mod glb;
 pub mod mvt;

@@ -1,1 +1,21 @@
+//! `cim-ingest`: survey drops into the CIM store.
+//!
+//! A run reads every input through the [`source`] importer that owns its format,
+//! reprojects into the service frame ([`crs`]), repairs or drops bad geometry
+//! ([`repair`], counted in the quality report), then builds from one R-tree:
+//! Mapbox Vector Tiles in a PMTiles archive ([`mvt_tiles`]) and extruded buildings as
+//! 3D Tiles ([`buildings`]). [`store`] swaps the finished layer in atomically.
 
+pub mod buildings;
+pub mod clip;
+pub mod crs;
+pub mod error;
+pub mod gcj02;
+pub mod layer;
+pub mod mvt_tiles;
+pub mod repair;
+pub mod source;
+pub mod store;
+
+pub use error::IngestError;
+pub use layer::{IngestOptions, IngestSummary, ingest};

@@ -1,1 +1,80 @@
-fn main(){}
+//! `cim-ingest --store DIR --layer NAME [--src-crs CRS] [--height-attr NAME] FILE...`
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+
+use anyhow::Context;
+use clap::Parser;
+use cim_ingest::{IngestOptions, ingest};
+
+#[derive(Parser, Debug)]
+#[command(name = "cim-ingest", version, about = "Ingest survey drops into the CIM store")]
+struct Cli {
+    /// Store directory the tile server serves.
+    #[arg(long)]
+    store: PathBuf,
+    /// Layer to create or replace (letters, digits, '-', '_').
+    #[arg(long)]
+    layer: String,
+    /// Source CRS, overriding the file's: EPSG:n, WKT, a PROJ string, or GCJ-02.
+    #[arg(long)]
+    src_crs: Option<String>,
+    /// Attribute holding building height in metres.
+    #[arg(long)]
+    height_attr: Option<String>,
+    /// Extrude every polygon lacking a height to this many metres.
+    #[arg(long)]
+    default_height: Option<f64>,
+    #[arg(long, default_value_t = 0)]
+    min_zoom: u8,
+    #[arg(long, default_value_t = 16)]
+    max_zoom: u8,
+    /// Stop adding zoom levels once one would need more tiles than this.
+    #[arg(long, default_value_t = 200_000)]
+    max_tiles_per_zoom: usize,
+    /// Input files; the format is sniffed from content and extension.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    if let Err(e) = run() {
+        eprintln!("cim-ingest: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    anyhow::ensure!(cli.min_zoom <= cli.max_zoom, "--min-zoom {} is above --max-zoom {}", cli.min_zoom, cli.max_zoom);
+    anyhow::ensure!(cli.max_zoom <= cim_core::tile::MAX_ZOOM, "--max-zoom {} is above {}", cli.max_zoom, cim_core::tile::MAX_ZOOM);
+    let mut options = IngestOptions::new(&cli.store, &cli.layer, cli.files);
+    options.src_crs = cli.src_crs;
+    options.height_attr = cli.height_attr;
+    options.default_height = cli.default_height;
+    options.min_zoom = cli.min_zoom;
+    options.max_zoom = cli.max_zoom;
+    options.max_tiles_per_zoom = cli.max_tiles_per_zoom;
+    options.show_progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let cancel = options.cancel.clone();
+    ctrlc::set_handler(move || cancel.store(true, Ordering::Relaxed)).context("installing the Ctrl-C handler")?;
+    let summary = ingest(&options)?;
+    println!("{}", summary.quality.summary_line());
+    println!(
+        "layer {} version {}: {} features, {} MVT tiles (z{}-{}), {} buildings in {} 3D tiles -> {}",
+        summary.catalogue.id,
+        summary.catalogue.version,
+        summary.catalogue.feature_count,
+        summary.mvt_tiles,
+        summary.catalogue.min_zoom,
+        summary.catalogue.max_zoom,
+        summary.catalogue.building_count,
+        summary.building_tiles,
+        summary.layer_dir.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,314 @@
+//! Extruded buildings as an OGC 3D Tiles 1.1 tileset.
+//!
+//! Footprints become walls plus an ear-cut roof (holes kept) in one local
+//! east-north-up frame at the layer's centre (the root tile's `transform`). Tiles form
+//! a quadtree with additive refinement: a tile shows the largest buildings of its area
+//! and leaves the rest to its children. Its geometric error is therefore the size of
+//! the largest building it leaves out, a true bound on what is missing on screen;
+//! leaves are exact (error 0).
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use cim_core::frame::EnuFrame;
+use cim_core::glb::{FeatureMesh, PropertyColumn, PropertyTable, identifier, write_glb};
+use cim_core::tileset::{Asset, BoundingVolume, Content, Refine, Tile, Tileset, region_from_degrees};
+use geo::{Area, BoundingRect, Centroid, TriangulateEarcut};
+use geo_types::{Coord, Geometry, LineString, Polygon};
+use serde_json::Value;
+
+use crate::IngestError;
+use crate::layer::LayerFeature;
+
+/// Buildings at most in a leaf tile.
+pub const LEAF_CAPACITY: usize = 200;
+/// Buildings an inner tile shows itself.
+pub const INNER_CAPACITY: usize = 100;
+const MAX_DEPTH: usize = 12;
+const MAX_ATTRIBUTE_COLUMNS: usize = 64;
+
+struct Building<'a> {
+    feature: &'a LayerFeature,
+    height: f64,
+    /// Largest of footprint diagonal and height, metres.
+    size: f64,
+    centre: [f64; 2],
+    bbox: [f64; 4],
+}
+
+fn polygons(g: &Geometry<f64>) -> Vec<&Polygon<f64>> {
+    match g {
+        Geometry::Polygon(p) => vec![p],
+        Geometry::MultiPolygon(mp) => mp.0.iter().collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Returns the number of tiles written.
+pub fn build_tileset(features: &[LayerFeature], out: &Path, layer: &str, cancel: &AtomicBool) -> Result<usize, IngestError> {
+    let mut buildings: Vec<Building<'_>> = features
+        .iter()
+        .filter_map(|f| {
+            let height = f.building_height?;
+            let r = f.geometry.bounding_rect()?;
+            let c = f.geometry.centroid()?;
+            let lat = c.y().to_radians();
+            let w = r.width() * 111_320.0 * lat.cos();
+            let h = r.height() * 110_540.0;
+            Some(Building {
+                feature: f,
+                height,
+                size: (w * w + h * h).sqrt().max(height),
+                centre: [c.x(), c.y()],
+                bbox: [r.min().x, r.min().y, r.max().x, r.max().y],
+            })
+        })
+        .collect();
+    // Largest first, then by id: the order every tile's content is drawn from.
+    buildings.sort_by(|a, b| b.size.total_cmp(&a.size).then(a.feature.fid.cmp(&b.feature.fid)));
+    let extent = buildings.iter().fold([f64::MAX, f64::MAX, f64::MIN, f64::MIN], |e, b| {
+        [e[0].min(b.bbox[0]), e[1].min(b.bbox[1]), e[2].max(b.bbox[2]), e[3].max(b.bbox[3])]
+    });
+    let frame = EnuFrame::at((extent[0] + extent[2]) / 2.0, (extent[1] + extent[3]) / 2.0, 0.0);
+    let columns = attribute_columns(&buildings);
+    let content_dir = out.join("content");
+    std::fs::create_dir_all(&content_dir).map_err(|e| IngestError::store(&content_dir, e))?;
+    let all: Vec<usize> = (0..buildings.len()).collect();
+    let mut ctx = Ctx { buildings: &buildings, frame, columns, out, layer, written: 0, cancel };
+    let mut root = ctx.node(&all, extent, "r", 0)?;
+    root.transform = Some(frame.to_ecef_matrix());
+    let tileset = Tileset {
+        asset: Asset {
+            version: "1.1".into(),
+            tileset_version: None,
+            generator: Some(concat!("cim-ingest ", env!("CARGO_PKG_VERSION")).into()),
+        },
+        geometric_error: buildings.first().map_or(0.0, |b| b.size),
+        root,
+    };
+    let path = out.join("tileset.json");
+    let text = serde_json::to_vec_pretty(&tileset).map_err(|e| IngestError::store(&path, std::io::Error::other(e)))?;
+    std::fs::write(&path, text).map_err(|e| IngestError::store(&path, e))?;
+    Ok(ctx.written)
+}
+
+/// Attribute names shared by all tiles' property tables: (source key, identifier).
+fn attribute_columns(buildings: &[Building<'_>]) -> Vec<(String, String)> {
+    let mut keys: std::collections::BTreeSet<&str> = std::collections::BTreeSet::new();
+    for b in buildings {
+        keys.extend(b.feature.properties.keys().map(String::as_str));
+    }
+    let mut used: std::collections::HashSet<String> = ["fid".to_owned(), "height".to_owned()].into();
+    let mut columns = Vec::new();
+    for key in keys.into_iter().take(MAX_ATTRIBUTE_COLUMNS) {
+        let mut id = identifier(key);
+        while !used.insert(id.clone()) {
+            id.push('_');
+        }
+        columns.push((key.to_owned(), id));
+    }
+    columns
+}
+
+struct Ctx<'a> {
+    buildings: &'a [Building<'a>],
+    frame: EnuFrame,
+    columns: Vec<(String, String)>,
+    out: &'a Path,
+    layer: &'a str,
+    written: usize,
+    cancel: &'a AtomicBool,
+}
+
+impl Ctx<'_> {
+    /// `members` are indices into the size-sorted buildings, so the first ones are
+    /// the largest.
+    fn node(&mut self, members: &[usize], area: [f64; 4], name: &str, depth: usize) -> Result<Tile, IngestError> {
+        if self.cancel.load(Ordering::Relaxed) {
+            return Err(IngestError::Interrupted(self.layer.to_owned()));
+        }
+        let leaf = members.len() <= LEAF_CAPACITY || depth >= MAX_DEPTH;
+        let (own, rest) = if leaf { (members, &[][..]) } else { members.split_at(INNER_CAPACITY) };
+        let uri = format!("content/{name}.glb");
+        self.write_content(own, &self.out.join(&uri))?;
+        let mut children = Vec::new();
+        if !rest.is_empty() {
+            let mid = [(area[0] + area[2]) / 2.0, (area[1] + area[3]) / 2.0];
+            let mut quads: [Vec<usize>; 4] = Default::default();
+            for &i in rest {
+                let c = self.buildings[i].centre;
+                quads[usize::from(c[0] >= mid[0]) + 2 * usize::from(c[1] >= mid[1])].push(i);
+            }
+            let areas = [
+                [area[0], area[1], mid[0], mid[1]],
+                [mid[0], area[1], area[2], mid[1]],
+                [area[0], mid[1], mid[0], area[3]],
+                [mid[0], mid[1], area[2], area[3]],
+            ];
+            for (q, quad) in quads.iter().enumerate() {
+                if !quad.is_empty() {
+                    children.push(self.node(quad, areas[q], &format!("{name}{q}"), depth + 1)?);
+                }
+            }
+        }
+        // The region must hold this tile's content and all of its children.
+        let mut bounds = [f64::MAX, f64::MAX, f64::MIN, f64::MIN];
+        let mut top: f64 = 0.0;
+        for &i in members {
+            let b = &self.buildings[i];
+            bounds = [bounds[0].min(b.bbox[0]), bounds[1].min(b.bbox[1]), bounds[2].max(b.bbox[2]), bounds[3].max(b.bbox[3])];
+            top = top.max(b.height);
+        }
+        Ok(Tile {
+            bounding_volume: BoundingVolume { region: Some(region_from_degrees(bounds, 0.0, top)) },
+            geometric_error: rest.first().map_or(0.0, |&i| self.buildings[i].size),
+            refine: Some(Refine::Add),
+            content: Some(Content { uri }),
+            transform: None,
+            children,
+        })
+    }
+
+    fn write_content(&mut self, members: &[usize], path: &Path) -> Result<(), IngestError> {
+        let mut mesh = FeatureMesh::default();
+        let mut fids = Vec::with_capacity(members.len());
+        let mut heights = Vec::with_capacity(members.len());
+        let mut attrs: Vec<Vec<String>> = vec![Vec::with_capacity(members.len()); self.columns.len()];
+        for (row, &i) in members.iter().enumerate() {
+            let b = &self.buildings[i];
+            for poly in polygons(&b.feature.geometry) {
+                extrude(&self.frame, poly, b.height, row as u32, &mut mesh);
+            }
+            fids.push(b.feature.fid);
+            heights.push(b.height);
+            for (c, (key, _)) in self.columns.iter().enumerate() {
+                attrs[c].push(match b.feature.properties.get(key) {
+                    None | Some(Value::Null) => String::new(),
+                    Some(Value::String(s)) => s.clone(),
+                    Some(v) => v.to_string(),
+                });
+            }
+        }
+        let mut columns = vec![
+            ("fid".to_owned(), PropertyColumn::UInt64(fids)),
+            ("height".to_owned(), PropertyColumn::Float64(heights)),
+        ];
+        columns.extend(self.columns.iter().zip(attrs).map(|((_, id), v)| (id.clone(), PropertyColumn::String(v))));
+        let table = PropertyTable { class: "building".into(), count: members.len(), columns };
+        let glb = write_glb(&mesh, &table, concat!("cim-ingest ", env!("CARGO_PKG_VERSION")));
+        std::fs::write(path, glb).map_err(|e| IngestError::store(path, e))?;
+        self.written += 1;
+        Ok(())
+    }
+}
+
+fn signed_area(ring: &[[f64; 2]]) -> f64 {
+    let n = ring.len();
+    (0..n).map(|i| ring[i][0] * ring[(i + 1) % n][1] - ring[(i + 1) % n][0] * ring[i][1]).sum::<f64>() / 2.0
+}
+
+/// Local (east, north) ring, open, oriented counter-clockwise (exterior) or clockwise.
+fn local_ring(frame: &EnuFrame, ring: &LineString<f64>, ccw: bool) -> Vec<[f64; 2]> {
+    let mut pts: Vec<[f64; 2]> = ring.0.iter().map(|c| {
+        let l = frame.to_local(c.x, c.y, 0.0);
+        [l[0], l[1]]
+    }).collect();
+    if pts.len() > 1 && pts.first() == pts.last() {
+        pts.pop();
+    }
+    if (signed_area(&pts) > 0.0) != ccw {
+        pts.reverse();
+    }
+    pts
+}
+
+/// glTF is y-up: (east, up, -north).
+fn gltf(e: f64, n: f64, up: f64) -> [f32; 3] {
+    [e as f32, up as f32, -n as f32]
+}
+
+fn extrude(frame: &EnuFrame, poly: &Polygon<f64>, height: f64, row: u32, mesh: &mut FeatureMesh) {
+    let exterior = local_ring(frame, poly.exterior(), true);
+    let holes: Vec<Vec<[f64; 2]>> = poly.interiors().iter().map(|r| local_ring(frame, r, false)).collect();
+    if exterior.len() < 3 {
+        return;
+    }
+    for ring in std::iter::once(&exterior).chain(holes.iter()) {
+        for i in 0..ring.len() {
+            let a = ring[i];
+            let b = ring[(i + 1) % ring.len()];
+            let (dx, dy) = (b[0] - a[0], b[1] - a[1]);
+            let len = (dx * dx + dy * dy).sqrt();
+            if len < 1e-6 {
+                continue;
+            }
+            // Outward for a counter-clockwise exterior, into the courtyard for holes.
+            let normal = gltf(dy / len, -dx / len, 0.0);
+            let base = mesh.positions.len() as u32;
+            for p in [gltf(a[0], a[1], 0.0), gltf(b[0], b[1], 0.0), gltf(b[0], b[1], height), gltf(a[0], a[1], height)] {
+                mesh.positions.push(p);
+                mesh.normals.push(normal);
+                mesh.feature_ids.push(row);
+            }
+            mesh.indices.extend_from_slice(&[base, base + 1, base + 2, base, base + 2, base + 3]);
+        }
+    }
+    let to_ls = |r: &Vec<[f64; 2]>| LineString(r.iter().map(|p| Coord { x: p[0], y: p[1] }).collect());
+    let local = Polygon::new(to_ls(&exterior), holes.iter().map(to_ls).collect());
+    if local.unsigned_area() <= 0.0 {
+        return;
+    }
+    let tri = local.earcut_triangles_raw();
+    let base = mesh.positions.len() as u32;
+    for v in &tri.vertices {
+        mesh.positions.push(gltf(v[0], v[1], height));
+        mesh.normals.push([0.0, 1.0, 0.0]);
+        mesh.feature_ids.push(row);
+    }
+    for t in tri.triangle_indices.chunks_exact(3) {
+        let (p0, p1, p2) = (tri.vertices[t[0]], tri.vertices[t[1]], tri.vertices[t[2]]);
+        let cross = (p1[0] - p0[0]) * (p2[1] - p0[1]) - (p1[1] - p0[1]) * (p2[0] - p0[0]);
+        if cross.abs() < 1e-9 {
+            continue;
+        }
+        // Counter-clockwise seen from above, so the roof faces up.
+        let (i1, i2) = if cross > 0.0 { (t[1], t[2]) } else { (t[2], t[1]) };
+        mesh.indices.extend_from_slice(&[base + t[0] as u32, base + i1 as u32, base + i2 as u32]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use geo_types::polygon;
+
+    #[test]
+    fn a_box_with_a_courtyard_extrudes_watertight_walls_and_roof() {
+        let frame = EnuFrame::at(24.94, 60.17, 0.0);
+        // About 100 m × 100 m with a 30 m × 30 m courtyard.
+        let d = 0.0009;
+        let poly = polygon!(
+            exterior: [(x: 24.94, y: 60.17), (x: 24.94 + 2.0 * d, y: 60.17), (x: 24.94 + 2.0 * d, y: 60.17 + d), (x: 24.94, y: 60.17 + d)],
+            interiors: [[(x: 24.9406, y: 60.1703), (x: 24.9412, y: 60.1703), (x: 24.9412, y: 60.1706), (x: 24.9406, y: 60.1706)]],
+        );
+        let mut mesh = FeatureMesh::default();
+        extrude(&frame, &poly, 12.0, 3, &mut mesh);
+        // 8 wall quads (4 outside, 4 courtyard) of 4 vertices + 8 roof vertices.
+        assert_eq!(mesh.positions.len(), 8 * 4 + 8);
+        assert!(mesh.feature_ids.iter().all(|&f| f == 3));
+        // Roof area equals footprint minus courtyard (within float error).
+        let mut roof_area = 0.0;
+        for t in mesh.indices.chunks_exact(3).skip(16) {
+            let p = |i: u32| mesh.positions[i as usize];
+            let (a, b, c) = (p(t[0]), p(t[1]), p(t[2]));
+            // In glTF x = east, z = -north: area from the x/z cross product.
+            let cross = (b[0] - a[0]) * (c[2] - a[2]) - (b[2] - a[2]) * (c[0] - a[0]);
+            assert!(cross < 0.0, "roof triangle faces up (y) when x×(-z) is negative");
+            roof_area += -cross as f64 / 2.0;
+        }
+        let ring = |r: &LineString<f64>| local_ring(&frame, r, true);
+        let want = signed_area(&ring(poly.exterior())) - signed_area(&ring(&poly.interiors()[0]));
+        assert!((roof_area - want).abs() / want < 1e-4, "{roof_area} vs {want}");
+        assert!(mesh.positions.iter().all(|p| p[1] == 0.0 || p[1] == 12.0));
+    }
+}

@@ -1,0 +1,37 @@
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("{path}: {reason}")]
+    Source { path: PathBuf, reason: String },
+    #[error("{path}: no importer recognises this file (checked its extension and first bytes)")]
+    UnknownFormat { path: PathBuf },
+    #[error("unknown CRS '{crs}': {reason}")]
+    UnknownCrs { crs: String, reason: String },
+    #[error("{path}: the file declares no CRS; pass --src-crs")]
+    MissingCrs { path: PathBuf },
+    #[error("invalid layer name '{0}': use 1-64 letters, digits, '-' and '_'")]
+    BadLayerName(String),
+    #[error("layer '{layer}': no usable features ({why})")]
+    NoFeatures { layer: String, why: String },
+    #[error("store {path}: {source}")]
+    Store {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("interrupted; the previous version of layer '{0}' is untouched and still served")]
+    Interrupted(String),
+    #[error("writing tiles: {0}")]
+    PmTiles(#[from] cim_core::pmtiles::PmTilesError),
+}
+
+impl IngestError {
+    pub fn source(path: &std::path::Path, reason: impl std::fmt::Display) -> Self {
+        Self::Source { path: path.to_path_buf(), reason: reason.to_string() }
+    }
+
+    pub fn store(path: &std::path::Path, source: std::io::Error) -> Self {
+        Self::Store { path: path.to_path_buf(), source }
+    }
+}

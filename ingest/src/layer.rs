@@ -1,0 +1,432 @@
+//! One ingest run: sources → service frame → cleaned features → tiles → store.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::io::{BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use cim_core::catalogue::{
+    AttributeField, CATALOGUE_FILE, CatalogueEntry, FEATURES_FILE, LayerKind, MVT_ARCHIVE_FILE, QUALITY_FILE,
+    QualityReport, SERVICE_FRAME, SourceFile, TILESET_DIR,
+};
+use cim_core::features::{to_geojson, type_name};
+use geo::BoundingRect;
+use geo_types::Geometry;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::IngestError;
+use crate::crs::Reprojector;
+use crate::mvt_tiles::{MercatorIndex, TilingConfig, build_pmtiles};
+use crate::repair;
+use crate::source::{FeatureSink, RawFeature, SourceMeta, importer_for};
+use crate::store::{Staging, validate_layer_name};
+
+/// Height given to a building that carries none, in metres.
+pub const DEFAULT_BUILDING_HEIGHT: f64 = 10.0;
+/// Storey height used to turn `building:levels` into metres.
+pub const METRES_PER_LEVEL: f64 = 3.0;
+
+#[derive(Debug, Clone)]
+pub struct IngestOptions {
+    pub store: PathBuf,
+    pub layer: String,
+    pub files: Vec<PathBuf>,
+    pub src_crs: Option<String>,
+    pub height_attr: Option<String>,
+    /// Extrude every polygon without a height to this; without it only features
+    /// tagged as buildings are extruded (at [`DEFAULT_BUILDING_HEIGHT`]).
+    pub default_height: Option<f64>,
+    pub min_zoom: u8,
+    pub max_zoom: u8,
+    pub max_tiles_per_zoom: usize,
+    pub cancel: Arc<AtomicBool>,
+    pub show_progress: bool,
+}
+
+impl IngestOptions {
+    pub fn new(store: impl Into<PathBuf>, layer: &str, files: Vec<PathBuf>) -> Self {
+        Self {
+            store: store.into(),
+            layer: layer.to_owned(),
+            files,
+            src_crs: None,
+            height_attr: None,
+            default_height: None,
+            min_zoom: 0,
+            max_zoom: 16,
+            max_tiles_per_zoom: 200_000,
+            cancel: Arc::new(AtomicBool::new(false)),
+            show_progress: false,
+        }
+    }
+}
+
+/// A cleaned feature in the service frame.
+#[derive(Debug, Clone)]
+pub struct LayerFeature {
+    pub fid: u64,
+    pub geometry: Geometry<f64>,
+    pub properties: Map<String, Value>,
+    /// Extrusion height in metres, for features that become buildings.
+    pub building_height: Option<f64>,
+}
+
+#[derive(Debug)]
+pub struct IngestSummary {
+    pub catalogue: CatalogueEntry,
+    pub quality: QualityReport,
+    pub layer_dir: PathBuf,
+    pub mvt_tiles: usize,
+    pub building_tiles: usize,
+}
+
+/// Parses "12", "12.5 m", "12m" into metres.
+fn parse_metres(v: &Value) -> Option<f64> {
+    let h = match v {
+        Value::Number(n) => n.as_f64()?,
+        Value::String(s) => {
+            let t = s.trim().trim_end_matches('m').trim();
+            t.replace(',', ".").parse::<f64>().ok()?
+        }
+        _ => return None,
+    };
+    (h.is_finite() && h > 0.0 && h < 1000.0).then_some(h)
+}
+
+struct Collector<'a> {
+    options: &'a IngestOptions,
+    reprojector: Option<Reprojector>,
+    crs_labels: BTreeSet<String>,
+    path: PathBuf,
+    quality: QualityReport,
+    features: Vec<LayerFeature>,
+    pending_fids: Vec<Option<u64>>,
+    attributes: BTreeMap<String, &'static str>,
+    geometry_types: BTreeSet<&'static str>,
+    read_in_file: u64,
+}
+
+impl Collector<'_> {
+    fn height_of(&self, props: &Map<String, Value>, polygonal: bool) -> (Option<f64>, bool) {
+        if !polygonal {
+            return (None, false);
+        }
+        let explicit = match &self.options.height_attr {
+            Some(attr) => props.get(attr).and_then(parse_metres),
+            None => props
+                .get("height")
+                .and_then(parse_metres)
+                .or_else(|| props.get("building:levels").and_then(parse_metres).map(|l| l * METRES_PER_LEVEL)),
+        };
+        let tagged = props.get("building").is_some_and(|b| b.as_str() != Some("no"));
+        match (explicit, self.options.default_height) {
+            (Some(h), _) => (Some(h), false),
+            (None, Some(d)) => (Some(d), true),
+            (None, None) if tagged => (Some(DEFAULT_BUILDING_HEIGHT), true),
+            (None, None) => (None, false),
+        }
+    }
+}
+
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+        Value::Number(_) => "number",
+        _ => "string",
+    }
+}
+
+impl FeatureSink for Collector<'_> {
+    fn begin_layer(&mut self, meta: &SourceMeta) -> Result<(), IngestError> {
+        let reprojector = match (&self.options.src_crs, &meta.crs) {
+            (Some(spec), _) => Reprojector::from_user(spec)?,
+            (None, Some(declared)) => Reprojector::from_declared(declared)?,
+            (None, None) => return Err(IngestError::MissingCrs { path: self.path.clone() }),
+        };
+        self.crs_labels.insert(reprojector.label().to_owned());
+        self.quality.crs_area_of_use = reprojector.area_of_use();
+        self.reprojector = Some(reprojector);
+        tracing::debug!(layer = meta.layer, format = meta.format, "reading source layer");
+        Ok(())
+    }
+
+    fn feature(&mut self, mut raw: RawFeature) -> Result<(), IngestError> {
+        crate::source::expand_other_tags(&mut raw.properties);
+        if self.options.cancel.load(Ordering::Relaxed) {
+            return Err(IngestError::Interrupted(self.options.layer.clone()));
+        }
+        self.quality.features_read += 1;
+        self.read_in_file += 1;
+        let label = raw.fid.map_or_else(|| format!("#{}", self.read_in_file), |f| f.to_string());
+        let source = self.path.display().to_string();
+        let Some(mut geometry) = raw.geometry else {
+            self.quality.empty_geometries += 1;
+            self.quality.count_dropped(repair::EMPTY);
+            self.quality.example(&source, &label, repair::EMPTY);
+            return Ok(());
+        };
+        let Some(reprojector) = &self.reprojector else {
+            return Err(IngestError::source(&self.path, "feature before its layer header"));
+        };
+        if let Err(e) = reprojector.to_wgs84(&mut geometry) {
+            self.quality.count_dropped("reprojection failed");
+            self.quality.example(&source, &label, &format!("reprojection failed: {e}"));
+            return Ok(());
+        }
+        let cleaned = repair::clean(geometry);
+        for r in &cleaned.repairs {
+            self.quality.count_repaired(r);
+            self.quality.example(&source, &label, &format!("repaired: {r}"));
+        }
+        let Some(geometry) = cleaned.geometry else {
+            let reason = cleaned.dropped.unwrap_or(repair::EMPTY);
+            if reason == repair::EMPTY {
+                self.quality.empty_geometries += 1;
+            }
+            self.quality.count_dropped(reason);
+            self.quality.example(&source, &label, reason);
+            return Ok(());
+        };
+        let Some(bbox) = geometry.bounding_rect() else { return Ok(()) };
+        if bbox.min().x < -180.000_001 || bbox.max().x > 180.000_001 || bbox.min().y < -90.0 || bbox.max().y > 90.0 {
+            let reason = "coordinates outside the globe after reprojection (wrong CRS?)";
+            self.quality.count_dropped(reason);
+            self.quality.example(&source, &label, reason);
+            return Ok(());
+        }
+        if let Some([w, s, e, n]) = self.quality.crs_area_of_use {
+            // A small margin: survey data often sits right at a zone's edge.
+            let m = 0.5;
+            if bbox.max().x < w - m || bbox.min().x > e + m || bbox.max().y < s - m || bbox.min().y > n + m {
+                self.quality.outside_crs_area_of_use += 1;
+                self.quality.example(&source, &label, "outside the source CRS's area of use");
+            }
+        }
+        for (k, v) in &raw.properties {
+            if !v.is_null() {
+                let t = json_type(v);
+                let entry = self.attributes.entry(k.clone()).or_insert(t);
+                if *entry != t {
+                    *entry = if matches!((*entry, t), ("integer", "number") | ("number", "integer")) { "number" } else { "string" };
+                }
+            }
+        }
+        let polygonal = matches!(geometry, Geometry::Polygon(_) | Geometry::MultiPolygon(_));
+        let (building_height, missing) = self.height_of(&raw.properties, polygonal);
+        if missing && building_height.is_some() {
+            self.quality.missing_heights += 1;
+        }
+        self.geometry_types.insert(type_name(&geometry));
+        self.pending_fids.push(raw.fid);
+        self.features.push(LayerFeature { fid: 0, geometry, properties: raw.properties, building_height });
+        Ok(())
+    }
+}
+
+/// Gives every feature a unique id: its source id where that is unique, else a new
+/// one above the largest, counting duplicates for the report.
+fn assign_fids(features: &mut [LayerFeature], fids: &[Option<u64>], quality: &mut QualityReport) {
+    let mut seen = HashSet::new();
+    let mut next = fids.iter().flatten().max().map_or(0, |m| m + 1);
+    for (f, fid) in features.iter_mut().zip(fids) {
+        f.fid = match fid {
+            Some(id) if seen.insert(*id) => *id,
+            Some(_) => {
+                quality.duplicate_ids += 1;
+                next += 1;
+                next - 1
+            }
+            None => {
+                next += 1;
+                next - 1
+            }
+        };
+        seen.insert(f.fid);
+    }
+}
+
+fn sha256_file(path: &Path) -> Result<(u64, String), IngestError> {
+    let mut file = std::fs::File::open(path).map_err(|e| IngestError::source(path, e))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut total = 0u64;
+    loop {
+        let n = file.read(&mut buf).map_err(|e| IngestError::source(path, e))?;
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+        hasher.update(&buf[..n]);
+    }
+    Ok((total, hex::encode(hasher.finalize())))
+}
+
+fn progress_bar(show: bool, len: u64, what: &str) -> indicatif::ProgressBar {
+    if !show {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} {prefix:>10} [{bar:30}] {pos}/{len} {msg}") {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_prefix(what.to_owned());
+    bar
+}
+
+/// Runs one ingest; on any error the previously published layer stays as it was.
+pub fn ingest(options: &IngestOptions) -> Result<IngestSummary, IngestError> {
+    validate_layer_name(&options.layer)?;
+    // Fail on a bad --src-crs before reading anything.
+    options.src_crs.as_deref().map(Reprojector::from_user).transpose()?;
+    let mut sources = Vec::new();
+    let mut collector = Collector {
+        options,
+        reprojector: None,
+        crs_labels: BTreeSet::new(),
+        path: PathBuf::new(),
+        quality: QualityReport { layer: options.layer.clone(), ..Default::default() },
+        features: Vec::new(),
+        pending_fids: Vec::new(),
+        attributes: BTreeMap::new(),
+        geometry_types: BTreeSet::new(),
+        read_in_file: 0,
+    };
+    let reading = progress_bar(options.show_progress, options.files.len() as u64, "read");
+    for path in &options.files {
+        let importer = importer_for(path)?;
+        reading.set_message(path.display().to_string());
+        let (bytes, sha256) = sha256_file(path)?;
+        collector.path = path.clone();
+        collector.read_in_file = 0;
+        collector.reprojector = None;
+        importer.read(path, &mut collector)?;
+        sources.push(SourceFile { path: path.display().to_string(), format: importer.name().to_owned(), bytes, sha256 });
+        reading.inc(1);
+    }
+    reading.finish_and_clear();
+    let Collector { mut features, pending_fids, mut quality, attributes, geometry_types, crs_labels, .. } = collector;
+    if features.is_empty() {
+        let why = if quality.features_read == 0 {
+            "the sources hold no features".to_owned()
+        } else {
+            format!("all {} features were dropped: {}", quality.features_read, quality.summary_line())
+        };
+        return Err(IngestError::NoFeatures { layer: options.layer.clone(), why });
+    }
+    assign_fids(&mut features, &pending_fids, &mut quality);
+    features.sort_by_key(|f| f.fid);
+    quality.features_written = features.len() as u64;
+
+    let bounds = features
+        .iter()
+        .filter_map(|f| f.geometry.bounding_rect())
+        .fold([f64::MAX, f64::MAX, f64::MIN, f64::MIN], |b, r| {
+            [b[0].min(r.min().x), b[1].min(r.min().y), b[2].max(r.max().x), b[3].max(r.max().y)]
+        });
+    let max_height = features.iter().filter_map(|f| f.building_height).fold(0.0, f64::max);
+
+    let now = chrono::Utc::now();
+    let version = format!("{}-{}", now.format("%Y%m%dT%H%M%S%.6fZ"), std::process::id());
+    let staging = Staging::begin(&options.store, &options.layer, &version)?;
+    let dir = staging.dir().to_path_buf();
+
+    write_features(&features, &dir.join(FEATURES_FILE))?;
+
+    let fields: Map<String, Value> =
+        attributes.iter().map(|(k, t)| (k.clone(), Value::from(if *t == "string" { "String" } else if *t == "boolean" { "Boolean" } else { "Number" }))).collect();
+    let config = TilingConfig { min_zoom: options.min_zoom, max_zoom: options.max_zoom, max_tiles_per_zoom: options.max_tiles_per_zoom };
+    let tiling = progress_bar(options.show_progress, u64::from(options.max_zoom) + 1, "tiles");
+    let index = MercatorIndex::build(&features);
+    let stats = build_pmtiles(&features, &index, &options.layer, &config, bounds, &fields, &dir.join(MVT_ARCHIVE_FILE), &options.cancel, &tiling)?;
+    tiling.finish_and_clear();
+
+    let building_count = features.iter().filter(|f| f.building_height.is_some()).count() as u64;
+    let mut building_tiles = 0;
+    if building_count > 0 {
+        let out = dir.join(TILESET_DIR);
+        building_tiles = crate::buildings::build_tileset(&features, &out, &options.layer, &options.cancel)?;
+    }
+
+    let catalogue = CatalogueEntry {
+        id: options.layer.clone(),
+        kind: LayerKind::Vector,
+        version,
+        bounds_wgs84: bounds,
+        bounds_service_frame: [bounds[0], bounds[1], 0.0, bounds[2], bounds[3], max_height],
+        service_frame: SERVICE_FRAME.to_owned(),
+        source_crs: crs_labels.into_iter().collect::<Vec<_>>().join(", "),
+        sources,
+        feature_count: features.len() as u64,
+        geometry_types: geometry_types.into_iter().map(str::to_owned).collect(),
+        attributes: attributes.into_iter().map(|(name, t)| AttributeField { name, kind: t.to_owned() }).collect(),
+        min_zoom: options.min_zoom,
+        max_zoom: stats.max_zoom,
+        mvt_archive: Some(MVT_ARCHIVE_FILE.to_owned()),
+        tileset: (building_count > 0).then(|| format!("{TILESET_DIR}/tileset.json")),
+        features: FEATURES_FILE.to_owned(),
+        building_count,
+        ingested_at: now.to_rfc3339(),
+        tool: concat!("cim-ingest ", env!("CARGO_PKG_VERSION")).to_owned(),
+    };
+    write_json(&dir.join(QUALITY_FILE), &quality)?;
+    write_json(&dir.join(CATALOGUE_FILE), &catalogue)?;
+    if options.cancel.load(Ordering::Relaxed) {
+        return Err(IngestError::Interrupted(options.layer.clone()));
+    }
+    let layer_dir = staging.commit()?;
+    Ok(IngestSummary { catalogue, quality, layer_dir, mvt_tiles: stats.tiles, building_tiles })
+}
+
+fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), IngestError> {
+    let text = serde_json::to_vec_pretty(value).map_err(|e| IngestError::store(path, std::io::Error::other(e)))?;
+    std::fs::write(path, text).map_err(|e| IngestError::store(path, e))
+}
+
+fn write_features(features: &[LayerFeature], path: &Path) -> Result<(), IngestError> {
+    let file = std::fs::File::create(path).map_err(|e| IngestError::store(path, e))?;
+    let mut out = BufWriter::new(file);
+    let io = |e: std::io::Error| IngestError::store(path, e);
+    out.write_all(b"{\"type\":\"FeatureCollection\",\"features\":[\n").map_err(io)?;
+    for (i, f) in features.iter().enumerate() {
+        if i > 0 {
+            out.write_all(b",\n").map_err(io)?;
+        }
+        let v = serde_json::json!({
+            "type": "Feature",
+            "id": f.fid,
+            "geometry": to_geojson(&f.geometry),
+            "properties": f.properties,
+        });
+        serde_json::to_writer(&mut out, &v).map_err(|e| io(std::io::Error::other(e)))?;
+    }
+    out.write_all(b"\n]}\n").map_err(io)?;
+    out.flush().map_err(io)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heights_parse_with_units() {
+        assert_eq!(parse_metres(&Value::from("12.5 m")), Some(12.5));
+        assert_eq!(parse_metres(&Value::from("7,5")), Some(7.5));
+        assert_eq!(parse_metres(&Value::from(30)), Some(30.0));
+        assert_eq!(parse_metres(&Value::from("tall")), None);
+        assert_eq!(parse_metres(&Value::from(-3)), None);
+    }
+
+    #[test]
+    fn duplicate_and_missing_ids_get_fresh_ones() {
+        let f = |_| LayerFeature { fid: 0, geometry: Geometry::Point(geo_types::point!(x: 0., y: 0.)), properties: Map::new(), building_height: None };
+        let mut features: Vec<LayerFeature> = (0..4).map(f).collect();
+        let mut q = QualityReport::default();
+        assign_fids(&mut features, &[Some(7), Some(7), None, Some(2)], &mut q);
+        let ids: Vec<u64> = features.iter().map(|f| f.fid).collect();
+        assert_eq!(ids, vec![7, 8, 9, 2]);
+        assert_eq!(q.duplicate_ids, 1);
+    }
+}
