@@ -1,0 +1,90 @@
+//! Catalogue, pick and query: the service's own JSON API, plus `/healthz`.
+
+use std::collections::HashMap;
+
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use axum::routing::get;
+use serde_json::{Value, json};
+
+use crate::http_cache::{Freshness, respond};
+use crate::ogc::{MAX_LIMIT, parse_bbox, parse_usize};
+use crate::{ApiError, AppState};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/api/layers", get(layers))
+        .route("/api/pick", get(pick))
+        .route("/api/query", get(query))
+}
+
+async fn layers(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let mut entries = Vec::new();
+    for name in state.layers.names() {
+        let layer = state.layers.get(&name).await?;
+        entries.push(serde_json::to_value(&layer.catalogue).map_err(|e| ApiError::Internal(e.to_string()))?);
+    }
+    Ok(respond(&headers, Value::Array(entries).to_string().into_bytes(), "application/json", None, Freshness::Listing))
+}
+
+fn number(params: &HashMap<String, String>, key: &str, range: std::ops::RangeInclusive<f64>) -> Result<f64, ApiError> {
+    let raw = params.get(key).ok_or_else(|| ApiError::BadRequest(format!("missing parameter '{key}'")))?;
+    let v: f64 = raw.parse().map_err(|_| ApiError::BadRequest(format!("{key} '{}' is not a number", raw.chars().take(30).collect::<String>())))?;
+    if !range.contains(&v) {
+        return Err(ApiError::BadRequest(format!("{key} {v} is outside {}..{}", range.start(), range.end())));
+    }
+    Ok(v)
+}
+
+async fn selected_layers(state: &AppState, params: &HashMap<String, String>) -> Result<Vec<String>, ApiError> {
+    match params.get("layer") {
+        Some(l) => {
+            state.layers.get(l).await?;
+            Ok(vec![l.clone()])
+        }
+        None => Ok(state.layers.names()),
+    }
+}
+
+/// Features whose geometry contains `lon,lat`, across layers (or one `layer`).
+async fn pick(State(state): State<AppState>, Query(params): Query<HashMap<String, String>>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let lon = number(&params, "lon", -180.0..=180.0)?;
+    let lat = number(&params, "lat", -90.0..=90.0)?;
+    let mut hits = Vec::new();
+    for name in selected_layers(&state, &params).await? {
+        let layer = state.layers.get(&name).await?;
+        for i in layer.pick(lon, lat) {
+            let mut f = layer.features[i].clone();
+            f["layer"] = Value::from(name.clone());
+            hits.push(f);
+        }
+    }
+    let doc = json!({"type": "FeatureCollection", "features": hits});
+    Ok(respond(&headers, doc.to_string().into_bytes(), "application/geo+json", None, Freshness::Content))
+}
+
+/// Features intersecting `bbox` in `layer` (or every layer), up to `limit`.
+async fn query(State(state): State<AppState>, Query(params): Query<HashMap<String, String>>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let bbox = parse_bbox(params.get("bbox").ok_or_else(|| ApiError::BadRequest("missing parameter 'bbox'".into()))?)?;
+    let limit = parse_usize(&params, "limit", 1000)?;
+    if limit == 0 || limit > MAX_LIMIT {
+        return Err(ApiError::BadRequest(format!("limit must be 1..={MAX_LIMIT}")));
+    }
+    let mut hits = Vec::new();
+    let mut matched = 0usize;
+    for name in selected_layers(&state, &params).await? {
+        let layer = state.layers.get(&name).await?;
+        let found = layer.query(bbox);
+        matched += found.len();
+        for i in found.into_iter().take(limit.saturating_sub(hits.len())) {
+            let mut f = layer.features[i].clone();
+            f["layer"] = Value::from(name.clone());
+            hits.push(f);
+        }
+    }
+    let doc = json!({"type": "FeatureCollection", "numberMatched": matched, "numberReturned": hits.len(), "truncated": matched > hits.len(), "features": hits});
+    Ok(respond(&headers, doc.to_string().into_bytes(), "application/geo+json", None, Freshness::Content))
+}

@@ -1,0 +1,162 @@
+//! Loading layers from the store and noticing re-ingests.
+//!
+//! `STORE/<layer>` is a symlink the ingest swaps atomically. Each request resolves
+//! it; when it points at a new version directory, that version is loaded and
+//! replaces the cached one, so a re-ingested layer is served without a restart.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use cim_core::catalogue::{CATALOGUE_FILE, CatalogueEntry, MVT_ARCHIVE_FILE};
+use cim_core::features::from_geojson;
+use cim_core::pmtiles::Header;
+use geo::{BoundingRect, Intersects};
+use geo_types::{Geometry, Point, Rect};
+use rstar::primitives::{GeomWithData, Rectangle};
+use rstar::{AABB, RTree};
+use serde_json::Value;
+
+use crate::ApiError;
+
+type Indexed = GeomWithData<Rectangle<[f64; 2]>, usize>;
+
+/// One published version of a layer, in memory.
+pub struct Layer {
+    pub dir: PathBuf,
+    pub catalogue: CatalogueEntry,
+    pub archive: Option<(Header, Vec<u8>)>,
+    /// GeoJSON features sorted by id, as ingest wrote them.
+    pub features: Vec<Value>,
+    geometries: Vec<Geometry<f64>>,
+    tree: RTree<Indexed>,
+}
+
+impl Layer {
+    fn load(dir: PathBuf) -> Result<Self, String> {
+        let read = |name: &str| std::fs::read(dir.join(name)).map_err(|e| format!("{}: {e}", dir.join(name).display()));
+        let catalogue: CatalogueEntry =
+            serde_json::from_slice(&read(CATALOGUE_FILE)?).map_err(|e| format!("{CATALOGUE_FILE}: {e}"))?;
+        let archive = match &catalogue.mvt_archive {
+            Some(name) if name == MVT_ARCHIVE_FILE => {
+                let bytes = read(name)?;
+                let header = Header::parse(&bytes).map_err(|e| format!("{name}: {e}"))?;
+                Some((header, bytes))
+            }
+            _ => None,
+        };
+        let mut collection: Value =
+            serde_json::from_slice(&read(&catalogue.features)?).map_err(|e| format!("{}: {e}", catalogue.features))?;
+        let features = match collection.get_mut("features").map(Value::take) {
+            Some(Value::Array(a)) => a,
+            _ => return Err(format!("{}: no features array", catalogue.features)),
+        };
+        let mut geometries = Vec::with_capacity(features.len());
+        let mut entries = Vec::with_capacity(features.len());
+        for (i, f) in features.iter().enumerate() {
+            let g = from_geojson(&f["geometry"]).map_err(|e| format!("feature {i}: {e}"))?;
+            if let Some(r) = g.bounding_rect() {
+                entries.push(GeomWithData::new(Rectangle::from_corners([r.min().x, r.min().y], [r.max().x, r.max().y]), i));
+            }
+            geometries.push(g);
+        }
+        Ok(Self { dir, catalogue, archive, features, geometries, tree: RTree::bulk_load(entries) })
+    }
+
+    /// Indices of features whose geometry contains or touches the point.
+    pub fn pick(&self, lon: f64, lat: f64) -> Vec<usize> {
+        let p = Point::new(lon, lat);
+        let mut hits: Vec<usize> = self
+            .tree
+            .locate_all_at_point(&[lon, lat])
+            .map(|e| e.data)
+            .filter(|&i| self.geometries[i].intersects(&p))
+            .collect();
+        hits.sort_unstable();
+        hits
+    }
+
+    /// Indices of features intersecting the box, in id order.
+    pub fn query(&self, bbox: [f64; 4]) -> Vec<usize> {
+        let rect = Rect::new((bbox[0], bbox[1]), (bbox[2], bbox[3]));
+        let mut hits: Vec<usize> = self
+            .tree
+            .locate_in_envelope_intersecting(&AABB::from_corners([bbox[0], bbox[1]], [bbox[2], bbox[3]]))
+            .map(|e| e.data)
+            .filter(|&i| self.geometries[i].intersects(&rect))
+            .collect();
+        hits.sort_unstable();
+        hits
+    }
+
+    pub fn fid(&self, index: usize) -> Option<u64> {
+        self.features.get(index).and_then(|f| f["id"].as_u64())
+    }
+
+    /// Position of feature `fid` (features are sorted by id).
+    pub fn find_fid(&self, fid: u64) -> Option<usize> {
+        let i = self.features.partition_point(|f| f["id"].as_u64().is_some_and(|id| id < fid));
+        (self.fid(i) == Some(fid)).then_some(i)
+    }
+}
+
+pub struct LayerCache {
+    store: PathBuf,
+    loaded: Mutex<HashMap<String, Arc<Layer>>>,
+}
+
+pub fn valid_layer_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with(['-', '.'])
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+impl LayerCache {
+    pub fn new(store: PathBuf) -> Self {
+        Self { store, loaded: Mutex::new(HashMap::new()) }
+    }
+
+    pub fn store(&self) -> &Path {
+        &self.store
+    }
+
+    /// The current version of a layer, loading it if it changed since last time.
+    pub async fn get(&self, name: &str) -> Result<Arc<Layer>, ApiError> {
+        if !valid_layer_name(name) {
+            return Err(ApiError::NotFound(format!("no layer '{}'", name.chars().take(64).collect::<String>())));
+        }
+        let dir = std::fs::canonicalize(self.store.join(name))
+            .map_err(|_| ApiError::NotFound(format!("no layer '{name}'")))?;
+        if let Some(layer) = self.cached(name).filter(|l| l.dir == dir) {
+            return Ok(layer);
+        }
+        let loaded = tokio::task::spawn_blocking(move || Layer::load(dir))
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?
+            .map_err(ApiError::Internal)?;
+        let layer = Arc::new(loaded);
+        if let Ok(mut map) = self.loaded.lock() {
+            map.insert(name.to_owned(), layer.clone());
+        }
+        tracing::info!(layer = name, version = layer.catalogue.version, "layer loaded");
+        Ok(layer)
+    }
+
+    fn cached(&self, name: &str) -> Option<Arc<Layer>> {
+        self.loaded.lock().ok().and_then(|m| m.get(name).cloned())
+    }
+
+    /// Names of the published layers, sorted.
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(&self.store)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+            .filter(|n| valid_layer_name(n) && self.store.join(n).join(CATALOGUE_FILE).is_file())
+            .collect();
+        names.sort();
+        names
+    }
+}

@@ -1,0 +1,113 @@
+//! Vector tiles (`/tiles/...`), TileJSON 3.0 and 3D Tiles (`/3dtiles/...`).
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use cim_core::catalogue::TILESET_DIR;
+use cim_core::pmtiles::{Compression, decompress, read_tile};
+use cim_core::tile::TileId;
+
+use crate::http_cache::{Freshness, accepts_gzip, respond};
+use crate::{ApiError, AppState};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/tiles/{file}", get(tilejson))
+        .route("/tiles/{layer}/{z}/{x}/{y}", get(mvt_tile))
+        .route("/3dtiles/{layer}/{*path}", get(tileset_file))
+}
+
+/// Scheme and host the client used, for absolute URLs in documents.
+pub fn base_url(headers: &HeaderMap) -> String {
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+    let proto = headers.get("x-forwarded-proto").and_then(|h| h.to_str().ok()).unwrap_or("http");
+    format!("{proto}://{host}")
+}
+
+async fn tilejson(State(state): State<AppState>, Path(file): Path<String>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let name = file
+        .strip_suffix(".json")
+        .ok_or_else(|| ApiError::NotFound(format!("'{file}': TileJSON lives at /tiles/<layer>.json")))?;
+    let layer = state.layers.get(name).await?;
+    let c = &layer.catalogue;
+    let fields: serde_json::Map<String, serde_json::Value> = c
+        .attributes
+        .iter()
+        .map(|a| (a.name.clone(), serde_json::Value::from(a.kind.clone())))
+        .collect();
+    let b = c.bounds_wgs84;
+    let doc = serde_json::json!({
+        "tilejson": "3.0.0",
+        "name": c.id,
+        "version": "1.0.0",
+        "scheme": "xyz",
+        "tiles": [format!("{}/tiles/{}/{{z}}/{{x}}/{{y}}.mvt", base_url(&headers), c.id)],
+        "minzoom": c.min_zoom,
+        "maxzoom": c.max_zoom,
+        "bounds": b,
+        "center": [(b[0] + b[2]) / 2.0, (b[1] + b[3]) / 2.0, c.max_zoom.saturating_sub(2).max(c.min_zoom)],
+        "vector_layers": [{"id": c.id, "fields": fields, "minzoom": c.min_zoom, "maxzoom": c.max_zoom}],
+        "attribution": c.sources.iter().map(|s| s.path.rsplit('/').next().unwrap_or_default().to_owned()).collect::<Vec<_>>().join(", "),
+    });
+    Ok(respond(&headers, doc.to_string().into_bytes(), "application/json", None, Freshness::Listing))
+}
+
+fn parse_coord(what: &str, s: &str) -> Result<u32, ApiError> {
+    s.parse::<u32>().map_err(|_| ApiError::BadRequest(format!("tile {what} '{}' is not a non-negative integer", s.chars().take(20).collect::<String>())))
+}
+
+async fn mvt_tile(
+    State(state): State<AppState>,
+    Path((name, z, x, y_file)): Path<(String, String, String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let y = y_file
+        .strip_suffix(".mvt")
+        .or_else(|| y_file.strip_suffix(".pbf"))
+        .ok_or_else(|| ApiError::NotFound(format!("'{y_file}': tiles end in .mvt")))?;
+    let (z, x, y) = (parse_coord("z", &z)?, parse_coord("x", &x)?, parse_coord("y", y)?);
+    let tile = TileId::new(z, x, y).map_err(|e| ApiError::NotFound(e.to_string()))?;
+    let layer = state.layers.get(&name).await?;
+    let Some((header, archive)) = &layer.archive else {
+        return Err(ApiError::NotFound(format!("layer '{name}' has no vector tiles")));
+    };
+    let bytes = read_tile(archive, tile).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let Some(bytes) = bytes else {
+        // Inside the grid but without data: empty, as martin and tippecanoe serve it.
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    };
+    let content_type = "application/vnd.mapbox-vector-tile";
+    match header.tile_compression {
+        Compression::Gzip if accepts_gzip(&headers) => Ok(respond(&headers, bytes, content_type, Some("gzip"), Freshness::Content)),
+        compression => {
+            let plain = decompress(&bytes, compression).map_err(|e| ApiError::Internal(e.to_string()))?;
+            Ok(respond(&headers, plain, content_type, None, Freshness::Content))
+        }
+    }
+}
+
+async fn tileset_file(
+    State(state): State<AppState>,
+    Path((name, path)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let safe = !path.is_empty()
+        && path.split('/').all(|part| !part.is_empty() && part != ".." && part != "." && !part.contains('\\'));
+    if !safe {
+        return Err(ApiError::BadRequest(format!("bad path '{}'", path.chars().take(100).collect::<String>())));
+    }
+    let layer = state.layers.get(&name).await?;
+    if layer.catalogue.tileset.is_none() {
+        return Err(ApiError::NotFound(format!("layer '{name}' has no 3D tiles")));
+    }
+    let file = layer.dir.join(TILESET_DIR).join(&path);
+    let content_type = match file.extension().and_then(|e| e.to_str()) {
+        Some("json") => "application/json",
+        Some("glb") => "model/gltf-binary",
+        _ => return Err(ApiError::NotFound(format!("no 3D Tiles resource '{path}'"))),
+    };
+    let bytes = tokio::fs::read(&file).await.map_err(|_| ApiError::NotFound(format!("no 3D Tiles resource '{path}'")))?;
+    Ok(respond(&headers, bytes, content_type, None, Freshness::Content))
+}
