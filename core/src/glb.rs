@@ -123,6 +123,10 @@ pub fn write_glb(mesh: &FeatureMesh, table: &PropertyTable, generator: &str) -> 
                     text.extend_from_slice(s.as_bytes());
                 }
                 offsets.extend_from_slice(&(text.len() as u32).to_le_bytes());
+                if text.is_empty() {
+                    // glTF forbids empty bufferViews; the offsets still say every string is empty.
+                    text.push(0);
+                }
                 let values = b.view(&text, None);
                 let offs = b.view(&offsets, None);
                 class_props.insert(name.clone(), json!({"type": "STRING"}));

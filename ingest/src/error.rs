@@ -14,6 +14,8 @@ pub enum IngestError {
     BadLayerName(String),
     #[error("layer '{layer}': no usable features ({why})")]
     NoFeatures { layer: String, why: String },
+    #[error("layer '{layer}': all {count} features lie outside the area of use of {crs} ({area}); wrong CRS? (pass --src-crs)")]
+    OutsideCrsArea { layer: String, count: u64, crs: String, area: String },
     #[error("store {path}: {source}")]
     Store {
         path: PathBuf,

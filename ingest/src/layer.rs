@@ -310,11 +310,21 @@ pub fn ingest(options: &IngestOptions) -> Result<IngestSummary, IngestError> {
     let Collector { mut features, pending_fids, mut quality, attributes, geometry_types, crs_labels, .. } = collector;
     if features.is_empty() {
         let why = if quality.features_read == 0 {
-            "the sources hold no features".to_owned()
+            let names: Vec<String> = options.files.iter().map(|f| f.display().to_string()).collect();
+            format!("no features could be read from {} (empty, truncated or filtered out)", names.join(", "))
         } else {
             format!("all {} features were dropped: {}", quality.features_read, quality.summary_line())
         };
         return Err(IngestError::NoFeatures { layer: options.layer.clone(), why });
+    }
+    if quality.outside_crs_area_of_use == features.len() as u64 {
+        let area = quality.crs_area_of_use.map_or_else(String::new, |[w, s, e, n]| format!("{w}..{e}°E, {s}..{n}°N"));
+        return Err(IngestError::OutsideCrsArea {
+            layer: options.layer.clone(),
+            count: features.len() as u64,
+            crs: crs_labels.into_iter().collect::<Vec<_>>().join(", "),
+            area,
+        });
     }
     assign_fids(&mut features, &pending_fids, &mut quality);
     features.sort_by_key(|f| f.fid);
