@@ -46,7 +46,11 @@ impl TileId {
             TileId { z, x, y },
             TileId { z, x: x + 1, y },
             TileId { z, x, y: y + 1 },
-            TileId { z, x: x + 1, y: y + 1 },
+            TileId {
+                z,
+                x: x + 1,
+                y: y + 1,
+            },
         ]
     }
 
@@ -107,7 +111,11 @@ impl TileId {
                     t /= 4;
                     s *= 2;
                 }
-                return Ok(TileId { z, x: x as u32, y: y as u32 });
+                return Ok(TileId {
+                    z,
+                    x: x as u32,
+                    y: y as u32,
+                });
             }
             base += count;
         }
@@ -153,7 +161,12 @@ pub fn tile_range(z: u8, bbox_m: [f64; 4]) -> (u32, u32, u32, u32) {
     let max = (n - 1) as f64;
     let col = |x: f64| ((x + WORLD_HALF_M) / size).floor().clamp(0.0, max) as u32;
     let row = |y: f64| ((WORLD_HALF_M - y) / size).floor().clamp(0.0, max) as u32;
-    (col(bbox_m[0]), row(bbox_m[3]), col(bbox_m[2]), row(bbox_m[1]))
+    (
+        col(bbox_m[0]),
+        row(bbox_m[3]),
+        col(bbox_m[2]),
+        row(bbox_m[1]),
+    )
 }
 
 #[cfg(test)]
@@ -184,14 +197,20 @@ mod tests {
             let n = 1u32 << z;
             for (x, y) in [(0, 0), (n - 1, 0), (n / 3, n / 2), (n - 1, n - 1)] {
                 let tile = TileId::new(u32::from(z), x, y).expect("valid");
-                assert_eq!(TileId::from_hilbert_id(tile.hilbert_id()).expect("id"), tile);
+                assert_eq!(
+                    TileId::from_hilbert_id(tile.hilbert_id()).expect("id"),
+                    tile
+                );
             }
         }
     }
 
     #[test]
     fn rejects_tiles_outside_the_grid() {
-        assert!(matches!(TileId::new(2, 4, 0), Err(TileError::OutsideGrid { .. })));
+        assert!(matches!(
+            TileId::new(2, 4, 0),
+            Err(TileError::OutsideGrid { .. })
+        ));
         assert_eq!(TileId::new(31, 0, 0), Err(TileError::ZoomOutOfRange(31)));
     }
 

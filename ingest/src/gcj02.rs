@@ -7,7 +7,7 @@
 use std::f64::consts::PI;
 
 const A: f64 = 6_378_245.0;
-const EE: f64 = 0.006_693_421_622_965_943_23;
+const EE: f64 = 0.006_693_421_622_965_943;
 
 /// The formula applies only inside this rectangle; elsewhere GCJ-02 equals WGS84.
 pub fn out_of_china(lon: f64, lat: f64) -> bool {
@@ -80,7 +80,10 @@ mod tests {
     fn forward_matches_published_reference_points() {
         for (w_lat, w_lon, g_lat, g_lon) in REFERENCE {
             let (lon, lat) = wgs84_to_gcj02(w_lon, w_lat);
-            assert!((lon - g_lon).abs() < 1e-9 && (lat - g_lat).abs() < 1e-9, "{lat},{lon}");
+            assert!(
+                (lon - g_lon).abs() < 1e-9 && (lat - g_lat).abs() < 1e-9,
+                "{lat},{lon}"
+            );
         }
     }
 
@@ -89,7 +92,10 @@ mod tests {
         for (w_lat, w_lon, g_lat, g_lon) in REFERENCE {
             let (lon, lat) = gcj02_to_wgs84(g_lon, g_lat);
             // 1e-8° is about a millimetre.
-            assert!((lon - w_lon).abs() < 1e-8 && (lat - w_lat).abs() < 1e-8, "{lat},{lon}");
+            assert!(
+                (lon - w_lon).abs() < 1e-8 && (lat - w_lat).abs() < 1e-8,
+                "{lat},{lon}"
+            );
         }
     }
 

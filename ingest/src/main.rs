@@ -4,11 +4,15 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 
 use anyhow::Context;
-use clap::Parser;
 use cim_ingest::{IngestOptions, ingest};
+use clap::Parser;
 
 #[derive(Parser, Debug)]
-#[command(name = "cim-ingest", version, about = "Ingest survey drops into the CIM store")]
+#[command(
+    name = "cim-ingest",
+    version,
+    about = "Ingest survey drops into the CIM store"
+)]
 struct Cli {
     /// Store directory the tile server serves.
     #[arg(long)]
@@ -39,7 +43,9 @@ struct Cli {
 
 fn main() {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     if let Err(e) = run() {
@@ -50,8 +56,18 @@ fn main() {
 
 fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    anyhow::ensure!(cli.min_zoom <= cli.max_zoom, "--min-zoom {} is above --max-zoom {}", cli.min_zoom, cli.max_zoom);
-    anyhow::ensure!(cli.max_zoom <= cim_core::tile::MAX_ZOOM, "--max-zoom {} is above {}", cli.max_zoom, cim_core::tile::MAX_ZOOM);
+    anyhow::ensure!(
+        cli.min_zoom <= cli.max_zoom,
+        "--min-zoom {} is above --max-zoom {}",
+        cli.min_zoom,
+        cli.max_zoom
+    );
+    anyhow::ensure!(
+        cli.max_zoom <= cim_core::tile::MAX_ZOOM,
+        "--max-zoom {} is above {}",
+        cli.max_zoom,
+        cim_core::tile::MAX_ZOOM
+    );
     let mut options = IngestOptions::new(&cli.store, &cli.layer, cli.files);
     options.src_crs = cli.src_crs;
     options.height_attr = cli.height_attr;
@@ -61,7 +77,8 @@ fn run() -> anyhow::Result<()> {
     options.max_tiles_per_zoom = cli.max_tiles_per_zoom;
     options.show_progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let cancel = options.cancel.clone();
-    ctrlc::set_handler(move || cancel.store(true, Ordering::Relaxed)).context("installing the Ctrl-C handler")?;
+    ctrlc::set_handler(move || cancel.store(true, Ordering::Relaxed))
+        .context("installing the Ctrl-C handler")?;
     let summary = ingest(&options)?;
     println!("{}", summary.quality.summary_line());
     println!(

@@ -42,13 +42,16 @@ fn dedup(coords: &[Coord<f64>], repairs: &mut Vec<&'static str>) -> Vec<Coord<f6
 }
 
 /// A closed ring with at least 4 points, or the reason it cannot be one.
-fn clean_ring(ring: &LineString<f64>, repairs: &mut Vec<&'static str>) -> Result<LineString<f64>, &'static str> {
+fn clean_ring(
+    ring: &LineString<f64>,
+    repairs: &mut Vec<&'static str>,
+) -> Result<LineString<f64>, &'static str> {
     let mut coords = dedup(&ring.0, repairs);
-    if coords.first() != coords.last() {
-        if let Some(first) = coords.first().copied() {
-            coords.push(first);
-            repairs.push(RING_CLOSED);
-        }
+    if coords.first() != coords.last()
+        && let Some(first) = coords.first().copied()
+    {
+        coords.push(first);
+        repairs.push(RING_CLOSED);
     }
     if coords.len() < 4 {
         return Err(SHORT_RING);
@@ -56,7 +59,10 @@ fn clean_ring(ring: &LineString<f64>, repairs: &mut Vec<&'static str>) -> Result
     Ok(LineString(coords))
 }
 
-fn clean_polygon(poly: &Polygon<f64>, repairs: &mut Vec<&'static str>) -> Result<Vec<Polygon<f64>>, &'static str> {
+fn clean_polygon(
+    poly: &Polygon<f64>,
+    repairs: &mut Vec<&'static str>,
+) -> Result<Vec<Polygon<f64>>, &'static str> {
     let exterior = clean_ring(poly.exterior(), repairs)?;
     let mut holes = Vec::new();
     for hole in poly.interiors() {
@@ -67,12 +73,20 @@ fn clean_polygon(poly: &Polygon<f64>, repairs: &mut Vec<&'static str>) -> Result
     }
     let candidate = Polygon::new(exterior, holes);
     if candidate.is_valid() {
-        return if candidate.unsigned_area() == 0.0 { Err(ZERO_AREA) } else { Ok(vec![candidate]) };
+        return if candidate.unsigned_area() == 0.0 {
+            Err(ZERO_AREA)
+        } else {
+            Ok(vec![candidate])
+        };
     }
     // Resolve self-intersections and ring overlaps by re-noding the polygon with
     // itself (i_overlay); a bow-tie becomes two triangles, a spike disappears.
     let fixed = MultiPolygon::new(vec![candidate]).union(&MultiPolygon::<f64>::new(vec![]));
-    let parts: Vec<Polygon<f64>> = fixed.0.into_iter().filter(|p| p.unsigned_area() > 0.0).collect();
+    let parts: Vec<Polygon<f64>> = fixed
+        .0
+        .into_iter()
+        .filter(|p| p.unsigned_area() > 0.0)
+        .collect();
     if parts.is_empty() {
         return Err(ZERO_AREA);
     }
@@ -80,9 +94,16 @@ fn clean_polygon(poly: &Polygon<f64>, repairs: &mut Vec<&'static str>) -> Result
     Ok(parts)
 }
 
-fn clean_line(line: &LineString<f64>, repairs: &mut Vec<&'static str>) -> Result<LineString<f64>, &'static str> {
+fn clean_line(
+    line: &LineString<f64>,
+    repairs: &mut Vec<&'static str>,
+) -> Result<LineString<f64>, &'static str> {
     let coords = dedup(&line.0, repairs);
-    if coords.len() < 2 { Err(SHORT_LINE) } else { Ok(LineString(coords)) }
+    if coords.len() < 2 {
+        Err(SHORT_LINE)
+    } else {
+        Ok(LineString(coords))
+    }
 }
 
 /// Cleans a geometry already in the service frame.
@@ -97,50 +118,68 @@ pub fn clean(geometry: Geometry<f64>) -> Cleaned {
         return out;
     }
     let repairs = &mut out.repairs;
-    let result: Result<Geometry<f64>, &'static str> = match geometry {
-        Geometry::Point(p) => Ok(Geometry::Point(p)),
-        Geometry::MultiPoint(mp) => Ok(Geometry::MultiPoint(MultiPoint(mp.0))),
-        Geometry::Line(l) => clean_line(&LineString(vec![l.start, l.end]), repairs).map(Geometry::LineString),
-        Geometry::LineString(ls) => clean_line(&ls, repairs).map(Geometry::LineString),
-        Geometry::MultiLineString(mls) => {
-            let mut kept = Vec::new();
-            let mut last_err = SHORT_LINE;
-            for ls in &mls.0 {
-                match clean_line(ls, repairs) {
-                    Ok(l) => kept.push(l),
-                    Err(e) => {
-                        last_err = e;
-                        repairs.push(PART_REMOVED);
+    let result: Result<Geometry<f64>, &'static str> =
+        match geometry {
+            Geometry::Point(p) => Ok(Geometry::Point(p)),
+            Geometry::MultiPoint(mp) => Ok(Geometry::MultiPoint(MultiPoint(mp.0))),
+            Geometry::Line(l) => {
+                clean_line(&LineString(vec![l.start, l.end]), repairs).map(Geometry::LineString)
+            }
+            Geometry::LineString(ls) => clean_line(&ls, repairs).map(Geometry::LineString),
+            Geometry::MultiLineString(mls) => {
+                let mut kept = Vec::new();
+                let mut last_err = SHORT_LINE;
+                for ls in &mls.0 {
+                    match clean_line(ls, repairs) {
+                        Ok(l) => kept.push(l),
+                        Err(e) => {
+                            last_err = e;
+                            repairs.push(PART_REMOVED);
+                        }
                     }
                 }
-            }
-            if kept.is_empty() { Err(last_err) } else { Ok(Geometry::MultiLineString(MultiLineString(kept))) }
-        }
-        Geometry::Polygon(p) => clean_polygon(&p, repairs).map(|parts| {
-            if parts.len() == 1 {
-                Geometry::Polygon(parts.into_iter().next().unwrap_or_else(|| Polygon::new(LineString(vec![]), vec![])))
-            } else {
-                Geometry::MultiPolygon(MultiPolygon(parts))
-            }
-        }),
-        Geometry::MultiPolygon(mp) => {
-            let mut kept = Vec::new();
-            let mut last_err = SHORT_RING;
-            for p in &mp.0 {
-                match clean_polygon(p, repairs) {
-                    Ok(parts) => kept.extend(parts),
-                    Err(e) => {
-                        last_err = e;
-                        repairs.push(PART_REMOVED);
-                    }
+                if kept.is_empty() {
+                    Err(last_err)
+                } else {
+                    Ok(Geometry::MultiLineString(MultiLineString(kept)))
                 }
             }
-            if kept.is_empty() { Err(last_err) } else { Ok(Geometry::MultiPolygon(MultiPolygon(kept))) }
-        }
-        Geometry::Rect(r) => clean_polygon(&r.to_polygon(), repairs).map(|p| Geometry::MultiPolygon(MultiPolygon(p))),
-        Geometry::Triangle(t) => clean_polygon(&t.to_polygon(), repairs).map(|p| Geometry::MultiPolygon(MultiPolygon(p))),
-        Geometry::GeometryCollection(_) => Err("geometry collection (not supported in tiles)"),
-    };
+            Geometry::Polygon(p) => clean_polygon(&p, repairs).map(|parts| {
+                if parts.len() == 1 {
+                    Geometry::Polygon(
+                        parts
+                            .into_iter()
+                            .next()
+                            .unwrap_or_else(|| Polygon::new(LineString(vec![]), vec![])),
+                    )
+                } else {
+                    Geometry::MultiPolygon(MultiPolygon(parts))
+                }
+            }),
+            Geometry::MultiPolygon(mp) => {
+                let mut kept = Vec::new();
+                let mut last_err = SHORT_RING;
+                for p in &mp.0 {
+                    match clean_polygon(p, repairs) {
+                        Ok(parts) => kept.extend(parts),
+                        Err(e) => {
+                            last_err = e;
+                            repairs.push(PART_REMOVED);
+                        }
+                    }
+                }
+                if kept.is_empty() {
+                    Err(last_err)
+                } else {
+                    Ok(Geometry::MultiPolygon(MultiPolygon(kept)))
+                }
+            }
+            Geometry::Rect(r) => clean_polygon(&r.to_polygon(), repairs)
+                .map(|p| Geometry::MultiPolygon(MultiPolygon(p))),
+            Geometry::Triangle(t) => clean_polygon(&t.to_polygon(), repairs)
+                .map(|p| Geometry::MultiPolygon(MultiPolygon(p))),
+            Geometry::GeometryCollection(_) => Err("geometry collection (not supported in tiles)"),
+        };
     match result {
         Ok(g) => out.geometry = Some(g),
         Err(reason) => out.dropped = Some(reason),
@@ -158,31 +197,46 @@ mod tests {
     #[test]
     fn closes_rings_and_drops_short_ones() {
         // geo closes rings on construction; what arrives here is closed.
-        let open = Geometry::Polygon(Polygon::new(line_string![(x: 0., y: 0.), (x: 1., y: 0.), (x: 1., y: 1.)], vec![]));
-        let Some(Geometry::Polygon(p)) = clean(open).geometry else { panic!("kept") };
+        let open = Geometry::Polygon(Polygon::new(
+            line_string![(x: 0., y: 0.), (x: 1., y: 0.), (x: 1., y: 1.)],
+            vec![],
+        ));
+        let Some(Geometry::Polygon(p)) = clean(open).geometry else {
+            panic!("kept")
+        };
         assert_eq!(p.exterior().0.first(), p.exterior().0.last());
         let spiky = Geometry::Polygon(Polygon::new(
             line_string![(x: 0., y: 0.), (x: 1., y: 0.), (x: 1., y: 0.), (x: 1., y: 1.), (x: 0., y: 0.)],
             vec![],
         ));
         assert_eq!(clean(spiky).repairs, vec![DUPLICATE_POINTS]);
-        let short = Geometry::Polygon(Polygon::new(line_string![(x: 0., y: 0.), (x: 1., y: 0.), (x: 0., y: 0.)], vec![]));
+        let short = Geometry::Polygon(Polygon::new(
+            line_string![(x: 0., y: 0.), (x: 1., y: 0.), (x: 0., y: 0.)],
+            vec![],
+        ));
         assert_eq!(clean(short).dropped, Some(SHORT_RING));
     }
 
     #[test]
     fn splits_a_bow_tie() {
-        let bow = Geometry::Polygon(polygon![(x: 0., y: 0.), (x: 2., y: 2.), (x: 2., y: 0.), (x: 0., y: 2.), (x: 0., y: 0.)]);
+        let bow = Geometry::Polygon(
+            polygon![(x: 0., y: 0.), (x: 2., y: 2.), (x: 2., y: 0.), (x: 0., y: 2.), (x: 0., y: 0.)],
+        );
         let c = clean(bow);
         assert!(c.repairs.contains(&SELF_INTERSECTION), "{:?}", c.repairs);
-        let Some(Geometry::MultiPolygon(mp)) = c.geometry else { panic!("two parts expected") };
+        let Some(Geometry::MultiPolygon(mp)) = c.geometry else {
+            panic!("two parts expected")
+        };
         assert_eq!(mp.0.len(), 2);
         assert!((mp.unsigned_area() - 2.0).abs() < 1e-9);
     }
 
     #[test]
     fn drops_empty_and_non_finite() {
-        assert_eq!(clean(Geometry::LineString(LineString(vec![]))).dropped, Some(EMPTY));
+        assert_eq!(
+            clean(Geometry::LineString(LineString(vec![]))).dropped,
+            Some(EMPTY)
+        );
         let nan = Geometry::LineString(line_string![(x: f64::NAN, y: 0.), (x: 1., y: 1.)]);
         assert_eq!(clean(nan).dropped, Some(NOT_FINITE));
     }

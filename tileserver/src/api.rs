@@ -25,21 +25,48 @@ async fn layers(State(state): State<AppState>, headers: HeaderMap) -> Result<Res
     let mut entries = Vec::new();
     for name in state.layers.names() {
         let layer = state.layers.get(&name).await?;
-        entries.push(serde_json::to_value(&layer.catalogue).map_err(|e| ApiError::Internal(e.to_string()))?);
+        entries.push(
+            serde_json::to_value(&layer.catalogue)
+                .map_err(|e| ApiError::Internal(e.to_string()))?,
+        );
     }
-    Ok(respond(&headers, Value::Array(entries).to_string().into_bytes(), "application/json", None, Freshness::Listing))
+    Ok(respond(
+        &headers,
+        Value::Array(entries).to_string().into_bytes(),
+        "application/json",
+        None,
+        Freshness::Listing,
+    ))
 }
 
-fn number(params: &HashMap<String, String>, key: &str, range: std::ops::RangeInclusive<f64>) -> Result<f64, ApiError> {
-    let raw = params.get(key).ok_or_else(|| ApiError::BadRequest(format!("missing parameter '{key}'")))?;
-    let v: f64 = raw.parse().map_err(|_| ApiError::BadRequest(format!("{key} '{}' is not a number", raw.chars().take(30).collect::<String>())))?;
+fn number(
+    params: &HashMap<String, String>,
+    key: &str,
+    range: std::ops::RangeInclusive<f64>,
+) -> Result<f64, ApiError> {
+    let raw = params
+        .get(key)
+        .ok_or_else(|| ApiError::BadRequest(format!("missing parameter '{key}'")))?;
+    let v: f64 = raw.parse().map_err(|_| {
+        ApiError::BadRequest(format!(
+            "{key} '{}' is not a number",
+            raw.chars().take(30).collect::<String>()
+        ))
+    })?;
     if !range.contains(&v) {
-        return Err(ApiError::BadRequest(format!("{key} {v} is outside {}..{}", range.start(), range.end())));
+        return Err(ApiError::BadRequest(format!(
+            "{key} {v} is outside {}..{}",
+            range.start(),
+            range.end()
+        )));
     }
     Ok(v)
 }
 
-async fn selected_layers(state: &AppState, params: &HashMap<String, String>) -> Result<Vec<String>, ApiError> {
+async fn selected_layers(
+    state: &AppState,
+    params: &HashMap<String, String>,
+) -> Result<Vec<String>, ApiError> {
     match params.get("layer") {
         Some(l) => {
             state.layers.get(l).await?;
@@ -50,7 +77,11 @@ async fn selected_layers(state: &AppState, params: &HashMap<String, String>) -> 
 }
 
 /// Features whose geometry contains `lon,lat`, across layers (or one `layer`).
-async fn pick(State(state): State<AppState>, Query(params): Query<HashMap<String, String>>, headers: HeaderMap) -> Result<Response, ApiError> {
+async fn pick(
+    State(state): State<AppState>,
+    Query(params): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let lon = number(&params, "lon", -180.0..=180.0)?;
     let lat = number(&params, "lat", -90.0..=90.0)?;
     let mut hits = Vec::new();
@@ -63,15 +94,31 @@ async fn pick(State(state): State<AppState>, Query(params): Query<HashMap<String
         }
     }
     let doc = json!({"type": "FeatureCollection", "features": hits});
-    Ok(respond(&headers, doc.to_string().into_bytes(), "application/geo+json", None, Freshness::Content))
+    Ok(respond(
+        &headers,
+        doc.to_string().into_bytes(),
+        "application/geo+json",
+        None,
+        Freshness::Content,
+    ))
 }
 
 /// Features intersecting `bbox` in `layer` (or every layer), up to `limit`.
-async fn query(State(state): State<AppState>, Query(params): Query<HashMap<String, String>>, headers: HeaderMap) -> Result<Response, ApiError> {
-    let bbox = parse_bbox(params.get("bbox").ok_or_else(|| ApiError::BadRequest("missing parameter 'bbox'".into()))?)?;
+async fn query(
+    State(state): State<AppState>,
+    Query(params): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let bbox = parse_bbox(
+        params
+            .get("bbox")
+            .ok_or_else(|| ApiError::BadRequest("missing parameter 'bbox'".into()))?,
+    )?;
     let limit = parse_usize(&params, "limit", 1000)?;
     if limit == 0 || limit > MAX_LIMIT {
-        return Err(ApiError::BadRequest(format!("limit must be 1..={MAX_LIMIT}")));
+        return Err(ApiError::BadRequest(format!(
+            "limit must be 1..={MAX_LIMIT}"
+        )));
     }
     let mut hits = Vec::new();
     let mut matched = 0usize;
@@ -86,5 +133,11 @@ async fn query(State(state): State<AppState>, Query(params): Query<HashMap<Strin
         }
     }
     let doc = json!({"type": "FeatureCollection", "numberMatched": matched, "numberReturned": hits.len(), "truncated": matched > hits.len(), "features": hits});
-    Ok(respond(&headers, doc.to_string().into_bytes(), "application/geo+json", None, Freshness::Content))
+    Ok(respond(
+        &headers,
+        doc.to_string().into_bytes(),
+        "application/geo+json",
+        None,
+        Freshness::Content,
+    ))
 }

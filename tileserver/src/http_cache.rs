@@ -37,7 +37,10 @@ pub fn respond(
     content_encoding: Option<&'static str>,
     freshness: Freshness,
 ) -> Response {
-    let etag = etag_of(&bytes, content_encoding.map_or("", |e| if e == "gzip" { "-gz" } else { "-enc" }));
+    let etag = etag_of(
+        &bytes,
+        content_encoding.map_or("", |e| if e == "gzip" { "-gz" } else { "-enc" }),
+    );
     let cache = match freshness {
         Freshness::Content => "public, max-age=60, stale-while-revalidate=300",
         Freshness::Listing => "public, max-age=5",
@@ -50,7 +53,9 @@ pub fn respond(
         builder = builder.status(StatusCode::NOT_MODIFIED);
         return builder.body(Body::empty()).unwrap_or_default();
     }
-    builder = builder.status(StatusCode::OK).header(header::CONTENT_TYPE, content_type);
+    builder = builder
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, content_type);
     if let Some(enc) = content_encoding {
         builder = builder.header(header::CONTENT_ENCODING, HeaderValue::from_static(enc));
     }

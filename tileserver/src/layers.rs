@@ -34,9 +34,11 @@ pub struct Layer {
 
 impl Layer {
     fn load(dir: PathBuf) -> Result<Self, String> {
-        let read = |name: &str| std::fs::read(dir.join(name)).map_err(|e| format!("{}: {e}", dir.join(name).display()));
-        let catalogue: CatalogueEntry =
-            serde_json::from_slice(&read(CATALOGUE_FILE)?).map_err(|e| format!("{CATALOGUE_FILE}: {e}"))?;
+        let read = |name: &str| {
+            std::fs::read(dir.join(name)).map_err(|e| format!("{}: {e}", dir.join(name).display()))
+        };
+        let catalogue: CatalogueEntry = serde_json::from_slice(&read(CATALOGUE_FILE)?)
+            .map_err(|e| format!("{CATALOGUE_FILE}: {e}"))?;
         let archive = match &catalogue.mvt_archive {
             Some(name) if name == MVT_ARCHIVE_FILE => {
                 let bytes = read(name)?;
@@ -45,8 +47,8 @@ impl Layer {
             }
             _ => None,
         };
-        let mut collection: Value =
-            serde_json::from_slice(&read(&catalogue.features)?).map_err(|e| format!("{}: {e}", catalogue.features))?;
+        let mut collection: Value = serde_json::from_slice(&read(&catalogue.features)?)
+            .map_err(|e| format!("{}: {e}", catalogue.features))?;
         let features = match collection.get_mut("features").map(Value::take) {
             Some(Value::Array(a)) => a,
             _ => return Err(format!("{}: no features array", catalogue.features)),
@@ -56,11 +58,21 @@ impl Layer {
         for (i, f) in features.iter().enumerate() {
             let g = from_geojson(&f["geometry"]).map_err(|e| format!("feature {i}: {e}"))?;
             if let Some(r) = g.bounding_rect() {
-                entries.push(GeomWithData::new(Rectangle::from_corners([r.min().x, r.min().y], [r.max().x, r.max().y]), i));
+                entries.push(GeomWithData::new(
+                    Rectangle::from_corners([r.min().x, r.min().y], [r.max().x, r.max().y]),
+                    i,
+                ));
             }
             geometries.push(g);
         }
-        Ok(Self { dir, catalogue, archive, features, geometries, tree: RTree::bulk_load(entries) })
+        Ok(Self {
+            dir,
+            catalogue,
+            archive,
+            features,
+            geometries,
+            tree: RTree::bulk_load(entries),
+        })
     }
 
     /// Indices of features whose geometry contains or touches the point.
@@ -81,7 +93,10 @@ impl Layer {
         let rect = Rect::new((bbox[0], bbox[1]), (bbox[2], bbox[3]));
         let mut hits: Vec<usize> = self
             .tree
-            .locate_in_envelope_intersecting(&AABB::from_corners([bbox[0], bbox[1]], [bbox[2], bbox[3]]))
+            .locate_in_envelope_intersecting(&AABB::from_corners(
+                [bbox[0], bbox[1]],
+                [bbox[2], bbox[3]],
+            ))
             .map(|e| e.data)
             .filter(|&i| self.geometries[i].intersects(&rect))
             .collect();
@@ -95,7 +110,9 @@ impl Layer {
 
     /// Position of feature `fid` (features are sorted by id).
     pub fn find_fid(&self, fid: u64) -> Option<usize> {
-        let i = self.features.partition_point(|f| f["id"].as_u64().is_some_and(|id| id < fid));
+        let i = self
+            .features
+            .partition_point(|f| f["id"].as_u64().is_some_and(|id| id < fid));
         (self.fid(i) == Some(fid)).then_some(i)
     }
 }
@@ -109,12 +126,17 @@ pub fn valid_layer_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
         && !name.starts_with(['-', '.'])
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 impl LayerCache {
     pub fn new(store: PathBuf) -> Self {
-        Self { store, loaded: Mutex::new(HashMap::new()) }
+        Self {
+            store,
+            loaded: Mutex::new(HashMap::new()),
+        }
     }
 
     pub fn store(&self) -> &Path {
@@ -124,7 +146,10 @@ impl LayerCache {
     /// The current version of a layer, loading it if it changed since last time.
     pub async fn get(&self, name: &str) -> Result<Arc<Layer>, ApiError> {
         if !valid_layer_name(name) {
-            return Err(ApiError::NotFound(format!("no layer '{}'", name.chars().take(64).collect::<String>())));
+            return Err(ApiError::NotFound(format!(
+                "no layer '{}'",
+                name.chars().take(64).collect::<String>()
+            )));
         }
         let dir = std::fs::canonicalize(self.store.join(name))
             .map_err(|_| ApiError::NotFound(format!("no layer '{name}'")))?;
@@ -139,7 +164,11 @@ impl LayerCache {
         if let Ok(mut map) = self.loaded.lock() {
             map.insert(name.to_owned(), layer.clone());
         }
-        tracing::info!(layer = name, version = layer.catalogue.version, "layer loaded");
+        tracing::info!(
+            layer = name,
+            version = layer.catalogue.version,
+            "layer loaded"
+        );
         Ok(layer)
     }
 

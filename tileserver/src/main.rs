@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use clap::Parser;
 use cim_tileserver::{AppState, app};
+use clap::Parser;
 
 #[derive(Parser, Debug)]
 #[command(name = "cim-server", version, about = "Serve a CIM store over HTTP")]
@@ -21,7 +21,9 @@ struct Cli {
 
 fn main() {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     if let Err(e) = run() {
@@ -33,8 +35,14 @@ fn main() {
 #[tokio::main]
 async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    anyhow::ensure!(cli.store.is_dir(), "store {} is not a directory", cli.store.display());
-    let listener = tokio::net::TcpListener::bind(cli.bind).await.with_context(|| format!("binding {}", cli.bind))?;
+    anyhow::ensure!(
+        cli.store.is_dir(),
+        "store {} is not a directory",
+        cli.store.display()
+    );
+    let listener = tokio::net::TcpListener::bind(cli.bind)
+        .await
+        .with_context(|| format!("binding {}", cli.bind))?;
     let addr = listener.local_addr()?;
     println!("cim-server listening on http://{addr}");
     std::io::stdout().flush()?;

