@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the build and the tests need on Debian 12, skipping what is there.
 set -euo pipefail
-packages=(pkg-config libgdal-dev gdal-bin clang libclang-dev nodejs npm python3-pip unzip curl)
+packages=(pkg-config libgdal-dev gdal-bin clang libclang-dev nodejs npm python3-pip unzip curl wrk
+  rustc-web cargo-web rust-web-src lld-22)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -19,3 +20,8 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
 fi
 command -v cargo >/dev/null || { echo "cargo not found: install Rust 1.95 (rustup) first" >&2; exit 1; }
+# Debian's wasm-capable rustc, for checking that the shared crate and the viewer build
+# for the browser (rustup cannot add targets here).
+if command -v rustup >/dev/null && ! rustup toolchain list | grep -q '^debweb'; then
+  rustup toolchain link debweb /usr
+fi

@@ -268,6 +268,36 @@ mod tests {
     }
 
     #[test]
+    fn every_cgcs2000_gauss_kruger_3_degree_zone_puts_its_central_meridian_right() {
+        // EPSG:4513-4533: zones 25-45 with the zone number in the easting;
+        // EPSG:4534-4554: the same central meridians (75°E-135°E) without it.
+        for i in 0..21u32 {
+            let cm = 75.0 + 3.0 * f64::from(i);
+            let zone = 25.0 + f64::from(i);
+            let (lon, lat) = transform(
+                &format!("EPSG:{}", 4513 + i),
+                zone * 1e6 + 500_000.0,
+                3_300_000.0,
+            );
+            assert!(
+                (lon - cm).abs() < 1e-9 && (lat - 29.818_554_517).abs() < 1e-6,
+                "EPSG:{}: {lon},{lat}",
+                4513 + i
+            );
+            let (lon, _) = transform(&format!("EPSG:{}", 4534 + i), 500_000.0, 3_300_000.0);
+            assert!((lon - cm).abs() < 1e-9, "EPSG:{}: {lon}", 4534 + i);
+            let r = Reprojector::from_user(&format!("EPSG:{}", 4534 + i)).expect("zone");
+            let [w, _, e, _] = r.area_of_use().expect("area of use");
+            // The area is the zone's 3° strip clipped to China (zone 45 ends at 134.8°E).
+            assert!(
+                w >= cm - 1.55 && e <= cm + 1.55 && e > w,
+                "EPSG:{}: {w}..{e}",
+                4534 + i
+            );
+        }
+    }
+
+    #[test]
     fn gcj02_is_opt_in_and_inverted() {
         let (lon, lat) = transform("GCJ-02", 121.531541859215, 31.17530398364597);
         assert!((lon - 121.5272106).abs() < 1e-8 && (lat - 31.1774276).abs() < 1e-8);

@@ -345,6 +345,7 @@ pub fn ingest(options: &IngestOptions) -> Result<IngestSummary, IngestError> {
         geometry_types: BTreeSet::new(),
         read_in_file: 0,
     };
+    let started = std::time::Instant::now();
     let reading = progress_bar(options.show_progress, options.files.len() as u64, "read");
     for path in &options.files {
         let importer = importer_for(path)?;
@@ -363,6 +364,12 @@ pub fn ingest(options: &IngestOptions) -> Result<IngestSummary, IngestError> {
         reading.inc(1);
     }
     reading.finish_and_clear();
+    tracing::info!(
+        stage = "read",
+        features = collector.features.len(),
+        ms = started.elapsed().as_millis() as u64,
+        "stage done"
+    );
     let Collector {
         mut features,
         pending_fids,
@@ -462,6 +469,7 @@ pub fn ingest(options: &IngestOptions) -> Result<IngestSummary, IngestError> {
         max_zoom: options.max_zoom,
         max_tiles_per_zoom: options.max_tiles_per_zoom,
     };
+    let stage = std::time::Instant::now();
     let tiling = progress_bar(
         options.show_progress,
         u64::from(options.max_zoom) + 1,
@@ -477,6 +485,12 @@ pub fn ingest(options: &IngestOptions) -> Result<IngestSummary, IngestError> {
         &tiling,
     )?;
     tiling.finish_and_clear();
+    tracing::info!(
+        stage = "mvt",
+        tiles = stats.tiles,
+        ms = stage.elapsed().as_millis() as u64,
+        "stage done"
+    );
 
     let building_count = features
         .iter()
@@ -485,8 +499,16 @@ pub fn ingest(options: &IngestOptions) -> Result<IngestSummary, IngestError> {
     let mut building_tiles = 0;
     if building_count > 0 {
         let out = dir.join(TILESET_DIR);
+        let stage = std::time::Instant::now();
         building_tiles =
             crate::buildings::build_tileset(&features, &out, &options.layer, &options.cancel)?;
+        tracing::info!(
+            stage = "3dtiles",
+            tiles = building_tiles,
+            buildings = building_count,
+            ms = stage.elapsed().as_millis() as u64,
+            "stage done"
+        );
     }
 
     let catalogue = CatalogueEntry {

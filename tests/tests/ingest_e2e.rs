@@ -285,3 +285,52 @@ fn reprojected_and_gcj02_sources_land_where_wgs84_puts_them() {
     }
     assert_eq!(bounds("utm").1, "EPSG:32635");
 }
+
+#[test]
+fn ctrl_c_mid_ingest_leaves_the_previous_layer_served() {
+    let store = temp_dir("sigint");
+    ingest_ok(
+        &store,
+        "roads",
+        &["--max-zoom", "3"],
+        &[&data("fgb/countries.fgb")],
+    );
+    let catalogue = || std::fs::read(store.join("roads/catalogue.json")).expect("catalogue");
+    let before = catalogue();
+    // A z18 cut of every Manhattan road takes seconds; interrupt it early.
+    let child = std::process::Command::new(bin_dir().join("cim-ingest"))
+        .arg("--store")
+        .arg(&store)
+        .args([
+            "--layer",
+            "roads",
+            "--max-zoom",
+            "18",
+            "--max-tiles-per-zoom",
+            "10000000",
+        ])
+        .arg(data("geojson/tiger_roads.geojson"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "interrupted ingest must fail");
+    assert!(
+        stderr.contains("interrupted") && stderr.contains("still served"),
+        "{stderr}"
+    );
+    assert_eq!(catalogue(), before, "previous version untouched");
+    let partials = std::fs::read_dir(store.join(".versions"))
+        .expect("versions")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".partial"))
+        .count();
+    assert_eq!(partials, 0, "the half-built version is cleaned up");
+}

@@ -45,7 +45,15 @@ async fn tilejson(
     let fields: serde_json::Map<String, serde_json::Value> = c
         .attributes
         .iter()
-        .map(|a| (a.name.clone(), serde_json::Value::from(a.kind.clone())))
+        // TileJSON field descriptions, in the words tippecanoe and MapLibre use.
+        .map(|a| {
+            let kind = match a.kind.as_str() {
+                "string" => "String",
+                "boolean" => "Boolean",
+                _ => "Number",
+            };
+            (a.name.clone(), serde_json::Value::from(kind))
+        })
         .collect();
     let b = c.bounds_wgs84;
     let doc = serde_json::json!({

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Side-by-side figures on the shared sample data (../shared/data):
+#  1. ingest time and features/s per format, with the stage split (read / MVT / 3D),
+#     next to GDAL's own MVT writer (ogr2ogr -f MBTILES) cutting the same zooms;
+#  2. loopback requests/s (wrk, 2 threads, 32 connections, 5 s each) for a cached MVT
+#     tile, TileJSON, a building GLB, an R-tree pick and a bbox query.
+# Prints figures; asserts nothing. Bounded: ~1 minute of load in all.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/cim/target}"
+command -v wrk >/dev/null || { echo "needs wrk (apt-get install wrk)" >&2; exit 1; }
+cargo build --release -q -p cim-ingest -p cim-tileserver
+bin="$CARGO_TARGET_DIR/release"
+data=../shared/data
+work=$(mktemp -d)
+trap 'kill $server 2>/dev/null || true; rm -rf "$work"' EXIT
+now() { date +%s.%N; }
+
+printf '\n%-32s %8s %9s %11s %7s %7s %7s %10s %7s\n' dataset features "ours s" "features/s" read_ms mvt_ms 3d_ms "gdal s" "gdal/ours"
+for spec in "helsinki_pbf:osm/Helsinki.osm.pbf:16" "helsinki_fgb:osm/helsinki_buildings.fgb:16" \
+            "helsinki_gpkg:osm/helsinki_buildings.gpkg:16" "helsinki_geojson:osm/helsinki_buildings.geojson:16" \
+            "tiger_roads:geojson/tiger_roads.geojson:16" "countries_shp:shapefile/countries.shp:6"; do
+  IFS=: read -r name file zoom <<<"$spec"
+  t0=$(now)
+  out=$(RUST_LOG=cim_ingest=info "$bin/cim-ingest" --store "$work/store" --layer "$name" --max-zoom "$zoom" "$data/$file" 2>"$work/log")
+  t1=$(now)
+  features=$(sed -n 's/.*: \([0-9]*\) features.*/\1/p' <<<"$out")
+  ms() { sed -n "s/.*stage=\"\?$1\"\? .*ms=\([0-9]*\).*/\1/p" "$work/log" | head -1; }
+  t2=$(now)
+  ogr2ogr -q -f MBTILES "$work/$name.mbtiles" "$data/$file" -dsco MINZOOM=0 -dsco MAXZOOM="$zoom" 2>/dev/null || true
+  t3=$(now)
+  awk -v n="$name" -v f="$features" -v a="$t0" -v b="$t1" -v c="$t2" -v d="$t3" -v r="$(ms read)" -v m="$(ms mvt)" -v g="$(ms 3dtiles)" \
+    'BEGIN { ours = b - a; gdal = d - c; printf "%-32s %8d %9.2f %11.0f %7s %7s %7s %10.2f %7.1fx\n", n, f, ours, f / ours, r, m, (g == "" ? "-" : g), gdal, gdal / ours }'
+  rm -f "$work/$name.mbtiles"
+done
+
+"$bin/cim-server" --store "$work/store" --bind 127.0.0.1:0 >"$work/server.out" 2>/dev/null &
+server=$!
+for _ in $(seq 50); do [ -s "$work/server.out" ] && break; sleep 0.1; done
+url=$(sed 's/.* //' "$work/server.out")
+glb=$(ls "$work/store/helsinki_pbf/3dtiles/content" | head -1)
+printf '\n%-40s %12s %12s\n' "endpoint (wrk -t2 -c32 -d5s)" "requests/s" "p50 latency"
+for spec in "MVT z14 (gzip):/tiles/helsinki_pbf/14/9326/4741.mvt" "TileJSON:/tiles/helsinki_pbf.json" \
+            "GLB $glb:/3dtiles/helsinki_pbf/content/$glb" "pick (R-tree):/api/pick?lon=24.9445&lat=60.1716" \
+            "bbox query (R-tree):/api/query?bbox=24.94,60.165,24.945,60.17&layer=helsinki_pbf&limit=50"; do
+  label=${spec%%:*}; path=${spec#*:}
+  curl -s -o /dev/null "$url$path"  # load the layer first
+  res=$(wrk -t2 -c32 -d5s --latency -H "Accept-Encoding: gzip" "$url$path")
+  rps=$(awk '/Requests\/sec/ { print $2 }' <<<"$res")
+  p50=$(awk '$1 == "50%" { print $2 }' <<<"$res")
+  printf '%-40s %12s %12s\n' "$label" "$rps" "$p50"
+done

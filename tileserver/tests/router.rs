@@ -1,0 +1,228 @@
+//! The router driven in-process with `oneshot`, on a store written with cim-core.
+
+use std::path::{Path, PathBuf};
+
+use axum::body::{Body, to_bytes};
+use axum::http::{Request, StatusCode, header};
+use cim_core::catalogue::{CatalogueEntry, LayerKind, SERVICE_FRAME};
+use cim_core::mvt::{DEFAULT_EXTENT, LayerBuilder, TileGeometry, encode_tile};
+use cim_core::pmtiles::{ArchiveInfo, Compression, TileType, Writer, gzip};
+use cim_core::tile::TileId;
+use cim_tileserver::{AppState, app};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+fn square(fid: u64, x: f64, y: f64) -> Value {
+    json!({"type": "Feature", "id": fid, "properties": {"name": format!("sq{fid}")},
+           "geometry": {"type": "Polygon", "coordinates": [[[x, y], [x + 1.0, y], [x + 1.0, y + 1.0], [x, y + 1.0], [x, y]]]}})
+}
+
+/// Writes version `version` of layer `demo` with `n` unit squares and points the
+/// layer's symlink at it, as cim-ingest does.
+fn publish(store: &Path, version: &str, n: u64) {
+    let dir = store.join(".versions").join(format!("demo@{version}"));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let features: Vec<Value> = (1..=n).map(|i| square(i, i as f64 * 2.0, 10.0)).collect();
+    std::fs::write(
+        dir.join("features.json"),
+        json!({"type": "FeatureCollection", "features": features}).to_string(),
+    )
+    .expect("features");
+    let mut layer = LayerBuilder::new("demo", DEFAULT_EXTENT);
+    for i in 1..=n {
+        layer.add_feature(i, &TileGeometry::Points(vec![[2048 + i as i32, 2000]]), &[]);
+    }
+    let mut writer = Writer::new(TileType::Mvt, Compression::Gzip);
+    writer.add_tile(
+        TileId::new(0, 0, 0).expect("tile"),
+        gzip(&encode_tile(&[layer])),
+    );
+    let info = ArchiveInfo {
+        bounds: [2.0, 10.0, 12.0, 11.0],
+        center: [7.0, 10.5],
+        center_zoom: 0,
+        metadata: json!({}),
+    };
+    let file = std::fs::File::create(dir.join("tiles.pmtiles")).expect("archive");
+    writer
+        .finish(&info, &mut std::io::BufWriter::new(file))
+        .expect("write archive");
+    let catalogue = CatalogueEntry {
+        id: "demo".into(),
+        kind: LayerKind::Vector,
+        version: version.into(),
+        bounds_wgs84: [2.0, 10.0, 2.0 * n as f64 + 1.0, 11.0],
+        bounds_service_frame: [2.0, 10.0, 0.0, 2.0 * n as f64 + 1.0, 11.0, 0.0],
+        service_frame: SERVICE_FRAME.into(),
+        source_crs: "EPSG:4326".into(),
+        sources: vec![],
+        feature_count: n,
+        geometry_types: vec!["Polygon".into()],
+        attributes: vec![],
+        min_zoom: 0,
+        max_zoom: 0,
+        mvt_archive: Some("tiles.pmtiles".into()),
+        tileset: None,
+        features: "features.json".into(),
+        building_count: 0,
+        ingested_at: "2026-11-22T00:00:00Z".into(),
+        tool: "test".into(),
+    };
+    std::fs::write(
+        dir.join("catalogue.json"),
+        serde_json::to_vec(&catalogue).expect("json"),
+    )
+    .expect("catalogue");
+    let link = store.join("demo");
+    let tmp = store.join(".demo.swap");
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(Path::new(".versions").join(format!("demo@{version}")), &tmp)
+        .expect("symlink");
+    std::fs::rename(&tmp, &link).expect("swap");
+}
+
+fn store(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("cim-router-{}-{tag}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("store");
+    dir
+}
+
+async fn call(
+    state: &AppState,
+    uri: &str,
+    headers: &[(&str, &str)],
+) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
+    let mut req = Request::get(uri).header(header::HOST, "test.local");
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = app(state.clone())
+        .oneshot(req.body(Body::empty()).expect("request"))
+        .await
+        .expect("response");
+    let (parts, body) = resp.into_parts();
+    (
+        parts.status,
+        parts.headers,
+        to_bytes(body, usize::MAX).await.expect("body").to_vec(),
+    )
+}
+
+fn json_of(body: &[u8]) -> Value {
+    serde_json::from_slice(body).expect("json body")
+}
+
+#[tokio::test]
+async fn serves_catalogue_items_pick_and_tiles() {
+    let dir = store("serve");
+    publish(&dir, "v1", 3);
+    let state = AppState::new(&dir);
+    let (status, _, body) = call(&state, "/api/layers", &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(json_of(&body)[0]["id"], "demo");
+
+    let (_, _, body) = call(&state, "/collections/demo/items?limit=2", &[]).await;
+    let page = json_of(&body);
+    assert_eq!(page["numberMatched"], 3);
+    assert_eq!(page["features"].as_array().map(Vec::len), Some(2));
+    let next = page["links"]
+        .as_array()
+        .expect("links")
+        .iter()
+        .find(|l| l["rel"] == "next")
+        .expect("next link");
+    assert_eq!(
+        next["href"],
+        "http://test.local/collections/demo/items?limit=2&offset=2"
+    );
+
+    let (status, _, body) = call(&state, "/collections/demo/items/2", &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(json_of(&body)["properties"]["name"], "sq2");
+    assert_eq!(
+        call(&state, "/collections/demo/items/99", &[]).await.0,
+        StatusCode::NOT_FOUND
+    );
+
+    let (_, _, body) = call(&state, "/api/pick?lon=4.5&lat=10.5", &[]).await;
+    let ids: Vec<u64> = json_of(&body)["features"]
+        .as_array()
+        .expect("hits")
+        .iter()
+        .filter_map(|f| f["id"].as_u64())
+        .collect();
+    assert_eq!(ids, vec![2]);
+    let (_, _, body) = call(&state, "/api/query?bbox=1,9,5,12", &[]).await;
+    assert_eq!(json_of(&body)["numberMatched"], 2);
+
+    let (status, headers, gz) = call(
+        &state,
+        "/tiles/demo/0/0/0.mvt",
+        &[("accept-encoding", "gzip")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers[header::CONTENT_ENCODING], "gzip");
+    let etag = headers[header::ETAG].to_str().expect("etag").to_owned();
+    let (status, _, plain) = call(&state, "/tiles/demo/0/0/0.mvt", &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        cim_core::pmtiles::decompress(&gz, Compression::Gzip).expect("gunzip"),
+        plain
+    );
+    let (status, _, body) = call(
+        &state,
+        "/tiles/demo/0/0/0.mvt",
+        &[("accept-encoding", "gzip"), ("if-none-match", &etag)],
+    )
+    .await;
+    assert_eq!((status, body.len()), (StatusCode::NOT_MODIFIED, 0));
+    assert_eq!(
+        call(&state, "/tiles/demo/1/0/0.mvt", &[]).await.0,
+        StatusCode::NO_CONTENT
+    );
+}
+
+#[tokio::test]
+async fn garbage_parameters_get_json_errors() {
+    let dir = store("errors");
+    publish(&dir, "v1", 1);
+    let state = AppState::new(&dir);
+    for (uri, status) in [
+        ("/tiles/demo/x/0/0.mvt", StatusCode::BAD_REQUEST),
+        ("/tiles/demo/1/5/0.mvt", StatusCode::NOT_FOUND),
+        ("/tiles/demo/0/0/0.png", StatusCode::NOT_FOUND),
+        ("/tiles/other.json", StatusCode::NOT_FOUND),
+        ("/tiles/..%2Fdemo.json", StatusCode::NOT_FOUND),
+        ("/collections/demo/items?offset=x", StatusCode::BAD_REQUEST),
+        (
+            "/collections/demo/items?bbox=0,0,1",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/collections/demo/items?bbox=0,0,1,nan",
+            StatusCode::BAD_REQUEST,
+        ),
+        ("/api/pick?lon=1", StatusCode::BAD_REQUEST),
+        ("/3dtiles/demo/tileset.json", StatusCode::NOT_FOUND),
+        ("/nowhere", StatusCode::NOT_FOUND),
+    ] {
+        let (got, headers, body) = call(&state, uri, &[]).await;
+        assert_eq!(got, status, "{uri}");
+        assert_eq!(headers[header::CONTENT_TYPE], "application/json", "{uri}");
+        assert!(json_of(&body)["description"].is_string(), "{uri}");
+    }
+}
+
+#[tokio::test]
+async fn a_republished_layer_replaces_the_cached_one() {
+    let dir = store("reload");
+    publish(&dir, "v1", 1);
+    let state = AppState::new(&dir);
+    let (_, _, body) = call(&state, "/collections/demo/items", &[]).await;
+    assert_eq!(json_of(&body)["numberMatched"], 1);
+    publish(&dir, "v2", 4);
+    let (_, _, body) = call(&state, "/collections/demo/items", &[]).await;
+    assert_eq!(json_of(&body)["numberMatched"], 4);
+}
