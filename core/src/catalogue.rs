@@ -124,10 +124,7 @@ impl QualityReport {
             if m.is_empty() {
                 "none".to_owned()
             } else {
-                m.iter()
-                    .map(|(k, v)| format!("{k} {v}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                m.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
             }
         };
         format!(
@@ -151,20 +148,13 @@ mod tests {
 
     #[test]
     fn summary_line_counts_reasons() {
-        let mut q = QualityReport {
-            layer: "b".into(),
-            features_read: 3,
-            ..Default::default()
-        };
+        let mut q = QualityReport { layer: "b".into(), features_read: 3, ..Default::default() };
         q.count_repaired("ring closed");
         q.count_repaired("ring closed");
         q.count_dropped("ring with fewer than 4 points");
         let line = q.summary_line();
         assert!(line.contains("repaired [ring closed 2]"), "{line}");
-        assert!(
-            line.contains("dropped [ring with fewer than 4 points 1]"),
-            "{line}"
-        );
+        assert!(line.contains("dropped [ring with fewer than 4 points 1]"), "{line}");
         let back: QualityReport =
             serde_json::from_str(&serde_json::to_string(&q).expect("json")).expect("parse");
         assert_eq!(back, q);

@@ -1,9 +1,7 @@
 //! The feature store format: a GeoJSON FeatureCollection (RFC 7946) in the service
 //! frame, sorted by feature id. Ingest writes it, the server indexes and serves it.
 
-use geo_types::{
-    Coord, Geometry, LineString, MultiLineString, MultiPoint, MultiPolygon, Point, Polygon,
-};
+use geo_types::{Coord, Geometry, LineString, MultiLineString, MultiPoint, MultiPolygon, Point, Polygon};
 use serde_json::{Value, json};
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -53,37 +51,24 @@ pub fn to_geojson(g: &Geometry<f64>) -> Value {
 }
 
 fn parse_coord(v: &Value) -> Result<Coord<f64>, GeoJsonError> {
-    let a = v
-        .as_array()
-        .ok_or_else(|| GeoJsonError("position is not an array".into()))?;
-    match (
-        a.first().and_then(Value::as_f64),
-        a.get(1).and_then(Value::as_f64),
-    ) {
+    let a = v.as_array().ok_or_else(|| GeoJsonError("position is not an array".into()))?;
+    match (a.first().and_then(Value::as_f64), a.get(1).and_then(Value::as_f64)) {
         (Some(x), Some(y)) => Ok(Coord { x, y }),
         _ => Err(GeoJsonError("position needs two numbers".into())),
     }
 }
 
 fn array(v: &Value) -> Result<&Vec<Value>, GeoJsonError> {
-    v.as_array()
-        .ok_or_else(|| GeoJsonError("coordinates are not an array".into()))
+    v.as_array().ok_or_else(|| GeoJsonError("coordinates are not an array".into()))
 }
 
 fn parse_line(v: &Value) -> Result<LineString<f64>, GeoJsonError> {
-    Ok(LineString(
-        array(v)?
-            .iter()
-            .map(parse_coord)
-            .collect::<Result<_, _>>()?,
-    ))
+    Ok(LineString(array(v)?.iter().map(parse_coord).collect::<Result<_, _>>()?))
 }
 
 fn parse_polygon(v: &Value) -> Result<Polygon<f64>, GeoJsonError> {
     let mut rings = array(v)?.iter().map(parse_line);
-    let exterior = rings
-        .next()
-        .ok_or_else(|| GeoJsonError("polygon without rings".into()))??;
+    let exterior = rings.next().ok_or_else(|| GeoJsonError("polygon without rings".into()))??;
     Ok(Polygon::new(exterior, rings.collect::<Result<_, _>>()?))
 }
 
@@ -94,10 +79,7 @@ pub fn from_geojson(v: &Value) -> Result<Geometry<f64>, GeoJsonError> {
     Ok(match kind {
         "Point" => Geometry::Point(Point(parse_coord(c)?)),
         "MultiPoint" => Geometry::MultiPoint(MultiPoint(
-            array(c)?
-                .iter()
-                .map(|p| parse_coord(p).map(Point))
-                .collect::<Result<_, _>>()?,
+            array(c)?.iter().map(|p| parse_coord(p).map(Point)).collect::<Result<_, _>>()?,
         )),
         "LineString" => Geometry::LineString(parse_line(c)?),
         "MultiLineString" => Geometry::MultiLineString(MultiLineString(
@@ -105,10 +87,7 @@ pub fn from_geojson(v: &Value) -> Result<Geometry<f64>, GeoJsonError> {
         )),
         "Polygon" => Geometry::Polygon(parse_polygon(c)?),
         "MultiPolygon" => Geometry::MultiPolygon(MultiPolygon(
-            array(c)?
-                .iter()
-                .map(parse_polygon)
-                .collect::<Result<_, _>>()?,
+            array(c)?.iter().map(parse_polygon).collect::<Result<_, _>>()?,
         )),
         "GeometryCollection" => Geometry::GeometryCollection(geo_types::GeometryCollection(
             v.get("geometries")

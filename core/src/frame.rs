@@ -18,11 +18,7 @@ fn e2() -> f64 {
 pub fn geodetic_to_ecef(lon_deg: f64, lat_deg: f64, h: f64) -> [f64; 3] {
     let (lon, lat) = (lon_deg.to_radians(), lat_deg.to_radians());
     let n = WGS84_A / (1.0 - e2() * lat.sin().powi(2)).sqrt();
-    [
-        (n + h) * lat.cos() * lon.cos(),
-        (n + h) * lat.cos() * lon.sin(),
-        (n * (1.0 - e2()) + h) * lat.sin(),
-    ]
+    [(n + h) * lat.cos() * lon.cos(), (n + h) * lat.cos() * lon.sin(), (n * (1.0 - e2()) + h) * lat.sin()]
 }
 
 /// A local east-north-up frame tangent to the ellipsoid at an origin.
@@ -49,11 +45,7 @@ impl EnuFrame {
     /// flat-earth approximation.
     pub fn to_local(&self, lon_deg: f64, lat_deg: f64, h: f64) -> [f64; 3] {
         let p = geodetic_to_ecef(lon_deg, lat_deg, h);
-        let d = [
-            p[0] - self.origin[0],
-            p[1] - self.origin[1],
-            p[2] - self.origin[2],
-        ];
+        let d = [p[0] - self.origin[0], p[1] - self.origin[1], p[2] - self.origin[2]];
         let dot = |v: [f64; 3]| d[0] * v[0] + d[1] * v[1] + d[2] * v[2];
         [dot(self.east), dot(self.north), dot(self.up)]
     }
@@ -61,10 +53,7 @@ impl EnuFrame {
     /// Column-major 4×4 matrix taking local ENU metres to ECEF: a 3D Tiles `transform`.
     pub fn to_ecef_matrix(&self) -> [f64; 16] {
         let (e, n, u, o) = (self.east, self.north, self.up, self.origin);
-        [
-            e[0], e[1], e[2], 0.0, n[0], n[1], n[2], 0.0, u[0], u[1], u[2], 0.0, o[0], o[1], o[2],
-            1.0,
-        ]
+        [e[0], e[1], e[2], 0.0, n[0], n[1], n[2], 0.0, u[0], u[1], u[2], 0.0, o[0], o[1], o[2], 1.0]
     }
 }
 
@@ -77,18 +66,9 @@ mod tests {
         // GDAL 3.6 / PROJ 9.1: `echo 24.94 60.17 20 | gdaltransform -s_srs EPSG:4979
         // -t_srs EPSG:4978` → 2884097.1774301 1341201.44940803 5509940.30308557.
         let p = geodetic_to_ecef(24.94, 60.17, 20.0);
-        let want = [
-            2_884_097.177_430_1,
-            1_341_201.449_408_03,
-            5_509_940.303_085_57,
-        ];
+        let want = [2_884_097.177_430_1, 1_341_201.449_408_03, 5_509_940.303_085_57];
         for i in 0..3 {
-            assert!(
-                (p[i] - want[i]).abs() < 1e-4,
-                "axis {i}: {} vs {}",
-                p[i],
-                want[i]
-            );
+            assert!((p[i] - want[i]).abs() < 1e-4, "axis {i}: {} vs {}", p[i], want[i]);
         }
     }
 

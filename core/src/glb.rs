@@ -42,10 +42,7 @@ pub struct PropertyTable {
 
 /// Makes an attribute name a metadata identifier (`^[a-zA-Z_][a-zA-Z0-9_]*$`).
 pub fn identifier(name: &str) -> String {
-    let mut out: String = name
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect();
+    let mut out: String = name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
     if out.is_empty() || out.starts_with(|c: char| c.is_ascii_digit()) {
         out.insert(0, '_');
     }
@@ -64,8 +61,7 @@ impl BinBuilder {
         while !self.bin.len().is_multiple_of(8) {
             self.bin.push(0);
         }
-        let mut view =
-            json!({"buffer": 0, "byteOffset": self.bin.len(), "byteLength": bytes.len()});
+        let mut view = json!({"buffer": 0, "byteOffset": self.bin.len(), "byteLength": bytes.len()});
         if let Some(t) = target {
             view["target"] = json!(t);
         }
@@ -93,23 +89,11 @@ fn vec3_min_max(values: &[[f32; 3]]) -> (Vec<f32>, Vec<f32>) {
 
 /// Serialises a mesh and its property table to GLB bytes.
 pub fn write_glb(mesh: &FeatureMesh, table: &PropertyTable, generator: &str) -> Vec<u8> {
-    let mut b = BinBuilder {
-        bin: Vec::new(),
-        views: Vec::new(),
-    };
+    let mut b = BinBuilder { bin: Vec::new(), views: Vec::new() };
     let n = mesh.positions.len();
-    let pos_view = b.view(
-        &f32_bytes(mesh.positions.iter().flatten().copied()),
-        Some(ARRAY_BUFFER),
-    );
-    let nrm_view = b.view(
-        &f32_bytes(mesh.normals.iter().flatten().copied()),
-        Some(ARRAY_BUFFER),
-    );
-    let fid_view = b.view(
-        &f32_bytes(mesh.feature_ids.iter().map(|&i| i as f32)),
-        Some(ARRAY_BUFFER),
-    );
+    let pos_view = b.view(&f32_bytes(mesh.positions.iter().flatten().copied()), Some(ARRAY_BUFFER));
+    let nrm_view = b.view(&f32_bytes(mesh.normals.iter().flatten().copied()), Some(ARRAY_BUFFER));
+    let fid_view = b.view(&f32_bytes(mesh.feature_ids.iter().map(|&i| i as f32)), Some(ARRAY_BUFFER));
     let idx_bytes: Vec<u8> = mesh.indices.iter().flat_map(|i| i.to_le_bytes()).collect();
     let idx_view = b.view(&idx_bytes, Some(ELEMENT_ARRAY_BUFFER));
     let (min, max) = vec3_min_max(&mesh.positions);
@@ -121,19 +105,13 @@ pub fn write_glb(mesh: &FeatureMesh, table: &PropertyTable, generator: &str) -> 
             PropertyColumn::UInt64(v) => {
                 let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
                 let view = b.view(&bytes, None);
-                class_props.insert(
-                    name.clone(),
-                    json!({"type": "SCALAR", "componentType": "UINT64"}),
-                );
+                class_props.insert(name.clone(), json!({"type": "SCALAR", "componentType": "UINT64"}));
                 table_props.insert(name.clone(), json!({"values": view}));
             }
             PropertyColumn::Float64(v) => {
                 let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
                 let view = b.view(&bytes, None);
-                class_props.insert(
-                    name.clone(),
-                    json!({"type": "SCALAR", "componentType": "FLOAT64"}),
-                );
+                class_props.insert(name.clone(), json!({"type": "SCALAR", "componentType": "FLOAT64"}));
                 table_props.insert(name.clone(), json!({"values": view}));
             }
             PropertyColumn::String(v) => {
@@ -239,14 +217,10 @@ mod tests {
         };
         let glb = write_glb(&mesh, &table, "test");
         assert_eq!(&glb[0..4], b"glTF");
-        assert_eq!(
-            u32::from_le_bytes(glb[8..12].try_into().expect("4 bytes")) as usize,
-            glb.len()
-        );
+        assert_eq!(u32::from_le_bytes(glb[8..12].try_into().expect("4 bytes")) as usize, glb.len());
         let json = json_chunk(&glb).expect("json chunk");
         assert_eq!(json["accessors"][0]["max"], json!([1.0, 0.0, 0.0]));
-        let props =
-            &json["extensions"]["EXT_structural_metadata"]["propertyTables"][0]["properties"];
+        let props = &json["extensions"]["EXT_structural_metadata"]["propertyTables"][0]["properties"];
         assert!(props["name"]["stringOffsets"].is_u64());
         for view in json["bufferViews"].as_array().expect("views") {
             assert_eq!(view["byteOffset"].as_u64().expect("offset") % 8, 0);

@@ -244,11 +244,7 @@ impl Cursor {
 }
 
 fn encode_geometry(geometry: &TileGeometry) -> Option<(u64, Vec<u32>)> {
-    let mut cursor = Cursor {
-        x: 0,
-        y: 0,
-        out: Vec::new(),
-    };
+    let mut cursor = Cursor { x: 0, y: 0, out: Vec::new() };
     let geom_type = match geometry {
         TileGeometry::Points(points) => {
             let points = dedup(points, false);
@@ -298,11 +294,7 @@ fn encode_geometry(geometry: &TileGeometry) -> Option<(u64, Vec<u32>)> {
             3
         }
     };
-    if cursor.out.is_empty() {
-        None
-    } else {
-        Some((geom_type, cursor.out))
-    }
+    if cursor.out.is_empty() { None } else { Some((geom_type, cursor.out)) }
 }
 
 fn write_varint(out: &mut Vec<u8>, mut v: u64) {
@@ -344,18 +336,13 @@ mod tests {
     use super::*;
 
     fn commands(geometry: &TileGeometry) -> Vec<u32> {
-        encode_geometry(geometry)
-            .map(|(_, c)| c)
-            .unwrap_or_default()
+        encode_geometry(geometry).map(|(_, c)| c).unwrap_or_default()
     }
 
     #[test]
     fn encodes_the_spec_examples() {
         // MVT 2.1 spec, 4.3.5.1 "Example Point": MoveTo(25,17) → [9, 50, 34].
-        assert_eq!(
-            commands(&TileGeometry::Points(vec![[25, 17]])),
-            vec![9, 50, 34]
-        );
+        assert_eq!(commands(&TileGeometry::Points(vec![[25, 17]])), vec![9, 50, 34]);
         // 4.3.5.3 "Example Linestring": (2,2) (2,10) (10,10).
         assert_eq!(
             commands(&TileGeometry::Lines(vec![vec![[2, 2], [2, 10], [10, 10]]])),
@@ -363,12 +350,7 @@ mod tests {
         );
         // 4.3.5.5 "Example Polygon": (3,6) (8,12) (20,34) closed.
         assert_eq!(
-            commands(&TileGeometry::Polygons(vec![vec![vec![
-                [3, 6],
-                [8, 12],
-                [20, 34],
-                [3, 6]
-            ]]])),
+            commands(&TileGeometry::Polygons(vec![vec![vec![[3, 6], [8, 12], [20, 34], [3, 6]]]])),
             vec![9, 6, 12, 18, 10, 12, 24, 44, 15]
         );
     }
@@ -384,11 +366,7 @@ mod tests {
         assert_eq!(kind, 3);
         // Exterior reversed: first point (10,0) → zigzag(10)=20, zigzag(0)=0.
         assert_eq!(&cmds[..3], &[9, 20, 0]);
-        assert_eq!(
-            cmds.iter().filter(|c| **c == 15).count(),
-            2,
-            "flat ring dropped"
-        );
+        assert_eq!(cmds.iter().filter(|c| **c == 15).count(), 2, "flat ring dropped");
     }
 
     #[test]
@@ -398,10 +376,7 @@ mod tests {
         assert!(layer.add_feature(1, &TileGeometry::Points(vec![[1, 1]]), &props));
         assert!(layer.add_feature(2, &TileGeometry::Points(vec![[2, 2]]), &props));
         assert!(!layer.add_feature(3, &TileGeometry::Lines(vec![vec![[1, 1], [1, 1]]]), &props));
-        assert_eq!(
-            (layer.keys.len(), layer.values.len(), layer.len()),
-            (1, 1, 2)
-        );
+        assert_eq!((layer.keys.len(), layer.values.len(), layer.len()), (1, 1, 2));
         let tile = encode_tile(&[layer]);
         assert_eq!(tile[0], 0x1a, "field 3, length-delimited");
     }

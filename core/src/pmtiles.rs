@@ -244,15 +244,9 @@ pub fn find(entries: &[Entry], tile_id: u64) -> Lookup {
         return Lookup::Missing;
     };
     if entry.run_length == 0 {
-        Lookup::Leaf {
-            offset: entry.offset,
-            length: entry.length,
-        }
+        Lookup::Leaf { offset: entry.offset, length: entry.length }
     } else if tile_id < entry.tile_id + u64::from(entry.run_length) {
-        Lookup::Tile {
-            offset: entry.offset,
-            length: entry.length,
-        }
+        Lookup::Tile { offset: entry.offset, length: entry.length }
     } else {
         Lookup::Missing
     }
@@ -261,18 +255,14 @@ pub fn find(entries: &[Entry], tile_id: u64) -> Lookup {
 fn read_varint(bytes: &[u8], pos: &mut usize) -> Result<u64, PmTilesError> {
     let mut value = 0u64;
     for shift in (0..64).step_by(7) {
-        let b = *bytes
-            .get(*pos)
-            .ok_or(PmTilesError::CorruptDirectory("varint runs past the end"))?;
+        let b = *bytes.get(*pos).ok_or(PmTilesError::CorruptDirectory("varint runs past the end"))?;
         *pos += 1;
         value |= u64::from(b & 0x7f) << shift;
         if b & 0x80 == 0 {
             return Ok(value);
         }
     }
-    Err(PmTilesError::CorruptDirectory(
-        "varint longer than 10 bytes",
-    ))
+    Err(PmTilesError::CorruptDirectory("varint longer than 10 bytes"))
 }
 
 fn write_varint(out: &mut Vec<u8>, mut v: u64) {
@@ -307,19 +297,9 @@ pub fn decode_directory(bytes: &[u8]) -> Result<Vec<Entry>, PmTilesError> {
     let mut pos = 0;
     let n = read_varint(bytes, &mut pos)? as usize;
     if n > bytes.len() {
-        return Err(PmTilesError::CorruptDirectory(
-            "entry count exceeds directory size",
-        ));
+        return Err(PmTilesError::CorruptDirectory("entry count exceeds directory size"));
     }
-    let mut entries = vec![
-        Entry {
-            tile_id: 0,
-            offset: 0,
-            length: 0,
-            run_length: 0
-        };
-        n
-    ];
+    let mut entries = vec![Entry { tile_id: 0, offset: 0, length: 0, run_length: 0 }; n];
     let mut last = 0u64;
     for e in entries.iter_mut() {
         last = last
@@ -340,8 +320,7 @@ pub fn decode_directory(bytes: &[u8]) -> Result<Vec<Entry>, PmTilesError> {
         entries[i].offset = if v == 0 && i > 0 {
             entries[i - 1].offset + u64::from(entries[i - 1].length)
         } else {
-            v.checked_sub(1)
-                .ok_or(PmTilesError::CorruptDirectory("offset 0 on first entry"))?
+            v.checked_sub(1).ok_or(PmTilesError::CorruptDirectory("offset 0 on first entry"))?
         };
     }
     Ok(entries)
@@ -393,11 +372,7 @@ impl Writer {
     /// `tile_compression` states how the bytes given to [`Writer::add_tile`] are
     /// already compressed.
     pub fn new(tile_type: TileType, tile_compression: Compression) -> Self {
-        Self {
-            tile_type,
-            tile_compression,
-            tiles: Vec::new(),
-        }
+        Self { tile_type, tile_compression, tiles: Vec::new() }
     }
 
     pub fn add_tile(&mut self, tile: TileId, bytes: Vec<u8>) {
@@ -408,11 +383,7 @@ impl Writer {
         self.tiles.len()
     }
 
-    pub fn finish<W: Write>(
-        mut self,
-        info: &ArchiveInfo,
-        out: &mut W,
-    ) -> Result<Header, PmTilesError> {
+    pub fn finish<W: Write>(mut self, info: &ArchiveInfo, out: &mut W) -> Result<Header, PmTilesError> {
         self.tiles.sort_by_key(|(id, _)| *id);
         self.tiles.dedup_by_key(|(id, _)| *id);
         let mut data = Vec::new();
@@ -435,21 +406,12 @@ impl Writer {
                 last.run_length += 1;
                 continue;
             }
-            entries.push(Entry {
-                tile_id: *id,
-                offset,
-                length,
-                run_length: 1,
-            });
+            entries.push(Entry { tile_id: *id, offset, length, run_length: 1 });
         }
         let contents = seen.len() as u64;
         let (root, leaves) = build_directories(&entries);
         let metadata = gzip(info.metadata.to_string().as_bytes());
-        let zooms = self
-            .tiles
-            .iter()
-            .filter_map(|(id, _)| TileId::from_hilbert_id(*id).ok())
-            .map(|t| t.z);
+        let zooms = self.tiles.iter().filter_map(|(id, _)| TileId::from_hilbert_id(*id).ok()).map(|t| t.z);
         let (min_zoom, max_zoom) = zooms.fold((u8::MAX, 0u8), |(lo, hi), z| (lo.min(z), hi.max(z)));
         let root_offset = HEADER_LEN as u64;
         let metadata_offset = root_offset + root.len() as u64;
@@ -514,6 +476,37 @@ fn build_directories(entries: &[Entry]) -> (Vec<u8>, Vec<u8>) {
     }
 }
 
+/// Every tile entry of an archive held in memory, leaf directories resolved, sorted
+/// by tile id: one binary search per lookup afterwards.
+pub fn tile_entries(archive: &[u8]) -> Result<(Header, Vec<Entry>), PmTilesError> {
+    let header = Header::parse(archive)?;
+    let slice = |offset: u64, length: u64| {
+        let start = usize::try_from(offset).ok()?;
+        let end = start.checked_add(usize::try_from(length).ok()?)?;
+        archive.get(start..end)
+    };
+    let root = slice(header.root_dir_offset, header.root_dir_length)
+        .ok_or(PmTilesError::CorruptDirectory("root directory outside the file"))?;
+    let mut pending = vec![(decode_directory(&decompress(root, header.internal_compression)?)?, 0u8)];
+    let mut tiles = Vec::new();
+    while let Some((entries, depth)) = pending.pop() {
+        for e in entries {
+            if e.run_length > 0 {
+                tiles.push(e);
+                continue;
+            }
+            if depth >= 3 {
+                return Err(PmTilesError::CorruptDirectory("leaf directories nest deeper than 3"));
+            }
+            let leaf = slice(header.leaf_dirs_offset + e.offset, u64::from(e.length))
+                .ok_or(PmTilesError::CorruptDirectory("leaf outside the file"))?;
+            pending.push((decode_directory(&decompress(leaf, header.internal_compression)?)?, depth + 1));
+        }
+    }
+    tiles.sort_by_key(|e| e.tile_id);
+    Ok((header, tiles))
+}
+
 /// Reads a whole archive held in memory; servers with large archives do the same
 /// steps with ranged reads.
 pub fn read_tile(archive: &[u8], tile: TileId) -> Result<Option<Vec<u8>>, PmTilesError> {
@@ -523,9 +516,8 @@ pub fn read_tile(archive: &[u8], tile: TileId) -> Result<Option<Vec<u8>>, PmTile
         let end = start.checked_add(usize::try_from(length).ok()?)?;
         archive.get(start..end)
     };
-    let root = slice(header.root_dir_offset, header.root_dir_length).ok_or(
-        PmTilesError::CorruptDirectory("root directory outside the file"),
-    )?;
+    let root = slice(header.root_dir_offset, header.root_dir_length)
+        .ok_or(PmTilesError::CorruptDirectory("root directory outside the file"))?;
     let mut entries = decode_directory(&decompress(root, header.internal_compression)?)?;
     let id = tile.hilbert_id();
     for _depth in 0..4 {
@@ -543,9 +535,7 @@ pub fn read_tile(archive: &[u8], tile: TileId) -> Result<Option<Vec<u8>>, PmTile
             }
         }
     }
-    Err(PmTilesError::CorruptDirectory(
-        "leaf directories nest deeper than 3",
-    ))
+    Err(PmTilesError::CorruptDirectory("leaf directories nest deeper than 3"))
 }
 
 #[cfg(test)]
@@ -577,19 +567,10 @@ mod tests {
         assert_eq!(header.tile_entries_count, 3);
         assert_eq!((header.min_zoom, header.max_zoom), (0, 2));
         assert_eq!(Header::parse(&bytes).expect("header"), header);
-        assert_eq!(
-            read_tile(&bytes, t(1, 0, 1)).expect("read"),
-            Some(b"same".to_vec())
-        );
-        assert_eq!(
-            read_tile(&bytes, t(0, 0, 0)).expect("read"),
-            Some(b"root".to_vec())
-        );
+        assert_eq!(read_tile(&bytes, t(1, 0, 1)).expect("read"), Some(b"same".to_vec()));
+        assert_eq!(read_tile(&bytes, t(0, 0, 0)).expect("read"), Some(b"root".to_vec()));
         assert_eq!(read_tile(&bytes, t(1, 1, 1)).expect("read"), None);
-        assert_eq!(
-            read_tile(&bytes, t(2, 3, 3)).expect("read"),
-            Some(b"same".to_vec())
-        );
+        assert_eq!(read_tile(&bytes, t(2, 3, 3)).expect("read"), Some(b"same".to_vec()));
     }
 
     #[test]
@@ -598,9 +579,7 @@ mod tests {
         // Scattered tiles with varied sizes, so the directory does not compress away.
         let mut state = 0x2545_f491_u64;
         let mut next = || {
-            state = state
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
+            state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
             (state >> 33) as u32
         };
         let mut probe = None;
@@ -614,33 +593,29 @@ mod tests {
         }
         let mut bytes = Vec::new();
         let header = w.finish(&info(), &mut bytes).expect("write");
-        assert!(
-            header.leaf_dirs_length > 0,
-            "40 000 scattered entries need leaves"
-        );
+        assert!(header.leaf_dirs_length > 0, "40 000 scattered entries need leaves");
         assert!(header.root_dir_offset + header.root_dir_length <= ROOT_BUDGET as u64);
         let (tile, want) = probe.expect("probe tile");
-        assert_eq!(read_tile(&bytes, tile).expect("read"), Some(want));
+        assert_eq!(read_tile(&bytes, tile).expect("read"), Some(want.clone()));
+        // The flattened index finds the same bytes.
+        let (header, entries) = tile_entries(&bytes).expect("entries");
+        assert_eq!(entries.len() as u64, header.tile_entries_count);
+        let Lookup::Tile { offset, length } = find(&entries, tile.hilbert_id()) else {
+            panic!("tile in index")
+        };
+        let start = (header.tile_data_offset + offset) as usize;
+        assert_eq!(&bytes[start..start + length as usize], &want[..]);
     }
 
     #[test]
     fn rejects_corrupt_archives_with_reasons() {
-        assert!(matches!(
-            Header::parse(b"short"),
-            Err(PmTilesError::ShortHeader(5))
-        ));
+        assert!(matches!(Header::parse(b"short"), Err(PmTilesError::ShortHeader(5))));
         let mut bad = vec![0u8; 127];
         bad[..7].copy_from_slice(b"PMTilez");
-        assert!(matches!(
-            Header::parse(&bad),
-            Err(PmTilesError::BadMagic(_))
-        ));
+        assert!(matches!(Header::parse(&bad), Err(PmTilesError::BadMagic(_))));
         bad[..7].copy_from_slice(b"PMTiles");
         bad[7] = 2;
-        assert!(matches!(
-            Header::parse(&bad),
-            Err(PmTilesError::UnsupportedVersion(2))
-        ));
+        assert!(matches!(Header::parse(&bad), Err(PmTilesError::UnsupportedVersion(2))));
         assert!(decode_directory(&[0xff, 0xff]).is_err());
         assert!(decode_directory(&[5, 1]).is_err());
     }

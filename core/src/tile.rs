@@ -46,11 +46,7 @@ impl TileId {
             TileId { z, x, y },
             TileId { z, x: x + 1, y },
             TileId { z, x, y: y + 1 },
-            TileId {
-                z,
-                x: x + 1,
-                y: y + 1,
-            },
+            TileId { z, x: x + 1, y: y + 1 },
         ]
     }
 
@@ -111,11 +107,7 @@ impl TileId {
                     t /= 4;
                     s *= 2;
                 }
-                return Ok(TileId {
-                    z,
-                    x: x as u32,
-                    y: y as u32,
-                });
+                return Ok(TileId { z, x: x as u32, y: y as u32 });
             }
             base += count;
         }
@@ -161,12 +153,7 @@ pub fn tile_range(z: u8, bbox_m: [f64; 4]) -> (u32, u32, u32, u32) {
     let max = (n - 1) as f64;
     let col = |x: f64| ((x + WORLD_HALF_M) / size).floor().clamp(0.0, max) as u32;
     let row = |y: f64| ((WORLD_HALF_M - y) / size).floor().clamp(0.0, max) as u32;
-    (
-        col(bbox_m[0]),
-        row(bbox_m[3]),
-        col(bbox_m[2]),
-        row(bbox_m[1]),
-    )
+    (col(bbox_m[0]), row(bbox_m[3]), col(bbox_m[2]), row(bbox_m[1]))
 }
 
 #[cfg(test)]
@@ -176,14 +163,8 @@ mod tests {
     #[test]
     fn hilbert_ids_match_the_pmtiles_spec_examples() {
         // Values from the PMTiles v3 specification, section "Tile IDs".
-        let cases = [
-            ((0, 0, 0), 0),
-            ((1, 0, 0), 1),
-            ((1, 0, 1), 2),
-            ((1, 1, 1), 3),
-            ((1, 1, 0), 4),
-            ((2, 0, 0), 5),
-        ];
+        let cases =
+            [((0, 0, 0), 0), ((1, 0, 0), 1), ((1, 0, 1), 2), ((1, 1, 1), 3), ((1, 1, 0), 4), ((2, 0, 0), 5)];
         for ((z, x, y), id) in cases {
             let tile = TileId::new(z, x, y).expect("valid tile");
             assert_eq!(tile.hilbert_id(), id, "{tile}");
@@ -197,20 +178,14 @@ mod tests {
             let n = 1u32 << z;
             for (x, y) in [(0, 0), (n - 1, 0), (n / 3, n / 2), (n - 1, n - 1)] {
                 let tile = TileId::new(u32::from(z), x, y).expect("valid");
-                assert_eq!(
-                    TileId::from_hilbert_id(tile.hilbert_id()).expect("id"),
-                    tile
-                );
+                assert_eq!(TileId::from_hilbert_id(tile.hilbert_id()).expect("id"), tile);
             }
         }
     }
 
     #[test]
     fn rejects_tiles_outside_the_grid() {
-        assert!(matches!(
-            TileId::new(2, 4, 0),
-            Err(TileError::OutsideGrid { .. })
-        ));
+        assert!(matches!(TileId::new(2, 4, 0), Err(TileError::OutsideGrid { .. })));
         assert_eq!(TileId::new(31, 0, 0), Err(TileError::ZoomOutOfRange(31)));
     }
 

@@ -7,9 +7,7 @@ use cim_ingest::{IngestOptions, ingest};
 use criterion::{Criterion, criterion_group, criterion_main};
 
 fn sample(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/data")
-        .join(rel)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data").join(rel)
 }
 
 fn bench_ingest(c: &mut Criterion) {
@@ -18,16 +16,8 @@ fn bench_ingest(c: &mut Criterion) {
     group.sample_size(10);
     for (name, file, max_zoom) in [
         ("helsinki_osm_pbf_z16", "osm/Helsinki.osm.pbf", 16),
-        (
-            "helsinki_buildings_fgb_z16",
-            "osm/helsinki_buildings.fgb",
-            16,
-        ),
-        (
-            "helsinki_buildings_gpkg_z16",
-            "osm/helsinki_buildings.gpkg",
-            16,
-        ),
+        ("helsinki_buildings_fgb_z16", "osm/helsinki_buildings.fgb", 16),
+        ("helsinki_buildings_gpkg_z16", "osm/helsinki_buildings.gpkg", 16),
         ("tiger_roads_geojson_z16", "geojson/tiger_roads.geojson", 16),
         ("countries_shp_z6", "shapefile/countries.shp", 6),
     ] {

@@ -12,9 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use cim_core::frame::EnuFrame;
 use cim_core::glb::{FeatureMesh, PropertyColumn, PropertyTable, identifier, write_glb};
-use cim_core::tileset::{
-    Asset, BoundingVolume, Content, Refine, Tile, Tileset, region_from_degrees,
-};
+use cim_core::tileset::{Asset, BoundingVolume, Content, Refine, Tile, Tileset, region_from_degrees};
 use geo::{Area, BoundingRect, Centroid, TriangulateEarcut};
 use geo_types::{Coord, Geometry, LineString, Polygon};
 use serde_json::Value;
@@ -72,39 +70,16 @@ pub fn build_tileset(
         })
         .collect();
     // Largest first, then by id: the order every tile's content is drawn from.
-    buildings.sort_by(|a, b| {
-        b.size
-            .total_cmp(&a.size)
-            .then(a.feature.fid.cmp(&b.feature.fid))
+    buildings.sort_by(|a, b| b.size.total_cmp(&a.size).then(a.feature.fid.cmp(&b.feature.fid)));
+    let extent = buildings.iter().fold([f64::MAX, f64::MAX, f64::MIN, f64::MIN], |e, b| {
+        [e[0].min(b.bbox[0]), e[1].min(b.bbox[1]), e[2].max(b.bbox[2]), e[3].max(b.bbox[3])]
     });
-    let extent = buildings
-        .iter()
-        .fold([f64::MAX, f64::MAX, f64::MIN, f64::MIN], |e, b| {
-            [
-                e[0].min(b.bbox[0]),
-                e[1].min(b.bbox[1]),
-                e[2].max(b.bbox[2]),
-                e[3].max(b.bbox[3]),
-            ]
-        });
-    let frame = EnuFrame::at(
-        (extent[0] + extent[2]) / 2.0,
-        (extent[1] + extent[3]) / 2.0,
-        0.0,
-    );
+    let frame = EnuFrame::at((extent[0] + extent[2]) / 2.0, (extent[1] + extent[3]) / 2.0, 0.0);
     let columns = attribute_columns(&buildings);
     let content_dir = out.join("content");
     std::fs::create_dir_all(&content_dir).map_err(|e| IngestError::store(&content_dir, e))?;
     let all: Vec<usize> = (0..buildings.len()).collect();
-    let mut ctx = Ctx {
-        buildings: &buildings,
-        frame,
-        columns,
-        out,
-        layer,
-        written: 0,
-        cancel,
-    };
+    let mut ctx = Ctx { buildings: &buildings, frame, columns, out, layer, written: 0, cancel };
     let mut root = ctx.node(&all, extent, "r", 0)?;
     root.transform = Some(frame.to_ecef_matrix());
     let tileset = Tileset {
@@ -129,8 +104,7 @@ fn attribute_columns(buildings: &[Building<'_>]) -> Vec<(String, String)> {
     for b in buildings {
         keys.extend(b.feature.properties.keys().map(String::as_str));
     }
-    let mut used: std::collections::HashSet<String> =
-        ["fid".to_owned(), "height".to_owned()].into();
+    let mut used: std::collections::HashSet<String> = ["fid".to_owned(), "height".to_owned()].into();
     let mut columns = Vec::new();
     for key in keys.into_iter().take(MAX_ATTRIBUTE_COLUMNS) {
         let mut id = identifier(key);
@@ -166,11 +140,7 @@ impl Ctx<'_> {
             return Err(IngestError::Interrupted(self.layer.to_owned()));
         }
         let leaf = members.len() <= LEAF_CAPACITY || depth >= MAX_DEPTH;
-        let (own, rest) = if leaf {
-            (members, &[][..])
-        } else {
-            members.split_at(INNER_CAPACITY)
-        };
+        let (own, rest) = if leaf { (members, &[][..]) } else { members.split_at(INNER_CAPACITY) };
         let uri = format!("content/{name}.glb");
         self.write_content(own, &self.out.join(&uri))?;
         let mut children = Vec::new();
@@ -207,9 +177,7 @@ impl Ctx<'_> {
             top = top.max(b.height);
         }
         Ok(Tile {
-            bounding_volume: BoundingVolume {
-                region: Some(region_from_degrees(bounds, 0.0, top)),
-            },
+            bounding_volume: BoundingVolume { region: Some(region_from_degrees(bounds, 0.0, top)) },
             geometric_error: rest.first().map_or(0.0, |&i| self.buildings[i].size),
             refine: Some(Refine::Add),
             content: Some(Content { uri }),
@@ -222,8 +190,7 @@ impl Ctx<'_> {
         let mut mesh = FeatureMesh::default();
         let mut fids = Vec::with_capacity(members.len());
         let mut heights = Vec::with_capacity(members.len());
-        let mut attrs: Vec<Vec<String>> =
-            vec![Vec::with_capacity(members.len()); self.columns.len()];
+        let mut attrs: Vec<Vec<String>> = vec![Vec::with_capacity(members.len()); self.columns.len()];
         for (row, &i) in members.iter().enumerate() {
             let b = &self.buildings[i];
             for poly in polygons(&b.feature.geometry) {
@@ -244,21 +211,10 @@ impl Ctx<'_> {
             ("height".to_owned(), PropertyColumn::Float64(heights)),
         ];
         columns.extend(
-            self.columns
-                .iter()
-                .zip(attrs)
-                .map(|((_, id), v)| (id.clone(), PropertyColumn::String(v))),
+            self.columns.iter().zip(attrs).map(|((_, id), v)| (id.clone(), PropertyColumn::String(v))),
         );
-        let table = PropertyTable {
-            class: "building".into(),
-            count: members.len(),
-            columns,
-        };
-        let glb = write_glb(
-            &mesh,
-            &table,
-            concat!("cim-ingest ", env!("CARGO_PKG_VERSION")),
-        );
+        let table = PropertyTable { class: "building".into(), count: members.len(), columns };
+        let glb = write_glb(&mesh, &table, concat!("cim-ingest ", env!("CARGO_PKG_VERSION")));
         std::fs::write(path, glb).map_err(|e| IngestError::store(path, e))?;
         self.written += 1;
         Ok(())
@@ -267,10 +223,7 @@ impl Ctx<'_> {
 
 fn signed_area(ring: &[[f64; 2]]) -> f64 {
     let n = ring.len();
-    (0..n)
-        .map(|i| ring[i][0] * ring[(i + 1) % n][1] - ring[(i + 1) % n][0] * ring[i][1])
-        .sum::<f64>()
-        / 2.0
+    (0..n).map(|i| ring[i][0] * ring[(i + 1) % n][1] - ring[(i + 1) % n][0] * ring[i][1]).sum::<f64>() / 2.0
 }
 
 /// Local (east, north) ring, open, oriented counter-clockwise (exterior) or clockwise.
@@ -299,11 +252,7 @@ fn gltf(e: f64, n: f64, up: f64) -> [f32; 3] {
 
 fn extrude(frame: &EnuFrame, poly: &Polygon<f64>, height: f64, row: u32, mesh: &mut FeatureMesh) {
     let exterior = local_ring(frame, poly.exterior(), true);
-    let holes: Vec<Vec<[f64; 2]>> = poly
-        .interiors()
-        .iter()
-        .map(|r| local_ring(frame, r, false))
-        .collect();
+    let holes: Vec<Vec<[f64; 2]>> = poly.interiors().iter().map(|r| local_ring(frame, r, false)).collect();
     if exterior.len() < 3 {
         return;
     }
@@ -329,12 +278,10 @@ fn extrude(frame: &EnuFrame, poly: &Polygon<f64>, height: f64, row: u32, mesh: &
                 mesh.normals.push(normal);
                 mesh.feature_ids.push(row);
             }
-            mesh.indices
-                .extend_from_slice(&[base, base + 1, base + 2, base, base + 2, base + 3]);
+            mesh.indices.extend_from_slice(&[base, base + 1, base + 2, base, base + 2, base + 3]);
         }
     }
-    let to_ls =
-        |r: &Vec<[f64; 2]>| LineString(r.iter().map(|p| Coord { x: p[0], y: p[1] }).collect());
+    let to_ls = |r: &Vec<[f64; 2]>| LineString(r.iter().map(|p| Coord { x: p[0], y: p[1] }).collect());
     let local = Polygon::new(to_ls(&exterior), holes.iter().map(to_ls).collect());
     if local.unsigned_area() <= 0.0 {
         return;
@@ -353,13 +300,8 @@ fn extrude(frame: &EnuFrame, poly: &Polygon<f64>, height: f64, row: u32, mesh: &
             continue;
         }
         // Counter-clockwise seen from above, so the roof faces up.
-        let (i1, i2) = if cross > 0.0 {
-            (t[1], t[2])
-        } else {
-            (t[2], t[1])
-        };
-        mesh.indices
-            .extend_from_slice(&[base + t[0] as u32, base + i1 as u32, base + i2 as u32]);
+        let (i1, i2) = if cross > 0.0 { (t[1], t[2]) } else { (t[2], t[1]) };
+        mesh.indices.extend_from_slice(&[base + t[0] as u32, base + i1 as u32, base + i2 as u32]);
     }
 }
 
@@ -389,18 +331,12 @@ mod tests {
             let (a, b, c) = (p(t[0]), p(t[1]), p(t[2]));
             // In glTF x = east, z = -north: area from the x/z cross product.
             let cross = (b[0] - a[0]) * (c[2] - a[2]) - (b[2] - a[2]) * (c[0] - a[0]);
-            assert!(
-                cross < 0.0,
-                "roof triangle faces up (y) when x×(-z) is negative"
-            );
+            assert!(cross < 0.0, "roof triangle faces up (y) when x×(-z) is negative");
             roof_area += -cross as f64 / 2.0;
         }
         let ring = |r: &LineString<f64>| local_ring(&frame, r, true);
         let want = signed_area(&ring(poly.exterior())) - signed_area(&ring(&poly.interiors()[0]));
-        assert!(
-            (roof_area - want).abs() / want < 1e-4,
-            "{roof_area} vs {want}"
-        );
+        assert!((roof_area - want).abs() / want < 1e-4, "{roof_area} vs {want}");
         assert!(mesh.positions.iter().all(|p| p[1] == 0.0 || p[1] == 12.0));
     }
 }

@@ -9,21 +9,12 @@ pub fn clip_ring(ring: &[Pt], min: f64, max: f64) -> Vec<Pt> {
     if pts.len() > 1 && pts.first() == pts.last() {
         pts.pop();
     }
-    for (axis, bound, keep_below) in [
-        (0, min, false),
-        (0, max, true),
-        (1, min, false),
-        (1, max, true),
-    ] {
+    for (axis, bound, keep_below) in [(0, min, false), (0, max, true), (1, min, false), (1, max, true)] {
         if pts.is_empty() {
             break;
         }
         let inside = |p: &Pt| {
-            if keep_below {
-                p[axis] <= bound
-            } else {
-                p[axis] >= bound
-            }
+            if keep_below { p[axis] <= bound } else { p[axis] >= bound }
         };
         let mut out = Vec::with_capacity(pts.len() + 4);
         for i in 0..pts.len() {
@@ -84,12 +75,7 @@ pub fn clip_line(line: &[Pt], min: f64, max: f64) -> Vec<Vec<Pt>> {
 fn clip_segment(a: Pt, b: Pt, min: f64, max: f64) -> Option<(Pt, Pt)> {
     let (dx, dy) = (b[0] - a[0], b[1] - a[1]);
     let (mut t0, mut t1) = (0.0f64, 1.0f64);
-    for (p, q) in [
-        (-dx, a[0] - min),
-        (dx, max - a[0]),
-        (-dy, a[1] - min),
-        (dy, max - a[1]),
-    ] {
+    for (p, q) in [(-dx, a[0] - min), (dx, max - a[0]), (-dy, a[1] - min), (dy, max - a[1])] {
         if p == 0.0 {
             if q < 0.0 {
                 return None;
@@ -124,31 +110,17 @@ mod tests {
 
     #[test]
     fn ring_covering_the_tile_becomes_the_square() {
-        let big = [
-            [-100.0, -100.0],
-            [200.0, -100.0],
-            [200.0, 200.0],
-            [-100.0, 200.0],
-        ];
+        let big = [[-100.0, -100.0], [200.0, -100.0], [200.0, 200.0], [-100.0, 200.0]];
         let mut clipped = clip_ring(&big, 0.0, 100.0);
         clipped.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
-        assert_eq!(
-            clipped,
-            vec![[0.0, 0.0], [0.0, 100.0], [100.0, 0.0], [100.0, 100.0]]
-        );
+        assert_eq!(clipped, vec![[0.0, 0.0], [0.0, 100.0], [100.0, 0.0], [100.0, 100.0]]);
     }
 
     #[test]
     fn line_leaving_and_reentering_splits_in_two() {
         let line = [[10.0, 50.0], [150.0, 50.0], [150.0, 80.0], [10.0, 80.0]];
         let parts = clip_line(&line, 0.0, 100.0);
-        assert_eq!(
-            parts,
-            vec![
-                vec![[10.0, 50.0], [100.0, 50.0]],
-                vec![[100.0, 80.0], [10.0, 80.0]]
-            ]
-        );
+        assert_eq!(parts, vec![vec![[10.0, 50.0], [100.0, 50.0]], vec![[100.0, 80.0], [10.0, 80.0]]]);
     }
 
     #[test]

@@ -36,13 +36,7 @@ impl std::fmt::Debug for Reprojector {
 }
 
 fn is_gcj02(spec: &str) -> bool {
-    matches!(
-        spec.trim()
-            .to_ascii_uppercase()
-            .replace(['-', '_'], "")
-            .as_str(),
-        "GCJ02" | "MARS"
-    )
+    matches!(spec.trim().to_ascii_uppercase().replace(['-', '_'], "").as_str(), "GCJ02" | "MARS")
 }
 
 impl Reprojector {
@@ -55,10 +49,8 @@ impl Reprojector {
                 area_of_use: Some([72.004, 0.8293, 137.8347, 55.8271]),
             });
         }
-        let srs = SpatialRef::from_definition(spec).map_err(|e| IngestError::UnknownCrs {
-            crs: spec.to_owned(),
-            reason: e.to_string(),
-        })?;
+        let srs = SpatialRef::from_definition(spec)
+            .map_err(|e| IngestError::UnknownCrs { crs: spec.to_owned(), reason: e.to_string() })?;
         Self::from_srs(srs, spec)
     }
 
@@ -66,10 +58,8 @@ impl Reprojector {
         match crs {
             DeclaredCrs::Epsg(code) => {
                 let label = format!("EPSG:{code}");
-                let srs = SpatialRef::from_epsg(*code).map_err(|e| IngestError::UnknownCrs {
-                    crs: label.clone(),
-                    reason: e.to_string(),
-                })?;
+                let srs = SpatialRef::from_epsg(*code)
+                    .map_err(|e| IngestError::UnknownCrs { crs: label.clone(), reason: e.to_string() })?;
                 Self::from_srs(srs, &label)
             }
             DeclaredCrs::Definition(def) => Self::from_user(def),
@@ -77,50 +67,27 @@ impl Reprojector {
     }
 
     pub fn wgs84() -> Self {
-        Self {
-            kind: Kind::Identity,
-            label: "EPSG:4326".into(),
-            area_of_use: None,
-        }
+        Self { kind: Kind::Identity, label: "EPSG:4326".into(), area_of_use: None }
     }
 
     fn from_srs(mut srs: SpatialRef, given: &str) -> Result<Self, IngestError> {
         let label = match (srs.auth_name(), srs.auth_code()) {
             (Some(name), Ok(code)) => format!("{name}:{code}"),
-            _ => srs
-                .name()
-                .unwrap_or_else(|| given.chars().take(60).collect()),
+            _ => srs.name().unwrap_or_else(|| given.chars().take(60).collect()),
         };
-        let area_of_use = srs.area_of_use().map(|a| {
-            [
-                a.west_lon_degree,
-                a.south_lat_degree,
-                a.east_lon_degree,
-                a.north_lat_degree,
-            ]
-        });
+        let area_of_use = srs
+            .area_of_use()
+            .map(|a| [a.west_lon_degree, a.south_lat_degree, a.east_lon_degree, a.north_lat_degree]);
         if label == "EPSG:4326" || label == "OGC:CRS84" {
-            return Ok(Self {
-                kind: Kind::Identity,
-                label,
-                area_of_use,
-            });
+            return Ok(Self { kind: Kind::Identity, label, area_of_use });
         }
         srs.set_axis_mapping_strategy(AxisMappingStrategy::TraditionalGisOrder);
-        let mut wgs84 = SpatialRef::from_epsg(4326).map_err(|e| IngestError::UnknownCrs {
-            crs: "EPSG:4326".into(),
-            reason: e.to_string(),
-        })?;
+        let mut wgs84 = SpatialRef::from_epsg(4326)
+            .map_err(|e| IngestError::UnknownCrs { crs: "EPSG:4326".into(), reason: e.to_string() })?;
         wgs84.set_axis_mapping_strategy(AxisMappingStrategy::TraditionalGisOrder);
-        let transform = CoordTransform::new(&srs, &wgs84).map_err(|e| IngestError::UnknownCrs {
-            crs: label.clone(),
-            reason: e.to_string(),
-        })?;
-        Ok(Self {
-            kind: Kind::Proj(transform),
-            label,
-            area_of_use,
-        })
+        let transform = CoordTransform::new(&srs, &wgs84)
+            .map_err(|e| IngestError::UnknownCrs { crs: label.clone(), reason: e.to_string() })?;
+        Ok(Self { kind: Kind::Proj(transform), label, area_of_use })
     }
 
     pub fn label(&self) -> &str {
@@ -146,9 +113,7 @@ impl Reprojector {
             Kind::Proj(transform) => for_each_coord_run(geometry, &mut |coords| {
                 let mut xs: Vec<f64> = coords.iter().map(|c| c.x).collect();
                 let mut ys: Vec<f64> = coords.iter().map(|c| c.y).collect();
-                transform
-                    .transform_coords(&mut xs, &mut ys, &mut [])
-                    .map_err(|e| e.to_string())?;
+                transform.transform_coords(&mut xs, &mut ys, &mut []).map_err(|e| e.to_string())?;
                 for ((c, x), y) in coords.iter_mut().zip(xs).zip(ys) {
                     *c = Coord { x, y };
                 }
@@ -188,9 +153,7 @@ pub fn for_each_coord_run(geometry: &mut Geometry<f64>, f: &mut RunFn<'_>) -> Re
         }
         Geometry::MultiLineString(mls) => mls.0.iter_mut().try_for_each(|ls| f(&mut ls.0)),
         Geometry::MultiPolygon(mp) => mp.0.iter_mut().try_for_each(|p| polygon_runs(p, f)),
-        Geometry::GeometryCollection(gc) => {
-            gc.0.iter_mut().try_for_each(|g| for_each_coord_run(g, f))
-        }
+        Geometry::GeometryCollection(gc) => gc.0.iter_mut().try_for_each(|g| for_each_coord_run(g, f)),
         Geometry::Rect(r) => {
             let mut poly = Geometry::Polygon(r.to_polygon());
             for_each_coord_run(&mut poly, f)?;
@@ -239,32 +202,20 @@ mod tests {
     fn reprojects_the_crs_families_the_city_uses() {
         // Web Mercator: the inverse of core's own forward formula.
         let (lon, lat) = transform("EPSG:3857", 2_776_044.8, 8_437_657.3);
-        assert!(
-            (lon - 24.9377).abs() < 1e-4 && (lat - 60.1699).abs() < 1e-4,
-            "{lon},{lat}"
-        );
+        assert!((lon - 24.9377).abs() < 1e-4 && (lat - 60.1699).abs() < 1e-4, "{lon},{lat}");
         // UTM 35N (Helsinki): false easting 500 km at 27°E.
         let (lon, lat) = transform("EPSG:32635", 385_000.0, 6_672_000.0);
-        assert!(
-            (lon - 24.93).abs() < 0.02 && (lat - 60.17).abs() < 0.02,
-            "{lon},{lat}"
-        );
+        assert!((lon - 24.93).abs() < 0.02 && (lat - 60.17).abs() < 0.02, "{lon},{lat}");
         // CGCS2000 geographic is lon/lat with traditional axis order here.
         let (lon, lat) = transform("EPSG:4490", 106.55, 29.56);
         assert!((lon - 106.55).abs() < 1e-9 && (lat - 29.56).abs() < 1e-9);
         // CGCS2000 3-degree Gauss-Krüger zone 35 (EPSG:4523, CM 105°E, easting carries
         // the zone number): 556.3 km east of the 500 km false easting is ~0.58° east.
         let (lon, lat) = transform("EPSG:4523", 35_556_300.0, 3_271_300.0);
-        assert!(
-            (lon - 105.5809).abs() < 1e-3 && (lat - 29.5584).abs() < 1e-3,
-            "{lon},{lat}"
-        );
+        assert!((lon - 105.5809).abs() < 1e-3 && (lat - 29.5584).abs() < 1e-3, "{lon},{lat}");
         // NAD83 / New York Long Island (ftUS), EPSG:2263: Manhattan near 987 000, 212 000 ft.
         let (lon, lat) = transform("EPSG:2263", 987_000.0, 212_000.0);
-        assert!(
-            (lon + 73.99).abs() < 0.02 && (lat - 40.75).abs() < 0.02,
-            "{lon},{lat}"
-        );
+        assert!((lon + 73.99).abs() < 0.02 && (lat - 40.75).abs() < 0.02, "{lon},{lat}");
     }
 
     #[test]
@@ -274,11 +225,7 @@ mod tests {
         for i in 0..21u32 {
             let cm = 75.0 + 3.0 * f64::from(i);
             let zone = 25.0 + f64::from(i);
-            let (lon, lat) = transform(
-                &format!("EPSG:{}", 4513 + i),
-                zone * 1e6 + 500_000.0,
-                3_300_000.0,
-            );
+            let (lon, lat) = transform(&format!("EPSG:{}", 4513 + i), zone * 1e6 + 500_000.0, 3_300_000.0);
             assert!(
                 (lon - cm).abs() < 1e-9 && (lat - 29.818_554_517).abs() < 1e-6,
                 "EPSG:{}: {lon},{lat}",
@@ -289,11 +236,7 @@ mod tests {
             let r = Reprojector::from_user(&format!("EPSG:{}", 4534 + i)).expect("zone");
             let [w, _, e, _] = r.area_of_use().expect("area of use");
             // The area is the zone's 3° strip clipped to China (zone 45 ends at 134.8°E).
-            assert!(
-                w >= cm - 1.55 && e <= cm + 1.55 && e > w,
-                "EPSG:{}: {w}..{e}",
-                4534 + i
-            );
+            assert!(w >= cm - 1.55 && e <= cm + 1.55 && e > w, "EPSG:{}: {w}..{e}", 4534 + i);
         }
     }
 

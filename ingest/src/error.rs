@@ -17,12 +17,7 @@ pub enum IngestError {
     #[error(
         "layer '{layer}': all {count} features lie outside the area of use of {crs} ({area}); wrong CRS? (pass --src-crs)"
     )]
-    OutsideCrsArea {
-        layer: String,
-        count: u64,
-        crs: String,
-        area: String,
-    },
+    OutsideCrsArea { layer: String, count: u64, crs: String, area: String },
     #[error("store {path}: {source}")]
     Store {
         path: PathBuf,
@@ -37,16 +32,10 @@ pub enum IngestError {
 
 impl IngestError {
     pub fn source(path: &std::path::Path, reason: impl std::fmt::Display) -> Self {
-        Self::Source {
-            path: path.to_path_buf(),
-            reason: reason.to_string(),
-        }
+        Self::Source { path: path.to_path_buf(), reason: reason.to_string() }
     }
 
     pub fn store(path: &std::path::Path, source: std::io::Error) -> Self {
-        Self::Store {
-            path: path.to_path_buf(),
-            source,
-        }
+        Self::Store { path: path.to_path_buf(), source }
     }
 }

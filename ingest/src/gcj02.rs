@@ -80,10 +80,7 @@ mod tests {
     fn forward_matches_published_reference_points() {
         for (w_lat, w_lon, g_lat, g_lon) in REFERENCE {
             let (lon, lat) = wgs84_to_gcj02(w_lon, w_lat);
-            assert!(
-                (lon - g_lon).abs() < 1e-9 && (lat - g_lat).abs() < 1e-9,
-                "{lat},{lon}"
-            );
+            assert!((lon - g_lon).abs() < 1e-9 && (lat - g_lat).abs() < 1e-9, "{lat},{lon}");
         }
     }
 
@@ -92,10 +89,7 @@ mod tests {
         for (w_lat, w_lon, g_lat, g_lon) in REFERENCE {
             let (lon, lat) = gcj02_to_wgs84(g_lon, g_lat);
             // 1e-8° is about a millimetre.
-            assert!(
-                (lon - w_lon).abs() < 1e-8 && (lat - w_lat).abs() < 1e-8,
-                "{lat},{lon}"
-            );
+            assert!((lon - w_lon).abs() < 1e-8 && (lat - w_lat).abs() < 1e-8, "{lat},{lon}");
         }
     }
 

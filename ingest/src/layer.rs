@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use cim_core::catalogue::{
-    AttributeField, CATALOGUE_FILE, CatalogueEntry, FEATURES_FILE, LayerKind, MVT_ARCHIVE_FILE,
-    QUALITY_FILE, QualityReport, SERVICE_FRAME, SourceFile, TILESET_DIR,
+    AttributeField, CATALOGUE_FILE, CatalogueEntry, FEATURES_FILE, LayerKind, MVT_ARCHIVE_FILE, QUALITY_FILE,
+    QualityReport, SERVICE_FRAME, SourceFile, TILESET_DIR,
 };
 use cim_core::features::{to_geojson, type_name};
 use geo::BoundingRect;
@@ -116,15 +116,10 @@ impl Collector<'_> {
         let explicit = match &self.options.height_attr {
             Some(attr) => props.get(attr).and_then(parse_metres),
             None => props.get("height").and_then(parse_metres).or_else(|| {
-                props
-                    .get("building:levels")
-                    .and_then(parse_metres)
-                    .map(|l| l * METRES_PER_LEVEL)
+                props.get("building:levels").and_then(parse_metres).map(|l| l * METRES_PER_LEVEL)
             }),
         };
-        let tagged = props
-            .get("building")
-            .is_some_and(|b| b.as_str() != Some("no"));
+        let tagged = props.get("building").is_some_and(|b| b.as_str() != Some("no"));
         match (explicit, self.options.default_height) {
             (Some(h), _) => (Some(h), false),
             (None, Some(d)) => (Some(d), true),
@@ -149,19 +144,13 @@ impl FeatureSink for Collector<'_> {
             (Some(spec), _) => Reprojector::from_user(spec)?,
             (None, Some(declared)) => Reprojector::from_declared(declared)?,
             (None, None) => {
-                return Err(IngestError::MissingCrs {
-                    path: self.path.clone(),
-                });
+                return Err(IngestError::MissingCrs { path: self.path.clone() });
             }
         };
         self.crs_labels.insert(reprojector.label().to_owned());
         self.quality.crs_area_of_use = reprojector.area_of_use();
         self.reprojector = Some(reprojector);
-        tracing::debug!(
-            layer = meta.layer,
-            format = meta.format,
-            "reading source layer"
-        );
+        tracing::debug!(layer = meta.layer, format = meta.format, "reading source layer");
         Ok(())
     }
 
@@ -172,9 +161,7 @@ impl FeatureSink for Collector<'_> {
         }
         self.quality.features_read += 1;
         self.read_in_file += 1;
-        let label = raw
-            .fid
-            .map_or_else(|| format!("#{}", self.read_in_file), |f| f.to_string());
+        let label = raw.fid.map_or_else(|| format!("#{}", self.read_in_file), |f| f.to_string());
         let source = self.path.display().to_string();
         let Some(mut geometry) = raw.geometry else {
             self.quality.empty_geometries += 1;
@@ -183,22 +170,17 @@ impl FeatureSink for Collector<'_> {
             return Ok(());
         };
         let Some(reprojector) = &self.reprojector else {
-            return Err(IngestError::source(
-                &self.path,
-                "feature before its layer header",
-            ));
+            return Err(IngestError::source(&self.path, "feature before its layer header"));
         };
         if let Err(e) = reprojector.to_wgs84(&mut geometry) {
             self.quality.count_dropped("reprojection failed");
-            self.quality
-                .example(&source, &label, &format!("reprojection failed: {e}"));
+            self.quality.example(&source, &label, &format!("reprojection failed: {e}"));
             return Ok(());
         }
         let cleaned = repair::clean(geometry);
         for r in &cleaned.repairs {
             self.quality.count_repaired(r);
-            self.quality
-                .example(&source, &label, &format!("repaired: {r}"));
+            self.quality.example(&source, &label, &format!("repaired: {r}"));
         }
         let Some(geometry) = cleaned.geometry else {
             let reason = cleaned.dropped.unwrap_or(repair::EMPTY);
@@ -225,14 +207,9 @@ impl FeatureSink for Collector<'_> {
         if let Some([w, s, e, n]) = self.quality.crs_area_of_use {
             // A small margin: survey data often sits right at a zone's edge.
             let m = 0.5;
-            if bbox.max().x < w - m
-                || bbox.min().x > e + m
-                || bbox.max().y < s - m
-                || bbox.min().y > n + m
-            {
+            if bbox.max().x < w - m || bbox.min().x > e + m || bbox.max().y < s - m || bbox.min().y > n + m {
                 self.quality.outside_crs_area_of_use += 1;
-                self.quality
-                    .example(&source, &label, "outside the source CRS's area of use");
+                self.quality.example(&source, &label, "outside the source CRS's area of use");
             }
         }
         for (k, v) in &raw.properties {
@@ -240,8 +217,7 @@ impl FeatureSink for Collector<'_> {
                 let t = json_type(v);
                 let entry = self.attributes.entry(k.clone()).or_insert(t);
                 if *entry != t {
-                    *entry = if matches!((*entry, t), ("integer", "number") | ("number", "integer"))
-                    {
+                    *entry = if matches!((*entry, t), ("integer", "number") | ("number", "integer")) {
                         "number"
                     } else {
                         "string"
@@ -256,12 +232,7 @@ impl FeatureSink for Collector<'_> {
         }
         self.geometry_types.insert(type_name(&geometry));
         self.pending_fids.push(raw.fid);
-        self.features.push(LayerFeature {
-            fid: 0,
-            geometry,
-            properties: raw.properties,
-            building_height,
-        });
+        self.features.push(LayerFeature { fid: 0, geometry, properties: raw.properties, building_height });
         Ok(())
     }
 }
@@ -294,9 +265,7 @@ fn sha256_file(path: &Path) -> Result<(u64, String), IngestError> {
     let mut buf = vec![0u8; 1 << 16];
     let mut total = 0u64;
     loop {
-        let n = file
-            .read(&mut buf)
-            .map_err(|e| IngestError::source(path, e))?;
+        let n = file.read(&mut buf).map_err(|e| IngestError::source(path, e))?;
         if n == 0 {
             break;
         }
@@ -311,9 +280,9 @@ fn progress_bar(show: bool, len: u64, what: &str) -> indicatif::ProgressBar {
         return indicatif::ProgressBar::hidden();
     }
     let bar = indicatif::ProgressBar::new(len);
-    if let Ok(style) = indicatif::ProgressStyle::with_template(
-        "{spinner} {prefix:>10} [{bar:30}] {pos}/{len} {msg}",
-    ) {
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{spinner} {prefix:>10} [{bar:30}] {pos}/{len} {msg}")
+    {
         bar.set_style(style.progress_chars("=> "));
     }
     bar.set_prefix(what.to_owned());
@@ -324,21 +293,14 @@ fn progress_bar(show: bool, len: u64, what: &str) -> indicatif::ProgressBar {
 pub fn ingest(options: &IngestOptions) -> Result<IngestSummary, IngestError> {
     validate_layer_name(&options.layer)?;
     // Fail on a bad --src-crs before reading anything.
-    options
-        .src_crs
-        .as_deref()
-        .map(Reprojector::from_user)
-        .transpose()?;
+    options.src_crs.as_deref().map(Reprojector::from_user).transpose()?;
     let mut sources = Vec::new();
     let mut collector = Collector {
         options,
         reprojector: None,
         crs_labels: BTreeSet::new(),
         path: PathBuf::new(),
-        quality: QualityReport {
-            layer: options.layer.clone(),
-            ..Default::default()
-        },
+        quality: QualityReport { layer: options.layer.clone(), ..Default::default() },
         features: Vec::new(),
         pending_fids: Vec::new(),
         attributes: BTreeMap::new(),
@@ -370,44 +332,21 @@ pub fn ingest(options: &IngestOptions) -> Result<IngestSummary, IngestError> {
         ms = started.elapsed().as_millis() as u64,
         "stage done"
     );
-    let Collector {
-        mut features,
-        pending_fids,
-        mut quality,
-        attributes,
-        geometry_types,
-        crs_labels,
-        ..
-    } = collector;
+    let Collector { mut features, pending_fids, mut quality, attributes, geometry_types, crs_labels, .. } =
+        collector;
     if features.is_empty() {
         let why = if quality.features_read == 0 {
-            let names: Vec<String> = options
-                .files
-                .iter()
-                .map(|f| f.display().to_string())
-                .collect();
-            format!(
-                "no features could be read from {} (empty, truncated or filtered out)",
-                names.join(", ")
-            )
+            let names: Vec<String> = options.files.iter().map(|f| f.display().to_string()).collect();
+            format!("no features could be read from {} (empty, truncated or filtered out)", names.join(", "))
         } else {
-            format!(
-                "all {} features were dropped: {}",
-                quality.features_read,
-                quality.summary_line()
-            )
+            format!("all {} features were dropped: {}", quality.features_read, quality.summary_line())
         };
-        return Err(IngestError::NoFeatures {
-            layer: options.layer.clone(),
-            why,
-        });
+        return Err(IngestError::NoFeatures { layer: options.layer.clone(), why });
     }
     if quality.outside_crs_area_of_use == features.len() as u64 {
         let area = quality
             .crs_area_of_use
-            .map_or_else(String::new, |[w, s, e, n]| {
-                format!("{w}..{e}°E, {s}..{n}°N")
-            });
+            .map_or_else(String::new, |[w, s, e, n]| format!("{w}..{e}°E, {s}..{n}°N"));
         return Err(IngestError::OutsideCrsArea {
             layer: options.layer.clone(),
             count: features.len() as u64,
@@ -423,24 +362,12 @@ pub fn ingest(options: &IngestOptions) -> Result<IngestSummary, IngestError> {
         .iter()
         .filter_map(|f| f.geometry.bounding_rect())
         .fold([f64::MAX, f64::MAX, f64::MIN, f64::MIN], |b, r| {
-            [
-                b[0].min(r.min().x),
-                b[1].min(r.min().y),
-                b[2].max(r.max().x),
-                b[3].max(r.max().y),
-            ]
+            [b[0].min(r.min().x), b[1].min(r.min().y), b[2].max(r.max().x), b[3].max(r.max().y)]
         });
-    let max_height = features
-        .iter()
-        .filter_map(|f| f.building_height)
-        .fold(0.0, f64::max);
+    let max_height = features.iter().filter_map(|f| f.building_height).fold(0.0, f64::max);
 
     let now = chrono::Utc::now();
-    let version = format!(
-        "{}-{}",
-        now.format("%Y%m%dT%H%M%S%.6fZ"),
-        std::process::id()
-    );
+    let version = format!("{}-{}", now.format("%Y%m%dT%H%M%S%.6fZ"), std::process::id());
     let staging = Staging::begin(&options.store, &options.layer, &version)?;
     let dir = staging.dir().to_path_buf();
 
@@ -470,38 +397,19 @@ pub fn ingest(options: &IngestOptions) -> Result<IngestSummary, IngestError> {
         max_tiles_per_zoom: options.max_tiles_per_zoom,
     };
     let stage = std::time::Instant::now();
-    let tiling = progress_bar(
-        options.show_progress,
-        u64::from(options.max_zoom) + 1,
-        "tiles",
-    );
+    let tiling = progress_bar(options.show_progress, u64::from(options.max_zoom) + 1, "tiles");
     let index = MercatorIndex::build(&features);
-    let stats = build_pmtiles(
-        &features,
-        &index,
-        &config,
-        &dir.join(MVT_ARCHIVE_FILE),
-        &options.cancel,
-        &tiling,
-    )?;
+    let stats =
+        build_pmtiles(&features, &index, &config, &dir.join(MVT_ARCHIVE_FILE), &options.cancel, &tiling)?;
     tiling.finish_and_clear();
-    tracing::info!(
-        stage = "mvt",
-        tiles = stats.tiles,
-        ms = stage.elapsed().as_millis() as u64,
-        "stage done"
-    );
+    tracing::info!(stage = "mvt", tiles = stats.tiles, ms = stage.elapsed().as_millis() as u64, "stage done");
 
-    let building_count = features
-        .iter()
-        .filter(|f| f.building_height.is_some())
-        .count() as u64;
+    let building_count = features.iter().filter(|f| f.building_height.is_some()).count() as u64;
     let mut building_tiles = 0;
     if building_count > 0 {
         let out = dir.join(TILESET_DIR);
         let stage = std::time::Instant::now();
-        building_tiles =
-            crate::buildings::build_tileset(&features, &out, &options.layer, &options.cancel)?;
+        building_tiles = crate::buildings::build_tileset(&features, &out, &options.layer, &options.cancel)?;
         tracing::info!(
             stage = "3dtiles",
             tiles = building_tiles,
@@ -524,10 +432,7 @@ pub fn ingest(options: &IngestOptions) -> Result<IngestSummary, IngestError> {
         geometry_types: geometry_types.into_iter().map(str::to_owned).collect(),
         attributes: attributes
             .into_iter()
-            .map(|(name, t)| AttributeField {
-                name,
-                kind: t.to_owned(),
-            })
+            .map(|(name, t)| AttributeField { name, kind: t.to_owned() })
             .collect(),
         min_zoom: options.min_zoom,
         max_zoom: stats.max_zoom,
@@ -544,18 +449,12 @@ pub fn ingest(options: &IngestOptions) -> Result<IngestSummary, IngestError> {
         return Err(IngestError::Interrupted(options.layer.clone()));
     }
     let layer_dir = staging.commit()?;
-    Ok(IngestSummary {
-        catalogue,
-        quality,
-        layer_dir,
-        mvt_tiles: stats.tiles,
-        building_tiles,
-    })
+    Ok(IngestSummary { catalogue, quality, layer_dir, mvt_tiles: stats.tiles, building_tiles })
 }
 
 fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), IngestError> {
-    let text = serde_json::to_vec_pretty(value)
-        .map_err(|e| IngestError::store(path, std::io::Error::other(e)))?;
+    let text =
+        serde_json::to_vec_pretty(value).map_err(|e| IngestError::store(path, std::io::Error::other(e)))?;
     std::fs::write(path, text).map_err(|e| IngestError::store(path, e))
 }
 
@@ -563,8 +462,7 @@ fn write_features(features: &[LayerFeature], path: &Path) -> Result<(), IngestEr
     let file = std::fs::File::create(path).map_err(|e| IngestError::store(path, e))?;
     let mut out = BufWriter::new(file);
     let io = |e: std::io::Error| IngestError::store(path, e);
-    out.write_all(b"{\"type\":\"FeatureCollection\",\"features\":[\n")
-        .map_err(io)?;
+    out.write_all(b"{\"type\":\"FeatureCollection\",\"features\":[\n").map_err(io)?;
     for (i, f) in features.iter().enumerate() {
         if i > 0 {
             out.write_all(b",\n").map_err(io)?;

@@ -8,11 +8,7 @@ use cim_ingest::{IngestOptions, ingest};
 use clap::Parser;
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "cim-ingest",
-    version,
-    about = "Ingest survey drops into the CIM store"
-)]
+#[command(name = "cim-ingest", version, about = "Ingest survey drops into the CIM store")]
 struct Cli {
     /// Store directory the tile server serves.
     #[arg(long)]
@@ -47,6 +43,7 @@ fn main() {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     if let Err(e) = run() {
         eprintln!("cim-ingest: {e:#}");

@@ -77,18 +77,12 @@ impl MercatorIndex {
                 ))
             })
             .collect();
-        Self {
-            geometries,
-            tree: RTree::bulk_load(entries),
-        }
+        Self { geometries, tree: RTree::bulk_load(entries) }
     }
 
     pub fn candidates(&self, bbox: [f64; 4]) -> impl Iterator<Item = usize> + '_ {
         self.tree
-            .locate_in_envelope_intersecting(&AABB::from_corners(
-                [bbox[0], bbox[1]],
-                [bbox[2], bbox[3]],
-            ))
+            .locate_in_envelope_intersecting(&AABB::from_corners([bbox[0], bbox[1]], [bbox[2], bbox[3]]))
             .map(|e| e.data)
     }
 }
@@ -121,25 +115,15 @@ struct TileFrame {
 impl TileFrame {
     fn new(tile: TileId) -> Self {
         let b = tile.bounds_mercator();
-        Self {
-            min_x: b[0],
-            max_y: b[3],
-            scale: f64::from(DEFAULT_EXTENT) / tile.size_m(),
-        }
+        Self { min_x: b[0], max_y: b[3], scale: f64::from(DEFAULT_EXTENT) / tile.size_m() }
     }
     fn px(&self, c: &geo_types::Coord<f64>) -> Pt {
-        [
-            (c.x - self.min_x) * self.scale,
-            (self.max_y - c.y) * self.scale,
-        ]
+        [(c.x - self.min_x) * self.scale, (self.max_y - c.y) * self.scale]
     }
 }
 
 fn quantize(points: &[Pt]) -> Vec<TilePoint> {
-    points
-        .iter()
-        .map(|p| [p[0].round() as i32, p[1].round() as i32])
-        .collect()
+    points.iter().map(|p| [p[0].round() as i32, p[1].round() as i32]).collect()
 }
 
 fn tile_polygon(frame: &TileFrame, poly: &Polygon<f64>) -> Vec<Vec<TilePoint>> {
@@ -171,11 +155,10 @@ fn to_tile_geometry(frame: &TileFrame, g: &Geometry<f64>) -> Option<TileGeometry
             in_tile(q).then(|| TileGeometry::Points(vec![q]))
         }
         Geometry::MultiPoint(mp) => {
-            let pts: Vec<TilePoint> =
-                quantize(&mp.0.iter().map(|p| frame.px(&p.0)).collect::<Vec<_>>())
-                    .into_iter()
-                    .filter(|p| in_tile(*p))
-                    .collect();
+            let pts: Vec<TilePoint> = quantize(&mp.0.iter().map(|p| frame.px(&p.0)).collect::<Vec<_>>())
+                .into_iter()
+                .filter(|p| in_tile(*p))
+                .collect();
             (!pts.is_empty()).then_some(TileGeometry::Points(pts))
         }
         Geometry::LineString(ls) => {
@@ -191,9 +174,9 @@ fn to_tile_geometry(frame: &TileFrame, g: &Geometry<f64>) -> Option<TileGeometry
             (!out.is_empty()).then_some(TileGeometry::Lines(out))
         }
         Geometry::Polygon(p) => Some(TileGeometry::Polygons(vec![tile_polygon(frame, p)])),
-        Geometry::MultiPolygon(mp) => Some(TileGeometry::Polygons(
-            mp.0.iter().map(|p| tile_polygon(frame, p)).collect(),
-        )),
+        Geometry::MultiPolygon(mp) => {
+            Some(TileGeometry::Polygons(mp.0.iter().map(|p| tile_polygon(frame, p)).collect()))
+        }
         _ => None,
     }
 }
@@ -218,10 +201,8 @@ pub fn build_pmtiles(
     progress: &indicatif::ProgressBar,
 ) -> Result<TilingStats, IngestError> {
     let (layer, bounds, fields) = (config.layer.as_str(), config.bounds, &config.fields);
-    let properties: Vec<Vec<(String, PropertyValue)>> = features
-        .par_iter()
-        .map(|f| mvt_properties(&f.properties))
-        .collect();
+    let properties: Vec<Vec<(String, PropertyValue)>> =
+        features.par_iter().map(|f| mvt_properties(&f.properties)).collect();
     let mut writer = Writer::new(TileType::Mvt, Compression::Gzip);
     let mut level = vec![TileId { z: 0, x: 0, y: 0 }];
     let mut stats = TilingStats::default();
@@ -233,11 +214,7 @@ pub fn build_pmtiles(
             break;
         }
         if level.len() > config.max_tiles_per_zoom && z > config.min_zoom {
-            tracing::info!(
-                zoom = z,
-                tiles = level.len(),
-                "stopping: zoom would exceed --max-tiles-per-zoom"
-            );
+            tracing::info!(zoom = z, tiles = level.len(), "stopping: zoom would exceed --max-tiles-per-zoom");
             break;
         }
         progress.set_message(format!("MVT zoom {z}: {} tiles", level.len()));
@@ -247,22 +224,15 @@ pub fn build_pmtiles(
         let simplified: Vec<Geometry<f64>> = index
             .geometries
             .par_iter()
-            .map(|g| {
-                if at_max {
-                    g.clone()
-                } else {
-                    simplify(g, px_m * 0.5)
-                }
-            })
+            .map(|g| if at_max { g.clone() } else { simplify(g, px_m * 0.5) })
             .collect();
         let built: Vec<(TileId, Option<Vec<u8>>)> = level
             .par_iter()
             .filter_map(|&tile| {
                 let b = tile.bounds_mercator();
                 let buf = BUFFER * px_m;
-                let mut ids: Vec<usize> = index
-                    .candidates([b[0] - buf, b[1] - buf, b[2] + buf, b[3] + buf])
-                    .collect();
+                let mut ids: Vec<usize> =
+                    index.candidates([b[0] - buf, b[1] - buf, b[2] + buf, b[3] + buf]).collect();
                 if ids.is_empty() {
                     return None;
                 }
@@ -278,17 +248,12 @@ pub fn build_pmtiles(
                         continue;
                     }
                     if let Some(tg) = to_tile_geometry(&frame, g) {
-                        let props: Vec<(&str, PropertyValue)> = properties[i]
-                            .iter()
-                            .map(|(k, v)| (k.as_str(), v.clone()))
-                            .collect();
+                        let props: Vec<(&str, PropertyValue)> =
+                            properties[i].iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
                         builder.add_feature(features[i].fid, &tg, &props);
                     }
                 }
-                Some((
-                    tile,
-                    (!builder.is_empty()).then(|| gzip(&cim_core::mvt::encode_tile(&[builder]))),
-                ))
+                Some((tile, (!builder.is_empty()).then(|| gzip(&cim_core::mvt::encode_tile(&[builder])))))
             })
             .collect();
         let mut next = Vec::new();
@@ -333,8 +298,6 @@ pub fn build_pmtiles(
 fn is_subpixel(g: &Geometry<f64>, px_m: f64) -> bool {
     match g {
         Geometry::Point(_) | Geometry::MultiPoint(_) => false,
-        other => other
-            .bounding_rect()
-            .is_none_or(|r| r.width() < px_m && r.height() < px_m),
+        other => other.bounding_rect().is_none_or(|r| r.width() < px_m && r.height() < px_m),
     }
 }

@@ -73,20 +73,12 @@ fn clean_polygon(
     }
     let candidate = Polygon::new(exterior, holes);
     if candidate.is_valid() {
-        return if candidate.unsigned_area() == 0.0 {
-            Err(ZERO_AREA)
-        } else {
-            Ok(vec![candidate])
-        };
+        return if candidate.unsigned_area() == 0.0 { Err(ZERO_AREA) } else { Ok(vec![candidate]) };
     }
     // Resolve self-intersections and ring overlaps by re-noding the polygon with
     // itself (i_overlay); a bow-tie becomes two triangles, a spike disappears.
     let fixed = MultiPolygon::new(vec![candidate]).union(&MultiPolygon::<f64>::new(vec![]));
-    let parts: Vec<Polygon<f64>> = fixed
-        .0
-        .into_iter()
-        .filter(|p| p.unsigned_area() > 0.0)
-        .collect();
+    let parts: Vec<Polygon<f64>> = fixed.0.into_iter().filter(|p| p.unsigned_area() > 0.0).collect();
     if parts.is_empty() {
         return Err(ZERO_AREA);
     }
@@ -99,11 +91,7 @@ fn clean_line(
     repairs: &mut Vec<&'static str>,
 ) -> Result<LineString<f64>, &'static str> {
     let coords = dedup(&line.0, repairs);
-    if coords.len() < 2 {
-        Err(SHORT_LINE)
-    } else {
-        Ok(LineString(coords))
-    }
+    if coords.len() < 2 { Err(SHORT_LINE) } else { Ok(LineString(coords)) }
 }
 
 /// Cleans a geometry already in the service frame.
@@ -118,68 +106,56 @@ pub fn clean(geometry: Geometry<f64>) -> Cleaned {
         return out;
     }
     let repairs = &mut out.repairs;
-    let result: Result<Geometry<f64>, &'static str> =
-        match geometry {
-            Geometry::Point(p) => Ok(Geometry::Point(p)),
-            Geometry::MultiPoint(mp) => Ok(Geometry::MultiPoint(MultiPoint(mp.0))),
-            Geometry::Line(l) => {
-                clean_line(&LineString(vec![l.start, l.end]), repairs).map(Geometry::LineString)
-            }
-            Geometry::LineString(ls) => clean_line(&ls, repairs).map(Geometry::LineString),
-            Geometry::MultiLineString(mls) => {
-                let mut kept = Vec::new();
-                let mut last_err = SHORT_LINE;
-                for ls in &mls.0 {
-                    match clean_line(ls, repairs) {
-                        Ok(l) => kept.push(l),
-                        Err(e) => {
-                            last_err = e;
-                            repairs.push(PART_REMOVED);
-                        }
+    let result: Result<Geometry<f64>, &'static str> = match geometry {
+        Geometry::Point(p) => Ok(Geometry::Point(p)),
+        Geometry::MultiPoint(mp) => Ok(Geometry::MultiPoint(MultiPoint(mp.0))),
+        Geometry::Line(l) => clean_line(&LineString(vec![l.start, l.end]), repairs).map(Geometry::LineString),
+        Geometry::LineString(ls) => clean_line(&ls, repairs).map(Geometry::LineString),
+        Geometry::MultiLineString(mls) => {
+            let mut kept = Vec::new();
+            let mut last_err = SHORT_LINE;
+            for ls in &mls.0 {
+                match clean_line(ls, repairs) {
+                    Ok(l) => kept.push(l),
+                    Err(e) => {
+                        last_err = e;
+                        repairs.push(PART_REMOVED);
                     }
                 }
-                if kept.is_empty() {
-                    Err(last_err)
-                } else {
-                    Ok(Geometry::MultiLineString(MultiLineString(kept)))
-                }
             }
-            Geometry::Polygon(p) => clean_polygon(&p, repairs).map(|parts| {
-                if parts.len() == 1 {
-                    Geometry::Polygon(
-                        parts
-                            .into_iter()
-                            .next()
-                            .unwrap_or_else(|| Polygon::new(LineString(vec![]), vec![])),
-                    )
-                } else {
-                    Geometry::MultiPolygon(MultiPolygon(parts))
-                }
-            }),
-            Geometry::MultiPolygon(mp) => {
-                let mut kept = Vec::new();
-                let mut last_err = SHORT_RING;
-                for p in &mp.0 {
-                    match clean_polygon(p, repairs) {
-                        Ok(parts) => kept.extend(parts),
-                        Err(e) => {
-                            last_err = e;
-                            repairs.push(PART_REMOVED);
-                        }
+            if kept.is_empty() { Err(last_err) } else { Ok(Geometry::MultiLineString(MultiLineString(kept))) }
+        }
+        Geometry::Polygon(p) => clean_polygon(&p, repairs).map(|parts| {
+            if parts.len() == 1 {
+                Geometry::Polygon(
+                    parts.into_iter().next().unwrap_or_else(|| Polygon::new(LineString(vec![]), vec![])),
+                )
+            } else {
+                Geometry::MultiPolygon(MultiPolygon(parts))
+            }
+        }),
+        Geometry::MultiPolygon(mp) => {
+            let mut kept = Vec::new();
+            let mut last_err = SHORT_RING;
+            for p in &mp.0 {
+                match clean_polygon(p, repairs) {
+                    Ok(parts) => kept.extend(parts),
+                    Err(e) => {
+                        last_err = e;
+                        repairs.push(PART_REMOVED);
                     }
                 }
-                if kept.is_empty() {
-                    Err(last_err)
-                } else {
-                    Ok(Geometry::MultiPolygon(MultiPolygon(kept)))
-                }
             }
-            Geometry::Rect(r) => clean_polygon(&r.to_polygon(), repairs)
-                .map(|p| Geometry::MultiPolygon(MultiPolygon(p))),
-            Geometry::Triangle(t) => clean_polygon(&t.to_polygon(), repairs)
-                .map(|p| Geometry::MultiPolygon(MultiPolygon(p))),
-            Geometry::GeometryCollection(_) => Err("geometry collection (not supported in tiles)"),
-        };
+            if kept.is_empty() { Err(last_err) } else { Ok(Geometry::MultiPolygon(MultiPolygon(kept))) }
+        }
+        Geometry::Rect(r) => {
+            clean_polygon(&r.to_polygon(), repairs).map(|p| Geometry::MultiPolygon(MultiPolygon(p)))
+        }
+        Geometry::Triangle(t) => {
+            clean_polygon(&t.to_polygon(), repairs).map(|p| Geometry::MultiPolygon(MultiPolygon(p)))
+        }
+        Geometry::GeometryCollection(_) => Err("geometry collection (not supported in tiles)"),
+    };
     match result {
         Ok(g) => out.geometry = Some(g),
         Err(reason) => out.dropped = Some(reason),
@@ -201,9 +177,7 @@ mod tests {
             line_string![(x: 0., y: 0.), (x: 1., y: 0.), (x: 1., y: 1.)],
             vec![],
         ));
-        let Some(Geometry::Polygon(p)) = clean(open).geometry else {
-            panic!("kept")
-        };
+        let Some(Geometry::Polygon(p)) = clean(open).geometry else { panic!("kept") };
         assert_eq!(p.exterior().0.first(), p.exterior().0.last());
         let spiky = Geometry::Polygon(Polygon::new(
             line_string![(x: 0., y: 0.), (x: 1., y: 0.), (x: 1., y: 0.), (x: 1., y: 1.), (x: 0., y: 0.)],
@@ -224,19 +198,14 @@ mod tests {
         );
         let c = clean(bow);
         assert!(c.repairs.contains(&SELF_INTERSECTION), "{:?}", c.repairs);
-        let Some(Geometry::MultiPolygon(mp)) = c.geometry else {
-            panic!("two parts expected")
-        };
+        let Some(Geometry::MultiPolygon(mp)) = c.geometry else { panic!("two parts expected") };
         assert_eq!(mp.0.len(), 2);
         assert!((mp.unsigned_area() - 2.0).abs() < 1e-9);
     }
 
     #[test]
     fn drops_empty_and_non_finite() {
-        assert_eq!(
-            clean(Geometry::LineString(LineString(vec![]))).dropped,
-            Some(EMPTY)
-        );
+        assert_eq!(clean(Geometry::LineString(LineString(vec![]))).dropped, Some(EMPTY));
         let nan = Geometry::LineString(line_string![(x: f64::NAN, y: 0.), (x: 1., y: 1.)]);
         assert_eq!(clean(nan).dropped, Some(NOT_FINITE));
     }

@@ -20,15 +20,9 @@ const PARTIAL: &str = ".partial";
 pub fn validate_layer_name(name: &str) -> Result<(), IngestError> {
     let ok = !name.is_empty()
         && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         && !name.starts_with('-');
-    if ok {
-        Ok(())
-    } else {
-        Err(IngestError::BadLayerName(name.to_owned()))
-    }
+    if ok { Ok(()) } else { Err(IngestError::BadLayerName(name.to_owned())) }
 }
 
 /// A layer version being built; removed on drop unless committed.
@@ -109,17 +103,13 @@ fn symlink(target: &Path, link: &Path) -> std::io::Result<()> {
 
 /// Removes versions of `layer` other than the current and the one just replaced.
 fn prune(store: &Path, layer: &str, current: &str, previous: Option<&Path>) {
-    let previous = previous
-        .and_then(|p| p.file_name())
-        .map(|n| n.to_string_lossy().into_owned());
+    let previous = previous.and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned());
     let Ok(entries) = fs::read_dir(store.join(VERSIONS_DIR)) else {
         return;
     };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let ours = name
-            .strip_prefix(layer)
-            .is_some_and(|rest| rest.starts_with('@'));
+        let ours = name.strip_prefix(layer).is_some_and(|rest| rest.starts_with('@'));
         if ours && name != current && Some(&name) != previous.as_ref() && !name.ends_with(PARTIAL) {
             let _ = fs::remove_dir_all(entry.path());
         }
@@ -150,11 +140,8 @@ mod tests {
         assert_eq!(fs::read_to_string(link.join("x")).expect("read"), "three");
         let third = Staging::begin(&store, "roads", "v4").expect("stage");
         third.commit().expect("commit");
-        let left: Vec<_> = fs::read_dir(store.join(VERSIONS_DIR))
-            .expect("dir")
-            .flatten()
-            .map(|e| e.file_name())
-            .collect();
+        let left: Vec<_> =
+            fs::read_dir(store.join(VERSIONS_DIR)).expect("dir").flatten().map(|e| e.file_name()).collect();
         assert_eq!(left.len(), 2, "current and previous kept: {left:?}");
         let _ = fs::remove_dir_all(&store);
     }

@@ -17,18 +17,8 @@ fn city_store() -> &'static PathBuf {
     STORE.get_or_init(|| {
         let store = temp_dir("city");
         ingest_ok(&store, "helsinki", &[], &[&data("osm/Helsinki.osm.pbf")]);
-        ingest_ok(
-            &store,
-            "countries",
-            &["--max-zoom", "5"],
-            &[&data("fgb/countries.fgb")],
-        );
-        ingest_ok(
-            &store,
-            "roads",
-            &["--max-zoom", "15"],
-            &[&data("geojson/tiger_roads.geojson")],
-        );
+        ingest_ok(&store, "countries", &["--max-zoom", "5"], &[&data("fgb/countries.fgb")]);
+        ingest_ok(&store, "roads", &["--max-zoom", "15"], &[&data("geojson/tiger_roads.geojson")]);
         store
     })
 }
@@ -43,12 +33,7 @@ fn all_items(server: &Server, layer: &str, limit: usize) -> (Vec<Value>, u64) {
         let batch = page["features"].as_array().expect("features").clone();
         assert_eq!(page["numberReturned"].as_u64(), Some(batch.len() as u64));
         features.extend(batch);
-        match page["links"]
-            .as_array()
-            .expect("links")
-            .iter()
-            .find(|l| l["rel"] == "next")
-        {
+        match page["links"].as_array().expect("links").iter().find(|l| l["rel"] == "next") {
             Some(next) => url = next["href"].as_str().expect("href").to_owned(),
             None => break,
         }
@@ -61,33 +46,20 @@ fn ogc_api_paging_returns_every_feature_exactly_once() {
     let server = Server::start(city_store());
     for (layer, expected) in [("countries", 179u64), ("roads", 8333)] {
         let (features, matched) = all_items(&server, layer, 1000);
-        let ids: HashSet<u64> = features
-            .iter()
-            .map(|f| f["id"].as_u64().expect("numeric id"))
-            .collect();
+        let ids: HashSet<u64> = features.iter().map(|f| f["id"].as_u64().expect("numeric id")).collect();
         assert_eq!(matched, expected, "{layer}");
-        assert_eq!(
-            features.len() as u64,
-            expected,
-            "{layer}: every feature once"
-        );
+        assert_eq!(features.len() as u64, expected, "{layer}: every feature once");
         assert_eq!(ids.len() as u64, expected, "{layer}: no repeats");
     }
     // A bbox query pages the same way and stays inside the box.
-    let page = get_json(&format!(
-        "{}/collections/countries/items?bbox=20,55,32,71&limit=100",
-        server.url
-    ));
+    let page = get_json(&format!("{}/collections/countries/items?bbox=20,55,32,71&limit=100", server.url));
     let names: Vec<&str> = page["features"]
         .as_array()
         .expect("features")
         .iter()
         .filter_map(|f| f["properties"]["name"].as_str())
         .collect();
-    assert!(
-        names.contains(&"Finland") && names.contains(&"Estonia"),
-        "{names:?}"
-    );
+    assert!(names.contains(&"Finland") && names.contains(&"Estonia"), "{names:?}");
     assert!(!names.contains(&"Brazil"));
 }
 
@@ -96,52 +68,28 @@ fn helsinki_tiles_decode_with_mapbox_vector_tile_at_the_source_coordinates() {
     let server = Server::start(city_store());
     let tilejson = get_json(&format!("{}/tiles/helsinki.json", server.url));
     assert_eq!(tilejson["tilejson"], "3.0.0");
-    let template = tilejson["tiles"][0]
-        .as_str()
-        .expect("tile URL template")
-        .to_owned();
+    let template = tilejson["tiles"][0].as_str().expect("tile URL template").to_owned();
     // A building from the feature API, and the z15 tile holding its first vertex.
     let (features, _) = all_items(&server, "helsinki", 5000);
     let building = features
         .iter()
-        .find(|f| {
-            f["properties"]["building"].is_string() && f["geometry"]["type"] == "MultiPolygon"
-        })
+        .find(|f| f["properties"]["building"].is_string() && f["geometry"]["type"] == "MultiPolygon")
         .expect("a building");
-    let ring = building["geometry"]["coordinates"][0][0]
-        .as_array()
-        .expect("ring");
-    let (lon, lat) = (
-        ring[0][0].as_f64().expect("lon"),
-        ring[0][1].as_f64().expect("lat"),
-    );
+    let ring = building["geometry"]["coordinates"][0][0].as_array().expect("ring");
+    let (lon, lat) = (ring[0][0].as_f64().expect("lon"), ring[0][1].as_f64().expect("lat"));
     let z = 15;
     let (x, y) = tile_of(lon, lat, z);
-    let url = template
-        .replace("{z}", &z.to_string())
-        .replace("{x}", &x.to_string())
-        .replace("{y}", &y.to_string());
+    let url =
+        template.replace("{z}", &z.to_string()).replace("{x}", &x.to_string()).replace("{y}", &y.to_string());
     let reply = get(&url, &[]);
     assert_eq!(reply.status, 200);
-    assert_eq!(
-        reply.header("content-type"),
-        Some("application/vnd.mapbox-vector-tile")
-    );
-    assert_eq!(
-        reply.header("content-encoding"),
-        None,
-        "no gzip unless asked for"
-    );
+    assert_eq!(reply.header("content-type"), Some("application/vnd.mapbox-vector-tile"));
+    assert_eq!(reply.header("content-encoding"), None, "no gzip unless asked for");
     let file = temp_dir("mvt").join("tile.mvt");
     std::fs::write(&file, &reply.body).expect("write tile");
     let decoded = oracle(
         "decode_mvt.mjs",
-        &[
-            file.to_str().expect("path"),
-            &z.to_string(),
-            &x.to_string(),
-            &y.to_string(),
-        ],
+        &[file.to_str().expect("path"), &z.to_string(), &x.to_string(), &y.to_string()],
     );
     let layer = &decoded["helsinki"];
     assert_eq!(layer["version"], 2);
@@ -154,10 +102,7 @@ fn helsinki_tiles_decode_with_mapbox_vector_tile_at_the_source_coordinates() {
         .find(|f| f["id"].as_u64() == Some(id))
         .expect("building in its tile, same id");
     assert_eq!(found["type"], 3, "polygon");
-    assert_eq!(
-        found["properties"]["building"],
-        building["properties"]["building"]
-    );
+    assert_eq!(found["properties"]["building"], building["properties"]["building"]);
     // Decoded vertices sit within one tile pixel (4096 per tile) of the source vertex.
     let pixel_deg = 360.0 / f64::from(1u32 << z) / 4096.0;
     let coords = found["geojson"]["coordinates"].to_string();
@@ -169,10 +114,7 @@ fn helsinki_tiles_decode_with_mapbox_vector_tile_at_the_source_coordinates() {
         .chunks_exact(2)
         .map(|p| ((p[0] - lon) / pixel_deg).hypot((p[1] - lat) / (pixel_deg * 0.5)))
         .fold(f64::MAX, f64::min);
-    assert!(
-        nearest < 1.5,
-        "closest decoded vertex is {nearest:.2} px away"
-    );
+    assert!(nearest < 1.5, "closest decoded vertex is {nearest:.2} px away");
 }
 
 #[test]
@@ -183,40 +125,20 @@ fn roads_keep_every_line_at_full_zoom_and_tiles_clip_to_their_buffer() {
     let c = &road["geometry"]["coordinates"][0];
     let (lon, lat) = (c[0].as_f64().expect("lon"), c[1].as_f64().expect("lat"));
     let (x, y) = tile_of(lon, lat, 15);
-    let reply = get(
-        &format!("{}/tiles/roads/15/{x}/{y}.mvt", server.url),
-        &[("Accept-Encoding", "gzip")],
-    );
+    let reply = get(&format!("{}/tiles/roads/15/{x}/{y}.mvt", server.url), &[("Accept-Encoding", "gzip")]);
     assert_eq!(reply.status, 200);
     assert_eq!(reply.header("content-encoding"), Some("gzip"));
     let mut raw = Vec::new();
-    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&reply.body[..]), &mut raw)
-        .expect("gunzip");
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&reply.body[..]), &mut raw).expect("gunzip");
     let file = temp_dir("roads").join("t.mvt");
     std::fs::write(&file, &raw).expect("write");
-    let decoded = oracle(
-        "decode_mvt.mjs",
-        &[
-            file.to_str().expect("path"),
-            "15",
-            &x.to_string(),
-            &y.to_string(),
-        ],
-    );
+    let decoded =
+        oracle("decode_mvt.mjs", &[file.to_str().expect("path"), "15", &x.to_string(), &y.to_string()]);
     let feats = decoded["roads"]["features"].as_array().expect("features");
-    assert!(
-        feats
-            .iter()
-            .any(|f| f["id"] == road["id"] && f["type"] == 2),
-        "road {} in its tile",
-        road["id"]
-    );
+    assert!(feats.iter().any(|f| f["id"] == road["id"] && f["type"] == 2), "road {} in its tile", road["id"]);
     // Nothing strays beyond the 80/4096 buffer around the tile.
     let n = f64::from(1u32 << 15);
-    let (w, e) = (
-        f64::from(x) / n * 360.0 - 180.0,
-        f64::from(x + 1) / n * 360.0 - 180.0,
-    );
+    let (w, e) = (f64::from(x) / n * 360.0 - 180.0, f64::from(x + 1) / n * 360.0 - 180.0);
     let margin = (e - w) * 81.0 / 4096.0;
     for f in feats {
         let text = f["geojson"]["coordinates"].to_string();
@@ -225,11 +147,7 @@ fn roads_keep_every_line_at_full_zoom_and_tiles_clip_to_their_buffer() {
             .filter_map(|s| s.parse().ok())
             .collect();
         for p in nums.chunks_exact(2) {
-            assert!(
-                p[0] >= w - margin && p[0] <= e + margin,
-                "lon {} outside tile+buffer",
-                p[0]
-            );
+            assert!(p[0] >= w - margin && p[0] <= e + margin, "lon {} outside tile+buffer", p[0]);
         }
     }
 }
@@ -239,24 +157,14 @@ fn pmtiles_archive_is_read_by_the_reference_pmtiles_library() {
     let store = city_store();
     let archive = store.join("helsinki/tiles.pmtiles");
     let (x, y) = tile_of(24.9445, 60.1716, 14);
-    let out = oracle(
-        "read_pmtiles.mjs",
-        &[
-            archive.to_str().expect("path"),
-            "14",
-            &x.to_string(),
-            &y.to_string(),
-        ],
-    );
+    let out =
+        oracle("read_pmtiles.mjs", &[archive.to_str().expect("path"), "14", &x.to_string(), &y.to_string()]);
     assert_eq!(out["header"]["specVersion"], 3);
     assert_eq!(out["header"]["tileType"], 1, "MVT");
     assert_eq!(out["header"]["maxZoom"], 16);
     assert_eq!(out["metadata"]["vector_layers"][0]["id"], "helsinki");
     let server = Server::start(store);
-    let reply = get(
-        &format!("{}/tiles/helsinki/14/{x}/{y}.mvt", server.url),
-        &[],
-    );
+    let reply = get(&format!("{}/tiles/helsinki/14/{x}/{y}.mvt", server.url), &[]);
     assert_eq!(
         out["tileLength"].as_u64(),
         Some(reply.body.len() as u64),
@@ -269,43 +177,25 @@ fn building_glbs_pass_the_khronos_validator_and_the_tileset_is_honest() {
     let server = Server::start(city_store());
     let tileset = get_json(&format!("{}/3dtiles/helsinki/tileset.json", server.url));
     assert_eq!(tileset["asset"]["version"], "1.1");
-    assert!(
-        tileset["root"]["transform"]
-            .as_array()
-            .is_some_and(|m| m.len() == 16)
-    );
+    assert!(tileset["root"]["transform"].as_array().is_some_and(|m| m.len() == 16));
     let dir = temp_dir("glb");
     let mut files = Vec::new();
     let mut buildings = 0u64;
     fn walk(tile: &Value, parent_error: f64, out: &mut Vec<(String, f64, usize)>) {
         let error = tile["geometricError"].as_f64().expect("geometricError");
-        assert!(
-            error <= parent_error,
-            "child error {error} above parent {parent_error}"
-        );
+        assert!(error <= parent_error, "child error {error} above parent {parent_error}");
         let children = tile["children"].as_array().map_or(0, Vec::len);
         if children == 0 {
             assert_eq!(error, 0.0, "leaves are exact");
         }
-        out.push((
-            tile["content"]["uri"].as_str().expect("uri").to_owned(),
-            error,
-            children,
-        ));
+        out.push((tile["content"]["uri"].as_str().expect("uri").to_owned(), error, children));
         for c in tile["children"].as_array().into_iter().flatten() {
             walk(c, error, out);
         }
     }
     let mut tiles = Vec::new();
-    walk(
-        &tileset["root"],
-        tileset["geometricError"].as_f64().expect("error"),
-        &mut tiles,
-    );
-    assert!(
-        tiles.len() > 1,
-        "Helsinki's buildings need more than one tile"
-    );
+    walk(&tileset["root"], tileset["geometricError"].as_f64().expect("error"), &mut tiles);
+    assert!(tiles.len() > 1, "Helsinki's buildings need more than one tile");
     for (i, (uri, _, _)) in tiles.iter().enumerate() {
         let reply = get(&format!("{}/3dtiles/helsinki/{uri}", server.url), &[]);
         assert_eq!(reply.status, 200, "{uri}");
@@ -315,10 +205,7 @@ fn building_glbs_pass_the_khronos_validator_and_the_tileset_is_honest() {
         files.push(path.to_string_lossy().into_owned());
     }
     let args: Vec<&str> = files.iter().map(String::as_str).collect();
-    for report in oracle("validate_glb.mjs", &args)
-        .as_array()
-        .expect("reports")
-    {
+    for report in oracle("validate_glb.mjs", &args).as_array().expect("reports") {
         assert_eq!(report["errors"], 0, "gltf-validator: {report}");
     }
     // Every building is in exactly one tile's property table: count the fids.
@@ -326,21 +213,14 @@ fn building_glbs_pass_the_khronos_validator_and_the_tileset_is_honest() {
         let glb = std::fs::read(path).expect("read");
         let json = cim_core::glb::json_chunk(&glb).expect("json");
         let used = json["extensionsUsed"].to_string();
-        assert!(
-            used.contains("EXT_mesh_features") && used.contains("EXT_structural_metadata"),
-            "{used}"
-        );
+        assert!(used.contains("EXT_mesh_features") && used.contains("EXT_structural_metadata"), "{used}");
         buildings += json["extensions"]["EXT_structural_metadata"]["propertyTables"][0]["count"]
             .as_u64()
             .expect("count");
     }
     let catalogue = get_json(&format!("{}/api/layers", server.url));
-    let helsinki = catalogue
-        .as_array()
-        .expect("layers")
-        .iter()
-        .find(|l| l["id"] == "helsinki")
-        .expect("helsinki");
+    let helsinki =
+        catalogue.as_array().expect("layers").iter().find(|l| l["id"] == "helsinki").expect("helsinki");
     assert_eq!(Some(buildings), helsinki["building_count"].as_u64());
 }
 
@@ -349,70 +229,37 @@ fn a_pick_inside_a_known_building_returns_that_building() {
     let server = Server::start(city_store());
     let (features, _) = all_items(&server, "helsinki", 5000);
     let mut checked = 0;
-    for b in features
-        .iter()
-        .filter(|f| f["properties"]["building"].is_string())
-        .take(25)
-    {
+    for b in features.iter().filter(|f| f["properties"]["building"].is_string()).take(25) {
         let polygon = &b["geometry"]["coordinates"][0];
         let ring = polygon[0].as_array().expect("ring");
         let xs: Vec<f64> = ring.iter().filter_map(|p| p[0].as_f64()).collect();
         let ys: Vec<f64> = ring.iter().filter_map(|p| p[1].as_f64()).collect();
-        let (x0, x1) = (
-            xs.iter().copied().fold(f64::MAX, f64::min),
-            xs.iter().copied().fold(f64::MIN, f64::max),
-        );
-        let (y0, y1) = (
-            ys.iter().copied().fold(f64::MAX, f64::min),
-            ys.iter().copied().fold(f64::MIN, f64::max),
-        );
+        let (x0, x1) =
+            (xs.iter().copied().fold(f64::MAX, f64::min), xs.iter().copied().fold(f64::MIN, f64::max));
+        let (y0, y1) =
+            (ys.iter().copied().fold(f64::MAX, f64::min), ys.iter().copied().fold(f64::MIN, f64::max));
         // A grid point inside the outer ring and outside every hole, found independently.
-        let holes: Vec<&Vec<Value>> = polygon
-            .as_array()
-            .expect("rings")
-            .iter()
-            .skip(1)
-            .filter_map(Value::as_array)
-            .collect();
+        let holes: Vec<&Vec<Value>> =
+            polygon.as_array().expect("rings").iter().skip(1).filter_map(Value::as_array).collect();
         let inside = (1..20)
             .flat_map(|i| {
                 (1..20).map(move |j| {
-                    (
-                        x0 + (x1 - x0) * f64::from(i) / 20.0,
-                        y0 + (y1 - y0) * f64::from(j) / 20.0,
-                    )
+                    (x0 + (x1 - x0) * f64::from(i) / 20.0, y0 + (y1 - y0) * f64::from(j) / 20.0)
                 })
             })
-            .find(|&(x, y)| {
-                point_in_ring(ring, x, y) && !holes.iter().any(|h| point_in_ring(h, x, y))
-            });
+            .find(|&(x, y)| point_in_ring(ring, x, y) && !holes.iter().any(|h| point_in_ring(h, x, y)));
         let Some((lon, lat)) = inside else { continue };
-        let hits = get_json(&format!(
-            "{}/api/pick?lon={lon}&lat={lat}&layer=helsinki",
-            server.url
-        ));
-        let ids: Vec<&Value> = hits["features"]
-            .as_array()
-            .expect("features")
-            .iter()
-            .map(|f| &f["id"])
-            .collect();
-        assert!(
-            ids.contains(&&b["id"]),
-            "pick at {lon},{lat} gave {ids:?}, wanted {}",
-            b["id"]
-        );
+        let hits = get_json(&format!("{}/api/pick?lon={lon}&lat={lat}&layer=helsinki", server.url));
+        let ids: Vec<&Value> =
+            hits["features"].as_array().expect("features").iter().map(|f| &f["id"]).collect();
+        assert!(ids.contains(&&b["id"]), "pick at {lon},{lat} gave {ids:?}, wanted {}", b["id"]);
         checked += 1;
     }
     assert!(checked >= 20, "only {checked} buildings checked");
     // Across all layers, the same point also lies in Finland.
     let hits = get_json(&format!("{}/api/pick?lon=24.9445&lat=60.1716", server.url));
     assert!(
-        hits["features"]
-            .as_array()
-            .expect("features")
-            .iter()
-            .any(|f| f["properties"]["name"] == "Finland")
+        hits["features"].as_array().expect("features").iter().any(|f| f["properties"]["name"] == "Finland")
     );
 }
 
@@ -424,75 +271,39 @@ fn ogrinfo_reads_the_server_as_oapif_and_counts_the_same_features() {
         .output()
         .expect("ogrinfo (apt-get install gdal-bin)");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        text,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}\n{}", text, String::from_utf8_lossy(&out.stderr));
     for (layer, count) in [("countries", 179), ("roads", 8333)] {
         let section = text
             .split("Layer name: ")
             .find(|s| s.starts_with(layer))
             .unwrap_or_else(|| panic!("{layer} missing in:\n{text}"));
-        assert!(
-            section.contains(&format!("Feature Count: {count}")),
-            "{layer}: {section}"
-        );
+        assert!(section.contains(&format!("Feature Count: {count}")), "{layer}: {section}");
     }
     // And GDAL reads the features themselves, following our next links.
     let out = std::process::Command::new("ogrinfo")
-        .args([
-            "-ro",
-            "-q",
-            &format!("OAPIF:{}", server.url),
-            "countries",
-            "-where",
-            "name = 'Finland'",
-        ])
+        .args(["-ro", "-q", &format!("OAPIF:{}", server.url), "countries", "-where", "name = 'Finland'"])
         .output()
         .expect("ogrinfo");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        text.contains("name (String) = Finland") && text.contains("MULTIPOLYGON"),
-        "{text}"
-    );
+    assert!(text.contains("name (String) = Finland") && text.contains("MULTIPOLYGON"), "{text}");
 }
 
 #[test]
 fn http_caching_compression_cors_and_errors_behave() {
     let server = Server::start(city_store());
     let url = format!("{}/tiles/countries/2/2/1.mvt", server.url);
-    let first = get(
-        &url,
-        &[
-            ("Accept-Encoding", "gzip"),
-            ("Origin", "http://example.org"),
-        ],
-    );
+    let first = get(&url, &[("Accept-Encoding", "gzip"), ("Origin", "http://example.org")]);
     assert_eq!(first.status, 200);
     assert_eq!(first.header("access-control-allow-origin"), Some("*"));
-    assert!(
-        first
-            .header("cache-control")
-            .is_some_and(|c| c.contains("max-age"))
-    );
+    assert!(first.header("cache-control").is_some_and(|c| c.contains("max-age")));
     let etag = first.header("etag").expect("etag").to_owned();
-    assert!(
-        etag.starts_with('"') && !etag.starts_with("W/"),
-        "strong etag: {etag}"
-    );
-    let again = get(
-        &url,
-        &[("Accept-Encoding", "gzip"), ("If-None-Match", &etag)],
-    );
+    assert!(etag.starts_with('"') && !etag.starts_with("W/"), "strong etag: {etag}");
+    let again = get(&url, &[("Accept-Encoding", "gzip"), ("If-None-Match", &etag)]);
     assert_eq!(again.status, 304);
     assert!(again.body.is_empty());
     // JSON responses are compressed when asked for.
-    let listing = get(
-        &format!("{}/collections/roads/items?limit=500", server.url),
-        &[("Accept-Encoding", "br")],
-    );
+    let listing =
+        get(&format!("{}/collections/roads/items?limit=500", server.url), &[("Accept-Encoding", "br")]);
     assert_eq!(listing.header("content-encoding"), Some("br"));
     // Errors: JSON bodies with the right status.
     for (path, status) in [
@@ -511,21 +322,10 @@ fn http_caching_compression_cors_and_errors_behave() {
         ("/collections/..%2Fetc", 404),
     ] {
         let r = get(&format!("{}{path}", server.url), &[]);
-        assert_eq!(
-            r.status,
-            status,
-            "{path}: {}",
-            String::from_utf8_lossy(&r.body)
-        );
-        assert!(
-            r.json()["description"].is_string(),
-            "{path}: JSON error body"
-        );
+        assert_eq!(r.status, status, "{path}: {}", String::from_utf8_lossy(&r.body));
+        assert!(r.json()["description"].is_string(), "{path}: JSON error body");
     }
     // Inside the grid but empty: no content.
-    assert_eq!(
-        get(&format!("{}/tiles/helsinki/16/0/0.mvt", server.url), &[]).status,
-        204
-    );
+    assert_eq!(get(&format!("{}/tiles/helsinki/16/0/0.mvt", server.url), &[]).status, 204);
     assert_eq!(get(&format!("{}/healthz", server.url), &[]).status, 200);
 }

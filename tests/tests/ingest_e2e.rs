@@ -27,70 +27,40 @@ fn every_vector_format_ingests_with_the_expected_feature_counts() {
         let o = ingest(&store, layer, args, &[&data(file)]);
         assert!(o.ok, "{file}: {}", o.stderr);
         if count > 0 {
-            assert!(
-                o.stdout.contains(&format!(": {count} features")),
-                "{file}: {}",
-                o.stdout
-            );
+            assert!(o.stdout.contains(&format!(": {count} features")), "{file}: {}", o.stdout);
         }
         let catalogue: serde_json::Value = serde_json::from_slice(
             &std::fs::read(store.join(layer).join("catalogue.json")).expect("catalogue"),
         )
         .expect("json");
-        assert_eq!(
-            catalogue["sources"][0]["sha256"].as_str().map(str::len),
-            Some(64),
-            "lineage checksum"
-        );
+        assert_eq!(catalogue["sources"][0]["sha256"].as_str().map(str::len), Some(64), "lineage checksum");
     }
 }
 
 #[test]
 fn helsinki_dirt_is_repaired_or_dropped_and_counted() {
     let store = temp_dir("dirt");
-    let out = ingest_ok(
-        &store,
-        "h",
-        &["--max-zoom", "14"],
-        &[&data("osm/helsinki_buildings.geojson")],
-    );
+    let out = ingest_ok(&store, "h", &["--max-zoom", "14"], &[&data("osm/helsinki_buildings.geojson")]);
     let q: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(store.join("h/quality.json")).expect("quality"))
-            .expect("json");
+        serde_json::from_slice(&std::fs::read(store.join("h/quality.json")).expect("quality")).expect("json");
     assert_eq!(q["features_read"], 494);
     assert_eq!(q["features_written"], 482);
     assert_eq!(q["dropped"]["ring with fewer than 4 points"], 12);
-    assert!(
-        q["repaired"]["self-intersection resolved"]
-            .as_u64()
-            .unwrap_or(0)
-            > 0
-    );
+    assert!(q["repaired"]["self-intersection resolved"].as_u64().unwrap_or(0) > 0);
     // 175 of 494 carry a height; of the 482 kept, the rest default to 10 m.
     assert_eq!(q["missing_heights"], 316);
-    assert!(
-        out.lines()
-            .next()
-            .is_some_and(|l| l.starts_with("quality h: read 494")),
-        "{out}"
-    );
+    assert!(out.lines().next().is_some_and(|l| l.starts_with("quality h: read 494")), "{out}");
 }
 
 #[test]
 fn bad_input_fails_with_a_reason_and_the_previous_layer_stays_served() {
     let store = temp_dir("bad");
     let dir = temp_dir("bad-files");
-    ingest_ok(
-        &store,
-        "layer",
-        &["--max-zoom", "4"],
-        &[&data("fgb/countries.fgb")],
-    );
+    ingest_ok(&store, "layer", &["--max-zoom", "4"], &[&data("fgb/countries.fgb")]);
     let version = |s: &std::path::Path| {
-        let c: serde_json::Value = serde_json::from_slice(
-            &std::fs::read(s.join("layer/catalogue.json")).expect("catalogue"),
-        )
-        .expect("json");
+        let c: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(s.join("layer/catalogue.json")).expect("catalogue"))
+                .expect("json");
         c["version"].as_str().expect("version").to_owned()
     };
     let before = version(&store);
@@ -103,61 +73,27 @@ fn bad_input_fails_with_a_reason_and_the_previous_layer_stays_served() {
         path
     };
     let garbage = dir.join("garbage.geojson");
-    std::fs::write(
-        &garbage,
-        b"{\"type\": \"FeatureCollection\", \"features\": [ {\"type\": \"Fea",
-    )
-    .expect("write");
+    std::fs::write(&garbage, b"{\"type\": \"FeatureCollection\", \"features\": [ {\"type\": \"Fea")
+        .expect("write");
     let noise = dir.join("noise.gpkg");
     std::fs::write(&noise, vec![0x5a; 4096]).expect("write");
     let shp_no_prj = dir.join("nocrs.shp");
     for ext in ["shp", "shx", "dbf"] {
-        std::fs::copy(
-            data(&format!("shapefile/countries.{ext}")),
-            dir.join(format!("nocrs.{ext}")),
-        )
-        .expect("copy");
+        std::fs::copy(data(&format!("shapefile/countries.{ext}")), dir.join(format!("nocrs.{ext}")))
+            .expect("copy");
     }
     let cases: Vec<(std::path::PathBuf, Vec<&str>, &str)> = vec![
-        (
-            truncate("fgb/countries.fgb", "cut.fgb", 0.5),
-            vec![],
-            "cut.fgb",
-        ),
-        (
-            truncate("osm/Helsinki.osm.pbf", "cut.osm.pbf", 0.3),
-            vec![],
-            "cut.osm.pbf",
-        ),
-        (
-            truncate("shapefile/countries.shp", "cut.shp", 0.4),
-            vec![],
-            "",
-        ),
-        (
-            data("fgb/topp_states.fgb"),
-            vec![],
-            "FlatGeobuf version 2 is not supported",
-        ),
+        (truncate("fgb/countries.fgb", "cut.fgb", 0.5), vec![], "cut.fgb"),
+        (truncate("osm/Helsinki.osm.pbf", "cut.osm.pbf", 0.3), vec![], "cut.osm.pbf"),
+        (truncate("shapefile/countries.shp", "cut.shp", 0.4), vec![], ""),
+        (data("fgb/topp_states.fgb"), vec![], "FlatGeobuf version 2 is not supported"),
         (garbage.clone(), vec![], "garbage.geojson"),
         (noise.clone(), vec![], "noise.gpkg"),
         (shp_no_prj.clone(), vec![], "no CRS"),
-        (
-            data("fgb/countries.fgb"),
-            vec!["--src-crs", "EPSG:999999"],
-            "EPSG:999999",
-        ),
-        (
-            data("fgb/countries.fgb"),
-            vec!["--src-crs", "EPSG:32650"],
-            "outside the area of use of EPSG:32650",
-        ),
+        (data("fgb/countries.fgb"), vec!["--src-crs", "EPSG:999999"], "EPSG:999999"),
+        (data("fgb/countries.fgb"), vec!["--src-crs", "EPSG:32650"], "outside the area of use of EPSG:32650"),
         // A real file whose coordinates do not fit its declared British National Grid.
-        (
-            data("fgb/poly00.fgb"),
-            vec![],
-            "outside the area of use of EPSG:27700",
-        ),
+        (data("fgb/poly00.fgb"), vec![], "outside the area of use of EPSG:27700"),
         (dir.join("missing.geojson"), vec![], "missing.geojson"),
         (dir.join("x.unknownformat"), vec![], "no importer"),
     ];
@@ -169,20 +105,10 @@ fn bad_input_fails_with_a_reason_and_the_previous_layer_stays_served() {
         let o = ingest(&store, "layer", &all, &[file]);
         assert!(!o.ok, "{} should fail", file.display());
         let last = o.stderr.lines().last().unwrap_or_default();
-        assert!(
-            last.starts_with("cim-ingest: "),
-            "{}: one-line reason, got {:?}",
-            file.display(),
-            o.stderr
-        );
+        assert!(last.starts_with("cim-ingest: "), "{}: one-line reason, got {:?}", file.display(), o.stderr);
         assert!(last.contains(reason), "{}: {last}", file.display());
         assert!(!o.stderr.contains("panicked"), "{}: panic", file.display());
-        assert_eq!(
-            version(&store),
-            before,
-            "{}: previous layer untouched",
-            file.display()
-        );
+        assert_eq!(version(&store), before, "{}: previous layer untouched", file.display());
     }
     let page = get_json(&format!("{}/collections/layer/items?limit=1", server.url));
     assert_eq!(page["numberMatched"], 179, "still served");
@@ -191,36 +117,14 @@ fn bad_input_fails_with_a_reason_and_the_previous_layer_stays_served() {
 #[test]
 fn a_reingested_layer_is_served_without_restart() {
     let store = temp_dir("reingest");
-    ingest_ok(
-        &store,
-        "live",
-        &["--max-zoom", "3"],
-        &[&data("fgb/countries.fgb")],
-    );
+    ingest_ok(&store, "live", &["--max-zoom", "3"], &[&data("fgb/countries.fgb")]);
     let server = Server::start(&store);
-    assert_eq!(
-        get_json(&format!("{}/collections/live/items?limit=1", server.url))["numberMatched"],
-        179
-    );
-    let etag = get(&format!("{}/tiles/live/0/0/0.mvt", server.url), &[])
-        .header("etag")
-        .map(str::to_owned);
-    ingest_ok(
-        &store,
-        "live",
-        &["--max-zoom", "3"],
-        &[&data("geojson/states.geojson")],
-    );
-    assert_eq!(
-        get_json(&format!("{}/collections/live/items?limit=1", server.url))["numberMatched"],
-        49
-    );
+    assert_eq!(get_json(&format!("{}/collections/live/items?limit=1", server.url))["numberMatched"], 179);
+    let etag = get(&format!("{}/tiles/live/0/0/0.mvt", server.url), &[]).header("etag").map(str::to_owned);
+    ingest_ok(&store, "live", &["--max-zoom", "3"], &[&data("geojson/states.geojson")]);
+    assert_eq!(get_json(&format!("{}/collections/live/items?limit=1", server.url))["numberMatched"], 49);
     let fresh = get(&format!("{}/tiles/live/0/0/0.mvt", server.url), &[]);
-    assert_ne!(
-        fresh.header("etag").map(str::to_owned),
-        etag,
-        "new tiles, new ETag"
-    );
+    assert_ne!(fresh.header("etag").map(str::to_owned), etag, "new tiles, new ETag");
 }
 
 #[test]
@@ -240,29 +144,13 @@ fn reprojected_and_gcj02_sources_land_where_wgs84_puts_them() {
             .expect("ogr2ogr");
         assert!(status.success());
     }
-    ingest_ok(
-        &store,
-        "wgs",
-        &["--max-zoom", "3"],
-        &[&data("osm/helsinki_buildings.gpkg")],
-    );
-    ingest_ok(
-        &store,
-        "utm",
-        &["--max-zoom", "3"],
-        &[&dir.join("utm.gpkg")],
-    );
-    ingest_ok(
-        &store,
-        "merc",
-        &["--max-zoom", "3"],
-        &[&dir.join("merc.shp")],
-    );
+    ingest_ok(&store, "wgs", &["--max-zoom", "3"], &[&data("osm/helsinki_buildings.gpkg")]);
+    ingest_ok(&store, "utm", &["--max-zoom", "3"], &[&dir.join("utm.gpkg")]);
+    ingest_ok(&store, "merc", &["--max-zoom", "3"], &[&dir.join("merc.shp")]);
     let bounds = |layer: &str| {
-        let c: serde_json::Value = serde_json::from_slice(
-            &std::fs::read(store.join(layer).join("catalogue.json")).expect("read"),
-        )
-        .expect("json");
+        let c: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(store.join(layer).join("catalogue.json")).expect("read"))
+                .expect("json");
         (
             c["bounds_wgs84"]
                 .as_array()
@@ -277,10 +165,7 @@ fn reprojected_and_gcj02_sources_land_where_wgs84_puts_them() {
     for layer in ["utm", "merc"] {
         let (b, crs) = bounds(layer);
         for i in 0..4 {
-            assert!(
-                (b[i] - wgs[i]).abs() < 1e-6,
-                "{layer} ({crs}): {b:?} vs {wgs:?}"
-            );
+            assert!((b[i] - wgs[i]).abs() < 1e-6, "{layer} ({crs}): {b:?} vs {wgs:?}");
         }
     }
     assert_eq!(bounds("utm").1, "EPSG:32635");
@@ -289,43 +174,26 @@ fn reprojected_and_gcj02_sources_land_where_wgs84_puts_them() {
 #[test]
 fn ctrl_c_mid_ingest_leaves_the_previous_layer_served() {
     let store = temp_dir("sigint");
-    ingest_ok(
-        &store,
-        "roads",
-        &["--max-zoom", "3"],
-        &[&data("fgb/countries.fgb")],
-    );
+    ingest_ok(&store, "roads", &["--max-zoom", "3"], &[&data("fgb/countries.fgb")]);
     let catalogue = || std::fs::read(store.join("roads/catalogue.json")).expect("catalogue");
     let before = catalogue();
     // A z18 cut of every Manhattan road takes seconds; interrupt it early.
     let child = std::process::Command::new(bin_dir().join("cim-ingest"))
         .arg("--store")
         .arg(&store)
-        .args([
-            "--layer",
-            "roads",
-            "--max-zoom",
-            "18",
-            "--max-tiles-per-zoom",
-            "10000000",
-        ])
+        .args(["--layer", "roads", "--max-zoom", "18", "--max-tiles-per-zoom", "10000000"])
         .arg(data("geojson/tiger_roads.geojson"))
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("spawn");
     std::thread::sleep(std::time::Duration::from_millis(700));
-    let status = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .expect("kill");
+    let status =
+        std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill");
     assert!(status.success());
     let out = child.wait_with_output().expect("wait");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "interrupted ingest must fail");
-    assert!(
-        stderr.contains("interrupted") && stderr.contains("still served"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("interrupted") && stderr.contains("still served"), "{stderr}");
     assert_eq!(catalogue(), before, "previous version untouched");
     let partials = std::fs::read_dir(store.join(".versions"))
         .expect("versions")

@@ -25,15 +25,13 @@ async fn layers(State(state): State<AppState>, headers: HeaderMap) -> Result<Res
     let mut entries = Vec::new();
     for name in state.layers.names() {
         let layer = state.layers.get(&name).await?;
-        entries.push(
-            serde_json::to_value(&layer.catalogue)
-                .map_err(|e| ApiError::Internal(e.to_string()))?,
-        );
+        entries.push(serde_json::to_value(&layer.catalogue).map_err(|e| ApiError::Internal(e.to_string()))?);
     }
     Ok(respond(
         &headers,
         Value::Array(entries).to_string().into_bytes(),
         "application/json",
+        None,
         None,
         Freshness::Listing,
     ))
@@ -44,21 +42,12 @@ fn number(
     key: &str,
     range: std::ops::RangeInclusive<f64>,
 ) -> Result<f64, ApiError> {
-    let raw = params
-        .get(key)
-        .ok_or_else(|| ApiError::BadRequest(format!("missing parameter '{key}'")))?;
+    let raw = params.get(key).ok_or_else(|| ApiError::BadRequest(format!("missing parameter '{key}'")))?;
     let v: f64 = raw.parse().map_err(|_| {
-        ApiError::BadRequest(format!(
-            "{key} '{}' is not a number",
-            raw.chars().take(30).collect::<String>()
-        ))
+        ApiError::BadRequest(format!("{key} '{}' is not a number", raw.chars().take(30).collect::<String>()))
     })?;
     if !range.contains(&v) {
-        return Err(ApiError::BadRequest(format!(
-            "{key} {v} is outside {}..{}",
-            range.start(),
-            range.end()
-        )));
+        return Err(ApiError::BadRequest(format!("{key} {v} is outside {}..{}", range.start(), range.end())));
     }
     Ok(v)
 }
@@ -99,6 +88,7 @@ async fn pick(
         doc.to_string().into_bytes(),
         "application/geo+json",
         None,
+        None,
         Freshness::Content,
     ))
 }
@@ -110,15 +100,11 @@ async fn query(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let bbox = parse_bbox(
-        params
-            .get("bbox")
-            .ok_or_else(|| ApiError::BadRequest("missing parameter 'bbox'".into()))?,
+        params.get("bbox").ok_or_else(|| ApiError::BadRequest("missing parameter 'bbox'".into()))?,
     )?;
     let limit = parse_usize(&params, "limit", 1000)?;
     if limit == 0 || limit > MAX_LIMIT {
-        return Err(ApiError::BadRequest(format!(
-            "limit must be 1..={MAX_LIMIT}"
-        )));
+        return Err(ApiError::BadRequest(format!("limit must be 1..={MAX_LIMIT}")));
     }
     let mut hits = Vec::new();
     let mut matched = 0usize;
@@ -137,6 +123,7 @@ async fn query(
         &headers,
         doc.to_string().into_bytes(),
         "application/geo+json",
+        None,
         None,
         Freshness::Content,
     ))

@@ -14,9 +14,17 @@ pub enum Freshness {
     Listing,
 }
 
-pub fn etag_of(bytes: &[u8], variant: &str) -> String {
+pub fn etag_of(bytes: &[u8]) -> String {
     let digest = Sha256::digest(bytes);
-    format!("\"{}{variant}\"", hex::encode(&digest[..16]))
+    format!("\"{}\"", hex::encode(&digest[..16]))
+}
+
+/// The ETag of another encoding of the same representation.
+fn variant(etag: &str, encoding: Option<&str>) -> String {
+    match encoding {
+        None => etag.to_owned(),
+        Some(enc) => format!("{}-{enc}\"", etag.trim_end_matches('"')),
+    }
 }
 
 fn matches(headers: &HeaderMap, etag: &str) -> bool {
@@ -30,17 +38,17 @@ fn matches(headers: &HeaderMap, etag: &str) -> bool {
 }
 
 /// A 200 with the body, or a 304 when the client already holds this version.
+/// `etag` identifies the identity encoding; `None` hashes the body.
 pub fn respond(
     request: &HeaderMap,
     bytes: Vec<u8>,
     content_type: &'static str,
     content_encoding: Option<&'static str>,
+    etag: Option<&str>,
     freshness: Freshness,
 ) -> Response {
-    let etag = etag_of(
-        &bytes,
-        content_encoding.map_or("", |e| if e == "gzip" { "-gz" } else { "-enc" }),
-    );
+    let base = etag.map_or_else(|| etag_of(&bytes), str::to_owned);
+    let etag = variant(&base, content_encoding);
     let cache = match freshness {
         Freshness::Content => "public, max-age=60, stale-while-revalidate=300",
         Freshness::Listing => "public, max-age=5",
@@ -53,13 +61,39 @@ pub fn respond(
         builder = builder.status(StatusCode::NOT_MODIFIED);
         return builder.body(Body::empty()).unwrap_or_default();
     }
-    builder = builder
-        .status(StatusCode::OK)
-        .header(header::CONTENT_TYPE, content_type);
+    builder = builder.status(StatusCode::OK).header(header::CONTENT_TYPE, content_type);
     if let Some(enc) = content_encoding {
         builder = builder.header(header::CONTENT_ENCODING, HeaderValue::from_static(enc));
     }
     builder.body(Body::from(bytes)).unwrap_or_default()
+}
+
+/// A response body prepared once (hashed, gzipped) and served many times.
+pub struct Prepared {
+    content_type: &'static str,
+    identity: Vec<u8>,
+    gzip: Option<Vec<u8>>,
+    etag: String,
+}
+
+impl Prepared {
+    pub fn new(content_type: &'static str, identity: Vec<u8>) -> Self {
+        let gzip = (identity.len() > 512)
+            .then(|| cim_core::pmtiles::gzip(&identity))
+            .filter(|g| g.len() < identity.len());
+        Self { content_type, etag: etag_of(&identity), identity, gzip }
+    }
+
+    pub fn respond(&self, request: &HeaderMap, freshness: Freshness) -> Response {
+        match &self.gzip {
+            Some(gz) if accepts_gzip(request) => {
+                respond(request, gz.clone(), self.content_type, Some("gzip"), Some(&self.etag), freshness)
+            }
+            _ => {
+                respond(request, self.identity.clone(), self.content_type, None, Some(&self.etag), freshness)
+            }
+        }
+    }
 }
 
 /// True when the request says the client takes gzip.
@@ -75,4 +109,23 @@ pub fn accepts_gzip(headers: &HeaderMap) -> bool {
             let rejected = parts.any(|p| p.trim().replace(' ', "") == "q=0");
             (name == "gzip" || name == "*") && !rejected
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gzip_negotiation_honours_q_zero() {
+        let h = |v: &str| {
+            let mut m = HeaderMap::new();
+            m.insert(header::ACCEPT_ENCODING, HeaderValue::from_str(v).expect("header"));
+            m
+        };
+        assert!(accepts_gzip(&h("br, gzip;q=0.8")));
+        assert!(!accepts_gzip(&h("gzip;q=0, br")));
+        assert!(accepts_gzip(&h("*")));
+        assert!(!accepts_gzip(&HeaderMap::new()));
+        assert_eq!(variant("\"abc\"", Some("gzip")), "\"abc-gzip\"");
+    }
 }

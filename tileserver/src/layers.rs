@@ -10,7 +10,8 @@ use std::sync::{Arc, Mutex};
 
 use cim_core::catalogue::{CATALOGUE_FILE, CatalogueEntry, MVT_ARCHIVE_FILE};
 use cim_core::features::from_geojson;
-use cim_core::pmtiles::Header;
+use cim_core::pmtiles::{Entry, Header, Lookup, find, tile_entries};
+use cim_core::tile::TileId;
 use geo::{BoundingRect, Intersects};
 use geo_types::{Geometry, Point, Rect};
 use rstar::primitives::{GeomWithData, Rectangle};
@@ -18,14 +19,39 @@ use rstar::{AABB, RTree};
 use serde_json::Value;
 
 use crate::ApiError;
+use crate::http_cache::Prepared;
 
 type Indexed = GeomWithData<Rectangle<[f64; 2]>, usize>;
+
+/// A PMTiles archive in memory with its directory flattened for binary search.
+pub struct TileArchive {
+    pub header: Header,
+    bytes: Vec<u8>,
+    entries: Vec<Entry>,
+}
+
+impl TileArchive {
+    /// The stored (possibly compressed) bytes of a tile and their offset, which
+    /// identifies the content within this archive (identical tiles share it).
+    pub fn tile(&self, tile: TileId) -> Option<(&[u8], u64)> {
+        let Lookup::Tile { offset, length } = find(&self.entries, tile.hilbert_id()) else {
+            return None;
+        };
+        let start = usize::try_from(self.header.tile_data_offset + offset).ok()?;
+        let bytes = self.bytes.get(start..start.checked_add(length as usize)?)?;
+        Some((bytes, offset))
+    }
+}
+
+/// Most prepared responses kept per layer version (TileJSON per host, 3D Tiles files).
+const MAX_PREPARED: usize = 4096;
 
 /// One published version of a layer, in memory.
 pub struct Layer {
     pub dir: PathBuf,
     pub catalogue: CatalogueEntry,
-    pub archive: Option<(Header, Vec<u8>)>,
+    pub archive: Option<TileArchive>,
+    prepared: Mutex<HashMap<String, Arc<Prepared>>>,
     /// GeoJSON features sorted by id, as ingest wrote them.
     pub features: Vec<Value>,
     geometries: Vec<Geometry<f64>>,
@@ -37,13 +63,13 @@ impl Layer {
         let read = |name: &str| {
             std::fs::read(dir.join(name)).map_err(|e| format!("{}: {e}", dir.join(name).display()))
         };
-        let catalogue: CatalogueEntry = serde_json::from_slice(&read(CATALOGUE_FILE)?)
-            .map_err(|e| format!("{CATALOGUE_FILE}: {e}"))?;
+        let catalogue: CatalogueEntry =
+            serde_json::from_slice(&read(CATALOGUE_FILE)?).map_err(|e| format!("{CATALOGUE_FILE}: {e}"))?;
         let archive = match &catalogue.mvt_archive {
             Some(name) if name == MVT_ARCHIVE_FILE => {
                 let bytes = read(name)?;
-                let header = Header::parse(&bytes).map_err(|e| format!("{name}: {e}"))?;
-                Some((header, bytes))
+                let (header, entries) = tile_entries(&bytes).map_err(|e| format!("{name}: {e}"))?;
+                Some(TileArchive { header, bytes, entries })
             }
             _ => None,
         };
@@ -69,10 +95,29 @@ impl Layer {
             dir,
             catalogue,
             archive,
+            prepared: Mutex::new(HashMap::new()),
             features,
             geometries,
             tree: RTree::bulk_load(entries),
         })
+    }
+
+    /// A response computed once per layer version and key, then served from memory.
+    pub fn prepared(
+        &self,
+        key: &str,
+        make: impl FnOnce() -> Result<Prepared, ApiError>,
+    ) -> Result<Arc<Prepared>, ApiError> {
+        if let Some(p) = self.prepared.lock().ok().and_then(|m| m.get(key).cloned()) {
+            return Ok(p);
+        }
+        let p = Arc::new(make()?);
+        if let Ok(mut m) = self.prepared.lock()
+            && m.len() < MAX_PREPARED
+        {
+            m.insert(key.to_owned(), p.clone());
+        }
+        Ok(p)
     }
 
     /// Indices of features whose geometry contains or touches the point.
@@ -93,10 +138,7 @@ impl Layer {
         let rect = Rect::new((bbox[0], bbox[1]), (bbox[2], bbox[3]));
         let mut hits: Vec<usize> = self
             .tree
-            .locate_in_envelope_intersecting(&AABB::from_corners(
-                [bbox[0], bbox[1]],
-                [bbox[2], bbox[3]],
-            ))
+            .locate_in_envelope_intersecting(&AABB::from_corners([bbox[0], bbox[1]], [bbox[2], bbox[3]]))
             .map(|e| e.data)
             .filter(|&i| self.geometries[i].intersects(&rect))
             .collect();
@@ -110,9 +152,7 @@ impl Layer {
 
     /// Position of feature `fid` (features are sorted by id).
     pub fn find_fid(&self, fid: u64) -> Option<usize> {
-        let i = self
-            .features
-            .partition_point(|f| f["id"].as_u64().is_some_and(|id| id < fid));
+        let i = self.features.partition_point(|f| f["id"].as_u64().is_some_and(|id| id < fid));
         (self.fid(i) == Some(fid)).then_some(i)
     }
 }
@@ -126,17 +166,12 @@ pub fn valid_layer_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
         && !name.starts_with(['-', '.'])
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 impl LayerCache {
     pub fn new(store: PathBuf) -> Self {
-        Self {
-            store,
-            loaded: Mutex::new(HashMap::new()),
-        }
+        Self { store, loaded: Mutex::new(HashMap::new()) }
     }
 
     pub fn store(&self) -> &Path {
@@ -164,11 +199,7 @@ impl LayerCache {
         if let Ok(mut map) = self.loaded.lock() {
             map.insert(name.to_owned(), layer.clone());
         }
-        tracing::info!(
-            layer = name,
-            version = layer.catalogue.version,
-            "layer loaded"
-        );
+        tracing::info!(layer = name, version = layer.catalogue.version, "layer loaded");
         Ok(layer)
     }
 

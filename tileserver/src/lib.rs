@@ -29,9 +29,7 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(store: impl Into<PathBuf>) -> Self {
-        Self {
-            layers: Arc::new(LayerCache::new(store.into())),
-        }
+        Self { layers: Arc::new(LayerCache::new(store.into())) }
     }
 }
 
@@ -39,16 +37,8 @@ pub fn app(state: AppState) -> Router {
     let cors = CorsLayer::new()
         .allow_origin(Any)
         .allow_methods([Method::GET, Method::HEAD, Method::OPTIONS])
-        .allow_headers([
-            header::IF_NONE_MATCH,
-            header::ACCEPT,
-            header::ACCEPT_ENCODING,
-        ])
-        .expose_headers([
-            header::ETAG,
-            header::CONTENT_ENCODING,
-            HeaderName::from_static("content-length"),
-        ]);
+        .allow_headers([header::IF_NONE_MATCH, header::ACCEPT, header::ACCEPT_ENCODING])
+        .expose_headers([header::ETAG, header::CONTENT_ENCODING, HeaderName::from_static("content-length")]);
     Router::new()
         .merge(api::routes())
         .merge(tiles::routes())

@@ -25,6 +25,7 @@ fn main() {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     if let Err(e) = run() {
         eprintln!("cim-server: {e:#}");
@@ -35,14 +36,9 @@ fn main() {
 #[tokio::main]
 async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    anyhow::ensure!(
-        cli.store.is_dir(),
-        "store {} is not a directory",
-        cli.store.display()
-    );
-    let listener = tokio::net::TcpListener::bind(cli.bind)
-        .await
-        .with_context(|| format!("binding {}", cli.bind))?;
+    anyhow::ensure!(cli.store.is_dir(), "store {} is not a directory", cli.store.display());
+    let listener =
+        tokio::net::TcpListener::bind(cli.bind).await.with_context(|| format!("binding {}", cli.bind))?;
     let addr = listener.local_addr()?;
     println!("cim-server listening on http://{addr}");
     std::io::stdout().flush()?;

@@ -30,13 +30,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 fn json_response(headers: &HeaderMap, v: &Value, content_type: &'static str) -> Response {
-    respond(
-        headers,
-        v.to_string().into_bytes(),
-        content_type,
-        None,
-        Freshness::Listing,
-    )
+    respond(headers, v.to_string().into_bytes(), content_type, None, None, Freshness::Listing)
 }
 
 async fn landing(headers: HeaderMap) -> Response {
@@ -77,10 +71,7 @@ fn collection_doc(base: &str, layer: &Layer) -> Value {
     })
 }
 
-async fn collections(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
+async fn collections(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     let base = base_url(&headers);
     let mut docs = Vec::new();
     for name in state.layers.names() {
@@ -99,21 +90,13 @@ async fn collection(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let layer = state.layers.get(&id).await?;
-    Ok(json_response(
-        &headers,
-        &collection_doc(&base_url(&headers), &layer),
-        "application/json",
-    ))
+    Ok(json_response(&headers, &collection_doc(&base_url(&headers), &layer), "application/json"))
 }
 
 /// `minx,miny,maxx,maxy` in CRS84; 6-value boxes take their horizontal part.
 pub fn parse_bbox(s: &str) -> Result<[f64; 4], ApiError> {
-    let bad = |why: &str| {
-        ApiError::BadRequest(format!(
-            "bbox '{}': {why}",
-            s.chars().take(80).collect::<String>()
-        ))
-    };
+    let bad =
+        |why: &str| ApiError::BadRequest(format!("bbox '{}': {why}", s.chars().take(80).collect::<String>()));
     let v: Vec<f64> = s
         .split(',')
         .map(|p| p.trim().parse::<f64>())
@@ -133,11 +116,7 @@ pub fn parse_bbox(s: &str) -> Result<[f64; 4], ApiError> {
     Ok(b)
 }
 
-pub fn parse_usize(
-    params: &HashMap<String, String>,
-    key: &str,
-    default: usize,
-) -> Result<usize, ApiError> {
+pub fn parse_usize(params: &HashMap<String, String>, key: &str, default: usize) -> Result<usize, ApiError> {
     match params.get(key) {
         None => Ok(default),
         Some(v) => v.parse::<usize>().map_err(|_| {
@@ -157,9 +136,7 @@ async fn items(
 ) -> Result<Response, ApiError> {
     let limit = parse_usize(&params, "limit", DEFAULT_LIMIT)?;
     if limit == 0 || limit > MAX_LIMIT {
-        return Err(ApiError::BadRequest(format!(
-            "limit must be 1..={MAX_LIMIT}"
-        )));
+        return Err(ApiError::BadRequest(format!("limit must be 1..={MAX_LIMIT}")));
     }
     let offset = parse_usize(&params, "offset", 0)?;
     let bbox = params.get("bbox").map(|b| parse_bbox(b)).transpose()?;
@@ -168,23 +145,13 @@ async fn items(
         Some(b) => layer.query(b),
         None => (0..layer.features.len()).collect(),
     };
-    let page: Vec<&Value> = matched
-        .iter()
-        .skip(offset)
-        .take(limit)
-        .map(|&i| &layer.features[i])
-        .collect();
+    let page: Vec<&Value> = matched.iter().skip(offset).take(limit).map(|&i| &layer.features[i]).collect();
     let base = base_url(&headers);
     let mut query: Vec<String> = vec![format!("limit={limit}")];
     if let Some(b) = params.get("bbox") {
         query.push(format!("bbox={b}"));
     }
-    let href = |off: usize| {
-        format!(
-            "{base}/collections/{id}/items?{}&offset={off}",
-            query.join("&")
-        )
-    };
+    let href = |off: usize| format!("{base}/collections/{id}/items?{}&offset={off}", query.join("&"));
     let mut links = vec![
         json!({"href": href(offset), "rel": "self", "type": GEOJSON}),
         json!({"href": format!("{base}/collections/{id}"), "rel": "collection", "type": "application/json"}),
@@ -193,9 +160,7 @@ async fn items(
         links.push(json!({"href": href(offset + page.len()), "rel": "next", "type": GEOJSON}));
     }
     if offset > 0 {
-        links.push(
-            json!({"href": href(offset.saturating_sub(limit)), "rel": "prev", "type": GEOJSON}),
-        );
+        links.push(json!({"href": href(offset.saturating_sub(limit)), "rel": "prev", "type": GEOJSON}));
     }
     let doc = json!({
         "type": "FeatureCollection",
@@ -213,16 +178,9 @@ async fn item(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let layer = state.layers.get(&id).await?;
-    let index = fid
-        .parse::<u64>()
-        .ok()
-        .and_then(|f| layer.find_fid(f))
-        .ok_or_else(|| {
-            ApiError::NotFound(format!(
-                "no feature '{}' in '{id}'",
-                fid.chars().take(30).collect::<String>()
-            ))
-        })?;
+    let index = fid.parse::<u64>().ok().and_then(|f| layer.find_fid(f)).ok_or_else(|| {
+        ApiError::NotFound(format!("no feature '{}' in '{id}'", fid.chars().take(30).collect::<String>()))
+    })?;
     let base = base_url(&headers);
     let mut doc = layer.features[index].clone();
     doc["links"] = json!([

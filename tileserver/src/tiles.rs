@@ -5,11 +5,11 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use cim_core::catalogue::TILESET_DIR;
-use cim_core::pmtiles::{Compression, decompress, read_tile};
+use cim_core::catalogue::{CatalogueEntry, TILESET_DIR};
+use cim_core::pmtiles::{Compression, decompress};
 use cim_core::tile::TileId;
 
-use crate::http_cache::{Freshness, accepts_gzip, respond};
+use crate::http_cache::{Freshness, Prepared, accepts_gzip, respond};
 use crate::{ApiError, AppState};
 
 pub fn routes() -> Router<AppState> {
@@ -21,15 +21,13 @@ pub fn routes() -> Router<AppState> {
 
 /// Scheme and host the client used, for absolute URLs in documents.
 pub fn base_url(headers: &HeaderMap) -> String {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost");
-    let proto = headers
-        .get("x-forwarded-proto")
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("http");
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+    let proto = headers.get("x-forwarded-proto").and_then(|h| h.to_str().ok()).unwrap_or("http");
     format!("{proto}://{host}")
+}
+
+fn clip(s: &str, n: usize) -> String {
+    s.chars().take(n).collect()
 }
 
 async fn tilejson(
@@ -38,14 +36,21 @@ async fn tilejson(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let name = file.strip_suffix(".json").ok_or_else(|| {
-        ApiError::NotFound(format!("'{file}': TileJSON lives at /tiles/<layer>.json"))
+        ApiError::NotFound(format!("'{}': TileJSON lives at /tiles/<layer>.json", clip(&file, 64)))
     })?;
     let layer = state.layers.get(name).await?;
-    let c = &layer.catalogue;
+    let base = base_url(&headers);
+    let prepared = layer.prepared(&format!("tilejson {base}"), || {
+        Ok(Prepared::new("application/json", tilejson_doc(&layer.catalogue, &base)))
+    })?;
+    Ok(prepared.respond(&headers, Freshness::Listing))
+}
+
+fn tilejson_doc(c: &CatalogueEntry, base: &str) -> Vec<u8> {
+    // TileJSON field descriptions, in the words tippecanoe and MapLibre use.
     let fields: serde_json::Map<String, serde_json::Value> = c
         .attributes
         .iter()
-        // TileJSON field descriptions, in the words tippecanoe and MapLibre use.
         .map(|a| {
             let kind = match a.kind.as_str() {
                 "string" => "String",
@@ -56,34 +61,28 @@ async fn tilejson(
         })
         .collect();
     let b = c.bounds_wgs84;
-    let doc = serde_json::json!({
+    let attribution: Vec<&str> =
+        c.sources.iter().map(|s| s.path.rsplit('/').next().unwrap_or_default()).collect();
+    serde_json::json!({
         "tilejson": "3.0.0",
         "name": c.id,
         "version": "1.0.0",
         "scheme": "xyz",
-        "tiles": [format!("{}/tiles/{}/{{z}}/{{x}}/{{y}}.mvt", base_url(&headers), c.id)],
+        "tiles": [format!("{base}/tiles/{}/{{z}}/{{x}}/{{y}}.mvt", c.id)],
         "minzoom": c.min_zoom,
         "maxzoom": c.max_zoom,
         "bounds": b,
         "center": [(b[0] + b[2]) / 2.0, (b[1] + b[3]) / 2.0, c.max_zoom.saturating_sub(2).max(c.min_zoom)],
         "vector_layers": [{"id": c.id, "fields": fields, "minzoom": c.min_zoom, "maxzoom": c.max_zoom}],
-        "attribution": c.sources.iter().map(|s| s.path.rsplit('/').next().unwrap_or_default().to_owned()).collect::<Vec<_>>().join(", "),
-    });
-    Ok(respond(
-        &headers,
-        doc.to_string().into_bytes(),
-        "application/json",
-        None,
-        Freshness::Listing,
-    ))
+        "attribution": attribution.join(", "),
+    })
+    .to_string()
+    .into_bytes()
 }
 
 fn parse_coord(what: &str, s: &str) -> Result<u32, ApiError> {
     s.parse::<u32>().map_err(|_| {
-        ApiError::BadRequest(format!(
-            "tile {what} '{}' is not a non-negative integer",
-            s.chars().take(20).collect::<String>()
-        ))
+        ApiError::BadRequest(format!("tile {what} '{}' is not a non-negative integer", clip(s, 20)))
     })
 }
 
@@ -95,43 +94,29 @@ async fn mvt_tile(
     let y = y_file
         .strip_suffix(".mvt")
         .or_else(|| y_file.strip_suffix(".pbf"))
-        .ok_or_else(|| ApiError::NotFound(format!("'{y_file}': tiles end in .mvt")))?;
-    let (z, x, y) = (
-        parse_coord("z", &z)?,
-        parse_coord("x", &x)?,
-        parse_coord("y", y)?,
-    );
+        .ok_or_else(|| ApiError::NotFound(format!("'{}': tiles end in .mvt", clip(&y_file, 40))))?;
+    let (z, x, y) = (parse_coord("z", &z)?, parse_coord("x", &x)?, parse_coord("y", y)?);
     let tile = TileId::new(z, x, y).map_err(|e| ApiError::NotFound(e.to_string()))?;
     let layer = state.layers.get(&name).await?;
-    let Some((header, archive)) = &layer.archive else {
-        return Err(ApiError::NotFound(format!(
-            "layer '{name}' has no vector tiles"
-        )));
+    let Some(archive) = &layer.archive else {
+        return Err(ApiError::NotFound(format!("layer '{name}' has no vector tiles")));
     };
-    let bytes = read_tile(archive, tile).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let Some(bytes) = bytes else {
+    let Some((bytes, offset)) = archive.tile(tile) else {
         // Inside the grid but without data: empty, as martin and tippecanoe serve it.
         return Ok(StatusCode::NO_CONTENT.into_response());
     };
+    // Identity without hashing: the layer version and the tile's place in the
+    // deduplicated archive.
+    let etag = format!("\"{}-{offset:x}\"", layer.catalogue.version);
     let content_type = "application/vnd.mapbox-vector-tile";
-    match header.tile_compression {
-        Compression::Gzip if accepts_gzip(&headers) => Ok(respond(
-            &headers,
-            bytes,
-            content_type,
-            Some("gzip"),
-            Freshness::Content,
-        )),
+    let fresh = Freshness::Content;
+    match archive.header.tile_compression {
+        Compression::Gzip if accepts_gzip(&headers) => {
+            Ok(respond(&headers, bytes.to_vec(), content_type, Some("gzip"), Some(&etag), fresh))
+        }
         compression => {
-            let plain =
-                decompress(&bytes, compression).map_err(|e| ApiError::Internal(e.to_string()))?;
-            Ok(respond(
-                &headers,
-                plain,
-                content_type,
-                None,
-                Freshness::Content,
-            ))
+            let plain = decompress(bytes, compression).map_err(|e| ApiError::Internal(e.to_string()))?;
+            Ok(respond(&headers, plain, content_type, None, Some(&etag), fresh))
         }
     }
 }
@@ -146,31 +131,22 @@ async fn tileset_file(
             .split('/')
             .all(|part| !part.is_empty() && part != ".." && part != "." && !part.contains('\\'));
     if !safe {
-        return Err(ApiError::BadRequest(format!(
-            "bad path '{}'",
-            path.chars().take(100).collect::<String>()
-        )));
+        return Err(ApiError::BadRequest(format!("bad path '{}'", clip(&path, 100))));
     }
     let layer = state.layers.get(&name).await?;
     if layer.catalogue.tileset.is_none() {
-        return Err(ApiError::NotFound(format!(
-            "layer '{name}' has no 3D tiles"
-        )));
+        return Err(ApiError::NotFound(format!("layer '{name}' has no 3D tiles")));
     }
     let file = layer.dir.join(TILESET_DIR).join(&path);
     let content_type = match file.extension().and_then(|e| e.to_str()) {
         Some("json") => "application/json",
         Some("glb") => "model/gltf-binary",
-        _ => return Err(ApiError::NotFound(format!("no 3D Tiles resource '{path}'"))),
+        _ => return Err(ApiError::NotFound(format!("no 3D Tiles resource '{}'", clip(&path, 100)))),
     };
-    let bytes = tokio::fs::read(&file)
-        .await
-        .map_err(|_| ApiError::NotFound(format!("no 3D Tiles resource '{path}'")))?;
-    Ok(respond(
-        &headers,
-        bytes,
-        content_type,
-        None,
-        Freshness::Content,
-    ))
+    let prepared = layer.prepared(&format!("3dtiles {path}"), || {
+        let bytes = std::fs::read(&file)
+            .map_err(|_| ApiError::NotFound(format!("no 3D Tiles resource '{}'", clip(&path, 100))))?;
+        Ok(Prepared::new(content_type, bytes))
+    })?;
+    Ok(prepared.respond(&headers, Freshness::Content))
 }

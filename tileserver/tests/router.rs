@@ -33,10 +33,7 @@ fn publish(store: &Path, version: &str, n: u64) {
         layer.add_feature(i, &TileGeometry::Points(vec![[2048 + i as i32, 2000]]), &[]);
     }
     let mut writer = Writer::new(TileType::Mvt, Compression::Gzip);
-    writer.add_tile(
-        TileId::new(0, 0, 0).expect("tile"),
-        gzip(&encode_tile(&[layer])),
-    );
+    writer.add_tile(TileId::new(0, 0, 0).expect("tile"), gzip(&encode_tile(&[layer])));
     let info = ArchiveInfo {
         bounds: [2.0, 10.0, 12.0, 11.0],
         center: [7.0, 10.5],
@@ -44,9 +41,7 @@ fn publish(store: &Path, version: &str, n: u64) {
         metadata: json!({}),
     };
     let file = std::fs::File::create(dir.join("tiles.pmtiles")).expect("archive");
-    writer
-        .finish(&info, &mut std::io::BufWriter::new(file))
-        .expect("write archive");
+    writer.finish(&info, &mut std::io::BufWriter::new(file)).expect("write archive");
     let catalogue = CatalogueEntry {
         id: "demo".into(),
         kind: LayerKind::Vector,
@@ -68,11 +63,8 @@ fn publish(store: &Path, version: &str, n: u64) {
         ingested_at: "2026-11-22T00:00:00Z".into(),
         tool: "test".into(),
     };
-    std::fs::write(
-        dir.join("catalogue.json"),
-        serde_json::to_vec(&catalogue).expect("json"),
-    )
-    .expect("catalogue");
+    std::fs::write(dir.join("catalogue.json"), serde_json::to_vec(&catalogue).expect("json"))
+        .expect("catalogue");
     let link = store.join("demo");
     let tmp = store.join(".demo.swap");
     let _ = std::fs::remove_file(&tmp);
@@ -97,16 +89,9 @@ async fn call(
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    let resp = app(state.clone())
-        .oneshot(req.body(Body::empty()).expect("request"))
-        .await
-        .expect("response");
+    let resp = app(state.clone()).oneshot(req.body(Body::empty()).expect("request")).await.expect("response");
     let (parts, body) = resp.into_parts();
-    (
-        parts.status,
-        parts.headers,
-        to_bytes(body, usize::MAX).await.expect("body").to_vec(),
-    )
+    (parts.status, parts.headers, to_bytes(body, usize::MAX).await.expect("body").to_vec())
 }
 
 fn json_of(body: &[u8]) -> Value {
@@ -126,24 +111,14 @@ async fn serves_catalogue_items_pick_and_tiles() {
     let page = json_of(&body);
     assert_eq!(page["numberMatched"], 3);
     assert_eq!(page["features"].as_array().map(Vec::len), Some(2));
-    let next = page["links"]
-        .as_array()
-        .expect("links")
-        .iter()
-        .find(|l| l["rel"] == "next")
-        .expect("next link");
-    assert_eq!(
-        next["href"],
-        "http://test.local/collections/demo/items?limit=2&offset=2"
-    );
+    let next =
+        page["links"].as_array().expect("links").iter().find(|l| l["rel"] == "next").expect("next link");
+    assert_eq!(next["href"], "http://test.local/collections/demo/items?limit=2&offset=2");
 
     let (status, _, body) = call(&state, "/collections/demo/items/2", &[]).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(json_of(&body)["properties"]["name"], "sq2");
-    assert_eq!(
-        call(&state, "/collections/demo/items/99", &[]).await.0,
-        StatusCode::NOT_FOUND
-    );
+    assert_eq!(call(&state, "/collections/demo/items/99", &[]).await.0, StatusCode::NOT_FOUND);
 
     let (_, _, body) = call(&state, "/api/pick?lon=4.5&lat=10.5", &[]).await;
     let ids: Vec<u64> = json_of(&body)["features"]
@@ -156,32 +131,17 @@ async fn serves_catalogue_items_pick_and_tiles() {
     let (_, _, body) = call(&state, "/api/query?bbox=1,9,5,12", &[]).await;
     assert_eq!(json_of(&body)["numberMatched"], 2);
 
-    let (status, headers, gz) = call(
-        &state,
-        "/tiles/demo/0/0/0.mvt",
-        &[("accept-encoding", "gzip")],
-    )
-    .await;
+    let (status, headers, gz) = call(&state, "/tiles/demo/0/0/0.mvt", &[("accept-encoding", "gzip")]).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(headers[header::CONTENT_ENCODING], "gzip");
     let etag = headers[header::ETAG].to_str().expect("etag").to_owned();
     let (status, _, plain) = call(&state, "/tiles/demo/0/0/0.mvt", &[]).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(
-        cim_core::pmtiles::decompress(&gz, Compression::Gzip).expect("gunzip"),
-        plain
-    );
-    let (status, _, body) = call(
-        &state,
-        "/tiles/demo/0/0/0.mvt",
-        &[("accept-encoding", "gzip"), ("if-none-match", &etag)],
-    )
-    .await;
+    assert_eq!(cim_core::pmtiles::decompress(&gz, Compression::Gzip).expect("gunzip"), plain);
+    let (status, _, body) =
+        call(&state, "/tiles/demo/0/0/0.mvt", &[("accept-encoding", "gzip"), ("if-none-match", &etag)]).await;
     assert_eq!((status, body.len()), (StatusCode::NOT_MODIFIED, 0));
-    assert_eq!(
-        call(&state, "/tiles/demo/1/0/0.mvt", &[]).await.0,
-        StatusCode::NO_CONTENT
-    );
+    assert_eq!(call(&state, "/tiles/demo/1/0/0.mvt", &[]).await.0, StatusCode::NO_CONTENT);
 }
 
 #[tokio::test]
@@ -196,14 +156,8 @@ async fn garbage_parameters_get_json_errors() {
         ("/tiles/other.json", StatusCode::NOT_FOUND),
         ("/tiles/..%2Fdemo.json", StatusCode::NOT_FOUND),
         ("/collections/demo/items?offset=x", StatusCode::BAD_REQUEST),
-        (
-            "/collections/demo/items?bbox=0,0,1",
-            StatusCode::BAD_REQUEST,
-        ),
-        (
-            "/collections/demo/items?bbox=0,0,1,nan",
-            StatusCode::BAD_REQUEST,
-        ),
+        ("/collections/demo/items?bbox=0,0,1", StatusCode::BAD_REQUEST),
+        ("/collections/demo/items?bbox=0,0,1,nan", StatusCode::BAD_REQUEST),
         ("/api/pick?lon=1", StatusCode::BAD_REQUEST),
         ("/3dtiles/demo/tileset.json", StatusCode::NOT_FOUND),
         ("/nowhere", StatusCode::NOT_FOUND),

@@ -66,9 +66,7 @@ mod tests {
 
     fn tile(error: f64, bounds: [f64; 4], children: Vec<Tile>) -> Tile {
         Tile {
-            bounding_volume: BoundingVolume {
-                region: Some(region_from_degrees(bounds, 0.0, 30.0)),
-            },
+            bounding_volume: BoundingVolume { region: Some(region_from_degrees(bounds, 0.0, 30.0)) },
             geometric_error: error,
             refine: Some(Refine::Add),
             content: None,

@@ -15,14 +15,13 @@ pub struct GdalVectorImporter;
 
 /// Extensions we hand to OGR; anything else is declined rather than guessed at.
 const EXTENSIONS: &[&str] = &[
-    "geojson", "json", "geojsonl", "geojsons", "shp", "gpkg", "osm.pbf", "pbf", "osm", "gml",
-    "kml", "sqlite", "csv", "tab", "mif", "gpx", "dxf", "fgb",
+    "geojson", "json", "geojsonl", "geojsons", "shp", "gpkg", "osm.pbf", "pbf", "osm", "gml", "kml",
+    "sqlite", "csv", "tab", "mif", "gpx", "dxf", "fgb",
 ];
 
 /// OSM tags that make a feature part of the city base map.
-const OSM_KEEP: &[&str] = &[
-    "building", "highway", "landuse", "natural", "waterway", "water", "leisure", "railway",
-];
+const OSM_KEEP: &[&str] =
+    &["building", "highway", "landuse", "natural", "waterway", "water", "leisure", "railway"];
 
 impl Importer for GdalVectorImporter {
     fn name(&self) -> &'static str {
@@ -31,9 +30,7 @@ impl Importer for GdalVectorImporter {
 
     fn accepts(&self, path: &Path, _head: &[u8]) -> bool {
         let ext = super::extension(path);
-        EXTENSIONS
-            .iter()
-            .any(|e| ext == *e || ext.ends_with(&format!(".{e}")))
+        EXTENSIONS.iter().any(|e| ext == *e || ext.ends_with(&format!(".{e}")))
     }
 
     fn read(&self, path: &Path, sink: &mut dyn FeatureSink) -> Result<(), IngestError> {
@@ -41,9 +38,8 @@ impl Importer for GdalVectorImporter {
             open_flags: GdalOpenFlags::GDAL_OF_VECTOR | GdalOpenFlags::GDAL_OF_READONLY,
             ..Default::default()
         };
-        let dataset = Dataset::open_ex(path, options).map_err(|e| {
-            IngestError::source(path, format!("GDAL cannot open it as vector data: {e}"))
-        })?;
+        let dataset = Dataset::open_ex(path, options)
+            .map_err(|e| IngestError::source(path, format!("GDAL cannot open it as vector data: {e}")))?;
         let driver = dataset.driver().short_name();
         let is_osm = driver == "OSM";
         for mut layer in dataset.layers() {
@@ -51,12 +47,10 @@ impl Importer for GdalVectorImporter {
             if is_osm && layer_name != "lines" && layer_name != "multipolygons" {
                 continue;
             }
-            let crs = layer
-                .spatial_ref()
-                .map(|srs| match (srs.auth_name(), srs.auth_code()) {
-                    (Some(org), Ok(code)) if org == "EPSG" => DeclaredCrs::Epsg(code as u32),
-                    _ => DeclaredCrs::Definition(srs.to_wkt().unwrap_or_default()),
-                });
+            let crs = layer.spatial_ref().map(|srs| match (srs.auth_name(), srs.auth_code()) {
+                (Some(org), Ok(code)) if org == "EPSG" => DeclaredCrs::Epsg(code as u32),
+                _ => DeclaredCrs::Definition(srs.to_wkt().unwrap_or_default()),
+            });
             sink.begin_layer(&SourceMeta {
                 format: format!("OGR/{driver}"),
                 layer: layer_name.clone(),
@@ -85,17 +79,11 @@ impl Importer for GdalVectorImporter {
                     Some(g) => Some(g.to_geo().map_err(|e| {
                         IngestError::source(
                             path,
-                            format!(
-                                "layer '{layer_name}' feature {index}: unsupported geometry: {e}"
-                            ),
+                            format!("layer '{layer_name}' feature {index}: unsupported geometry: {e}"),
                         )
                     })?),
                 };
-                sink.feature(RawFeature {
-                    fid,
-                    geometry,
-                    properties,
-                })?;
+                sink.feature(RawFeature { fid, geometry, properties })?;
             }
         }
         Ok(())
@@ -106,9 +94,7 @@ fn field_to_json(v: FieldValue) -> Value {
     match v {
         FieldValue::IntegerValue(i) => Value::from(i),
         FieldValue::Integer64Value(i) => Value::from(i),
-        FieldValue::RealValue(f) => serde_json::Number::from_f64(f)
-            .map(Value::Number)
-            .unwrap_or(Value::Null),
+        FieldValue::RealValue(f) => serde_json::Number::from_f64(f).map(Value::Number).unwrap_or(Value::Null),
         FieldValue::StringValue(s) => Value::from(s),
         FieldValue::IntegerListValue(l) => Value::from(l),
         FieldValue::Integer64ListValue(l) => Value::from(l),
@@ -123,11 +109,7 @@ fn field_to_json(v: FieldValue) -> Value {
 /// so ids stay stable across re-ingests of the same extract.
 fn osm_fid(properties: &Map<String, Value>) -> Option<u64> {
     let id = |key: &str| {
-        properties.get(key).and_then(|v| {
-            v.as_str()
-                .and_then(|s| s.parse::<u64>().ok())
-                .or(v.as_u64())
-        })
+        properties.get(key).and_then(|v| v.as_str().and_then(|s| s.parse::<u64>().ok()).or(v.as_u64()))
     };
     if let Some(way) = id("osm_way_id") {
         return Some(way * 2);
@@ -182,8 +164,7 @@ mod tests {
 
     #[test]
     fn parses_osm_other_tags() {
-        let tags =
-            parse_hstore(r#""building:levels"=>"5","name:sv"=>"Ateneum \"A\"","height"=>"21""#);
+        let tags = parse_hstore(r#""building:levels"=>"5","name:sv"=>"Ateneum \"A\"","height"=>"21""#);
         assert_eq!(tags.len(), 3);
         assert_eq!(tags[0], ("building:levels".into(), "5".into()));
         assert_eq!(tags[1].1, "Ateneum \"A\"");

@@ -44,10 +44,7 @@ pub trait Importer: Sync {
     fn read(&self, path: &Path, sink: &mut dyn FeatureSink) -> Result<(), IngestError>;
 }
 
-static IMPORTERS: [&dyn Importer; 2] = [
-    &flatgeobuf::FlatGeobufImporter,
-    &gdal_vector::GdalVectorImporter,
-];
+static IMPORTERS: [&dyn Importer; 2] = [&flatgeobuf::FlatGeobufImporter, &gdal_vector::GdalVectorImporter];
 
 /// The importer that owns `path`.
 pub fn importer_for(path: &Path) -> Result<&'static dyn Importer, IngestError> {
@@ -59,9 +56,7 @@ pub fn importer_for(path: &Path) -> Result<&'static dyn Importer, IngestError> {
         .iter()
         .copied()
         .find(|i| i.accepts(path, &head[..n]))
-        .ok_or_else(|| IngestError::UnknownFormat {
-            path: path.to_path_buf(),
-        })
+        .ok_or_else(|| IngestError::UnknownFormat { path: path.to_path_buf() })
 }
 
 pub(crate) fn extension(path: &Path) -> String {

@@ -11,27 +11,17 @@ use serde_json::Value;
 /// `target/<profile>/`, where cargo put the workspace binaries.
 pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>/deps/..")
-        .to_path_buf()
+    exe.parent().and_then(Path::parent).expect("target/<profile>/deps/..").to_path_buf()
 }
 
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("repo root")
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("repo root").to_path_buf()
 }
 
 /// The shared sample data beside the checkout.
 pub fn data(rel: &str) -> PathBuf {
     let p = repo_root().join("../shared/data").join(rel);
-    assert!(
-        p.exists(),
-        "sample data missing: {} (tests read ../shared/data)",
-        p.display()
-    );
+    assert!(p.exists(), "sample data missing: {} (tests read ../shared/data)", p.display());
     p
 }
 
@@ -97,14 +87,9 @@ impl Server {
             .expect("run cim-server");
         let stdout = child.stdout.take().expect("stdout");
         let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("server prints its address");
+        BufReader::new(stdout).read_line(&mut line).expect("server prints its address");
         let url = line.trim().rsplit(' ').next().expect("url").to_owned();
-        assert!(
-            url.starts_with("http://127.0.0.1:"),
-            "unexpected first line: {line}"
-        );
+        assert!(url.starts_with("http://127.0.0.1:"), "unexpected first line: {line}");
         Self { child, url }
     }
 }
@@ -124,10 +109,7 @@ pub struct Reply {
 
 impl Reply {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
     pub fn json(&self) -> Value {
         serde_json::from_slice(&self.body)
@@ -153,21 +135,12 @@ pub fn get(url: &str, headers: &[(&str, &str)]) -> Reply {
         .collect();
     let mut body = Vec::new();
     resp.into_reader().read_to_end(&mut body).expect("body");
-    Reply {
-        status,
-        headers,
-        body,
-    }
+    Reply { status, headers, body }
 }
 
 pub fn get_json(url: &str) -> Value {
     let r = get(url, &[]);
-    assert_eq!(
-        r.status,
-        200,
-        "GET {url}: {}",
-        String::from_utf8_lossy(&r.body)
-    );
+    assert_eq!(r.status, 200, "GET {url}: {}", String::from_utf8_lossy(&r.body));
     r.json()
 }
 
@@ -178,30 +151,15 @@ pub fn oracle(script: &str, args: &[&str]) -> Value {
         dir.join("node_modules").is_dir(),
         "run `npm ci` in tests/oracles first (the README test command does)"
     );
-    let out = Command::new("node")
-        .arg(dir.join(script))
-        .args(args)
-        .output()
-        .expect("node");
-    assert!(
-        out.status.success(),
-        "{script} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Command::new("node").arg(dir.join(script)).args(args).output().expect("node");
+    assert!(out.status.success(), "{script} failed: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).expect("oracle JSON")
 }
 
 /// Ray-casting point-in-ring test written here, independent of the geo crate.
 pub fn point_in_ring(ring: &[Value], x: f64, y: f64) -> bool {
-    let pts: Vec<(f64, f64)> = ring
-        .iter()
-        .map(|p| {
-            (
-                p[0].as_f64().unwrap_or(f64::NAN),
-                p[1].as_f64().unwrap_or(f64::NAN),
-            )
-        })
-        .collect();
+    let pts: Vec<(f64, f64)> =
+        ring.iter().map(|p| (p[0].as_f64().unwrap_or(f64::NAN), p[1].as_f64().unwrap_or(f64::NAN))).collect();
     let mut inside = false;
     let n = pts.len();
     let mut j = n.wrapping_sub(1);
@@ -221,7 +179,6 @@ pub fn tile_of(lon: f64, lat: f64, z: u32) -> (u32, u32) {
     let n = f64::from(1u32 << z);
     let x = ((lon + 180.0) / 360.0 * n).floor() as u32;
     let lat_r = lat.to_radians();
-    let y = ((1.0 - (lat_r.tan() + 1.0 / lat_r.cos()).ln() / std::f64::consts::PI) / 2.0 * n)
-        .floor() as u32;
+    let y = ((1.0 - (lat_r.tan() + 1.0 / lat_r.cos()).ln() / std::f64::consts::PI) / 2.0 * n).floor() as u32;
     (x, y)
 }
