@@ -476,16 +476,17 @@ fn build_directories(entries: &[Entry]) -> (Vec<u8>, Vec<u8>) {
     }
 }
 
+fn section(archive: &[u8], offset: u64, length: u64) -> Option<&[u8]> {
+    let start = usize::try_from(offset).ok()?;
+    let end = start.checked_add(usize::try_from(length).ok()?)?;
+    archive.get(start..end)
+}
+
 /// Every tile entry of an archive held in memory, leaf directories resolved, sorted
 /// by tile id: one binary search per lookup afterwards.
 pub fn tile_entries(archive: &[u8]) -> Result<(Header, Vec<Entry>), PmTilesError> {
     let header = Header::parse(archive)?;
-    let slice = |offset: u64, length: u64| {
-        let start = usize::try_from(offset).ok()?;
-        let end = start.checked_add(usize::try_from(length).ok()?)?;
-        archive.get(start..end)
-    };
-    let root = slice(header.root_dir_offset, header.root_dir_length)
+    let root = section(archive, header.root_dir_offset, header.root_dir_length)
         .ok_or(PmTilesError::CorruptDirectory("root directory outside the file"))?;
     let mut pending = vec![(decode_directory(&decompress(root, header.internal_compression)?)?, 0u8)];
     let mut tiles = Vec::new();
@@ -498,7 +499,7 @@ pub fn tile_entries(archive: &[u8]) -> Result<(Header, Vec<Entry>), PmTilesError
             if depth >= 3 {
                 return Err(PmTilesError::CorruptDirectory("leaf directories nest deeper than 3"));
             }
-            let leaf = slice(header.leaf_dirs_offset + e.offset, u64::from(e.length))
+            let leaf = section(archive, header.leaf_dirs_offset + e.offset, u64::from(e.length))
                 .ok_or(PmTilesError::CorruptDirectory("leaf outside the file"))?;
             pending.push((decode_directory(&decompress(leaf, header.internal_compression)?)?, depth + 1));
         }
@@ -507,35 +508,17 @@ pub fn tile_entries(archive: &[u8]) -> Result<(Header, Vec<Entry>), PmTilesError
     Ok((header, tiles))
 }
 
-/// Reads a whole archive held in memory; servers with large archives do the same
-/// steps with ranged reads.
+/// One tile of an archive held in memory (stored bytes, still compressed).
 pub fn read_tile(archive: &[u8], tile: TileId) -> Result<Option<Vec<u8>>, PmTilesError> {
-    let header = Header::parse(archive)?;
-    let slice = |offset: u64, length: u64| {
-        let start = usize::try_from(offset).ok()?;
-        let end = start.checked_add(usize::try_from(length).ok()?)?;
-        archive.get(start..end)
-    };
-    let root = slice(header.root_dir_offset, header.root_dir_length)
-        .ok_or(PmTilesError::CorruptDirectory("root directory outside the file"))?;
-    let mut entries = decode_directory(&decompress(root, header.internal_compression)?)?;
-    let id = tile.hilbert_id();
-    for _depth in 0..4 {
-        match find(&entries, id) {
-            Lookup::Missing => return Ok(None),
-            Lookup::Tile { offset, length } => {
-                let bytes = slice(header.tile_data_offset + offset, u64::from(length))
-                    .ok_or(PmTilesError::CorruptDirectory("tile outside the file"))?;
-                return Ok(Some(bytes.to_vec()));
-            }
-            Lookup::Leaf { offset, length } => {
-                let leaf = slice(header.leaf_dirs_offset + offset, u64::from(length))
-                    .ok_or(PmTilesError::CorruptDirectory("leaf outside the file"))?;
-                entries = decode_directory(&decompress(leaf, header.internal_compression)?)?;
-            }
+    let (header, entries) = tile_entries(archive)?;
+    match find(&entries, tile.hilbert_id()) {
+        Lookup::Tile { offset, length } => {
+            section(archive, header.tile_data_offset + offset, u64::from(length))
+                .map(|b| Some(b.to_vec()))
+                .ok_or(PmTilesError::CorruptDirectory("tile outside the file"))
         }
+        _ => Ok(None),
     }
-    Err(PmTilesError::CorruptDirectory("leaf directories nest deeper than 3"))
 }
 
 #[cfg(test)]

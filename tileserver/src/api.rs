@@ -77,20 +77,21 @@ async fn pick(
     for name in selected_layers(&state, &params).await? {
         let layer = state.layers.get(&name).await?;
         for i in layer.pick(lon, lat) {
-            let mut f = layer.features[i].clone();
-            f["layer"] = Value::from(name.clone());
-            hits.push(f);
+            hits.push(tagged(&layer, i, &name));
         }
     }
-    let doc = json!({"type": "FeatureCollection", "features": hits});
-    Ok(respond(
-        &headers,
-        doc.to_string().into_bytes(),
-        "application/geo+json",
-        None,
-        None,
-        Freshness::Content,
-    ))
+    Ok(geojson(&headers, &json!({"type": "FeatureCollection", "features": hits})))
+}
+
+fn geojson(headers: &HeaderMap, doc: &Value) -> Response {
+    respond(headers, doc.to_string().into_bytes(), "application/geo+json", None, None, Freshness::Content)
+}
+
+/// A stored feature with the layer it came from, for answers spanning layers.
+fn tagged(layer: &crate::layers::Layer, index: usize, name: &str) -> Value {
+    let mut f = layer.features[index].clone();
+    f["layer"] = Value::from(name);
+    f
 }
 
 /// Features intersecting `bbox` in `layer` (or every layer), up to `limit`.
@@ -113,18 +114,12 @@ async fn query(
         let found = layer.query(bbox);
         matched += found.len();
         for i in found.into_iter().take(limit.saturating_sub(hits.len())) {
-            let mut f = layer.features[i].clone();
-            f["layer"] = Value::from(name.clone());
-            hits.push(f);
+            hits.push(tagged(&layer, i, &name));
         }
     }
-    let doc = json!({"type": "FeatureCollection", "numberMatched": matched, "numberReturned": hits.len(), "truncated": matched > hits.len(), "features": hits});
-    Ok(respond(
+    Ok(geojson(
         &headers,
-        doc.to_string().into_bytes(),
-        "application/geo+json",
-        None,
-        None,
-        Freshness::Content,
+        &json!({"type": "FeatureCollection", "numberMatched": matched, "numberReturned": hits.len(),
+                "truncated": matched > hits.len(), "features": hits}),
     ))
 }
