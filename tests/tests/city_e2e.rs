@@ -4,7 +4,6 @@
 mod common;
 
 use std::collections::HashSet;
-use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use common::*;
@@ -12,8 +11,8 @@ use serde_json::Value;
 
 /// Helsinki (OSM PBF), countries (FlatGeobuf) and Manhattan roads (GeoJSON), ingested
 /// once for the read-only tests of this file.
-fn city_store() -> &'static PathBuf {
-    static STORE: OnceLock<PathBuf> = OnceLock::new();
+fn city_store() -> &'static TempDir {
+    static STORE: OnceLock<TempDir> = OnceLock::new();
     STORE.get_or_init(|| {
         let store = temp_dir("city");
         ingest_ok(&store, "helsinki", &[], &[&data("osm/Helsinki.osm.pbf")]);
@@ -85,7 +84,8 @@ fn helsinki_tiles_decode_with_mapbox_vector_tile_at_the_source_coordinates() {
     assert_eq!(reply.status, 200);
     assert_eq!(reply.header("content-type"), Some("application/vnd.mapbox-vector-tile"));
     assert_eq!(reply.header("content-encoding"), None, "no gzip unless asked for");
-    let file = temp_dir("mvt").join("tile.mvt");
+    let scratch = temp_dir("mvt");
+    let file = scratch.join("tile.mvt");
     std::fs::write(&file, &reply.body).expect("write tile");
     let decoded = oracle(
         "decode_mvt.mjs",
@@ -130,7 +130,8 @@ fn roads_keep_every_line_at_full_zoom_and_tiles_clip_to_their_buffer() {
     assert_eq!(reply.header("content-encoding"), Some("gzip"));
     let mut raw = Vec::new();
     std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&reply.body[..]), &mut raw).expect("gunzip");
-    let file = temp_dir("roads").join("t.mvt");
+    let scratch = temp_dir("roads");
+    let file = scratch.join("t.mvt");
     std::fs::write(&file, &raw).expect("write");
     let decoded =
         oracle("decode_mvt.mjs", &[file.to_str().expect("path"), "15", &x.to_string(), &y.to_string()]);

@@ -34,6 +34,7 @@ impl Importer for GdalVectorImporter {
     }
 
     fn read(&self, path: &Path, sink: &mut dyn FeatureSink) -> Result<(), IngestError> {
+        route_gdal_messages();
         let options = DatasetOptions {
             open_flags: GdalOpenFlags::GDAL_OF_VECTOR | GdalOpenFlags::GDAL_OF_READONLY,
             ..Default::default()
@@ -88,6 +89,20 @@ impl Importer for GdalVectorImporter {
         }
         Ok(())
     }
+}
+
+/// GDAL reports data problems (unclosed rings, odd polygons) on stderr; those are
+/// counted in the quality report already, so they go to the log instead.
+fn route_gdal_messages() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        gdal::config::set_error_handler(|class, code, message| match class {
+            gdal::errors::CplErrType::Failure | gdal::errors::CplErrType::Fatal => {
+                tracing::warn!(code, "GDAL: {message}")
+            }
+            _ => tracing::debug!(code, "GDAL: {message}"),
+        });
+    });
 }
 
 fn field_to_json(v: FieldValue) -> Value {
