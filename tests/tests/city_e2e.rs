@@ -219,6 +219,13 @@ fn building_glbs_pass_the_khronos_validator_and_the_tileset_is_honest() {
             .as_u64()
             .expect("count");
     }
+    // A click traces back: every fid in a property table is a feature of the OGC API.
+    let glb = std::fs::read(&files[0]).expect("read");
+    for fid in glb_fids(&glb).iter().take(40) {
+        let item = get(&format!("{}/collections/helsinki/items/{fid}", server.url), &[]);
+        assert_eq!(item.status, 200, "fid {fid} from the GLB is not a feature");
+        assert!(item.json()["properties"]["building"].is_string(), "fid {fid} is a building");
+    }
     let catalogue = get_json(&format!("{}/api/layers", server.url));
     let helsinki =
         catalogue.as_array().expect("layers").iter().find(|l| l["id"] == "helsinki").expect("helsinki");
@@ -329,4 +336,24 @@ fn http_caching_compression_cors_and_errors_behave() {
     // Inside the grid but empty: no content.
     assert_eq!(get(&format!("{}/tiles/helsinki/16/0/0.mvt", server.url), &[]).status, 204);
     assert_eq!(get(&format!("{}/healthz", server.url), &[]).status, 200);
+}
+
+/// The `fid` column of a GLB's first property table, decoded from the binary chunk by
+/// the glTF 2.0 and EXT_structural_metadata layouts.
+fn glb_fids(glb: &[u8]) -> Vec<u64> {
+    let u32_at = |o: usize| u32::from_le_bytes(glb[o..o + 4].try_into().expect("4 bytes")) as usize;
+    let json_len = u32_at(12);
+    let json: Value = serde_json::from_slice(&glb[20..20 + json_len]).expect("json chunk");
+    let bin = 20 + json_len + 8;
+    let table = &json["extensions"]["EXT_structural_metadata"]["propertyTables"][0];
+    let class = &json["extensions"]["EXT_structural_metadata"]["schema"]["classes"]
+        [table["class"].as_str().expect("class")];
+    assert_eq!(class["properties"]["fid"]["componentType"], "UINT64");
+    let view = &json["bufferViews"][table["properties"]["fid"]["values"].as_u64().expect("view") as usize];
+    let start = bin + view["byteOffset"].as_u64().expect("offset") as usize;
+    let count = table["count"].as_u64().expect("count") as usize;
+    assert_eq!(view["byteLength"].as_u64(), Some(count as u64 * 8));
+    (0..count)
+        .map(|i| u64::from_le_bytes(glb[start + i * 8..start + i * 8 + 8].try_into().expect("8 bytes")))
+        .collect()
 }
