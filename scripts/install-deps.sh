@@ -2,7 +2,7 @@
 # Installs what the build and the tests need on Debian 12, skipping what is there.
 set -euo pipefail
 packages=(pkg-config libgdal-dev gdal-bin clang libclang-dev nodejs npm python3-pip unzip curl wrk
-  rustc-web cargo-web rust-web-src lld-22)
+  rustc-web cargo-web rust-web-src lld-22 chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

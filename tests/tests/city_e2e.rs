@@ -357,3 +357,51 @@ fn glb_fids(glb: &[u8]) -> Vec<u64> {
         .map(|i| u64::from_le_bytes(glb[start + i * 8..start + i * 8 + 8].try_into().expect("8 bytes")))
         .collect()
 }
+
+#[test]
+fn cesiumjs_loads_every_building_tile_and_picks_a_feature_back_to_the_feature_api() {
+    let server = Server::start(city_store());
+    let shot = std::env::temp_dir().join("cim-e2e-cesium-helsinki.png");
+    let seen = oracle(
+        "cesium_check.mjs",
+        &[&format!("{}/3dtiles/helsinki/tileset.json", server.url), shot.to_str().expect("path")],
+    );
+    assert_eq!(seen["errors"], serde_json::json!([]), "CesiumJS reported: {seen}");
+    assert_eq!(seen["loaded"], true, "all tiles loaded: {seen}");
+    let catalogue = get_json(&format!("{}/api/layers", server.url));
+    let helsinki =
+        catalogue.as_array().expect("layers").iter().find(|l| l["id"] == "helsinki").expect("layer");
+    assert_eq!(seen["features"], helsinki["building_count"], "CesiumJS counts every building once");
+    let fid = seen["picked"]["fid"].as_str().expect("CesiumJS picked a building at the screen centre");
+    let item = get(&format!("{}/collections/helsinki/items/{fid}", server.url), &[]);
+    assert_eq!(item.status, 200, "picked fid {fid} resolves in the feature API");
+    // The screenshot stays for a person to look at.
+    assert!(std::fs::metadata(&shot).is_ok_and(|m| m.len() > 10_000), "screenshot at {}", shot.display());
+}
+
+#[test]
+fn maplibre_renders_the_tilejson_layer_and_its_feature_ids_resolve() {
+    let server = Server::start(city_store());
+    let shot = std::env::temp_dir().join("cim-e2e-maplibre-helsinki.png");
+    let seen = oracle(
+        "maplibre_check.mjs",
+        &[
+            &format!("{}/tiles/helsinki.json", server.url),
+            "helsinki",
+            "24.9445",
+            "60.1716",
+            "15.5",
+            shot.to_str().expect("path"),
+        ],
+    );
+    assert_eq!(seen["errors"], serde_json::json!([]), "MapLibre reported: {seen}");
+    assert_eq!(seen["maxzoom"], 16, "TileJSON maxzoom honoured");
+    let types = seen["types"].to_string();
+    assert!(types.contains("Polygon") && types.contains("LineString"), "{types}");
+    let ids = seen["ids"].as_array().expect("ids");
+    assert!(ids.len() > 500, "a city centre at z15.5 shows hundreds of features, got {}", ids.len());
+    for id in ids.iter().step_by(ids.len() / 25) {
+        let r = get(&format!("{}/collections/helsinki/items/{id}", server.url), &[]);
+        assert_eq!(r.status, 200, "rendered feature id {id} resolves in the feature API");
+    }
+}
