@@ -301,3 +301,46 @@ fn is_subpixel(g: &Geometry<f64>, px_m: f64) -> bool {
         other => other.bounding_rect().is_none_or(|r| r.width() < px_m && r.height() < px_m),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vertices(g: &TileGeometry) -> usize {
+        match g {
+            TileGeometry::Points(p) => p.len(),
+            TileGeometry::Lines(l) => l.iter().map(Vec::len).sum(),
+            TileGeometry::Polygons(p) => p.iter().flatten().map(Vec::len).sum(),
+        }
+    }
+
+    #[test]
+    fn coarser_zooms_keep_fewer_vertices_of_the_same_line() {
+        // A 2 km wiggle along a Helsinki street, a vertex every 2 m.
+        let line: Vec<geo_types::Coord<f64>> = (0..1000)
+            .map(|i| {
+                let t = f64::from(i) / 1000.0;
+                let (x, y) = lonlat_to_mercator(24.93 + 0.036 * t, 60.17 + 0.0003 * (t * 60.0).sin());
+                geo_types::Coord { x, y }
+            })
+            .collect();
+        let g = Geometry::LineString(LineString(line));
+        let mut counts = Vec::new();
+        for z in [8u8, 12, 15] {
+            let px_m = TileId { z, x: 0, y: 0 }.size_m() / f64::from(DEFAULT_EXTENT);
+            let simplified = simplify(&g, px_m * 0.5);
+            counts.push(geo::CoordsIter::coords_count(&simplified));
+        }
+        // And what reaches a tile stays within half a pixel of the source: the z8 tile
+        // holding the line shows it with those few vertices.
+        let (mx, my) = lonlat_to_mercator(24.948, 60.17);
+        let (x, y, _, _) = cim_core::tile::tile_range(8, [mx, my, mx, my]);
+        let px_m = TileId { z: 8, x, y }.size_m() / f64::from(DEFAULT_EXTENT);
+        let tg = to_tile_geometry(&TileFrame::new(TileId { z: 8, x, y }), &simplify(&g, px_m * 0.5))
+            .expect("in tile");
+        assert!(vertices(&tg) <= counts[0]);
+        assert!(counts[0] < counts[1] && counts[1] < counts[2], "vertices by zoom 8/12/15: {counts:?}");
+        assert!(counts[2] <= 1000);
+        assert!(counts[0] < 100, "z8 needs no more than a handful of vertices: {counts:?}");
+    }
+}

@@ -158,7 +158,11 @@ pub fn clean(geometry: Geometry<f64>) -> Cleaned {
     };
     match result {
         Ok(g) => out.geometry = Some(g),
-        Err(reason) => out.dropped = Some(reason),
+        Err(reason) => {
+            // A dropped feature counts once, under its reason, not also as repaired.
+            out.dropped = Some(reason);
+            out.repairs.clear();
+        }
     }
     out.repairs.sort_unstable();
     out.repairs.dedup();
