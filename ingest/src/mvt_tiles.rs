@@ -5,6 +5,7 @@
 //! costs nothing. Each zoom first simplifies every feature once (Douglas–Peucker at
 //! half a pixel), so neighbouring tiles share the same simplified edges.
 
+use std::borrow::Cow;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -221,10 +222,11 @@ pub fn build_pmtiles(
         let probe = TileId { z, x: 0, y: 0 };
         let px_m = probe.size_m() / f64::from(DEFAULT_EXTENT);
         let at_max = z == config.max_zoom;
-        let simplified: Vec<Geometry<f64>> = index
+        // At the deepest zoom tiles carry the full geometry: no copy, no simplification.
+        let simplified: Vec<Cow<'_, Geometry<f64>>> = index
             .geometries
             .par_iter()
-            .map(|g| if at_max { g.clone() } else { simplify(g, px_m * 0.5) })
+            .map(|g| if at_max { Cow::Borrowed(g) } else { Cow::Owned(simplify(g, px_m * 0.5)) })
             .collect();
         let built: Vec<(TileId, Option<Vec<u8>>)> = level
             .par_iter()
@@ -243,7 +245,7 @@ pub fn build_pmtiles(
                 let frame = TileFrame::new(tile);
                 let mut builder = LayerBuilder::new(layer, DEFAULT_EXTENT);
                 for i in ids {
-                    let g = &simplified[i];
+                    let g: &Geometry<f64> = &simplified[i];
                     if !at_max && is_subpixel(g, px_m) {
                         continue;
                     }
