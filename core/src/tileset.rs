@@ -42,6 +42,12 @@ pub struct BoundingVolume {
     /// `[west, south, east, north, min_height, max_height]`, radians and metres.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub region: Option<[f64; 6]>,
+    /// Centre then three half-axis vectors, in the tile's (transformed) frame.
+    #[serde(rename = "box", skip_serializing_if = "Option::is_none")]
+    pub oriented_box: Option<[f64; 12]>,
+    /// Centre and radius, in the tile's (transformed) frame.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sphere: Option<[f64; 4]>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,8 +58,18 @@ pub enum Refine {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Content {
     pub uri: String,
+    /// Content's own bounds, when tighter than the tile's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bounding_volume: Option<BoundingVolume>,
+}
+
+impl BoundingVolume {
+    pub fn region(region: [f64; 6]) -> Self {
+        Self { region: Some(region), oriented_box: None, sphere: None }
+    }
 }
 
 impl Tile {

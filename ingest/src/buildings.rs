@@ -177,10 +177,10 @@ impl Ctx<'_> {
             top = top.max(b.height);
         }
         Ok(Tile {
-            bounding_volume: BoundingVolume { region: Some(region_from_degrees(bounds, 0.0, top)) },
+            bounding_volume: BoundingVolume::region(region_from_degrees(bounds, 0.0, top)),
             geometric_error: rest.first().map_or(0.0, |&i| self.buildings[i].size),
             refine: Some(Refine::Add),
-            content: Some(Content { uri }),
+            content: Some(Content { uri, bounding_volume: None }),
             transform: None,
             children,
         })

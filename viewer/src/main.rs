@@ -1,0 +1,82 @@
+//! `cim-viewer --server URL [--screenshot FILE] [--camera lon,lat,h,heading,pitch] [--window WxH]`
+
+use anyhow::{Context, bail};
+use bevy::prelude::*;
+use bevy::window::{MonitorSelection, WindowMode, WindowResolution};
+use cim_viewer::render::{ViewerOptions, app};
+use clap::Parser;
+
+#[derive(Parser, Debug)]
+#[command(name = "cim-viewer", version, about = "Stream and render the city from a cim-server")]
+struct Cli {
+    /// Base URL of the tile server, e.g. http://127.0.0.1:8080
+    #[arg(long)]
+    server: String,
+    /// Only these layers (comma-separated); default: every layer with 3D tiles.
+    #[arg(long, value_delimiter = ',')]
+    layers: Option<Vec<String>>,
+    /// Start camera: lon,lat,height_m,heading_deg,pitch_deg (pitch negative looks down).
+    #[arg(long, allow_hyphen_values = true)]
+    camera: Option<String>,
+    /// Window size in pixels, e.g. 3840x2160 for a video wall segment.
+    #[arg(long, default_value = "1280x720")]
+    window: String,
+    #[arg(long)]
+    fullscreen: bool,
+    /// Render, wait until the visible tiles are loaded, write this PNG and exit.
+    #[arg(long)]
+    screenshot: Option<std::path::PathBuf>,
+    /// With --screenshot: pick at x,y (pixels) before the picture and print the result.
+    #[arg(long)]
+    click: Option<String>,
+    /// Maximum screen-space error in pixels before refining.
+    #[arg(long, default_value_t = 16.0)]
+    max_sse: f64,
+    /// Tile cache budget in MiB.
+    #[arg(long, default_value_t = 512)]
+    cache_mb: usize,
+}
+
+fn numbers<const N: usize>(s: &str, what: &str) -> anyhow::Result<[f64; N]> {
+    let v: Vec<f64> = s
+        .split([',', 'x'])
+        .map(|p| p.trim().parse::<f64>())
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("{what} '{s}'"))?;
+    v.try_into().map_err(|_| anyhow::anyhow!("{what} '{s}' needs {N} numbers"))
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let [w, h] = numbers::<2>(&cli.window, "--window")?;
+    if !(64.0..=16384.0).contains(&w) || !(64.0..=16384.0).contains(&h) {
+        bail!("--window {w}x{h} is outside 64..16384");
+    }
+    let camera = cli.camera.as_deref().map(|c| numbers::<5>(c, "--camera")).transpose()?;
+    let click = cli
+        .click
+        .as_deref()
+        .map(|c| numbers::<2>(c, "--click").map(|[x, y]| [x as f32, y as f32]))
+        .transpose()?;
+    let options = ViewerOptions {
+        server: cli.server,
+        layers: cli.layers,
+        max_sse: cli.max_sse,
+        cache_bytes: cli.cache_mb * 1024 * 1024,
+        camera,
+        screenshot: cli.screenshot,
+        click,
+    };
+    let window = Window {
+        title: "CIM city viewer".into(),
+        resolution: WindowResolution::new(w as u32, h as u32),
+        mode: if cli.fullscreen {
+            WindowMode::BorderlessFullscreen(MonitorSelection::Primary)
+        } else {
+            WindowMode::Windowed
+        },
+        ..default()
+    };
+    app(options, window).run();
+    Ok(())
+}

@@ -1,0 +1,70 @@
+//! `--screenshot FILE`: once the catalogue is read and no visible tile is missing or
+//! in flight for a few frames, click (if `--click`), write the PNG and exit.
+
+use bevy::picking::mesh_picking::ray_cast::MeshRayCast;
+use bevy::prelude::*;
+use bevy::render::view::screenshot::{Screenshot, save_to_disk};
+
+use super::ViewerOptions;
+use super::pick::pick_at;
+use super::tiles::{Streaming, TileMesh};
+
+/// Frames the scene must stay complete before the picture is taken.
+const SETTLE_FRAMES: u32 = 20;
+/// Give up waiting after this many frames and take the picture anyway.
+const MAX_FRAMES: u64 = 3000;
+
+pub struct CapturePlugin;
+
+impl Plugin for CapturePlugin {
+    fn build(&self, app: &mut App) {
+        app.init_resource::<CaptureState>().add_systems(Last, capture);
+    }
+}
+
+#[derive(Resource, Default)]
+struct CaptureState {
+    settled: u32,
+    requested: bool,
+    frames_after: u32,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn capture(
+    mut commands: Commands,
+    options: Res<ViewerOptions>,
+    streaming: Res<Streaming>,
+    mut state: ResMut<CaptureState>,
+    camera: Query<(&Camera, &GlobalTransform)>,
+    mut ray_cast: MeshRayCast,
+    tiles: Query<&TileMesh>,
+    mut exit: MessageWriter<AppExit>,
+) {
+    let Some(path) = &options.screenshot else { return };
+    if state.requested {
+        state.frames_after += 1;
+        if path.exists() && state.frames_after > 3 {
+            for e in &streaming.errors {
+                eprintln!("viewer: {e}");
+            }
+            println!("tiles drawn {}, errors {}", streaming.drawn, streaming.errors.len());
+            exit.write(AppExit::Success);
+        }
+        return;
+    }
+    let complete =
+        streaming.ready && streaming.in_flight == 0 && streaming.wanted == 0 && streaming.frame > 2;
+    state.settled = if complete { state.settled + 1 } else { 0 };
+    if state.settled < SETTLE_FRAMES && streaming.frame < MAX_FRAMES {
+        return;
+    }
+    if let (Some(click), Ok((camera, at))) = (options.click, camera.single()) {
+        match pick_at(Vec2::from(click), camera, at, &mut ray_cast, &tiles) {
+            Some((layer, fid)) => println!("picked {layer} {fid}"),
+            None => println!("picked nothing"),
+        }
+    }
+    let _ = std::fs::remove_file(path);
+    commands.spawn(Screenshot::primary_window()).observe(save_to_disk(path.clone()));
+    state.requested = true;
+}

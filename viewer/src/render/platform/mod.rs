@@ -1,0 +1,7 @@
+//! Network and threads: the only place that knows whether we run natively or in a
+//! browser. Callers get a channel and never block a frame.
+
+#[cfg(not(target_arch = "wasm32"))]
+mod native;
+#[cfg(not(target_arch = "wasm32"))]
+pub use native::*;

@@ -1,0 +1,42 @@
+use std::io::Read;
+use std::sync::{Arc, Mutex};
+
+/// Most bytes accepted for one response (a tile or a tileset).
+const MAX_RESPONSE: u64 = 512 * 1024 * 1024;
+
+/// A result that a worker fills in; polled once per frame, never waited on.
+pub struct Pending<T>(Arc<Mutex<Option<Result<T, String>>>>);
+
+impl<T> Pending<T> {
+    /// The result, once; `None` while the work is still running.
+    pub fn take(&self) -> Option<Result<T, String>> {
+        self.0.lock().ok().and_then(|mut slot| slot.take())
+    }
+}
+
+/// Fetches `url` on a worker thread and hands the body to `then` there (decoding
+/// happens off the frame too).
+pub fn fetch_then<T: Send + 'static>(
+    url: String,
+    then: impl FnOnce(Vec<u8>) -> Result<T, String> + Send + 'static,
+) -> Pending<T> {
+    let slot = Arc::new(Mutex::new(None));
+    let worker = slot.clone();
+    std::thread::spawn(move || {
+        let result = get(&url).and_then(then);
+        if let Ok(mut s) = worker.lock() {
+            *s = Some(result);
+        }
+    });
+    Pending(slot)
+}
+
+pub fn get(url: &str) -> Result<Vec<u8>, String> {
+    let response = ureq::get(url).call().map_err(|e| match e {
+        ureq::Error::Status(code, _) => format!("{url}: HTTP {code}"),
+        other => format!("{url}: {other}"),
+    })?;
+    let mut body = Vec::new();
+    response.into_reader().take(MAX_RESPONSE).read_to_end(&mut body).map_err(|e| format!("{url}: {e}"))?;
+    Ok(body)
+}
