@@ -25,6 +25,8 @@ impl Plugin for CapturePlugin {
 #[derive(Resource, Default)]
 struct CaptureState {
     settled: u32,
+    clicked: bool,
+    clicked_at: Option<f32>,
     requested: bool,
     frames_after: u32,
 }
@@ -39,6 +41,9 @@ fn capture(
     mut ray_cast: MeshRayCast,
     tiles: Query<&TileMesh>,
     mut exit: MessageWriter<AppExit>,
+    mut picked: ResMut<super::pick::Picked>,
+    attributes: Res<super::hud::Attributes>,
+    time: Res<Time>,
 ) {
     let Some(path) = &options.screenshot else { return };
     if state.requested {
@@ -58,11 +63,23 @@ fn capture(
     if state.settled < SETTLE_FRAMES && streaming.frame < MAX_FRAMES {
         return;
     }
-    if let (Some(click), Ok((camera, at))) = (options.click, camera.single()) {
-        match pick_at(Vec2::from(click), camera, at, &mut ray_cast, &tiles) {
-            Some((layer, fid)) => println!("picked {layer} {fid}"),
-            None => println!("picked nothing"),
+    if !state.clicked {
+        state.clicked = true;
+        if let (Some(click), Ok((camera, at))) = (options.click, camera.single()) {
+            match pick_at(Vec2::from(click), camera, at, &mut ray_cast, &tiles) {
+                Some((layer, fid)) => {
+                    println!("picked {layer} {fid}");
+                    picked.0 = Some((layer, fid));
+                }
+                None => println!("picked nothing"),
+            }
         }
+    }
+    // Let the attribute panel fill in before the picture (at most 10 s).
+    let now = time.elapsed_secs();
+    let since = *state.clicked_at.get_or_insert(now);
+    if !attributes.settled(&picked) && now - since < 10.0 {
+        return;
     }
     let _ = std::fs::remove_file(path);
     commands.spawn(Screenshot::primary_window()).observe(save_to_disk(path.clone()));

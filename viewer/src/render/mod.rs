@@ -3,12 +3,14 @@
 //! * [`tiles`]: streams 3D Tiles (select, fetch, decode off-thread, spawn, evict).
 //! * [`camera`]: orbit / pan / zoom / tilt, home and north-up.
 //! * [`pick`]: a click selects a building and reports its feature id.
+//! * [`hud`]: FPS / tiles / memory readout, errors on screen, the picked building's attributes.
 //! * [`capture`]: `--screenshot` waits for the visible tiles, writes a PNG and exits.
 //! * [`platform`]: network and threads behind one seam (native now, web later).
 
 pub mod camera;
 pub mod capture;
 pub mod glb;
+pub mod hud;
 pub mod pick;
 pub mod platform;
 pub mod tiles;
@@ -60,6 +62,7 @@ pub fn app(options: ViewerOptions, window: Window) -> App {
             tiles::TilesPlugin,
             camera::OrbitCameraPlugin,
             pick::PickPlugin,
+            hud::HudPlugin,
             capture::CapturePlugin,
         ));
     app

@@ -1,0 +1,135 @@
+//! On-screen readout (FPS, tiles drawn / loaded / in flight, tile memory, errors) and
+//! the attribute panel of the picked building, fetched from the feature API.
+
+use bevy::prelude::*;
+
+use super::ViewerOptions;
+use super::pick::Picked;
+use super::platform::{Pending, fetch_then};
+use super::tiles::Streaming;
+
+pub struct HudPlugin;
+
+impl Plugin for HudPlugin {
+    fn build(&self, app: &mut App) {
+        app.init_resource::<Attributes>()
+            .add_systems(Startup, spawn_hud)
+            .add_systems(Update, (fetch_attributes, update_hud).chain());
+    }
+}
+
+#[derive(Component)]
+struct Readout;
+
+#[derive(Component)]
+struct AttributePanel;
+
+/// The picked building's attributes, as the feature API returns them.
+#[derive(Resource, Default)]
+pub struct Attributes {
+    shown_for: Option<(String, u64)>,
+    pending: Option<Pending<Vec<(String, String)>>>,
+    lines: Vec<(String, String)>,
+}
+
+impl Attributes {
+    /// True once the picked building's attributes are on screen (or nothing is picked).
+    pub fn settled(&self, picked: &Picked) -> bool {
+        picked.0.is_none() || (self.shown_for == picked.0 && self.pending.is_none() && !self.lines.is_empty())
+    }
+}
+
+fn panel(text: &str) -> impl Bundle {
+    (
+        Text::new(text),
+        TextFont { font_size: bevy::text::FontSize::Px(14.0), ..default() },
+        TextColor(Color::WHITE),
+        BackgroundColor(Color::srgba(0.0, 0.0, 0.0, 0.55)),
+    )
+}
+
+fn spawn_hud(mut commands: Commands) {
+    commands.spawn((
+        panel(""),
+        Node { position_type: PositionType::Absolute, top: px(6), left: px(6), ..default() },
+        Readout,
+    ));
+    commands.spawn((
+        panel(""),
+        Node {
+            position_type: PositionType::Absolute,
+            top: px(32),
+            right: px(6),
+            max_width: px(360),
+            ..default()
+        },
+        AttributePanel,
+    ));
+}
+
+fn fetch_attributes(options: Res<ViewerOptions>, picked: Res<Picked>, mut attributes: ResMut<Attributes>) {
+    if let Some(pending) = &attributes.pending
+        && let Some(result) = pending.take()
+    {
+        attributes.lines = result.unwrap_or_else(|e| vec![("error".into(), e)]);
+        attributes.pending = None;
+    }
+    if picked.0 == attributes.shown_for {
+        return;
+    }
+    attributes.shown_for = picked.0.clone();
+    attributes.lines.clear();
+    if let Some((layer, fid)) = &picked.0 {
+        let url = format!("{}/collections/{layer}/items/{fid}", options.server.trim_end_matches('/'));
+        attributes.pending = Some(fetch_then(url, |bytes| {
+            let feature: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
+            let props = feature["properties"].as_object().cloned().unwrap_or_default();
+            Ok(props
+                .into_iter()
+                .map(|(k, v)| (k, v.as_str().map_or_else(|| v.to_string(), str::to_owned)))
+                .collect())
+        }));
+    }
+}
+
+fn update_hud(
+    time: Res<Time>,
+    streaming: Res<Streaming>,
+    picked: Res<Picked>,
+    attributes: Res<Attributes>,
+    mut readout: Query<&mut Text, (With<Readout>, Without<AttributePanel>)>,
+    mut panel: Query<&mut Text, (With<AttributePanel>, Without<Readout>)>,
+    mut fps: Local<f32>,
+) {
+    let dt = time.delta_secs().max(1e-4);
+    *fps = if *fps == 0.0 { 1.0 / dt } else { 0.9 * *fps + 0.1 / dt };
+    let loaded: usize = streaming.layers.iter().map(|l| l.cache.len()).sum();
+    let bytes: usize = streaming.layers.iter().map(|l| l.cache.bytes()).sum();
+    if let Ok(mut text) = readout.single_mut() {
+        let mut s = format!(
+            "FPS {:.0}  |  tiles drawn {}  loaded {}  in flight {}  |  tile data {:.1} MB",
+            *fps,
+            streaming.drawn,
+            loaded,
+            streaming.in_flight,
+            bytes as f64 / 1_048_576.0
+        );
+        for e in streaming.errors.iter().rev().take(3) {
+            s.push_str("\n! ");
+            s.push_str(e);
+        }
+        **text = s;
+    }
+    if let Ok(mut text) = panel.single_mut() {
+        **text = match &picked.0 {
+            None => String::new(),
+            Some((layer, fid)) => {
+                let mut s = format!("{layer} #{fid}");
+                for (k, v) in attributes.lines.iter().take(16) {
+                    s.push_str(&format!("\n{k}: {v}"));
+                }
+                s
+            }
+        };
+    }
+}
