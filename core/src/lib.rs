@@ -4,7 +4,7 @@
 //! * [`frame`]: the service frame (WGS84 longitude, latitude, ellipsoidal height) and
 //!   its exact conversions to ECEF and local east-north-up frames used by 3D Tiles.
 //! * [`catalogue`]: the catalogue entry and data-quality report written per layer.
-//! * [`mvt`]: a Mapbox Vector Tile 2.1 encoder.
+//! * [`mvt`] and [`mvt_decode`]: a Mapbox Vector Tile 2.1 encoder and decoder.
 //! * [`pmtiles`]: PMTiles v3 archive writer and byte-level reader.
 //! * [`tileset`] and [`glb`]: OGC 3D Tiles 1.1 `tileset.json` and GLB content with
 //!   `EXT_mesh_features` / `EXT_structural_metadata`.
@@ -17,6 +17,7 @@ pub mod features;
 pub mod frame;
 pub mod glb;
 pub mod mvt;
+pub mod mvt_decode;
 pub mod pmtiles;
 pub mod tile;
 pub mod tileset;

@@ -1,24 +1,85 @@
-//! The bevy viewer end to end: under Xvfb with llvmpipe it streams the Helsinki
-//! tileset from a real cim-server, renders from a fixed camera, picks at a known
-//! building's screen position and writes a PNG that is checked pixel by pixel.
+//! The bevy viewer end to end: under Xvfb with llvmpipe it streams Helsinki from a
+//! real cim-server, renders from fixed cameras and writes PNGs that are checked pixel
+//! by pixel: buildings where the footprints are, the clicked building picked and
+//! highlighted, roads draped where the data puts them and switched off on request,
+//! and a tileset rewritten by Cesium's 3d-tiles-tools (external tilesets) drawn like
+//! ours.
 
 mod common;
 
+use std::path::Path;
+
 use common::*;
+use serde_json::Value;
 
 /// Lit roofs are near white; the viewer's ground is a dark grey (sRGB 0.30, 0.33, 0.31).
-fn is_building(p: &[u8]) -> bool {
+fn is_building(p: [u8; 3]) -> bool {
     p.iter().map(|c| u32::from(*c)).sum::<u32>() / 3 > 170
 }
 
-#[test]
-fn the_viewer_draws_helsinki_and_a_click_selects_the_building_under_it() {
-    let store = temp_dir("viewer");
-    ingest_ok(&store, "helsinki", &["--max-zoom", "12"], &[&data("osm/Helsinki.osm.pbf")]);
-    let server = Server::start(&store);
-    let items = get_json(&format!("{}/collections/helsinki/items?limit=10000", server.url));
-    // A point at least 15 m inside the largest building (checked with an independent
-    // point-in-polygon test in all eight directions), so the click cannot graze an edge.
+/// The picked building's highlight: saturated orange.
+fn is_highlight([r, g, b]: [u8; 3]) -> bool {
+    r > 150 && i32::from(r) - i32::from(g) > 50 && g > b
+}
+
+/// Major roads are drawn amber (sRGB 0.98, 0.82, 0.45 before light).
+fn is_major_road([r, g, b]: [u8; 3]) -> bool {
+    r > 120 && i32::from(r) - i32::from(b) > 45 && i32::from(g) - i32::from(b) > 25 && r >= g
+}
+
+struct Shot {
+    stdout: String,
+    width: usize,
+    height: usize,
+    rgb: Vec<[u8; 3]>,
+}
+
+impl Shot {
+    fn px(&self, x: usize, y: usize) -> [u8; 3] {
+        self.rgb[y * self.width + x]
+    }
+
+    /// Every fourth pixel in both directions, away from the on-screen panels.
+    fn samples(&self) -> Vec<(usize, usize)> {
+        (40..self.height - 40)
+            .step_by(4)
+            .flat_map(|y| (0..self.width).step_by(4).map(move |x| (x, y)))
+            .filter(|&(x, y)| !(x < 200 && y > self.height - 260))
+            .collect()
+    }
+}
+
+/// Runs the viewer in `--screenshot` mode at 800x600 and reads the PNG back.
+fn shoot(server: &str, camera: &str, extra: &[&str], name: &str) -> Shot {
+    let out = temp_dir("viewer-shot");
+    let png_path = out.join(format!("{name}.png"));
+    let run = std::process::Command::new("xvfb-run")
+        .args(["-a", "-s", "-screen 0 1280x720x24", "env", "WGPU_BACKEND=vulkan"])
+        .arg(bin_dir().join("cim-viewer"))
+        .args(["--server", server, "--window", "800x600", "--camera", camera])
+        .args(extra)
+        .arg("--screenshot")
+        .arg(&png_path)
+        .output()
+        .expect("xvfb-run (apt-get install xvfb mesa-vulkan-drivers)");
+    let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
+    assert!(run.status.success(), "viewer failed: {stdout}\n{}", String::from_utf8_lossy(&run.stderr));
+    // Keep a copy for a person to look at.
+    let _ = std::fs::copy(&png_path, std::env::temp_dir().join(format!("cim-e2e-viewer-{name}.png")));
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&png_path).expect("png")));
+    let mut reader = decoder.read_info().expect("png header");
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).expect("png frame");
+    let channels = info.color_type.samples();
+    let (width, height) = (info.width as usize, info.height as usize);
+    assert_eq!((width, height), (800, 600));
+    let rgb = buf.chunks_exact(channels).take(width * height).map(|p| [p[0], p[1], p[2]]).collect();
+    Shot { stdout, width, height, rgb }
+}
+
+/// A point at least 15 m inside the largest building (checked with an independent
+/// point-in-polygon test in all eight directions), so a click cannot graze an edge.
+fn deep_inside_the_largest_building(items: &Value) -> (u64, f64, f64) {
     let mut best: Option<(f64, u64, f64, f64)> = None;
     for f in items["features"].as_array().expect("features") {
         if !f["properties"]["building"].is_string()
@@ -63,43 +124,156 @@ fn the_viewer_draws_helsinki_and_a_click_selects_the_building_under_it() {
         }
     }
     let (_, fid, lon, lat) = best.expect("a building");
-    let out = temp_dir("viewer-shot");
-    let png_path = out.join("helsinki.png");
-    let run = std::process::Command::new("xvfb-run")
-        .args(["-a", "-s", "-screen 0 1280x720x24", "env", "WGPU_BACKEND=vulkan"])
-        .arg(bin_dir().join("cim-viewer"))
-        .args(["--server", &server.url, "--window", "800x600", "--click", "400,300"])
-        .arg("--camera")
-        .arg(format!("{lon},{lat},700,0,-89.9"))
-        .arg("--screenshot")
-        .arg(&png_path)
-        .output()
-        .expect("xvfb-run (apt-get install xvfb mesa-vulkan-drivers)");
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(run.status.success(), "viewer failed: {stdout}\n{}", String::from_utf8_lossy(&run.stderr));
-    // Keep a copy for a person to look at.
-    let _ = std::fs::copy(&png_path, std::env::temp_dir().join("cim-e2e-viewer-helsinki.png"));
-    assert!(
-        stdout.contains(&format!("picked helsinki {fid}")),
-        "click at the centre should pick {fid}: {stdout}"
-    );
+    (fid, lon, lat)
+}
 
-    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&png_path).expect("png")));
-    let mut reader = decoder.read_info().expect("png header");
-    let mut buf = vec![0; reader.output_buffer_size()];
-    let info = reader.next_frame(&mut buf).expect("png frame");
-    let channels = info.color_type.samples();
-    let (w, h) = (info.width as usize, info.height as usize);
-    assert_eq!((w, h), (800, 600));
-    let px = |x: usize, y: usize| &buf[(y * w + x) * channels..(y * w + x) * channels + 3];
-    assert!(is_building(px(400, 300)), "the building under the centre is drawn: {:?}", px(400, 300));
-    let samples: Vec<(usize, usize)> =
-        (0..h).step_by(4).flat_map(|y| (0..w).step_by(4).map(move |x| (x, y))).collect();
-    let roofs = samples.iter().filter(|&&(x, y)| is_building(px(x, y))).count();
-    // Over a dense centre from 700 m: buildings and ground both take real shares.
+fn helsinki(tag: &str) -> (TempDir, Server, Value) {
+    let store = temp_dir(tag);
+    ingest_ok(&store, "helsinki", &["--max-zoom", "16"], &[&data("osm/Helsinki.osm.pbf")]);
+    let server = Server::start(&store);
+    let items = get_json(&format!("{}/collections/helsinki/items?limit=10000", server.url));
+    (store, server, items)
+}
+
+#[test]
+fn the_viewer_draws_helsinki_and_a_click_selects_and_highlights_the_building_under_it() {
+    let (_store, server, items) = helsinki("viewer");
+    let (fid, lon, lat) = deep_inside_the_largest_building(&items);
+    let camera = format!("{lon},{lat},700,0,-89.9");
+    let shot = shoot(&server.url, &camera, &["--click", "400,300", "--hide", "helsinki/ground"], "helsinki");
     assert!(
-        roofs > samples.len() / 20 && roofs < samples.len() * 19 / 20,
-        "building share {roofs}/{}",
-        samples.len()
+        shot.stdout.contains(&format!("picked helsinki {fid}")),
+        "click at the centre should pick {fid}: {}",
+        shot.stdout
     );
+    assert!(is_highlight(shot.px(400, 300)), "the picked building is highlighted: {:?}", shot.px(400, 300));
+    let samples = shot.samples();
+    let lit = samples.iter().filter(|&&(x, y)| is_highlight(shot.px(x, y))).count();
+    let roofs = samples.iter().filter(|&&(x, y)| is_building(shot.px(x, y)) || is_highlight(shot.px(x, y))).count();
+    // Over a dense centre from 700 m: buildings and ground both take real shares, and
+    // the highlight covers one building, not the tile.
+    assert!(roofs > samples.len() / 20 && roofs < samples.len() * 19 / 20, "building share {roofs}/{}", samples.len());
+    assert!(lit > 20 && lit < roofs / 3, "highlight {lit} of {roofs} roof samples");
+}
+
+/// Metres east and north of `(lon0, lat0)`: plenty for a few hundred metres.
+fn local(lon0: f64, lat0: f64, lon: f64, lat: f64) -> (f64, f64) {
+    let k = std::f64::consts::PI / 180.0 * 6_378_137.0;
+    ((lon - lon0) * k * lat0.to_radians().cos(), (lat - lat0) * k)
+}
+
+#[test]
+fn roads_are_draped_where_the_data_says_and_the_layer_panel_switches_them_off() {
+    let (_store, server, items) = helsinki("viewer-roads");
+    // The longest straight piece of a primary road, and a point 3 m off its centre line.
+    let mut best: Option<(f64, f64, f64)> = None;
+    for f in items["features"].as_array().expect("features") {
+        if f["properties"]["highway"] != "primary" || f["geometry"]["type"] != "LineString" {
+            continue;
+        }
+        let line = f["geometry"]["coordinates"].as_array().expect("line");
+        for pair in line.windows(2) {
+            let (a, b) = (&pair[0], &pair[1]);
+            let (ax, ay, bx, by) = (a[0].as_f64(), a[1].as_f64(), b[0].as_f64(), b[1].as_f64());
+            let (Some(ax), Some(ay), Some(bx), Some(by)) = (ax, ay, bx, by) else { continue };
+            let (dx, dy) = local(ax, ay, bx, by);
+            let length = dx.hypot(dy);
+            if best.is_none_or(|b| length > b.0) {
+                let (mx, my) = ((ax + bx) / 2.0, (ay + by) / 2.0);
+                // 3 m to the left of the direction of travel.
+                let (nx, ny) = (-dy / length * 3.0, dx / length * 3.0);
+                let k = std::f64::consts::PI / 180.0 * 6_378_137.0;
+                best = Some((length, mx + nx / (k * my.to_radians().cos()), my + ny / k));
+            }
+        }
+    }
+    let (length, lon, lat) = best.expect("a primary road");
+    assert!(length > 40.0, "a long straight piece: {length} m");
+    let camera = format!("{lon},{lat},300,0,-89.9");
+    let on = shoot(&server.url, &camera, &["--hide", "helsinki/buildings,rail"], "roads");
+    assert!(on.stdout.contains("ground tiles drawn"), "{}", on.stdout);
+    assert!(is_major_road(on.px(400, 300)), "a primary road under the centre: {:?}", on.px(400, 300));
+    // Land use, parks and water are drawn too, in their own colours.
+    let samples = on.samples();
+    let road = samples.iter().filter(|&&(x, y)| is_major_road(on.px(x, y))).count();
+    assert!(road > 50 && road < samples.len() / 2, "road share {road}/{}", samples.len());
+    let off = shoot(&server.url, &camera, &["--hide", "helsinki/buildings,rail,roads"], "roads-off");
+    assert!(!is_major_road(off.px(400, 300)), "roads switched off: {:?}", off.px(400, 300));
+    let left = samples.iter().filter(|&&(x, y)| is_major_road(off.px(x, y))).count();
+    assert!(left < road / 10, "{left} road-coloured samples left of {road}");
+}
+
+/// Cesium's 3d-tiles-tools (npm) rewrites our content as a tileset of its own
+/// (`createTilesetJson`: its own root transform and boxes), then wraps that in another
+/// (`merge`: the first becomes an external tileset). The viewer must draw the same
+/// buildings in the same places from it as from our server.
+#[test]
+fn a_tileset_written_by_3d_tiles_tools_with_an_external_tileset_draws_like_ours() {
+    let (store, server, items) = helsinki("viewer-foreign");
+    let tools = repo_root().join("tests/oracles/node_modules/.bin/3d-tiles-tools");
+    assert!(tools.exists(), "run `npm ci` in tests/oracles first (the README test command does)");
+    let ours = store.join("helsinki/3dtiles");
+    let tileset: Value = serde_json::from_slice(&std::fs::read(ours.join("tileset.json")).expect("tileset"))
+        .expect("tileset JSON");
+    let m: Vec<f64> = tileset["root"]["transform"].as_array().expect("transform").iter().filter_map(Value::as_f64).collect();
+    let (lon0, lat0, h0) = cim_core::frame::ecef_to_geodetic([m[12], m[13], m[14]]);
+    let work = temp_dir("viewer-foreign-work");
+    let created = work.join("created");
+    std::fs::create_dir_all(&created).expect("mkdir");
+    let run_tools = |args: &[&str]| {
+        let out = std::process::Command::new(&tools).args(args).output().expect("3d-tiles-tools");
+        assert!(out.status.success(), "3d-tiles-tools {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    let content = ours.join("content");
+    let (lon_s, lat_s, h_s) = (format!("{lon0:.10}"), format!("{lat0:.10}"), format!("{h0:.4}"));
+    run_tools(&[
+        "createTilesetJson",
+        "-f",
+        "-i",
+        path_str(&content),
+        "-o",
+        path_str(&created.join("tileset.json")),
+        "--cartographicPositionDegrees",
+        &lon_s,
+        &lat_s,
+        &h_s,
+    ]);
+    for entry in std::fs::read_dir(&content).expect("content") {
+        let path = entry.expect("entry").path();
+        std::fs::copy(&path, created.join(path.file_name().expect("name"))).expect("copy");
+    }
+    let merged = work.join("merged");
+    run_tools(&["merge", "-f", "-i", path_str(&created), "-o", path_str(&merged)]);
+    let outer: Value = serde_json::from_slice(&std::fs::read(merged.join("tileset.json")).expect("merged"))
+        .expect("merged JSON");
+    let external = outer["root"]["children"][0]["content"]["uri"].as_str().expect("external reference");
+    assert!(external.ends_with(".json"), "merge writes an external tileset reference: {external}");
+
+    let catalogue = get_json(&format!("{}/api/layers", server.url));
+    let mut layer = catalogue[0].clone();
+    layer["id"] = "foreign".into();
+    layer.as_object_mut().expect("object").remove("mvt_archive");
+    let foreign = StaticServer::start(
+        vec![("/api/layers".into(), serde_json::to_vec(&Value::Array(vec![layer])).expect("json"))],
+        vec![("/3dtiles/foreign/".into(), merged.to_path_buf())],
+    );
+    let (_, lon, lat) = deep_inside_the_largest_building(&items);
+    let camera = format!("{lon},{lat},900,0,-89.9");
+    let a = shoot(&server.url, &camera, &["--hide", "helsinki/ground"], "ours");
+    let b = shoot(&foreign.url, &camera, &[], "foreign");
+    assert!(b.stdout.contains("errors 0"), "{}", b.stdout);
+    let samples = a.samples();
+    let (mut both, mut either) = (0, 0);
+    for &(x, y) in &samples {
+        let (p, q) = (is_building(a.px(x, y)), is_building(b.px(x, y)));
+        both += usize::from(p && q);
+        either += usize::from(p || q);
+    }
+    assert!(both > samples.len() / 20, "buildings drawn: {both}/{}", samples.len());
+    // Same buildings, same places: the building masks agree (intersection over union).
+    assert!(both as f64 / either as f64 > 0.97, "IoU {both}/{either}");
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().expect("UTF-8 path")
 }

@@ -32,9 +32,16 @@ struct Cli {
     /// Maximum screen-space error in pixels before refining.
     #[arg(long, default_value_t = 16.0)]
     max_sse: f64,
-    /// Tile cache budget in MiB.
+    /// Tile cache budget in MiB (estimated GPU bytes of loaded tiles).
     #[arg(long, default_value_t = 512)]
     cache_mb: usize,
+    /// Start with these layer-panel entries off (comma-separated): `<layer>/buildings`,
+    /// `<layer>/ground`, `roads`, `rail`, `land use`, `water`, `district borders`.
+    #[arg(long, value_delimiter = ',')]
+    hide: Vec<String>,
+    /// Fly the scripted benchmark path for this many seconds, print figures as JSON, exit.
+    #[arg(long)]
+    bench: Option<f64>,
 }
 
 fn numbers<const N: usize>(s: &str, what: &str) -> anyhow::Result<[f64; N]> {
@@ -66,6 +73,8 @@ fn main() -> anyhow::Result<()> {
         camera,
         screenshot: cli.screenshot,
         click,
+        hidden: cli.hide,
+        bench_seconds: cli.bench.filter(|s| *s > 0.0),
     };
     let window = Window {
         title: "CIM city viewer".into(),

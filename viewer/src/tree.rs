@@ -102,6 +102,11 @@ fn sphere_of(volume: &BoundingVolume, transform: DMat4, name: &str) -> Result<Sp
     Err(TreeError::NoBoundingVolume(name.to_owned()))
 }
 
+/// Whether content is an external tileset rather than renderable content.
+pub fn is_tileset_url(url: &str) -> bool {
+    url.split(['?', '#']).next().is_some_and(|path| path.ends_with(".json"))
+}
+
 impl TileTree {
     pub fn parse(json: &[u8], url: &str) -> Result<Self, TreeError> {
         let tileset: Tileset = serde_json::from_slice(json).map_err(|e| TreeError::Json(e.to_string()))?;
@@ -110,36 +115,67 @@ impl TileTree {
 
     pub fn from_tileset(tileset: &Tileset, url: &str) -> Result<Self, TreeError> {
         let mut tree = TileTree { nodes: Vec::new(), geometric_error: tileset.geometric_error };
-        let mut stack: Vec<(&Tile, Option<usize>, DMat4, Refine, String)> = vec![(
-            &tileset.root,
-            None,
-            DMat4::IDENTITY,
-            tileset.root.refine.unwrap_or(Refine::Replace),
-            "root".into(),
-        )];
+        let refine = tileset.root.refine.unwrap_or(Refine::Replace);
+        tree.push_subtree(&tileset.root, None, DMat4::IDENTITY, refine, url)?;
+        Ok(tree)
+    }
+
+    /// Hangs an external tileset (content that is itself a `tileset.json`) under tile
+    /// `at`: its root becomes `at`'s child, in `at`'s frame, and `at` keeps no content.
+    pub fn graft(&mut self, at: usize, tileset: &Tileset, url: &str) -> Result<(), TreeError> {
+        let node = self.nodes.get(at).ok_or_else(|| TreeError::Json(format!("no tile {at}")))?;
+        let (transform, refine) = (node.transform, node.refine);
+        let refine = tileset.root.refine.unwrap_or(refine);
+        self.push_subtree(&tileset.root, Some(at), transform, refine, url)?;
+        self.nodes[at].content = None;
+        Ok(())
+    }
+
+    fn push_subtree(
+        &mut self,
+        root: &Tile,
+        parent: Option<usize>,
+        parent_transform: DMat4,
+        refine: Refine,
+        url: &str,
+    ) -> Result<(), TreeError> {
+        let (first, graft_point) = (self.nodes.len(), parent);
+        let mut stack: Vec<(&Tile, Option<usize>, DMat4, Refine, String)> =
+            vec![(root, parent, parent_transform, refine, "root".into())];
         while let Some((tile, parent, parent_transform, inherited, name)) = stack.pop() {
             let local = tile.transform.map_or(DMat4::IDENTITY, |m| DMat4::from_cols_array(&m));
             let transform = parent_transform * local;
             let refine = tile.refine.unwrap_or(inherited);
-            let id = tree.nodes.len();
-            tree.nodes.push(TileNode {
+            let id = self.nodes.len();
+            let bounds = match sphere_of(&tile.bounding_volume, transform, &name) {
+                Ok(b) => b,
+                Err(e) => {
+                    // Leave the tree as it was: a half-grafted subtree would be drawn.
+                    self.nodes.truncate(first);
+                    if let Some(p) = graft_point {
+                        self.nodes[p].children.retain(|&c| c < first);
+                    }
+                    return Err(e);
+                }
+            };
+            self.nodes.push(TileNode {
                 parent,
                 children: Vec::new(),
                 content: tile.content.as_ref().map(|c| resolve_url(url, &c.uri)),
                 geometric_error: tile.geometric_error,
                 refine,
                 transform,
-                bounds: sphere_of(&tile.bounding_volume, transform, &name)?,
-                depth: parent.map_or(0, |p| tree.nodes[p].depth + 1),
+                bounds,
+                depth: parent.map_or(0, |p| self.nodes[p].depth + 1),
             });
             if let Some(p) = parent {
-                tree.nodes[p].children.push(id);
+                self.nodes[p].children.push(id);
             }
             for (i, child) in tile.children.iter().enumerate().rev() {
                 stack.push((child, Some(id), transform, refine, format!("{name}/{i}")));
             }
         }
-        Ok(tree)
+        Ok(())
     }
 
     /// The ECEF point the render frame is centred on: the root's bounding sphere.
@@ -151,6 +187,42 @@ impl TileTree {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn external_tilesets_graft_under_their_tile_in_its_frame() {
+        let outer = br#"{"asset":{"version":"1.1"},"geometricError":100,
+          "root":{"transform":[1,0,0,0, 0,1,0,0, 0,0,1,0, 500,0,0,1],
+            "boundingVolume":{"sphere":[0,0,0,50]},"geometricError":50,"refine":"ADD",
+            "children":[{"boundingVolume":{"sphere":[0,0,0,40]},"geometricError":20,
+              "content":{"uri":"parts/inner.json"}}]}}"#;
+        let mut tree = TileTree::parse(outer, "http://h/ts/tileset.json").expect("parse");
+        let at = 1;
+        let url = tree.nodes[at].content.clone().expect("content");
+        assert_eq!(url, "http://h/ts/parts/inner.json");
+        assert!(is_tileset_url(&url) && !is_tileset_url("http://h/a.glb?v=json"));
+        let inner: Tileset = serde_json::from_slice(
+            br#"{"asset":{"version":"1.1"},"geometricError":20,
+              "root":{"transform":[1,0,0,0, 0,1,0,0, 0,0,1,0, 0,7,0,1],
+                "boundingVolume":{"sphere":[0,0,0,5]},"geometricError":0,"content":{"uri":"b.glb"}}}"#,
+        )
+        .expect("inner");
+        tree.graft(at, &inner, &url).expect("graft");
+        assert_eq!(tree.nodes.len(), 3);
+        assert_eq!(tree.nodes[at].content, None, "the external reference is not drawn");
+        assert_eq!(tree.nodes[at].children, [2]);
+        let grafted = &tree.nodes[2];
+        assert_eq!(grafted.bounds.centre, DVec3::new(500.0, 7.0, 0.0), "outer then inner transform");
+        assert_eq!(grafted.content.as_deref(), Some("http://h/ts/parts/b.glb"), "relative to the inner tileset");
+        assert_eq!((grafted.depth, grafted.refine), (2, Refine::Add));
+        // A broken external tileset leaves the tree as it was.
+        let broken: Tileset = serde_json::from_slice(
+            br#"{"asset":{"version":"1.1"},"geometricError":1,"root":{"boundingVolume":{"sphere":[0,0,0,1]},
+              "geometricError":0,"children":[{"boundingVolume":{},"geometricError":0}]}}"#,
+        )
+        .expect("parses as JSON");
+        assert!(tree.graft(2, &broken, &url).is_err());
+        assert_eq!((tree.nodes.len(), tree.nodes[2].children.len()), (3, 0));
+    }
 
     #[test]
     fn urls_resolve_like_a_browser() {

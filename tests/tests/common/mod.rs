@@ -204,3 +204,49 @@ pub fn tile_of(lon: f64, lat: f64, z: u32) -> (u32, u32) {
     let y = ((1.0 - (lat_r.tan() + 1.0 / lat_r.cos()).ln() / std::f64::consts::PI) / 2.0 * n).floor() as u32;
     (x, y)
 }
+
+/// A bare static file server (std only) for tilesets written by other tools: `routes`
+/// maps exact paths to bodies, `mounts` maps a URL prefix to a directory.
+#[allow(dead_code)]
+pub struct StaticServer {
+    pub url: String,
+}
+
+#[allow(dead_code)]
+impl StaticServer {
+    pub fn start(routes: Vec<(String, Vec<u8>)>, mounts: Vec<(String, PathBuf)>) -> Self {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).is_ok_and(|n| n == 1) {
+                    head.push(byte[0]);
+                }
+                let head = String::from_utf8_lossy(&head);
+                let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
+                let body = routes.iter().find(|(p, _)| *p == path).map(|(_, b)| b.clone()).or_else(|| {
+                    mounts.iter().find_map(|(prefix, dir)| {
+                        let rest = path.strip_prefix(prefix.as_str())?;
+                        if rest.contains("..") {
+                            return None;
+                        }
+                        std::fs::read(dir.join(rest)).ok()
+                    })
+                });
+                let reply = match &body {
+                    Some(b) => format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", b.len()),
+                    None => "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_owned(),
+                };
+                let _ = stream.write_all(reply.as_bytes());
+                if let Some(b) = body {
+                    let _ = stream.write_all(&b);
+                }
+            }
+        });
+        Self { url }
+    }
+}

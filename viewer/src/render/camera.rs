@@ -1,5 +1,6 @@
 //! Orbit camera in the render frame: left-drag orbits, right-drag pans, wheel zooms,
-//! arrows pan, PageUp/PageDown zoom, N turns north up, H returns home.
+//! arrows pan, PageUp/PageDown zoom, Q/E turn, R/F tilt, N turns north up, H returns
+//! home. Fly-to glides to a layer's extent.
 
 use bevy::input::mouse::{AccumulatedMouseMotion, AccumulatedMouseScroll};
 use bevy::prelude::*;
@@ -12,7 +13,62 @@ pub struct OrbitCameraPlugin;
 impl Plugin for OrbitCameraPlugin {
     fn build(&self, app: &mut App) {
         app.add_systems(Startup, spawn_camera)
-            .add_systems(Update, (place_home, orbit_controls, apply_orbit).chain());
+            .init_resource::<Flight>()
+            .add_systems(Update, (place_home, orbit_controls, fly, apply_orbit).chain());
+    }
+}
+
+/// A glide from one orbit to another (fly-to, home).
+#[derive(Resource, Default)]
+pub struct Flight {
+    path: Option<(Orbit, Orbit, f32)>,
+    /// A new target; the flight starts from wherever the camera is.
+    pub target: Option<Orbit>,
+}
+
+const FLIGHT_SECONDS: f32 = 1.5;
+
+/// The orbit that shows `bounds` (degrees) whole, from the south-west at 50° down.
+pub fn orbit_over(frame: &RenderFrame, bounds: [f64; 4], fov_y: f32) -> Orbit {
+    let [w, s, e, n] = bounds;
+    let corner = |lon: f64, lat: f64| {
+        frame.ecef_to_render.transform_point3(DVec3::from(cim_core::frame::geodetic_to_ecef(lon, lat, 0.0)))
+    };
+    let (a, b) = (corner(w, s), corner(e, n));
+    let centre = corner((w + e) / 2.0, (s + n) / 2.0);
+    let radius = (a.distance(b) / 2.0).max(50.0);
+    let distance = radius / f64::from(fov_y / 2.0).tan() * 1.1;
+    Orbit {
+        focus: Vec3::new(centre.x as f32, 0.0, centre.z as f32),
+        distance: distance as f32,
+        heading: 0.0,
+        pitch: 50f32.to_radians(),
+    }
+}
+
+fn lerp_orbit(a: &Orbit, b: &Orbit, t: f32) -> Orbit {
+    // Smoothstep in time; distance eases in log space so zooming feels even.
+    let s = t * t * (3.0 - 2.0 * t);
+    let turn = (b.heading - a.heading + std::f32::consts::PI).rem_euclid(std::f32::consts::TAU) - std::f32::consts::PI;
+    Orbit {
+        focus: a.focus.lerp(b.focus, s),
+        distance: (a.distance.ln() + (b.distance.ln() - a.distance.ln()) * s).exp(),
+        heading: a.heading + turn * s,
+        pitch: a.pitch + (b.pitch - a.pitch) * s,
+    }
+}
+
+fn fly(time: Res<Time>, mut flight: ResMut<Flight>, mut camera: Query<&mut Orbit>) {
+    let Ok(mut orbit) = camera.single_mut() else { return };
+    if let Some(target) = flight.target.take() {
+        flight.path = Some((*orbit, target, 0.0));
+    }
+    let Some((from, to, elapsed)) = &mut flight.path else { return };
+    *elapsed += time.delta_secs();
+    let t = (*elapsed / FLIGHT_SECONDS).min(1.0);
+    *orbit = lerp_orbit(from, to, t);
+    if t >= 1.0 {
+        flight.path = None;
     }
 }
 
@@ -80,9 +136,22 @@ fn orbit_controls(
     motion: Res<AccumulatedMouseMotion>,
     scroll: Res<AccumulatedMouseScroll>,
     time: Res<Time>,
+    mut flight: ResMut<Flight>,
     mut camera: Query<(&mut Orbit, &Home)>,
 ) {
     let Ok((mut orbit, home)) = camera.single_mut() else { return };
+    let dt = time.delta_secs();
+    for (key, turn, tilt) in [
+        (KeyCode::KeyQ, -1.0, 0.0),
+        (KeyCode::KeyE, 1.0, 0.0),
+        (KeyCode::KeyR, 0.0, 1.0),
+        (KeyCode::KeyF, 0.0, -1.0),
+    ] {
+        if keys.pressed(key) {
+            orbit.heading += turn * dt;
+            orbit.pitch = (orbit.pitch + tilt * dt * 0.7).clamp(0.05, 1.55);
+        }
+    }
     let d = motion.delta;
     if mouse.pressed(MouseButton::Left) {
         orbit.heading += d.x * 0.005;
@@ -94,7 +163,7 @@ fn orbit_controls(
     if mouse.pressed(MouseButton::Right) {
         orbit.focus += (-right * d.x + ahead * d.y) * scale;
     }
-    let step = orbit.distance * time.delta_secs();
+    let step = orbit.distance * dt;
     for (key, dir) in [
         (KeyCode::ArrowLeft, -right),
         (KeyCode::ArrowRight, right),
@@ -107,17 +176,17 @@ fn orbit_controls(
     }
     let mut zoom = scroll.delta.y * -0.1;
     if keys.pressed(KeyCode::PageUp) {
-        zoom -= time.delta_secs();
+        zoom -= dt;
     }
     if keys.pressed(KeyCode::PageDown) {
-        zoom += time.delta_secs();
+        zoom += dt;
     }
     orbit.distance = (orbit.distance * (1.0 + zoom)).clamp(20.0, 150_000.0);
     if keys.just_pressed(KeyCode::KeyN) {
-        orbit.heading = 0.0;
+        flight.target = Some(Orbit { heading: 0.0, ..*orbit });
     }
     if keys.just_pressed(KeyCode::KeyH) {
-        *orbit = home.0;
+        flight.target = Some(home.0);
     }
 }
 
@@ -127,5 +196,32 @@ fn apply_orbit(mut camera: Query<(&Orbit, &mut Transform), Changed<Orbit>>) {
         let forward = Vec3::new(sin * orbit.pitch.cos(), -orbit.pitch.sin(), -cos * orbit.pitch.cos());
         let eye = orbit.focus - forward * orbit.distance;
         *transform = Transform::from_translation(eye).looking_at(orbit.focus, Vec3::Y);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fly_to_frames_the_extent_and_glides_the_short_way_round() {
+        let frame = RenderFrame::at(24.944, 60.1715);
+        let bounds = [24.935, 60.164, 24.953, 60.179];
+        let fov = 50f32.to_radians();
+        let orbit = orbit_over(&frame, bounds, fov);
+        // The extent is about 1 km by 1.7 km: its half-diagonal seen within half the fov.
+        assert!(orbit.focus.length() < 100.0, "centre near the origin: {:?}", orbit.focus);
+        let half_diagonal = orbit.distance * (fov / 2.0).tan() / 1.1;
+        assert!((900.0..1100.0).contains(&half_diagonal), "{half_diagonal}");
+        let a = Orbit { focus: Vec3::ZERO, distance: 100.0, heading: 350f32.to_radians(), pitch: 0.5 };
+        let b = Orbit { focus: Vec3::X * 10.0, distance: 10_000.0, heading: 10f32.to_radians(), pitch: 1.0 };
+        let start = lerp_orbit(&a, &b, 0.0);
+        assert!((start.distance - a.distance).abs() < 1e-3 && start.focus == a.focus);
+        let end = lerp_orbit(&a, &b, 1.0);
+        assert!((end.distance - b.distance).abs() < 0.1 && (end.pitch - b.pitch).abs() < 1e-6);
+        let mid = lerp_orbit(&a, &b, 0.5);
+        assert!((mid.distance - 1000.0).abs() < 1.0, "log-space zoom: {}", mid.distance);
+        // 350° → 10° passes north (360°), not back through 180°.
+        assert!((mid.heading.to_degrees() - 360.0).abs() < 0.5, "{}", mid.heading.to_degrees());
     }
 }

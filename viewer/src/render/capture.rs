@@ -5,8 +5,9 @@ use bevy::picking::mesh_picking::ray_cast::MeshRayCast;
 use bevy::prelude::*;
 use bevy::render::view::screenshot::{Screenshot, save_to_disk};
 
-use super::ViewerOptions;
+use super::ground_layers::Ground;
 use super::pick::pick_at;
+use super::{Problems, ViewerOptions};
 use super::tiles::{Streaming, TileMesh};
 
 /// Frames the scene must stay complete before the picture is taken.
@@ -36,6 +37,8 @@ fn capture(
     mut commands: Commands,
     options: Res<ViewerOptions>,
     streaming: Res<Streaming>,
+    ground: Res<Ground>,
+    problems: Res<Problems>,
     mut state: ResMut<CaptureState>,
     camera: Query<(&Camera, &GlobalTransform)>,
     mut ray_cast: MeshRayCast,
@@ -49,16 +52,27 @@ fn capture(
     if state.requested {
         state.frames_after += 1;
         if path.exists() && state.frames_after > 3 {
-            for e in &streaming.errors {
+            for e in &problems.0 {
                 eprintln!("viewer: {e}");
             }
-            println!("tiles drawn {}, errors {}", streaming.drawn, streaming.errors.len());
+            println!(
+                "tiles drawn {}, ground tiles drawn {}, draw calls {}, errors {}",
+                streaming.drawn,
+                ground.drawn,
+                streaming.meshes_drawn + ground.meshes_drawn,
+                problems.0.len()
+            );
             exit.write(AppExit::Success);
         }
         return;
     }
-    let complete =
-        streaming.ready && streaming.in_flight == 0 && streaming.wanted == 0 && streaming.frame > 2;
+    let complete = streaming.ready
+        && streaming.in_flight == 0
+        && streaming.wanted == 0
+        && ground.ready
+        && ground.in_flight == 0
+        && ground.wanted == 0
+        && streaming.frame > 2;
     state.settled = if complete { state.settled + 1 } else { 0 };
     if state.settled < SETTLE_FRAMES && streaming.frame < MAX_FRAMES {
         return;

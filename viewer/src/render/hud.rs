@@ -3,10 +3,11 @@
 
 use bevy::prelude::*;
 
-use super::ViewerOptions;
+use super::ground_layers::Ground;
 use super::pick::Picked;
 use super::platform::{Pending, fetch_then};
 use super::tiles::Streaming;
+use super::{Problems, ViewerOptions};
 
 pub struct HudPlugin;
 
@@ -39,10 +40,16 @@ impl Attributes {
     }
 }
 
+/// The UI font: the system's sans-serif (found through fontconfig), which covers
+/// street names in Finnish, Hebrew or Chinese where the built-in ASCII font cannot.
+pub fn ui_font(size: f32) -> TextFont {
+    TextFont { font: bevy::text::FontSource::SansSerif, font_size: bevy::text::FontSize::Px(size), ..default() }
+}
+
 fn panel(text: &str) -> impl Bundle {
     (
         Text::new(text),
-        TextFont { font_size: bevy::text::FontSize::Px(14.0), ..default() },
+        ui_font(14.0),
         TextColor(Color::WHITE),
         BackgroundColor(Color::srgba(0.0, 0.0, 0.0, 0.55)),
     )
@@ -92,35 +99,46 @@ fn fetch_attributes(options: Res<ViewerOptions>, picked: Res<Picked>, mut attrib
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn update_hud(
     time: Res<Time>,
     streaming: Res<Streaming>,
+    ground: Res<Ground>,
+    problems: Res<Problems>,
     picked: Res<Picked>,
     attributes: Res<Attributes>,
     mut readout: Query<&mut Text, (With<Readout>, Without<AttributePanel>)>,
-    mut panel: Query<&mut Text, (With<AttributePanel>, Without<Readout>)>,
+    mut panel: Query<(&mut Text, &mut Visibility), (With<AttributePanel>, Without<Readout>)>,
     mut fps: Local<f32>,
 ) {
     let dt = time.delta_secs().max(1e-4);
     *fps = if *fps == 0.0 { 1.0 / dt } else { 0.9 * *fps + 0.1 / dt };
     let loaded: usize = streaming.layers.iter().map(|l| l.cache.len()).sum();
-    let bytes: usize = streaming.layers.iter().map(|l| l.cache.bytes()).sum();
+    let bytes: usize = streaming.layers.iter().map(|l| l.cache.bytes()).sum::<usize>() + ground.gpu_bytes();
     if let Ok(mut text) = readout.single_mut() {
         let mut s = format!(
-            "FPS {:.0}  |  tiles drawn {}  loaded {}  in flight {}  |  tile data {:.1} MB",
+            "FPS {:.0}  |  3D tiles drawn {} loaded {} in flight {}  |  ground tiles drawn {} loaded {} in flight {}  |  draw calls {}  |  GPU est. {:.1} MB",
             *fps,
             streaming.drawn,
             loaded,
             streaming.in_flight,
+            ground.drawn,
+            ground.loaded(),
+            ground.in_flight,
+            streaming.meshes_drawn + ground.meshes_drawn,
             bytes as f64 / 1_048_576.0
         );
-        for e in streaming.errors.iter().rev().take(3) {
+        for e in problems.0.iter().rev().take(3) {
             s.push_str("\n! ");
             s.push_str(e);
         }
         **text = s;
     }
-    if let Ok(mut text) = panel.single_mut() {
+    if let Ok((mut text, mut visibility)) = panel.single_mut() {
+        let want = if picked.0.is_some() { Visibility::Inherited } else { Visibility::Hidden };
+        if *visibility != want {
+            *visibility = want;
+        }
         **text = match &picked.0 {
             None => String::new(),
             Some((layer, fid)) => {

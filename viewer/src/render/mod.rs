@@ -1,19 +1,30 @@
 //! The bevy app: one plugin per concern.
 //!
+//! * [`catalogue`]: the server's layers; fixes the render frame's origin.
 //! * [`tiles`]: streams 3D Tiles (select, fetch, decode off-thread, spawn, evict).
-//! * [`camera`]: orbit / pan / zoom / tilt, home and north-up.
-//! * [`pick`]: a click selects a building and reports its feature id.
+//! * [`ground_layers`]: streams vector tiles and drapes roads, land use, water and
+//!   borders on the ground, styled per class.
+//! * [`camera`]: orbit / pan / zoom / tilt, fly-to, home and north-up.
+//! * [`pick`]: a click selects a building, highlights it and reports its feature id.
+//! * [`layer_panel`]: toggles each layer and ground class, flies to a layer.
 //! * [`hud`]: FPS / tiles / memory readout, errors on screen, the picked building's attributes.
+//! * [`bench`]: `--bench`: flies a scripted path and reports frame times.
 //! * [`capture`]: `--screenshot` waits for the visible tiles, writes a PNG and exits.
 //! * [`platform`]: network and threads behind one seam (native now, web later).
 
+pub mod bench;
 pub mod camera;
 pub mod capture;
+pub mod catalogue;
 pub mod glb;
+pub mod ground_layers;
 pub mod hud;
+pub mod layer_panel;
 pub mod pick;
 pub mod platform;
 pub mod tiles;
+
+use std::collections::HashSet;
 
 use bevy::prelude::*;
 use glam::DMat4;
@@ -30,6 +41,36 @@ pub struct ViewerOptions {
     pub screenshot: Option<std::path::PathBuf>,
     /// Screen position to click once the tiles are in (screenshot mode), in pixels.
     pub click: Option<[f32; 2]>,
+    /// Layer panel entries switched off at start (`helsinki/buildings`, `roads`, ...).
+    pub hidden: Vec<String>,
+    /// Fly the scripted benchmark path for this many seconds, print figures, exit.
+    pub bench_seconds: Option<f64>,
+}
+
+/// Messages for the person at the screen: server unreachable, missing or corrupt tiles.
+#[derive(Resource, Debug, Default)]
+pub struct Problems(pub Vec<String>);
+
+impl Problems {
+    pub fn report(&mut self, message: String) {
+        warn!("{message}");
+        // A flapping server must not grow this without bound.
+        if self.0.len() >= 200 {
+            self.0.remove(0);
+        }
+        self.0.push(message);
+    }
+}
+
+/// What the layer panel has switched off. Keys: `<layer>/buildings`,
+/// `<layer>/ground`, and a ground group's label (`roads`, `water`, ...).
+#[derive(Resource, Debug, Default, Clone)]
+pub struct Hidden(pub HashSet<String>);
+
+impl Hidden {
+    pub fn shows(&self, key: &str) -> bool {
+        !self.0.contains(key)
+    }
 }
 
 /// The render frame: local east-north-up metres at an origin near the city centre,
@@ -56,14 +97,20 @@ pub fn app(options: ViewerOptions, window: Window) -> App {
     let mut app = App::new();
     app.add_plugins(DefaultPlugins.set(WindowPlugin { primary_window: Some(window), ..default() }))
         .add_plugins(bevy::picking::mesh_picking::MeshPickingPlugin)
+        .insert_resource(Hidden(options.hidden.iter().cloned().collect()))
         .insert_resource(options)
+        .init_resource::<Problems>()
         .insert_resource(ClearColor(Color::srgb(0.62, 0.72, 0.82)))
         .add_plugins((
+            catalogue::CataloguePlugin,
             tiles::TilesPlugin,
+            ground_layers::GroundLayersPlugin,
             camera::OrbitCameraPlugin,
             pick::PickPlugin,
+            layer_panel::LayerPanelPlugin,
             hud::HudPlugin,
             capture::CapturePlugin,
+            bench::BenchPlugin,
         ));
     app
 }

@@ -8,12 +8,15 @@ use bevy::mesh::{Indices, PrimitiveTopology};
 use bevy::prelude::*;
 use glam::{DMat4, DVec3};
 
+use cim_core::tileset::Tileset;
+
+use super::catalogue::Catalogue;
 use super::glb::{Content, decode};
 use super::platform::{Pending, fetch_then};
-use super::{RenderFrame, ViewerOptions};
+use super::{Hidden, Problems, RenderFrame, ViewerOptions};
 use crate::cache::TileCache;
 use crate::select::{View, select};
-use crate::tree::TileTree;
+use crate::tree::{TileTree, is_tileset_url};
 
 /// Requests in flight at most, across tilesets.
 const MAX_IN_FLIGHT: usize = 8;
@@ -23,9 +26,15 @@ pub struct TilesPlugin;
 impl Plugin for TilesPlugin {
     fn build(&self, app: &mut App) {
         app.init_resource::<Streaming>()
-            .add_systems(Startup, (setup_scene, request_catalogue))
-            .add_systems(Update, (receive_catalogue, receive_tilesets, stream_tiles).chain());
+            .add_systems(Startup, setup_scene)
+            .add_systems(Update, (request_tilesets, receive_tilesets, stream_tiles).chain());
     }
+}
+
+/// What a content request brings back: something to draw, or an external tileset.
+pub enum Arrival {
+    Glb(Content),
+    Tileset(Box<Tileset>),
 }
 
 /// One tileset being streamed.
@@ -33,7 +42,7 @@ pub struct Layer {
     pub id: String,
     pub tree: TileTree,
     pub cache: TileCache,
-    pub pending: HashMap<usize, Pending<Content>>,
+    pub pending: HashMap<usize, Pending<Arrival>>,
     /// Entities per loaded tile.
     pub loaded: HashMap<usize, Vec<Entity>>,
     pub failed: HashSet<usize>,
@@ -41,11 +50,9 @@ pub struct Layer {
 
 #[derive(Resource, Default)]
 pub struct Streaming {
-    catalogue: Option<Pending<Vec<(String, String)>>>,
+    requested: bool,
     tilesets: Vec<(String, String, Pending<TileTree>)>,
     pub layers: Vec<Layer>,
-    /// Messages for the person at the screen (server unreachable, bad tiles).
-    pub errors: Vec<String>,
     pub frame: u64,
     /// Set once the catalogue has been read and every tileset answered.
     pub ready: bool,
@@ -53,10 +60,14 @@ pub struct Streaming {
     pub drawn: usize,
     pub in_flight: usize,
     pub wanted: usize,
+    /// Draw calls this frame: one mesh per tile primitive, never one per building.
+    pub meshes_drawn: usize,
+    /// Tile contents arrived since start (for the benchmark's tiles per second).
+    pub tiles_arrived: usize,
     material: Option<Handle<StandardMaterial>>,
 }
 
-/// A tile's mesh knows where it came from, for picking.
+/// A tile's mesh knows where it came from, for picking and highlighting.
 #[derive(Component)]
 pub struct TileMesh {
     pub layer: String,
@@ -67,6 +78,9 @@ pub struct TileMesh {
 
 /// Ground colour: the test tells buildings from ground by it.
 pub const GROUND: Color = Color::srgb(0.30, 0.33, 0.31);
+
+/// Half the side of the ground grid, metres.
+const GROUND_HALF_M: f32 = 30_000.0;
 
 fn setup_scene(
     mut commands: Commands,
@@ -85,58 +99,40 @@ fn setup_scene(
         .build(),
     ));
     commands.insert_resource(GlobalAmbientLight { brightness: 250.0, ..default() });
-    // A ground plane just below the ellipsoid surface of the render frame.
+    // The ground follows the Earth's curvature (a flat plane would hide draped layers
+    // and building bases a few kilometres out: the surface drops 2 m at 5 km).
+    let mut ground = Plane3d::default().mesh().size(2.0 * GROUND_HALF_M, 2.0 * GROUND_HALF_M).subdivisions(63).build();
+    if let Some(bevy::mesh::VertexAttributeValues::Float32x3(positions)) =
+        ground.attribute_mut(Mesh::ATTRIBUTE_POSITION)
+    {
+        for p in positions.iter_mut() {
+            let d2 = f64::from(p[0]).powi(2) + f64::from(p[2]).powi(2);
+            p[1] = (-d2 / (2.0 * cim_core::frame::WGS84_A)) as f32 - 0.05;
+        }
+    }
     commands.spawn((
-        Mesh3d(meshes.add(Plane3d::default().mesh().size(40_000.0, 40_000.0))),
+        Mesh3d(meshes.add(ground)),
         MeshMaterial3d(materials.add(StandardMaterial {
             base_color: GROUND,
             perceptual_roughness: 1.0,
             ..default()
         })),
-        Transform::from_xyz(0.0, -0.05, 0.0),
+        Transform::IDENTITY,
     ));
 }
 
-fn request_catalogue(options: Res<ViewerOptions>, mut streaming: ResMut<Streaming>) {
-    let url = format!("{}/api/layers", options.server.trim_end_matches('/'));
-    streaming.catalogue = Some(fetch_then(url, |bytes| {
-        let layers: serde_json::Value =
-            serde_json::from_slice(&bytes).map_err(|e| format!("catalogue: {e}"))?;
-        Ok(layers
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|l| Some((l["id"].as_str()?.to_owned(), l["tileset"].as_str()?.to_owned())))
-                    .collect()
-            })
-            .unwrap_or_default())
-    }));
-}
-
-fn receive_catalogue(options: Res<ViewerOptions>, mut streaming: ResMut<Streaming>) {
-    let Some(pending) = &streaming.catalogue else { return };
-    let Some(result) = pending.take() else { return };
-    streaming.catalogue = None;
-    match result {
-        Err(e) => {
-            streaming.errors.push(format!("server unreachable: {e}"));
-            streaming.ready = true;
-        }
-        Ok(layers) => {
-            let base = options.server.trim_end_matches('/').to_owned();
-            for (id, _) in layers {
-                if options.layers.as_ref().is_some_and(|only| !only.contains(&id)) {
-                    continue;
-                }
-                let url = format!("{base}/3dtiles/{id}/tileset.json");
-                let tileset_url = url.clone();
-                let rx = fetch_then(url, move |bytes| {
-                    TileTree::parse(&bytes, &tileset_url).map_err(|e| e.to_string())
-                });
-                streaming.tilesets.push((id, base.clone(), rx));
-            }
-            streaming.ready = streaming.tilesets.is_empty();
-        }
+fn request_tilesets(catalogue: Res<Catalogue>, mut streaming: ResMut<Streaming>) {
+    if streaming.requested || !catalogue.loaded {
+        return;
+    }
+    streaming.requested = true;
+    for layer in &catalogue.layers {
+        let Some(url) = layer.tileset.clone() else { continue };
+        let tileset_url = url.clone();
+        let rx = fetch_then(url.clone(), move |bytes| {
+            TileTree::parse(&bytes, &tileset_url).map_err(|e| e.to_string())
+        });
+        streaming.tilesets.push((layer.id.clone(), url, rx));
     }
 }
 
@@ -145,21 +141,22 @@ fn receive_tilesets(
     options: Res<ViewerOptions>,
     frame: Option<Res<RenderFrame>>,
     mut streaming: ResMut<Streaming>,
+    mut problems: ResMut<Problems>,
 ) {
     let mut still = Vec::new();
     let mut arrived = Vec::new();
-    for (id, base, rx) in std::mem::take(&mut streaming.tilesets) {
+    for (id, url, rx) in std::mem::take(&mut streaming.tilesets) {
         match rx.take() {
             Some(Ok(tree)) => arrived.push((id, tree)),
-            Some(Err(e)) => streaming.errors.push(format!("layer {id}: {e}")),
-            None => still.push((id, base, rx)),
+            Some(Err(e)) => problems.report(format!("layer {id}: {e}")),
+            None => still.push((id, url, rx)),
         }
     }
     streaming.tilesets = still;
     let mut have_frame = frame.is_some();
     for (id, tree) in arrived {
         if !have_frame {
-            // The first tileset fixes the render frame's origin.
+            // A layer without bounds in the catalogue: centre on its tileset.
             let (lon, lat, _) = cim_core::frame::ecef_to_geodetic(tree.centre().to_array());
             commands.insert_resource(RenderFrame::at(lon, lat));
             have_frame = true;
@@ -173,24 +170,50 @@ fn receive_tilesets(
             failed: HashSet::new(),
         });
     }
-    if streaming.catalogue.is_none()
-        && streaming.tilesets.is_empty()
-        && (!streaming.layers.is_empty() || !streaming.errors.is_empty())
-    {
-        streaming.ready = true;
-    }
+    streaming.ready = streaming.requested && streaming.tilesets.is_empty();
 }
 
 fn dmat(t: &GlobalTransform) -> DMat4 {
     DMat4::from_cols_array(&t.to_matrix().to_cols_array().map(f64::from))
 }
 
+/// The camera as tile selection sees it (ECEF), from the bevy camera.
+pub fn view_of(frame: &RenderFrame, cam: &GlobalTransform, perspective: &PerspectiveProjection, window: &Window) -> View {
+    let cam_ecef = frame.render_to_ecef * dmat(cam);
+    let proj = DMat4::perspective_rh(
+        f64::from(perspective.fov),
+        f64::from(window.width() / window.height().max(1.0)),
+        1.0,
+        1e7,
+    );
+    View::new(
+        cam_ecef.transform_point3(DVec3::ZERO),
+        proj * cam_ecef.inverse(),
+        f64::from(window.height()),
+        f64::from(perspective.fov),
+    )
+}
+
+fn fetch_content(url: String) -> Pending<Arrival> {
+    if is_tileset_url(&url) {
+        fetch_then(url, |bytes| {
+            serde_json::from_slice::<Tileset>(&bytes)
+                .map(|t| Arrival::Tileset(Box::new(t)))
+                .map_err(|e| format!("external tileset: {e}"))
+        })
+    } else {
+        fetch_then(url, |bytes| decode(bytes).map(Arrival::Glb))
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn stream_tiles(
     mut commands: Commands,
     options: Res<ViewerOptions>,
+    hidden: Res<Hidden>,
     frame: Option<Res<RenderFrame>>,
     mut streaming: ResMut<Streaming>,
+    mut problems: ResMut<Problems>,
     camera: Query<(&GlobalTransform, &Projection), With<Camera3d>>,
     windows: Query<&Window>,
     mut meshes: ResMut<Assets<Mesh>>,
@@ -203,19 +226,7 @@ fn stream_tiles(
     let Projection::Perspective(perspective) = projection else { return };
     streaming.frame += 1;
     let frame_no = streaming.frame;
-    let cam_ecef = frame.render_to_ecef * dmat(cam);
-    let proj = DMat4::perspective_rh(
-        f64::from(perspective.fov),
-        f64::from(window.width() / window.height().max(1.0)),
-        1.0,
-        1e7,
-    );
-    let view = View::new(
-        cam_ecef.transform_point3(DVec3::ZERO),
-        proj * cam_ecef.inverse(),
-        f64::from(window.height()),
-        f64::from(perspective.fov),
-    );
+    let view = view_of(&frame, cam, perspective, window);
     let material = streaming
         .material
         .get_or_insert_with(|| {
@@ -226,48 +237,54 @@ fn stream_tiles(
             })
         })
         .clone();
-    let (mut drawn, mut in_flight, mut wanted) = (0, 0, 0);
+    let (mut drawn, mut in_flight, mut wanted, mut meshes_drawn) = (0, 0, 0, 0);
     let budget_left = MAX_IN_FLIGHT.saturating_sub(streaming.layers.iter().map(|l| l.pending.len()).sum());
     let mut starts = budget_left;
-    let mut errors = Vec::new();
+    let mut arrived = 0;
     for layer in &mut streaming.layers {
         // Arrivals first, so this frame's selection can use them.
-        let done: Vec<usize> = layer
-            .pending
-            .iter()
-            .filter_map(|(t, rx)| rx.take().map(|r| (*t, r)))
-            .map(|(t, r)| {
-                match r {
-                    Ok(content) => {
-                        let entities = spawn_content(
-                            &mut commands,
-                            &frame,
-                            &layer.tree,
-                            t,
-                            &layer.id,
-                            content,
-                            &mut meshes,
-                            &material,
-                            &mut layer.cache,
-                            frame_no,
-                        );
-                        layer.loaded.insert(t, entities);
-                    }
-                    Err(e) => {
-                        errors.push(format!("layer {} tile {t}: {e}", layer.id));
+        let done: Vec<(usize, Result<Arrival, String>)> =
+            layer.pending.iter().filter_map(|(t, rx)| rx.take().map(|r| (*t, r))).collect();
+        for (t, result) in done {
+            layer.pending.remove(&t);
+            arrived += 1;
+            let url = layer.tree.nodes[t].content.clone().unwrap_or_default();
+            match result {
+                Ok(Arrival::Glb(content)) => {
+                    let entities = spawn_content(
+                        &mut commands,
+                        &frame,
+                        &layer.tree,
+                        t,
+                        &layer.id,
+                        content,
+                        &mut meshes,
+                        &material,
+                        &mut layer.cache,
+                        frame_no,
+                    );
+                    layer.loaded.insert(t, entities);
+                }
+                Ok(Arrival::Tileset(tileset)) => {
+                    if let Err(e) = layer.tree.graft(t, &tileset, &url) {
+                        problems.report(format!("layer {} {url}: {e}", layer.id));
                         layer.failed.insert(t);
                     }
                 }
-                t
-            })
-            .collect();
-        for t in done {
-            layer.pending.remove(&t);
+                Err(e) => {
+                    problems.report(format!("layer {} tile {t}: {e}", layer.id));
+                    layer.failed.insert(t);
+                }
+            }
         }
+        let shows = hidden.shows(&format!("{}/buildings", layer.id));
         let loaded = &layer.loaded;
         let failed = &layer.failed;
-        let selection =
-            select(&layer.tree, &view, options.max_sse, &|i| loaded.contains_key(&i) || failed.contains(&i));
+        let selection = if shows {
+            select(&layer.tree, &view, options.max_sse, &|i| loaded.contains_key(&i) || failed.contains(&i))
+        } else {
+            Default::default()
+        };
         let shown: HashSet<usize> = selection.render.iter().copied().collect();
         for (tile, entities) in &layer.loaded {
             let want = if shown.contains(tile) { Visibility::Inherited } else { Visibility::Hidden };
@@ -280,6 +297,7 @@ fn stream_tiles(
             }
             if shown.contains(tile) {
                 layer.cache.touch(*tile, frame_no);
+                meshes_drawn += entities.len();
             }
         }
         for &tile in &selection.load {
@@ -290,7 +308,7 @@ fn stream_tiles(
                 break;
             }
             if let Some(url) = layer.tree.nodes[tile].content.clone() {
-                layer.pending.insert(tile, fetch_then(url, decode));
+                layer.pending.insert(tile, fetch_content(url));
                 starts -= 1;
             }
         }
@@ -303,11 +321,9 @@ fn stream_tiles(
         in_flight += layer.pending.len();
         wanted += selection.load.iter().filter(|t| !layer.failed.contains(t)).count();
     }
-    for e in &errors {
-        warn!("{e}");
-    }
-    streaming.errors.extend(errors);
-    (streaming.drawn, streaming.in_flight, streaming.wanted) = (drawn, in_flight, wanted);
+    (streaming.drawn, streaming.in_flight, streaming.wanted, streaming.meshes_drawn) =
+        (drawn, in_flight, wanted, meshes_drawn);
+    streaming.tiles_arrived += arrived;
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -325,7 +341,7 @@ fn spawn_content(
 ) -> Vec<Entity> {
     let to_render = frame.ecef_to_render * tree.nodes[tile].content_to_ecef();
     let fids = std::sync::Arc::new(content.fids);
-    cache.insert(tile, content.bytes, frame_no);
+    let mut gpu_bytes = 0;
     let mut out = Vec::new();
     for prim in content.primitives {
         // f64 all the way to the render frame, then f32: no jitter at city scale.
@@ -339,9 +355,11 @@ fn spawn_content(
         .with_inserted_indices(Indices::U32(prim.indices.clone()));
         if prim.normals.len() == prim.positions.len() {
             mesh.insert_attribute(Mesh::ATTRIBUTE_NORMAL, prim.normals);
+            gpu_bytes += prim.positions.len() * 24 + prim.indices.len() * 4;
         } else {
             mesh.duplicate_vertices();
             mesh.compute_flat_normals();
+            gpu_bytes += prim.indices.len() * 24;
         }
         let e = commands
             .spawn((
@@ -361,5 +379,6 @@ fn spawn_content(
             .id();
         out.push(e);
     }
+    cache.insert(tile, gpu_bytes, frame_no);
     out
 }

@@ -40,3 +40,11 @@ pub fn get(url: &str) -> Result<Vec<u8>, String> {
     response.into_reader().take(MAX_RESPONSE).read_to_end(&mut body).map_err(|e| format!("{url}: {e}"))?;
     Ok(body)
 }
+
+/// The process's peak resident memory (Linux `VmHWM`), if the platform tells.
+pub fn peak_memory_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}

@@ -1,0 +1,301 @@
+//! Vector-tile ground layers: for each catalogue layer with a TileJSON, fetch the
+//! tiles the camera needs (finer near, coarser far), decode and drape them off the
+//! frame, draw one mesh per style class per tile, swap levels without holes.
+
+use std::collections::{HashMap, HashSet};
+
+use bevy::asset::RenderAssetUsages;
+use bevy::mesh::{Indices, PrimitiveTopology};
+use bevy::prelude::*;
+use cim_core::tile::TileId;
+use glam::DVec3;
+
+use super::catalogue::Catalogue;
+use super::platform::{Pending, fetch_then};
+use super::tiles::view_of;
+use super::{Hidden, Problems, RenderFrame, ViewerOptions};
+use crate::cache::TileCache;
+use crate::ground::{GroundClass, GroundMesh, overlaps, select_ground_tiles, tessellate};
+
+/// Ground tiles drawn at most per layer.
+const MAX_GROUND_TILES: usize = 48;
+/// Requests in flight at most, across layers.
+const MAX_IN_FLIGHT: usize = 6;
+/// Ground tiles are a small part of the budget; buildings get the rest.
+const GROUND_SHARE_OF_CACHE: usize = 4;
+
+pub struct GroundLayersPlugin;
+
+impl Plugin for GroundLayersPlugin {
+    fn build(&self, app: &mut App) {
+        app.init_resource::<Ground>().add_systems(Update, (request_tilejson, stream_ground).chain());
+    }
+}
+
+/// What a layer's TileJSON says about its vector tiles.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TileSource {
+    pub template: String,
+    pub bounds: [f64; 4],
+    pub min_zoom: u8,
+    pub max_zoom: u8,
+}
+
+/// Reads the fields of a TileJSON 3.0 document the ground needs.
+pub fn parse_tilejson(json: &[u8]) -> Result<TileSource, String> {
+    let doc: serde_json::Value = serde_json::from_slice(json).map_err(|e| format!("TileJSON: {e}"))?;
+    let template = doc["tiles"][0].as_str().ok_or("TileJSON has no tiles URL")?.to_owned();
+    let bounds = doc["bounds"]
+        .as_array()
+        .and_then(|b| <[f64; 4]>::try_from(b.iter().filter_map(serde_json::Value::as_f64).collect::<Vec<_>>()).ok())
+        .unwrap_or([-180.0, -85.05, 180.0, 85.05]);
+    // TileJSON 3.0 defaults: 0 and 30; our grid stops at 24.
+    let zoom = |key: &str, default: u64| doc[key].as_u64().unwrap_or(default).min(24) as u8;
+    Ok(TileSource { template, bounds, min_zoom: zoom("minzoom", 0), max_zoom: zoom("maxzoom", 30) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_tilejson_and_fills_url_templates() {
+        let json = br#"{"tilejson":"3.0.0","tiles":["http://h/tiles/city/{z}/{x}/{y}.mvt"],
+            "bounds":[24.9,60.1,25.0,60.2],"minzoom":2,"maxzoom":16,"vector_layers":[]}"#;
+        let source = parse_tilejson(json).expect("parses");
+        assert_eq!(source.bounds, [24.9, 60.1, 25.0, 60.2]);
+        assert_eq!((source.min_zoom, source.max_zoom), (2, 16));
+        let t = TileId::new(16, 37307, 18969).expect("tile");
+        assert_eq!(tile_url(&source.template, t), "http://h/tiles/city/16/37307/18969.mvt");
+        // Defaults from the TileJSON spec when fields are left out.
+        let bare = parse_tilejson(br#"{"tiles":["x/{z}/{x}/{y}"]}"#).expect("parses");
+        assert_eq!((bare.min_zoom, bare.max_zoom, bare.bounds[0]), (0, 24, -180.0));
+        assert!(parse_tilejson(br#"{"tiles":[]}"#).is_err());
+    }
+}
+
+fn tile_url(template: &str, t: TileId) -> String {
+    template.replace("{z}", &t.z.to_string()).replace("{x}", &t.x.to_string()).replace("{y}", &t.y.to_string())
+}
+
+/// A tile ready to draw: meshes per class and their estimated GPU bytes.
+struct Draped {
+    meshes: Vec<(GroundClass, GroundMesh)>,
+    gpu_bytes: usize,
+}
+
+struct GroundLayer {
+    id: String,
+    source: TileSource,
+    pending: HashMap<TileId, Pending<Draped>>,
+    loaded: HashMap<TileId, Vec<(Entity, GroundClass)>>,
+    failed: HashSet<TileId>,
+    cache: TileCache,
+}
+
+#[derive(Resource, Default)]
+pub struct Ground {
+    requested: bool,
+    tilejson: Vec<(String, Pending<TileSource>)>,
+    layers: Vec<GroundLayer>,
+    materials: HashMap<GroundClass, Handle<StandardMaterial>>,
+    frame: u64,
+    /// Every TileJSON answered.
+    pub ready: bool,
+    pub drawn: usize,
+    pub in_flight: usize,
+    pub wanted: usize,
+    pub meshes_drawn: usize,
+    /// Tiles arrived since start (for the benchmark's tiles per second).
+    pub tiles_arrived: usize,
+}
+
+impl Ground {
+    pub fn gpu_bytes(&self) -> usize {
+        self.layers.iter().map(|l| l.cache.bytes()).sum()
+    }
+
+    pub fn loaded(&self) -> usize {
+        self.layers.iter().map(|l| l.cache.len()).sum()
+    }
+}
+
+fn request_tilejson(catalogue: Res<Catalogue>, mut ground: ResMut<Ground>) {
+    if ground.requested || !catalogue.loaded {
+        return;
+    }
+    ground.requested = true;
+    for layer in &catalogue.layers {
+        if let Some(url) = layer.tilejson.clone() {
+            ground.tilejson.push((layer.id.clone(), fetch_then(url, |b| parse_tilejson(&b))));
+        }
+    }
+}
+
+fn material_for(class: GroundClass) -> StandardMaterial {
+    let [r, g, b, a] = class.style().srgba;
+    StandardMaterial {
+        base_color: Color::srgba(r, g, b, a),
+        perceptual_roughness: 1.0,
+        // Draped flat: seen from below only by mistake, never culled away.
+        cull_mode: None,
+        // Later classes win ties with earlier ones and with the ground.
+        depth_bias: 1.0 + class as u8 as f32,
+        ..default()
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn stream_ground(
+    mut commands: Commands,
+    options: Res<ViewerOptions>,
+    hidden: Res<Hidden>,
+    frame: Option<Res<RenderFrame>>,
+    mut ground: ResMut<Ground>,
+    mut problems: ResMut<Problems>,
+    camera: Query<(&GlobalTransform, &Projection), With<Camera3d>>,
+    windows: Query<&Window>,
+    mut meshes: ResMut<Assets<Mesh>>,
+    mut materials: ResMut<Assets<StandardMaterial>>,
+    mut visibility: Query<&mut Visibility>,
+) {
+    let ground = &mut *ground;
+    let mut still = Vec::new();
+    for (id, rx) in std::mem::take(&mut ground.tilejson) {
+        match rx.take() {
+            Some(Ok(source)) => ground.layers.push(GroundLayer {
+                id,
+                source,
+                pending: HashMap::new(),
+                loaded: HashMap::new(),
+                failed: HashSet::new(),
+                cache: TileCache::new(options.cache_bytes / GROUND_SHARE_OF_CACHE),
+            }),
+            Some(Err(e)) => problems.report(format!("layer {id} ground: {e}")),
+            None => still.push((id, rx)),
+        }
+    }
+    ground.tilejson = still;
+    ground.ready = ground.requested && ground.tilejson.is_empty();
+    let (Some(frame), Ok((cam, projection)), Ok(window)) = (frame, camera.single(), windows.single()) else {
+        return;
+    };
+    let Projection::Perspective(perspective) = projection else { return };
+    let view = view_of(&frame, cam, perspective, window);
+    ground.frame += 1;
+    let frame_no = ground.frame;
+    let materials_by_class = &mut ground.materials;
+    let mut starts = MAX_IN_FLIGHT.saturating_sub(ground.layers.iter().map(|l| l.pending.len()).sum());
+    let (mut drawn, mut in_flight, mut wanted, mut meshes_drawn, mut arrived) = (0, 0, 0, 0, 0);
+    for layer in &mut ground.layers {
+        // Arrivals.
+        let done: Vec<(TileId, Result<Draped, String>)> =
+            layer.pending.iter().filter_map(|(t, rx)| rx.take().map(|r| (*t, r))).collect();
+        for (t, result) in done {
+            layer.pending.remove(&t);
+            arrived += 1;
+            match result {
+                Ok(draped) => {
+                    let mut entities = Vec::new();
+                    for (class, m) in draped.meshes {
+                        let material = materials_by_class
+                            .entry(class)
+                            .or_insert_with(|| materials.add(material_for(class)))
+                            .clone();
+                        let normals = vec![[0.0f32, 1.0, 0.0]; m.positions.len()];
+                        let mesh = Mesh::new(PrimitiveTopology::TriangleList, RenderAssetUsages::RENDER_WORLD)
+                            .with_inserted_attribute(Mesh::ATTRIBUTE_POSITION, m.positions)
+                            .with_inserted_attribute(Mesh::ATTRIBUTE_NORMAL, normals)
+                            .with_inserted_indices(Indices::U32(m.indices));
+                        let e = commands
+                            .spawn((
+                                Mesh3d(meshes.add(mesh)),
+                                MeshMaterial3d(material),
+                                Transform::IDENTITY,
+                                Visibility::Hidden,
+                                bevy::light::NotShadowCaster,
+                            ))
+                            .id();
+                        entities.push((e, class));
+                    }
+                    layer.cache.insert(t.hilbert_id() as usize, draped.gpu_bytes, frame_no);
+                    layer.loaded.insert(t, entities);
+                }
+                Err(e) => {
+                    problems.report(format!("layer {} ground tile {}/{}/{}: {e}", layer.id, t.z, t.x, t.y));
+                    layer.failed.insert(t);
+                }
+            }
+        }
+        let shows = hidden.shows(&format!("{}/ground", layer.id));
+        let want: Vec<TileId> = if shows {
+            let s = &layer.source;
+            select_ground_tiles(&view, s.bounds, s.min_zoom, s.max_zoom, MAX_GROUND_TILES)
+        } else {
+            Vec::new()
+        };
+        let ready = |t: &TileId| layer.loaded.contains_key(t) || layer.failed.contains(t);
+        let missing: Vec<TileId> = want.iter().copied().filter(|t| !ready(t)).collect();
+        // Draw what is wanted and loaded, plus any loaded tile that stands in for a
+        // missing one (its parent or its children), so levels swap without holes.
+        let shown: HashSet<TileId> = layer
+            .loaded
+            .keys()
+            .copied()
+            .filter(|t| want.contains(t) || missing.iter().any(|m| overlaps(*t, *m)))
+            .collect();
+        for (t, entities) in &layer.loaded {
+            for (e, class) in entities {
+                let on = shown.contains(t) && hidden.shows(class.group().label());
+                let v = if on { Visibility::Inherited } else { Visibility::Hidden };
+                if let Ok(mut current) = visibility.get_mut(*e)
+                    && *current != v
+                {
+                    *current = v;
+                }
+                meshes_drawn += usize::from(on);
+            }
+        }
+        for t in &shown {
+            layer.cache.touch(t.hilbert_id() as usize, frame_no);
+        }
+        for t in &missing {
+            if starts == 0 || layer.pending.contains_key(t) || layer.failed.contains(t) {
+                continue;
+            }
+            let url = tile_url(&layer.source.template, *t);
+            let (to_render, tile) = (frame.ecef_to_render, *t);
+            layer.pending.insert(
+                *t,
+                fetch_then(url, move |bytes| {
+                    let plain = if bytes.starts_with(&[0x1f, 0x8b]) {
+                        cim_core::pmtiles::decompress(&bytes, cim_core::pmtiles::Compression::Gzip)
+                            .map_err(|e| e.to_string())?
+                    } else {
+                        bytes
+                    };
+                    let layers = cim_core::mvt_decode::decode_tile(&plain).map_err(|e| e.to_string())?;
+                    let place = |lon: f64, lat: f64, h: f64| {
+                        to_render.transform_point3(DVec3::from(cim_core::frame::geodetic_to_ecef(lon, lat, h)))
+                    };
+                    let meshes = tessellate(&layers, tile, &place);
+                    let gpu_bytes = meshes.iter().map(|(_, m)| m.gpu_bytes()).sum();
+                    Ok(Draped { meshes, gpu_bytes })
+                }),
+            );
+            starts -= 1;
+        }
+        let keep: HashSet<usize> = shown.iter().map(|t| t.hilbert_id() as usize).collect();
+        for gone in layer.cache.evict(&keep) {
+            let Ok(t) = TileId::from_hilbert_id(gone as u64) else { continue };
+            for (e, _) in layer.loaded.remove(&t).unwrap_or_default() {
+                commands.entity(e).despawn();
+            }
+        }
+        drawn += shown.len();
+        in_flight += layer.pending.len();
+        wanted += missing.iter().filter(|t| !layer.failed.contains(t)).count();
+    }
+    (ground.drawn, ground.in_flight, ground.wanted, ground.meshes_drawn) = (drawn, in_flight, wanted, meshes_drawn);
+    ground.tiles_arrived += arrived;
+}
