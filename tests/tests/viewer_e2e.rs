@@ -29,6 +29,7 @@ fn is_major_road([r, g, b]: [u8; 3]) -> bool {
 
 struct Shot {
     stdout: String,
+    stderr: String,
     width: usize,
     height: usize,
     rgb: Vec<[u8; 3]>,
@@ -49,8 +50,13 @@ impl Shot {
     }
 }
 
+/// One viewer at a time: software rendering on a small CI machine is slow enough
+/// without four rasterisers competing for two cores.
+static ONE_VIEWER_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Runs the viewer in `--screenshot` mode at 800x600 and reads the PNG back.
 fn shoot(server: &str, camera: &str, extra: &[&str], name: &str) -> Shot {
+    let _turn = ONE_VIEWER_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let out = temp_dir("viewer-shot");
     let png_path = out.join(format!("{name}.png"));
     let run = std::process::Command::new("xvfb-run")
@@ -63,7 +69,8 @@ fn shoot(server: &str, camera: &str, extra: &[&str], name: &str) -> Shot {
         .output()
         .expect("xvfb-run (apt-get install xvfb mesa-vulkan-drivers)");
     let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
-    assert!(run.status.success(), "viewer failed: {stdout}\n{}", String::from_utf8_lossy(&run.stderr));
+    let stderr = String::from_utf8_lossy(&run.stderr).into_owned();
+    assert!(run.status.success(), "viewer failed: {stdout}\n{stderr}");
     // Keep a copy for a person to look at.
     let _ = std::fs::copy(&png_path, std::env::temp_dir().join(format!("cim-e2e-viewer-{name}.png")));
     let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&png_path).expect("png")));
@@ -74,7 +81,7 @@ fn shoot(server: &str, camera: &str, extra: &[&str], name: &str) -> Shot {
     let (width, height) = (info.width as usize, info.height as usize);
     assert_eq!((width, height), (800, 600));
     let rgb = buf.chunks_exact(channels).take(width * height).map(|p| [p[0], p[1], p[2]]).collect();
-    Shot { stdout, width, height, rgb }
+    Shot { stdout, stderr, width, height, rgb }
 }
 
 /// A point at least 15 m inside the largest building (checked with an independent
@@ -272,6 +279,53 @@ fn a_tileset_written_by_3d_tiles_tools_with_an_external_tileset_draws_like_ours(
     assert!(both > samples.len() / 20, "buildings drawn: {both}/{}", samples.len());
     // Same buildings, same places: the building masks agree (intersection over union).
     assert!(both as f64 / either as f64 > 0.97, "IoU {both}/{either}");
+}
+
+/// Serves a copy of our tileset from a static server, with `edit` applied to the copy.
+fn serve_tileset_copy(store: &Path, server: &Server, work: &Path, edit: impl Fn(&Path)) -> StaticServer {
+    let copy = work.join("tileset");
+    std::fs::create_dir_all(copy.join("content")).expect("mkdir");
+    let ours = store.join("helsinki/3dtiles");
+    std::fs::copy(ours.join("tileset.json"), copy.join("tileset.json")).expect("copy");
+    for entry in std::fs::read_dir(ours.join("content")).expect("content") {
+        let path = entry.expect("entry").path();
+        std::fs::copy(&path, copy.join("content").join(path.file_name().expect("name"))).expect("copy");
+    }
+    edit(&copy);
+    let catalogue = get_json(&format!("{}/api/layers", server.url));
+    let mut layer = catalogue[0].clone();
+    layer["id"] = "copy".into();
+    layer.as_object_mut().expect("object").remove("mvt_archive");
+    StaticServer::start(
+        vec![("/api/layers".into(), serde_json::to_vec(&Value::Array(vec![layer])).expect("json"))],
+        vec![("/3dtiles/copy/".into(), copy)],
+    )
+}
+
+#[test]
+fn a_missing_tile_a_corrupt_glb_and_an_unreachable_server_are_reported_while_the_rest_draws() {
+    let (store, server, items) = helsinki("viewer-broken");
+    let work = temp_dir("viewer-broken-work");
+    let broken = serve_tileset_copy(&store, &server, &work, |copy| {
+        let glb = copy.join("content/r0.glb");
+        let bytes = std::fs::read(&glb).expect("glb");
+        std::fs::write(&glb, &bytes[..bytes.len() / 3]).expect("truncate");
+        std::fs::remove_file(copy.join("content/r1.glb")).expect("remove");
+    });
+    let (_, lon, lat) = deep_inside_the_largest_building(&items);
+    let camera = format!("{lon},{lat},900,0,-89.9");
+    let shot = shoot(&broken.url, &camera, &[], "broken");
+    assert!(shot.stdout.contains("errors 2"), "{}", shot.stdout);
+    assert!(shot.stderr.contains("r1.glb: HTTP 404"), "{}", shot.stderr);
+    assert!(shot.stderr.contains("not a valid GLB"), "{}", shot.stderr);
+    let samples = shot.samples();
+    let roofs = samples.iter().filter(|&&(x, y)| is_building(shot.px(x, y))).count();
+    assert!(roofs > samples.len() / 20, "the other tiles still draw: {roofs}/{}", samples.len());
+
+    // Nothing listens on the discard port: a message, a picture, exit 0.
+    let nowhere = shoot("http://127.0.0.1:9", &camera, &[], "unreachable");
+    assert!(nowhere.stdout.contains("errors 1"), "{}", nowhere.stdout);
+    assert!(nowhere.stderr.contains("server unreachable"), "{}", nowhere.stderr);
 }
 
 fn path_str(p: &Path) -> &str {

@@ -39,6 +39,9 @@ struct Cli {
     /// `<layer>/ground`, `roads`, `rail`, `land use`, `water`, `district borders`.
     #[arg(long, value_delimiter = ',')]
     hide: Vec<String>,
+    /// No sun shadows: much faster on software renderers and weak GPUs.
+    #[arg(long)]
+    no_shadows: bool,
     /// Fly the scripted benchmark path for this many seconds, print figures as JSON, exit.
     #[arg(long)]
     bench: Option<f64>,
@@ -75,6 +78,7 @@ fn main() -> anyhow::Result<()> {
         click,
         hidden: cli.hide,
         bench_seconds: cli.bench.filter(|s| *s > 0.0),
+        shadows: !cli.no_shadows,
     };
     let window = Window {
         title: "CIM city viewer".into(),

@@ -25,6 +25,9 @@ impl Plugin for CapturePlugin {
 
 #[derive(Resource, Default)]
 struct CaptureState {
+    /// Frames so far: counted here, since tile streaming stops counting when there is
+    /// nothing to stream (server unreachable).
+    frames: u64,
     settled: u32,
     clicked: bool,
     clicked_at: Option<f32>,
@@ -66,15 +69,16 @@ fn capture(
         }
         return;
     }
+    state.frames += 1;
     let complete = streaming.ready
         && streaming.in_flight == 0
         && streaming.wanted == 0
         && ground.ready
         && ground.in_flight == 0
         && ground.wanted == 0
-        && streaming.frame > 2;
+        && state.frames > 2;
     state.settled = if complete { state.settled + 1 } else { 0 };
-    if state.settled < SETTLE_FRAMES && streaming.frame < MAX_FRAMES {
+    if state.settled < SETTLE_FRAMES && state.frames < MAX_FRAMES {
         return;
     }
     if !state.clicked {

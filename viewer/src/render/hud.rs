@@ -109,16 +109,19 @@ fn update_hud(
     attributes: Res<Attributes>,
     mut readout: Query<&mut Text, (With<Readout>, Without<AttributePanel>)>,
     mut panel: Query<(&mut Text, &mut Visibility), (With<AttributePanel>, Without<Readout>)>,
-    mut fps: Local<f32>,
+    mut frame_time: Local<f32>,
 ) {
-    let dt = time.delta_secs().max(1e-4);
-    *fps = if *fps == 0.0 { 1.0 / dt } else { 0.9 * *fps + 0.1 / dt };
+    // Average the frame time, not the rate: a few near-zero frames must not read as
+    // thousands of frames per second.
+    let dt = time.delta_secs();
+    *frame_time = if *frame_time == 0.0 { dt } else { 0.9 * *frame_time + 0.1 * dt };
+    let fps = if *frame_time > 0.0 { 1.0 / *frame_time } else { 0.0 };
     let loaded: usize = streaming.layers.iter().map(|l| l.cache.len()).sum();
     let bytes: usize = streaming.layers.iter().map(|l| l.cache.bytes()).sum::<usize>() + ground.gpu_bytes();
     if let Ok(mut text) = readout.single_mut() {
         let mut s = format!(
             "FPS {:.0}  |  3D tiles drawn {} loaded {} in flight {}  |  ground tiles drawn {} loaded {} in flight {}  |  draw calls {}  |  GPU est. {:.1} MB",
-            *fps,
+            fps,
             streaming.drawn,
             loaded,
             streaming.in_flight,

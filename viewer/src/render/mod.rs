@@ -45,6 +45,8 @@ pub struct ViewerOptions {
     pub hidden: Vec<String>,
     /// Fly the scripted benchmark path for this many seconds, print figures, exit.
     pub bench_seconds: Option<f64>,
+    /// Sun shadows (off helps software renderers and weak GPUs).
+    pub shadows: bool,
 }
 
 /// Messages for the person at the screen: server unreachable, missing or corrupt tiles.

@@ -84,12 +84,13 @@ const GROUND_HALF_M: f32 = 30_000.0;
 
 fn setup_scene(
     mut commands: Commands,
+    options: Res<ViewerOptions>,
     mut meshes: ResMut<Assets<Mesh>>,
     mut materials: ResMut<Assets<StandardMaterial>>,
 ) {
     // Low afternoon sun from the south-west, so walls and shadows read.
     commands.spawn((
-        DirectionalLight { illuminance: 6_000.0, shadow_maps_enabled: true, ..default() },
+        DirectionalLight { illuminance: 6_000.0, shadow_maps_enabled: options.shadows, ..default() },
         Transform::from_xyz(0.0, 0.0, 0.0).looking_to(Vec3::new(0.5, -0.8, -0.35), Vec3::Y),
         bevy::light::CascadeShadowConfigBuilder {
             first_cascade_far_bound: 600.0,
