@@ -3,13 +3,17 @@
 #  1. ingest time and features/s per format, with the stage split (read / MVT / 3D),
 #     next to GDAL's own MVT writer (ogr2ogr -f MBTILES) cutting the same zooms;
 #  2. loopback requests/s (wrk, 2 threads, 32 connections, 5 s each) for a cached MVT
-#     tile, TileJSON, a building GLB, an R-tree pick and a bbox query.
-# Prints figures; asserts nothing. Bounded: ~1 minute of load in all.
+#     tile, TileJSON, a building GLB, an R-tree pick and a bbox query;
+#  3. the viewer flying its scripted path over Helsinki for 30 s under Xvfb (software
+#     rendering unless a GPU is there): frame times, tiles loaded per second, draw
+#     calls, GPU-memory estimate and peak RSS, with and without shadows.
+# Prints figures; asserts nothing. Bounded: ~2 minutes of load in all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/cim/target}"
 command -v wrk >/dev/null || { echo "needs wrk (apt-get install wrk)" >&2; exit 1; }
 cargo build --release -q -p cim-ingest -p cim-tileserver
+cargo build -q --workspace  # the viewer (dev profile, optimised; see Cargo.toml)
 bin="$CARGO_TARGET_DIR/release"
 data=../shared/data
 work=$(mktemp -d)
@@ -50,3 +54,13 @@ for spec in "MVT z14 (gzip):/tiles/helsinki_pbf/14/9326/4741.mvt" "TileJSON:/til
   p50=$(awk '$1 == "50%" { print $2 }' <<<"$res")
   printf '%-40s %12s %12s\n' "$label" "$rps" "$p50"
 done
+
+if command -v xvfb-run >/dev/null; then
+  printf '\n%-22s %6s %8s %8s %8s %9s %7s %8s %8s\n' "viewer (30 s path)" fps "p50 ms" "p95 ms" "max ms" "tiles/s" "draws" "GPU MB" "RSS MB"
+  for variant in "shadows:" "no shadows:--no-shadows"; do
+    label=${variant%%:*}; flag=${variant#*:}
+    line=$(xvfb-run -a -s "-screen 0 1280x720x24" env WGPU_BACKEND=vulkan "$CARGO_TARGET_DIR/debug/cim-viewer" \
+      --server "$url" --layers helsinki_pbf --window 1280x720 --bench 30 $flag 2>/dev/null | sed -n 's/^bench //p')
+    python3 -c 'import json,sys; b=json.loads(sys.argv[2]); print("%-22s %6.1f %8.0f %8.0f %8.0f %9.1f %7d %8.1f %8.0f" % (sys.argv[1], b["fps"], b["frame_ms_p50"], b["frame_ms_p95"], b["frame_ms_max"], b["tiles_per_s"], b["max_draw_calls"], b["max_gpu_estimate_mb"], b["peak_rss_mb"] or 0))' "$label" "$line"
+  done
+fi

@@ -18,7 +18,10 @@ if [ ! -s "$sample" ]; then
   rm -rf data/.wheel
 fi
 
-cargo build --release -p cim-ingest -p cim-tileserver -p cim-viewer
+cargo build --release -p cim-ingest -p cim-tileserver
+# The viewer from the dev build that the tests make too (bevy's release build would
+# cost another half hour on a small machine); the profile optimises it.
+cargo build --workspace
 bin="$CARGO_TARGET_DIR/release"
 "$bin/cim-ingest" --store store --layer helsinki "$sample"
 url="http://127.0.0.1:${PORT:-8080}"
@@ -29,4 +32,4 @@ fi
 "$bin/cim-server" --store store --bind "127.0.0.1:${PORT:-8080}" &
 server=$!
 trap 'kill $server 2>/dev/null || true' EXIT
-"$bin/cim-viewer" --server "$url" --camera 24.944,60.162,900,0,-35
+"$CARGO_TARGET_DIR/debug/cim-viewer" --server "$url" --camera 24.944,60.162,900,0,-35

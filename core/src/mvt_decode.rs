@@ -2,8 +2,8 @@
 //! and typed properties. The viewer drapes ground layers with it; it reads any
 //! conforming tile (GDAL's, tippecanoe's, martin's), not only ours.
 //!
-//! Polygon rings are grouped by the spec's winding rule: a ring with positive area
-//! (in tile coordinates, y down) starts a polygon, negative rings are its holes.
+//! Polygon rings are grouped by winding as `@mapbox/vector-tile` groups them: a ring
+//! wound like the feature's first ring starts a polygon, the others are its holes.
 
 use crate::mvt::{PropertyValue, TileGeometry, TilePoint};
 
@@ -184,18 +184,20 @@ fn geometry(kind: u64, commands: &[u32]) -> Result<Option<TileGeometry>, String>
         1 => Some(TileGeometry::Points(paths.into_iter().flat_map(|(p, _)| p).collect())),
         2 => Some(TileGeometry::Lines(paths.into_iter().map(|(p, _)| p).filter(|p| p.len() >= 2).collect())),
         3 => {
+            // The spec makes exterior rings positive, but encoders that snap tiny rings
+            // to the grid can flip one; like the reference decoder, let the feature's
+            // first ring say which winding is exterior.
             let mut polygons: Vec<Vec<Vec<TilePoint>>> = Vec::new();
+            let mut exterior_positive = None;
             for (ring, _) in paths {
                 let area = signed_area2(&ring);
                 if ring.len() < 3 || area == 0 {
                     continue;
                 }
-                if area > 0 {
-                    polygons.push(vec![ring]);
-                } else if let Some(polygon) = polygons.last_mut() {
-                    polygon.push(ring);
-                } else {
-                    return Err("polygon starts with a hole (clockwise ring)".into());
+                let positive = *exterior_positive.get_or_insert(area > 0);
+                match polygons.last_mut() {
+                    Some(polygon) if (area > 0) != positive => polygon.push(ring),
+                    _ => polygons.push(vec![ring]),
                 }
             }
             Some(TileGeometry::Polygons(polygons))
@@ -243,7 +245,8 @@ fn decode_layer(bytes: &[u8], base: usize, index: usize) -> Result<DecodedLayer,
         let mut properties = Vec::with_capacity(tags.len() / 2);
         for pair in tags.chunks_exact(2) {
             let key = keys.get(pair[0] as usize).ok_or_else(|| bad(format!("key index {}", pair[0])))?;
-            let value = values.get(pair[1] as usize).ok_or_else(|| bad(format!("value index {}", pair[1])))?;
+            let value =
+                values.get(pair[1] as usize).ok_or_else(|| bad(format!("value index {}", pair[1])))?;
             properties.push((key.clone(), value.clone()));
         }
         if let Some(geometry) = geometry(kind, &commands).map_err(bad)? {
@@ -325,7 +328,7 @@ mod tests {
         assert!(matches!(decode_tile(&tile[..tile.len() - 3]), Err(MvtDecodeError::Truncated(_))));
         assert!(matches!(decode_tile(&[0x1f]), Err(MvtDecodeError::WireType { wire: 7, at: 0 })));
         // A LineTo with no MoveTo before it.
-        assert_eq!(paths(&[(1 << 3) | 2, 2, 2]).unwrap_err(), "LineTo before MoveTo");
+        assert_eq!(paths(&[(1 << 3) | 2, 2, 2]), Err("LineTo before MoveTo".to_owned()));
         assert!(paths(&[(3 << 3) | 1, 2]).is_err(), "a count past the end");
     }
 }

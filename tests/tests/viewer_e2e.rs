@@ -156,10 +156,15 @@ fn the_viewer_draws_helsinki_and_a_click_selects_and_highlights_the_building_und
     assert!(is_highlight(shot.px(400, 300)), "the picked building is highlighted: {:?}", shot.px(400, 300));
     let samples = shot.samples();
     let lit = samples.iter().filter(|&&(x, y)| is_highlight(shot.px(x, y))).count();
-    let roofs = samples.iter().filter(|&&(x, y)| is_building(shot.px(x, y)) || is_highlight(shot.px(x, y))).count();
+    let roofs =
+        samples.iter().filter(|&&(x, y)| is_building(shot.px(x, y)) || is_highlight(shot.px(x, y))).count();
     // Over a dense centre from 700 m: buildings and ground both take real shares, and
     // the highlight covers one building, not the tile.
-    assert!(roofs > samples.len() / 20 && roofs < samples.len() * 19 / 20, "building share {roofs}/{}", samples.len());
+    assert!(
+        roofs > samples.len() / 20 && roofs < samples.len() * 19 / 20,
+        "building share {roofs}/{}",
+        samples.len()
+    );
     assert!(lit > 20 && lit < roofs / 3, "highlight {lit} of {roofs} roof samples");
 }
 
@@ -222,7 +227,12 @@ fn a_tileset_written_by_3d_tiles_tools_with_an_external_tileset_draws_like_ours(
     let ours = store.join("helsinki/3dtiles");
     let tileset: Value = serde_json::from_slice(&std::fs::read(ours.join("tileset.json")).expect("tileset"))
         .expect("tileset JSON");
-    let m: Vec<f64> = tileset["root"]["transform"].as_array().expect("transform").iter().filter_map(Value::as_f64).collect();
+    let m: Vec<f64> = tileset["root"]["transform"]
+        .as_array()
+        .expect("transform")
+        .iter()
+        .filter_map(Value::as_f64)
+        .collect();
     let (lon0, lat0, h0) = cim_core::frame::ecef_to_geodetic([m[12], m[13], m[14]]);
     let work = temp_dir("viewer-foreign-work");
     let created = work.join("created");

@@ -34,8 +34,13 @@ pub enum GroundGroup {
 }
 
 impl GroundGroup {
-    pub const ALL: [GroundGroup; 5] =
-        [GroundGroup::Roads, GroundGroup::Rail, GroundGroup::LandUse, GroundGroup::Water, GroundGroup::Borders];
+    pub const ALL: [GroundGroup; 5] = [
+        GroundGroup::Roads,
+        GroundGroup::Rail,
+        GroundGroup::LandUse,
+        GroundGroup::Water,
+        GroundGroup::Borders,
+    ];
 
     pub fn label(self) -> &'static str {
         match self {
@@ -141,9 +146,13 @@ pub fn classify(props: &[(String, PropertyValue)]) -> Option<GroundClass> {
     }
     let green = matches!(
         has("landuse"),
-        Some("grass" | "forest" | "meadow" | "recreation_ground" | "village_green" | "cemetery" | "allotments")
-    ) || matches!(has("leisure"), Some("park" | "garden" | "pitch" | "playground" | "nature_reserve"))
-        || matches!(has("natural"), Some("wood" | "scrub" | "grassland" | "heath"));
+        Some(
+            "grass" | "forest" | "meadow" | "recreation_ground" | "village_green" | "cemetery" | "allotments"
+        )
+    ) || matches!(
+        has("leisure"),
+        Some("park" | "garden" | "pitch" | "playground" | "nature_reserve")
+    ) || matches!(has("natural"), Some("wood" | "scrub" | "grassland" | "heath"));
     if green {
         return Some(GroundClass::Green);
     }
@@ -202,7 +211,8 @@ impl GroundMesh {
         let mut holes: Vec<u32> = Vec::new();
         for (k, ring) in rings.iter().enumerate() {
             // MVT rings repeat nothing, but tolerate a closing point from other encoders.
-            let open = if ring.len() > 1 && ring.first() == ring.last() { &ring[..ring.len() - 1] } else { ring };
+            let open =
+                if ring.len() > 1 && ring.first() == ring.last() { &ring[..ring.len() - 1] } else { ring };
             if k > 0 {
                 holes.push(flat.len() as u32);
             }
@@ -211,8 +221,7 @@ impl GroundMesh {
         let mut triangles: Vec<u32> = Vec::new();
         earcut::Earcut::new().earcut(flat.iter().copied(), &holes, &mut triangles);
         let base = self.positions.len() as u32;
-        self.positions
-            .extend(flat.iter().map(|&[x, y]| place([x as i32, y as i32]).as_vec3().to_array()));
+        self.positions.extend(flat.iter().map(|&[x, y]| place([x as i32, y as i32]).as_vec3().to_array()));
         self.indices.extend(triangles.iter().map(|i| base + i));
     }
 }
@@ -439,12 +448,16 @@ mod tests {
             ],
         };
         let meshes = tessellate(&[layer], tile, &flat);
-        assert_eq!(meshes.iter().map(|(c, _)| *c).collect::<Vec<_>>(), [GroundClass::Green, GroundClass::MajorRoad]);
+        assert_eq!(
+            meshes.iter().map(|(c, _)| *c).collect::<Vec<_>>(),
+            [GroundClass::Green, GroundClass::MajorRoad]
+        );
         let area = |m: &GroundMesh| -> f64 {
             m.indices
                 .chunks_exact(3)
                 .map(|t| {
-                    let [a, b, c] = [0, 1, 2].map(|k| glam::Vec3::from(m.positions[t[k] as usize]).as_dvec3());
+                    let [a, b, c] =
+                        [0, 1, 2].map(|k| glam::Vec3::from(m.positions[t[k] as usize]).as_dvec3());
                     (b - a).cross(c - a).length() / 2.0
                 })
                 .sum()
@@ -452,8 +465,18 @@ mod tests {
         // Zoom 20 at the equator: a tile is 38.2 m on a side; the hole takes a quarter.
         let side = 2.0 * std::f64::consts::PI * 6_378_137.0 / f64::from(1u32 << 20);
         let green = &meshes[0].1;
-        assert!((area(green) / (0.75 * side * side) - 1.0).abs() < 0.01, "{} vs {}", area(green), side * side);
-        assert!(green.positions.iter().all(|p| (f64::from(p[1]) - GroundClass::Green.style().lift_m).abs() < 1e-6));
+        assert!(
+            (area(green) / (0.75 * side * side) - 1.0).abs() < 0.01,
+            "{} vs {}",
+            area(green),
+            side * side
+        );
+        assert!(
+            green
+                .positions
+                .iter()
+                .all(|p| (f64::from(p[1]) - GroundClass::Green.style().lift_m).abs() < 1e-6)
+        );
         // Two legs of half a tile each, 11 m wide (the miter adds a little at the turn).
         let road = &meshes[1].1;
         let expected = side * GroundClass::MajorRoad.style().line_width_m;

@@ -212,7 +212,11 @@ mod tests {
         assert_eq!(tree.nodes[at].children, [2]);
         let grafted = &tree.nodes[2];
         assert_eq!(grafted.bounds.centre, DVec3::new(500.0, 7.0, 0.0), "outer then inner transform");
-        assert_eq!(grafted.content.as_deref(), Some("http://h/ts/parts/b.glb"), "relative to the inner tileset");
+        assert_eq!(
+            grafted.content.as_deref(),
+            Some("http://h/ts/parts/b.glb"),
+            "relative to the inner tileset"
+        );
         assert_eq!((grafted.depth, grafted.refine), (2, Refine::Add));
         // A broken external tileset leaves the tree as it was.
         let broken: Tileset = serde_json::from_slice(

@@ -49,7 +49,8 @@ pub fn orbit_over(frame: &RenderFrame, bounds: [f64; 4], fov_y: f32) -> Orbit {
 fn lerp_orbit(a: &Orbit, b: &Orbit, t: f32) -> Orbit {
     // Smoothstep in time; distance eases in log space so zooming feels even.
     let s = t * t * (3.0 - 2.0 * t);
-    let turn = (b.heading - a.heading + std::f32::consts::PI).rem_euclid(std::f32::consts::TAU) - std::f32::consts::PI;
+    let turn = (b.heading - a.heading + std::f32::consts::PI).rem_euclid(std::f32::consts::TAU)
+        - std::f32::consts::PI;
     Orbit {
         focus: a.focus.lerp(b.focus, s),
         distance: (a.distance.ln() + (b.distance.ln() - a.distance.ln()) * s).exp(),

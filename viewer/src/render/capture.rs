@@ -7,8 +7,8 @@ use bevy::render::view::screenshot::{Screenshot, save_to_disk};
 
 use super::ground_layers::Ground;
 use super::pick::pick_at;
-use super::{Problems, ViewerOptions};
 use super::tiles::{Streaming, TileMesh};
+use super::{Problems, ViewerOptions};
 
 /// Frames the scene must stay complete before the picture is taken.
 const SETTLE_FRAMES: u32 = 20;

@@ -47,7 +47,9 @@ pub fn parse_tilejson(json: &[u8]) -> Result<TileSource, String> {
     let template = doc["tiles"][0].as_str().ok_or("TileJSON has no tiles URL")?.to_owned();
     let bounds = doc["bounds"]
         .as_array()
-        .and_then(|b| <[f64; 4]>::try_from(b.iter().filter_map(serde_json::Value::as_f64).collect::<Vec<_>>()).ok())
+        .and_then(|b| {
+            <[f64; 4]>::try_from(b.iter().filter_map(serde_json::Value::as_f64).collect::<Vec<_>>()).ok()
+        })
         .unwrap_or([-180.0, -85.05, 180.0, 85.05]);
     // TileJSON 3.0 defaults: 0 and 30; our grid stops at 24.
     let zoom = |key: &str, default: u64| doc[key].as_u64().unwrap_or(default).min(24) as u8;
@@ -75,7 +77,10 @@ mod tests {
 }
 
 fn tile_url(template: &str, t: TileId) -> String {
-    template.replace("{z}", &t.z.to_string()).replace("{x}", &t.x.to_string()).replace("{y}", &t.y.to_string())
+    template
+        .replace("{z}", &t.z.to_string())
+        .replace("{x}", &t.x.to_string())
+        .replace("{y}", &t.y.to_string())
 }
 
 /// A tile ready to draw: meshes per class and their estimated GPU bytes.
@@ -203,10 +208,11 @@ fn stream_ground(
                             .or_insert_with(|| materials.add(material_for(class)))
                             .clone();
                         let normals = vec![[0.0f32, 1.0, 0.0]; m.positions.len()];
-                        let mesh = Mesh::new(PrimitiveTopology::TriangleList, RenderAssetUsages::RENDER_WORLD)
-                            .with_inserted_attribute(Mesh::ATTRIBUTE_POSITION, m.positions)
-                            .with_inserted_attribute(Mesh::ATTRIBUTE_NORMAL, normals)
-                            .with_inserted_indices(Indices::U32(m.indices));
+                        let mesh =
+                            Mesh::new(PrimitiveTopology::TriangleList, RenderAssetUsages::RENDER_WORLD)
+                                .with_inserted_attribute(Mesh::ATTRIBUTE_POSITION, m.positions)
+                                .with_inserted_attribute(Mesh::ATTRIBUTE_NORMAL, normals)
+                                .with_inserted_indices(Indices::U32(m.indices));
                         let e = commands
                             .spawn((
                                 Mesh3d(meshes.add(mesh)),
@@ -276,7 +282,8 @@ fn stream_ground(
                     };
                     let layers = cim_core::mvt_decode::decode_tile(&plain).map_err(|e| e.to_string())?;
                     let place = |lon: f64, lat: f64, h: f64| {
-                        to_render.transform_point3(DVec3::from(cim_core::frame::geodetic_to_ecef(lon, lat, h)))
+                        to_render
+                            .transform_point3(DVec3::from(cim_core::frame::geodetic_to_ecef(lon, lat, h)))
                     };
                     let meshes = tessellate(&layers, tile, &place);
                     let gpu_bytes = meshes.iter().map(|(_, m)| m.gpu_bytes()).sum();
@@ -296,6 +303,7 @@ fn stream_ground(
         in_flight += layer.pending.len();
         wanted += missing.iter().filter(|t| !layer.failed.contains(t)).count();
     }
-    (ground.drawn, ground.in_flight, ground.wanted, ground.meshes_drawn) = (drawn, in_flight, wanted, meshes_drawn);
+    (ground.drawn, ground.in_flight, ground.wanted, ground.meshes_drawn) =
+        (drawn, in_flight, wanted, meshes_drawn);
     ground.tiles_arrived += arrived;
 }

@@ -43,7 +43,11 @@ impl Attributes {
 /// The UI font: the system's sans-serif (found through fontconfig), which covers
 /// street names in Finnish, Hebrew or Chinese where the built-in ASCII font cannot.
 pub fn ui_font(size: f32) -> TextFont {
-    TextFont { font: bevy::text::FontSource::SansSerif, font_size: bevy::text::FontSize::Px(size), ..default() }
+    TextFont {
+        font: bevy::text::FontSource::SansSerif,
+        font_size: bevy::text::FontSize::Px(size),
+        ..default()
+    }
 }
 
 fn panel(text: &str) -> impl Bundle {
@@ -99,6 +103,8 @@ fn fetch_attributes(options: Res<ViewerOptions>, picked: Res<Picked>, mut attrib
     }
 }
 
+type PanelParts = (&'static mut Text, &'static mut Visibility);
+
 #[allow(clippy::too_many_arguments)]
 fn update_hud(
     time: Res<Time>,
@@ -108,7 +114,7 @@ fn update_hud(
     picked: Res<Picked>,
     attributes: Res<Attributes>,
     mut readout: Query<&mut Text, (With<Readout>, Without<AttributePanel>)>,
-    mut panel: Query<(&mut Text, &mut Visibility), (With<AttributePanel>, Without<Readout>)>,
+    mut panel: Query<PanelParts, (With<AttributePanel>, Without<Readout>)>,
     mut frame_time: Local<f32>,
 ) {
     // Average the frame time, not the rate: a few near-zero frames must not read as

@@ -64,7 +64,8 @@ pub fn pick_at(
     let ray = camera.viewport_to_world(at, cursor).ok()?;
     // Only building tiles: not the ground, the draped layers or the highlight itself.
     let is_tile = |e: Entity| tiles.contains(e);
-    let hits = ray_cast.cast_ray(ray, &MeshRayCastSettings::default().with_filter(&is_tile).always_early_exit());
+    let hits =
+        ray_cast.cast_ray(ray, &MeshRayCastSettings::default().with_filter(&is_tile).always_early_exit());
     let (entity, hit) = hits.first()?;
     let tile = tiles.get(*entity).ok()?;
     let triangle = hit.triangle_index?;
@@ -137,7 +138,9 @@ fn highlight_picked(
             continue;
         }
         let Some(row) = tile.fids.iter().position(|f| f == fid) else { continue };
-        let Some(mesh) = meshes.get(&handle.0).and_then(|m| building_mesh(tile, m, row as u32)) else { continue };
+        let Some(mesh) = meshes.get(&handle.0).and_then(|m| building_mesh(tile, m, row as u32)) else {
+            continue;
+        };
         commands.spawn((
             Mesh3d(meshes.add(mesh)),
             MeshMaterial3d(material.clone()),

@@ -102,7 +102,8 @@ fn setup_scene(
     commands.insert_resource(GlobalAmbientLight { brightness: 250.0, ..default() });
     // The ground follows the Earth's curvature (a flat plane would hide draped layers
     // and building bases a few kilometres out: the surface drops 2 m at 5 km).
-    let mut ground = Plane3d::default().mesh().size(2.0 * GROUND_HALF_M, 2.0 * GROUND_HALF_M).subdivisions(63).build();
+    let mut ground =
+        Plane3d::default().mesh().size(2.0 * GROUND_HALF_M, 2.0 * GROUND_HALF_M).subdivisions(63).build();
     if let Some(bevy::mesh::VertexAttributeValues::Float32x3(positions)) =
         ground.attribute_mut(Mesh::ATTRIBUTE_POSITION)
     {
@@ -179,7 +180,12 @@ fn dmat(t: &GlobalTransform) -> DMat4 {
 }
 
 /// The camera as tile selection sees it (ECEF), from the bevy camera.
-pub fn view_of(frame: &RenderFrame, cam: &GlobalTransform, perspective: &PerspectiveProjection, window: &Window) -> View {
+pub fn view_of(
+    frame: &RenderFrame,
+    cam: &GlobalTransform,
+    perspective: &PerspectiveProjection,
+    window: &Window,
+) -> View {
     let cam_ecef = frame.render_to_ecef * dmat(cam);
     let proj = DMat4::perspective_rh(
         f64::from(perspective.fov),
