@@ -7,6 +7,7 @@ mod api;
 mod error;
 mod http_cache;
 mod layers;
+pub mod live;
 mod ogc;
 mod tiles;
 
@@ -25,24 +26,36 @@ pub use layers::LayerCache;
 #[derive(Clone)]
 pub struct AppState {
     pub layers: Arc<LayerCache>,
+    pub live: Arc<live::Live>,
 }
 
+/// Where the live sensor database sits inside a store.
+pub const LIVE_DB: &str = ".live/sensors.redb";
+
 impl AppState {
-    pub fn new(store: impl Into<PathBuf>) -> Self {
-        Self { layers: Arc::new(LayerCache::new(store.into())) }
+    /// Serves the layers of `store` and keeps live sensor data in `store/.live`.
+    pub fn open(store: impl Into<PathBuf>) -> Result<Self, live::store::StoreError> {
+        let store = store.into();
+        let db = store.join(LIVE_DB);
+        if let Some(dir) = db.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| live::store::StoreError::Db(redb::Error::Io(e)))?;
+        }
+        let live = Arc::new(live::Live::open(&db)?);
+        Ok(Self { layers: Arc::new(LayerCache::new(store)), live })
     }
 }
 
 pub fn app(state: AppState) -> Router {
     let cors = CorsLayer::new()
         .allow_origin(Any)
-        .allow_methods([Method::GET, Method::HEAD, Method::OPTIONS])
-        .allow_headers([header::IF_NONE_MATCH, header::ACCEPT, header::ACCEPT_ENCODING])
+        .allow_methods([Method::GET, Method::HEAD, Method::OPTIONS, Method::POST, Method::DELETE])
+        .allow_headers([header::IF_NONE_MATCH, header::ACCEPT, header::ACCEPT_ENCODING, header::CONTENT_TYPE])
         .expose_headers([header::ETAG, header::CONTENT_ENCODING, HeaderName::from_static("content-length")]);
     Router::new()
         .merge(api::routes())
         .merge(tiles::routes())
         .merge(ogc::routes())
+        .merge(live::routes())
         .fallback(|| async { ApiError::NotFound("no such resource".into()) })
         .with_state(state)
         .layer(CompressionLayer::new().gzip(true).br(true))

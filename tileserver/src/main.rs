@@ -42,7 +42,9 @@ async fn run() -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     println!("cim-server listening on http://{addr}");
     std::io::stdout().flush()?;
-    axum::serve(listener, app(AppState::new(cli.store)))
+    let state = AppState::open(&cli.store).context("opening the live sensor database")?;
+    cim_tileserver::live::spawn_stale_checker(state.live.clone());
+    axum::serve(listener, app(state))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })

@@ -102,7 +102,7 @@ fn json_of(body: &[u8]) -> Value {
 async fn serves_catalogue_items_pick_and_tiles() {
     let dir = store("serve");
     publish(&dir, "v1", 3);
-    let state = AppState::new(&dir);
+    let state = AppState::open(&dir).expect("state");
     let (status, _, body) = call(&state, "/api/layers", &[]).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(json_of(&body)[0]["id"], "demo");
@@ -148,7 +148,7 @@ async fn serves_catalogue_items_pick_and_tiles() {
 async fn garbage_parameters_get_json_errors() {
     let dir = store("errors");
     publish(&dir, "v1", 1);
-    let state = AppState::new(&dir);
+    let state = AppState::open(&dir).expect("state");
     for (uri, status) in [
         ("/tiles/demo/x/0/0.mvt", StatusCode::BAD_REQUEST),
         ("/tiles/demo/1/5/0.mvt", StatusCode::NOT_FOUND),
@@ -173,7 +173,7 @@ async fn garbage_parameters_get_json_errors() {
 async fn a_republished_layer_replaces_the_cached_one() {
     let dir = store("reload");
     publish(&dir, "v1", 1);
-    let state = AppState::new(&dir);
+    let state = AppState::open(&dir).expect("state");
     let (_, _, body) = call(&state, "/collections/demo/items", &[]).await;
     assert_eq!(json_of(&body)["numberMatched"], 1);
     publish(&dir, "v2", 4);

@@ -1,0 +1,405 @@
+//! Live IoT: the sensor registry, readings in over HTTP, durable storage with
+//! downsampling, per-sensor state with alerts, and a push channel for viewers.
+//!
+//! * [`store`]: the redb file (registry, raw / minute / hour readings, states, alerts).
+//! * [`socket`]: `GET /api/live`, WebSocket push with a snapshot then deltas.
+//!
+//! Handlers sit beside their routes here. Writes run on the blocking pool; a reading
+//! is acknowledged only after its transaction committed.
+
+pub mod socket;
+pub mod store;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use cim_core::sensors::{Reading, Sensor, format_rfc3339_ms, parse_rfc3339_ms};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio::sync::broadcast;
+
+use crate::{ApiError, AppState};
+use store::{Alert, Current, SensorStore, StoreError};
+
+/// Readings accepted in one request or message batch.
+pub const MAX_BATCH: usize = 50_000;
+/// Live events buffered per subscriber before a slow one is dropped.
+pub const LIVE_BUFFER: usize = 4096;
+
+/// What subscribers hear.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum LiveEvent {
+    Reading { sensor: String, t: String, value: f64, state: cim_core::sensors::SensorState },
+    Alert(Alert),
+}
+
+/// Why readings were turned away, counted for `/api/live/stats`.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub received: AtomicU64,
+    pub stored: AtomicU64,
+    pub duplicates: AtomicU64,
+    pub out_of_order: AtomicU64,
+    pub rejected_unknown_sensor: AtomicU64,
+    pub rejected_bad_time: AtomicU64,
+    pub rejected_bad_value: AtomicU64,
+    pub rejected_bad_payload: AtomicU64,
+}
+
+pub struct Live {
+    pub store: SensorStore,
+    sensors: RwLock<HashMap<String, Sensor>>,
+    /// Wall-clock ms of each sensor's last reading, for staleness.
+    heard: RwLock<HashMap<String, i64>>,
+    pub counters: Counters,
+    pub events: broadcast::Sender<LiveEvent>,
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+impl Live {
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let store = SensorStore::open(path)?;
+        let sensors = store.sensors()?.into_iter().map(|s| (s.id.clone(), s)).collect();
+        // After a restart every sensor gets a fresh grace period before going stale.
+        let now = now_ms();
+        let heard = store.states()?.into_keys().map(|id| (id, now)).collect();
+        let (events, _) = broadcast::channel(LIVE_BUFFER);
+        Ok(Self {
+            store,
+            sensors: RwLock::new(sensors),
+            heard: RwLock::new(heard),
+            counters: Counters::default(),
+            events,
+        })
+    }
+
+    pub fn sensor(&self, id: &str) -> Option<Sensor> {
+        self.sensors.read().ok()?.get(id).cloned()
+    }
+
+    pub fn sensors(&self) -> Vec<Sensor> {
+        let mut all: Vec<Sensor> =
+            self.sensors.read().map(|m| m.values().cloned().collect()).unwrap_or_default();
+        all.sort_by(|a, b| a.id.cmp(&b.id));
+        all
+    }
+
+    /// Validates and stores readings; the reasons for rejected ones come back by index.
+    /// Blocking: call it from the blocking pool.
+    pub fn ingest(&self, readings: Vec<Reading>) -> Result<Ingested, StoreError> {
+        let c = &self.counters;
+        c.received.fetch_add(readings.len() as u64, Ordering::Relaxed);
+        let sensors = self.sensors.read().map(|m| m.clone()).unwrap_or_default();
+        let mut good = Vec::with_capacity(readings.len());
+        let mut rejected = Vec::new();
+        for (index, r) in readings.into_iter().enumerate() {
+            let reason = if !sensors.contains_key(&r.sensor) {
+                c.rejected_unknown_sensor.fetch_add(1, Ordering::Relaxed);
+                format!("unknown sensor '{}'", r.sensor.chars().take(64).collect::<String>())
+            } else if !r.value.is_finite() {
+                c.rejected_bad_value.fetch_add(1, Ordering::Relaxed);
+                "value must be a finite number".to_owned()
+            } else {
+                match parse_rfc3339_ms(&r.t) {
+                    Ok(t) => {
+                        good.push((r.sensor, t, r.value));
+                        continue;
+                    }
+                    Err(e) => {
+                        c.rejected_bad_time.fetch_add(1, Ordering::Relaxed);
+                        e.to_string()
+                    }
+                }
+            };
+            rejected.push((index, reason));
+        }
+        let outcome = self.store.store_batch(&sensors, &good)?;
+        c.stored.fetch_add(outcome.stored as u64, Ordering::Relaxed);
+        c.duplicates.fetch_add(outcome.duplicates as u64, Ordering::Relaxed);
+        c.out_of_order.fetch_add(outcome.out_of_order as u64, Ordering::Relaxed);
+        let now = now_ms();
+        if let Ok(mut heard) = self.heard.write() {
+            for (id, _) in &outcome.changed {
+                heard.insert(id.clone(), now);
+            }
+        }
+        // Subscribers hear the newest reading per sensor of the batch, then alerts.
+        for (id, cur) in &outcome.changed {
+            if let (Some(t), Some(value)) = (cur.t, cur.value) {
+                let _ = self.events.send(LiveEvent::Reading {
+                    sensor: id.clone(),
+                    t: format_rfc3339_ms(t),
+                    value,
+                    state: cur.state,
+                });
+            }
+        }
+        for alert in &outcome.alerts {
+            let _ = self.events.send(LiveEvent::Alert(alert.clone()));
+        }
+        Ok(Ingested { stored: outcome.stored, duplicates: outcome.duplicates, rejected })
+    }
+
+    /// Marks sensors silent for longer than their stale period; run it every second.
+    pub fn check_stale(&self, now: i64) -> Result<usize, StoreError> {
+        let sensors = self.sensors.read().map(|m| m.clone()).unwrap_or_default();
+        let silent: Vec<String> = self
+            .heard
+            .read()
+            .map(|h| {
+                h.iter()
+                    .filter(|(id, at)| sensors.get(*id).is_some_and(|s| now - **at > s.stale_after_ms()))
+                    .map(|(id, _)| id.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let alerts = self.store.mark_stale(&silent, now)?;
+        for alert in &alerts {
+            let _ = self.events.send(LiveEvent::Alert(alert.clone()));
+        }
+        Ok(alerts.len())
+    }
+
+    pub fn current(&self) -> HashMap<String, Current> {
+        self.store.states().unwrap_or_default()
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Ingested {
+    pub stored: usize,
+    pub duplicates: usize,
+    #[serde(skip)]
+    pub rejected: Vec<(usize, String)>,
+}
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/sensors", get(list_sensors).post(put_sensor))
+        .route("/api/sensors/{id}", get(get_sensor).delete(delete_sensor))
+        .route("/api/sensors/{id}/readings", get(readings))
+        .route("/api/readings", axum::routing::post(post_readings))
+        .route("/api/alerts", get(alerts))
+        .route("/api/live/stats", get(stats))
+        .route("/api/live", get(socket::upgrade))
+}
+
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    ApiError::Internal(e.to_string())
+}
+
+/// Blocking store work off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f).await.map_err(internal)?.map_err(internal)
+}
+
+fn sensor_json(sensor: &Sensor, current: Option<&Current>) -> Value {
+    let mut v = serde_json::to_value(sensor).unwrap_or(Value::Null);
+    let cur = current.copied().unwrap_or_default();
+    v["state"] = serde_json::to_value(cur.state).unwrap_or(Value::Null);
+    if let (Some(t), Some(value)) = (cur.t, cur.value) {
+        v["latest"] = json!({"t": format_rfc3339_ms(t), "value": value});
+    }
+    v
+}
+
+async fn list_sensors(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let current = state.live.current();
+    let all: Vec<Value> = state.live.sensors().iter().map(|s| sensor_json(s, current.get(&s.id))).collect();
+    Ok(Json(all).into_response())
+}
+
+async fn get_sensor(
+    State(state): State<AppState>,
+    UrlPath(id): UrlPath<String>,
+) -> Result<Response, ApiError> {
+    let sensor =
+        state.live.sensor(&id).ok_or_else(|| ApiError::NotFound(format!("no sensor '{}'", clip(&id))))?;
+    let current = state.live.current();
+    Ok(Json(sensor_json(&sensor, current.get(&id))).into_response())
+}
+
+fn clip(s: &str) -> String {
+    s.chars().take(64).collect()
+}
+
+async fn put_sensor(State(state): State<AppState>, body: axum::body::Bytes) -> Result<Response, ApiError> {
+    let sensor: Sensor =
+        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("sensor JSON: {e}")))?;
+    sensor.validate().map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let live = state.live.clone();
+    let stored = sensor.clone();
+    blocking(move || live.store.put_sensor(&stored)).await?;
+    let existed =
+        state.live.sensors.write().map_err(internal)?.insert(sensor.id.clone(), sensor.clone()).is_some();
+    let status = if existed { StatusCode::OK } else { StatusCode::CREATED };
+    Ok((status, Json(sensor_json(&sensor, None))).into_response())
+}
+
+async fn delete_sensor(
+    State(state): State<AppState>,
+    UrlPath(id): UrlPath<String>,
+) -> Result<Response, ApiError> {
+    let live = state.live.clone();
+    let key = id.clone();
+    if !blocking(move || live.store.delete_sensor(&key)).await? {
+        return Err(ApiError::NotFound(format!("no sensor '{}'", clip(&id))));
+    }
+    state.live.sensors.write().map_err(internal)?.remove(&id);
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn post_readings(State(state): State<AppState>, body: axum::body::Bytes) -> Result<Response, ApiError> {
+    let readings: Vec<Reading> = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            state.live.counters.rejected_bad_payload.fetch_add(1, Ordering::Relaxed);
+            return Err(ApiError::BadRequest(format!(
+                "readings: a JSON array of {{\"sensor\",\"t\",\"value\"}} expected ({e})"
+            )));
+        }
+    };
+    if readings.len() > MAX_BATCH {
+        state.live.counters.rejected_bad_payload.fetch_add(1, Ordering::Relaxed);
+        return Err(ApiError::BadRequest(format!(
+            "{} readings in one request; at most {MAX_BATCH}",
+            readings.len()
+        )));
+    }
+    let count = readings.len();
+    let live = state.live.clone();
+    let outcome = blocking(move || live.ingest(readings)).await?;
+    let rejected: Vec<Value> =
+        outcome.rejected.iter().map(|(i, reason)| json!({"index": i, "reason": reason})).collect();
+    let body = json!({"stored": outcome.stored, "duplicates": outcome.duplicates, "rejected": rejected});
+    // Nothing usable: a client error. Partly usable: stored what could be, said why not.
+    let status = if count > 0 && rejected.len() == count { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+    Ok((status, Json(body)).into_response())
+}
+
+#[derive(Deserialize)]
+struct RangeParams {
+    from: Option<String>,
+    to: Option<String>,
+    step: Option<String>,
+}
+
+/// `step` as seconds (`300`) or with a unit (`30s`, `5m`, `1h`, `1d`).
+fn parse_step(s: &str) -> Option<i64> {
+    let (digits, unit) = s.find(|c: char| !c.is_ascii_digit()).map_or((s, ""), |i| s.split_at(i));
+    let n: i64 = digits.parse().ok()?;
+    let scale = match unit {
+        "" | "s" => 1000,
+        "m" | "min" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return None,
+    };
+    n.checked_mul(scale).filter(|ms| *ms > 0)
+}
+
+async fn readings(
+    State(state): State<AppState>,
+    UrlPath(id): UrlPath<String>,
+    Query(params): Query<RangeParams>,
+) -> Result<Response, ApiError> {
+    if state.live.sensor(&id).is_none() {
+        return Err(ApiError::NotFound(format!("no sensor '{}'", clip(&id))));
+    }
+    let time = |name: &str, v: &Option<String>, default: i64| match v {
+        None => Ok(default),
+        Some(s) => parse_rfc3339_ms(s).map_err(|e| ApiError::BadRequest(format!("{name}: {e}"))),
+    };
+    let from = time("from", &params.from, i64::MIN)?;
+    let to = time("to", &params.to, i64::MAX)?;
+    if from >= to {
+        return Err(ApiError::BadRequest("from must be before to".into()));
+    }
+    let step = match &params.step {
+        None => 0,
+        Some(s) => parse_step(s).ok_or_else(|| {
+            ApiError::BadRequest(format!("step '{}': seconds or a number with s, m, h, d", clip(s)))
+        })?,
+    };
+    let live = state.live.clone();
+    let rows = blocking(move || live.store.readings(&id, from, to, step)).await?;
+    let out: Vec<Value> = rows.iter().map(|(t, v)| json!({"t": format_rfc3339_ms(*t), "value": v})).collect();
+    Ok(Json(out).into_response())
+}
+
+#[derive(Deserialize)]
+struct AlertParams {
+    after: Option<u64>,
+    limit: Option<usize>,
+}
+
+async fn alerts(State(state): State<AppState>, Query(p): Query<AlertParams>) -> Result<Response, ApiError> {
+    let live = state.live.clone();
+    let limit = p.limit.unwrap_or(1000).min(10_000);
+    let list = blocking(move || live.store.alerts(p.after.unwrap_or(0), limit)).await?;
+    Ok(Json(list).into_response())
+}
+
+async fn stats(State(state): State<AppState>) -> Response {
+    let c = &state.live.counters;
+    let n = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    Json(json!({
+        "received": n(&c.received),
+        "stored": n(&c.stored),
+        "duplicates": n(&c.duplicates),
+        "out_of_order": n(&c.out_of_order),
+        "rejected": {
+            "unknown_sensor": n(&c.rejected_unknown_sensor),
+            "bad_time": n(&c.rejected_bad_time),
+            "bad_value": n(&c.rejected_bad_value),
+            "bad_payload": n(&c.rejected_bad_payload),
+        },
+        "subscribers": state.live.events.receiver_count(),
+    }))
+    .into_response()
+}
+
+/// Runs the staleness check every second for as long as the server lives.
+pub fn spawn_stale_checker(live: Arc<Live>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            let l = live.clone();
+            match tokio::task::spawn_blocking(move || l.check_stale(now_ms())).await {
+                Ok(Err(e)) => tracing::error!("stale check: {e}"),
+                Err(e) => tracing::error!("stale check: {e}"),
+                Ok(Ok(_)) => {}
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn steps_read_with_units() {
+        assert_eq!(parse_step("300"), Some(300_000));
+        assert_eq!(parse_step("5m"), Some(300_000));
+        assert_eq!(parse_step("1h"), Some(3_600_000));
+        assert_eq!(parse_step("2d"), Some(172_800_000));
+        for bad in ["", "0", "-5", "5x", "m", "99999999999999999999"] {
+            assert_eq!(parse_step(bad), None, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! `GET /api/live?bbox=w,s,e,n&kind=a,b`: a WebSocket that first sends a snapshot of
+//! the matching sensors with their states, then each new reading and alert. A client
+//! that falls `LIVE_BUFFER` events behind is closed (code 1008, "too slow") rather
+//! than slowing the server or growing its memory.
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::response::Response;
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::broadcast::error::RecvError;
+
+use super::{LiveEvent, sensor_json};
+use crate::{ApiError, AppState};
+
+#[derive(Deserialize)]
+pub struct Filter {
+    bbox: Option<String>,
+    kind: Option<String>,
+}
+
+/// Which sensors a subscriber wants.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Interest {
+    pub bbox: Option<[f64; 4]>,
+    pub kinds: Option<Vec<String>>,
+}
+
+impl Interest {
+    pub fn parse(bbox: Option<&str>, kind: Option<&str>) -> Result<Self, String> {
+        let bbox = match bbox {
+            None => None,
+            Some(s) => {
+                let v: Vec<f64> =
+                    s.split(',').map(|p| p.trim().parse::<f64>()).collect::<Result<_, _>>().map_err(
+                        |_| {
+                            format!(
+                                "bbox '{}': four numbers west,south,east,north",
+                                s.chars().take(64).collect::<String>()
+                            )
+                        },
+                    )?;
+                let b: [f64; 4] =
+                    v.try_into().map_err(|_| "bbox: four numbers west,south,east,north".to_owned())?;
+                if !(b[0] <= b[2] && b[1] <= b[3]) || b.iter().any(|x| !x.is_finite()) {
+                    return Err("bbox: west <= east and south <= north".into());
+                }
+                Some(b)
+            }
+        };
+        let kinds = kind.map(|k| k.split(',').map(str::to_owned).filter(|k| !k.is_empty()).collect());
+        Ok(Self { bbox, kinds })
+    }
+
+    pub fn wants(&self, sensor: &cim_core::sensors::Sensor) -> bool {
+        self.bbox.is_none_or(|[w, s, e, n]| (w..=e).contains(&sensor.lon) && (s..=n).contains(&sensor.lat))
+            && self.kinds.as_ref().is_none_or(|k| k.contains(&sensor.kind))
+    }
+}
+
+pub async fn upgrade(
+    State(state): State<AppState>,
+    Query(filter): Query<Filter>,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let interest =
+        Interest::parse(filter.bbox.as_deref(), filter.kind.as_deref()).map_err(ApiError::BadRequest)?;
+    Ok(ws.on_upgrade(move |socket| serve(socket, state, interest)))
+}
+
+async fn serve(mut socket: WebSocket, state: AppState, interest: Interest) {
+    // Subscribe before the snapshot, so nothing falls between the two.
+    let mut events = state.live.events.subscribe();
+    let current = state.live.current();
+    let sensors: Vec<serde_json::Value> = state
+        .live
+        .sensors()
+        .iter()
+        .filter(|s| interest.wants(s))
+        .map(|s| sensor_json(s, current.get(&s.id)))
+        .collect();
+    let snapshot = json!({"type": "snapshot", "sensors": sensors}).to_string();
+    if socket.send(Message::Text(snapshot.into())).await.is_err() {
+        return;
+    }
+    loop {
+        tokio::select! {
+            event = events.recv() => {
+                let event = match event {
+                    Ok(e) => e,
+                    Err(RecvError::Lagged(missed)) => {
+                        tracing::warn!(missed, "live subscriber too slow; closing");
+                        let frame = CloseFrame { code: 1008, reason: "too slow".into() };
+                        let _ = socket.send(Message::Close(Some(frame))).await;
+                        return;
+                    }
+                    Err(RecvError::Closed) => return,
+                };
+                let sensor_id = match &event {
+                    LiveEvent::Reading { sensor, .. } => sensor,
+                    LiveEvent::Alert(a) => &a.sensor,
+                };
+                if !state.live.sensor(sensor_id).is_some_and(|s| interest.wants(&s)) {
+                    continue;
+                }
+                let Ok(text) = serde_json::to_string(&event) else { continue };
+                if socket.send(Message::Text(text.into())).await.is_err() {
+                    return;
+                }
+            }
+            incoming = socket.recv() => match incoming {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+}

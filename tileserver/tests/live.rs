@@ -1,0 +1,221 @@
+//! The live sensor API through the router (`oneshot`): registry, readings in,
+//! durable storage across a reopen, downsampled queries, states and alerts on the
+//! real NAB machine-temperature series, and bad input turned away with reasons.
+
+use axum::body::{Body, to_bytes};
+use axum::http::{Request, StatusCode};
+use cim_tileserver::{AppState, app};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+struct Dir(std::path::PathBuf);
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn temp(tag: &str) -> Dir {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("cim-live-{}-{n}-{tag}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    Dir(dir)
+}
+
+async fn call(state: &AppState, method: &str, uri: &str, body: Option<Value>) -> (StatusCode, Value) {
+    let request = Request::builder().method(method).uri(uri).header("content-type", "application/json");
+    let request = match body {
+        Some(b) => request.body(Body::from(b.to_string())),
+        None => request.body(Body::empty()),
+    }
+    .expect("request");
+    let response = app(state.clone()).oneshot(request).await.expect("response");
+    let status = response.status();
+    let bytes = to_bytes(response.into_body(), usize::MAX).await.expect("body");
+    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+async fn raw_call(state: &AppState, uri: &str, body: &'static str) -> (StatusCode, Value) {
+    let request = Request::builder().method("POST").uri(uri).body(Body::from(body)).expect("request");
+    let response = app(state.clone()).oneshot(request).await.expect("response");
+    let status = response.status();
+    let bytes = to_bytes(response.into_body(), usize::MAX).await.expect("body");
+    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+fn nab(file: &str) -> Vec<(String, f64)> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/iot").join(file);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    text.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let (t, v) = l.split_once(',')?;
+            Some((format!("{}Z", t.replacen(' ', "T", 1)), v.parse().ok()?))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn sensors_register_validate_and_list_with_their_state() {
+    let dir = temp("registry");
+    let state = AppState::open(&dir.0).expect("state");
+    let sensor =
+        json!({"id":"m-1","kind":"temperature","unit":"°C","lon":24.94,"lat":60.17,"warn":60,"alarm":40});
+    let (status, body) = call(&state, "POST", "/api/sensors", Some(sensor.clone())).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, _) = call(&state, "POST", "/api/sensors", Some(sensor)).await;
+    assert_eq!(status, StatusCode::OK, "a second POST replaces");
+    let (status, body) =
+        call(&state, "POST", "/api/sensors", Some(json!({"id":"x","kind":"t","unit":"C","lon":200,"lat":0})))
+            .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["description"].as_str().is_some_and(|d| d.contains("'lon'")), "{body}");
+    let (status, _) = call(&state, "POST", "/api/sensors", Some(json!({"id":"x"}))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, list) = call(&state, "GET", "/api/sensors", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list.as_array().map(Vec::len), Some(1));
+    assert_eq!(list[0]["state"], "unknown");
+    let (status, _) = call(&state, "GET", "/api/sensors/nope", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = call(&state, "DELETE", "/api/sensors/m-1", None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = call(&state, "GET", "/api/sensors/m-1", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+/// Published anomaly windows of `machine_temperature_system_failure.csv` in NAB's
+/// `labels/combined_windows.json`; the last one is the system failure.
+const NAB_WINDOWS: [(&str, &str); 4] = [
+    ("2013-12-10T06:25:00Z", "2013-12-12T05:35:00Z"),
+    ("2013-12-15T17:50:00Z", "2013-12-17T17:00:00Z"),
+    ("2014-01-27T14:20:00Z", "2014-01-29T13:30:00Z"),
+    ("2014-02-07T14:55:00Z", "2014-02-09T14:05:00Z"),
+];
+
+#[tokio::test]
+async fn the_machine_temperature_series_raises_an_alarm_in_its_labelled_failure_and_survives_a_reopen() {
+    let dir = temp("nab");
+    let series = nab("nab_machine_temperature_system_failure.csv");
+    assert_eq!(series.len(), 22_695);
+    {
+        let state = AppState::open(&dir.0).expect("state");
+        // Low is bad for this machine: warn below 60, alarm below 40, 5 degrees of hysteresis.
+        let sensor = json!({"id":"machine","kind":"temperature","unit":"°C","lon":24.94,"lat":60.17,
+            "warn":60,"alarm":40,"hysteresis":5,"period_s":300});
+        assert_eq!(call(&state, "POST", "/api/sensors", Some(sensor)).await.0, StatusCode::CREATED);
+        for chunk in series.chunks(5000) {
+            let batch: Vec<Value> =
+                chunk.iter().map(|(t, v)| json!({"sensor":"machine","t":t,"value":v})).collect();
+            let (status, body) = call(&state, "POST", "/api/readings", Some(Value::Array(batch))).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            assert_eq!(body["stored"].as_u64(), Some(chunk.len() as u64));
+        }
+        // The same readings again: duplicates, nothing new, no new alerts.
+        let again: Vec<Value> =
+            series[..100].iter().map(|(t, v)| json!({"sensor":"machine","t":t,"value":v})).collect();
+        let (_, body) = call(&state, "POST", "/api/readings", Some(Value::Array(again))).await;
+        assert_eq!((body["stored"].as_u64(), body["duplicates"].as_u64()), (Some(0), Some(100)));
+    }
+    // Reopen the database: everything acknowledged is there.
+    let state = AppState::open(&dir.0).expect("reopen");
+    let (_, raw) = call(&state, "GET", "/api/sensors/machine/readings", None).await;
+    let raw = raw.as_array().expect("array");
+    // The series repeats 12 timestamps (a clock stepping back on 2014-01-07): a
+    // reading for a time already stored replaces it.
+    let distinct = series.iter().map(|(t, _)| t).collect::<std::collections::HashSet<_>>().len();
+    assert_eq!(distinct, series.len() - 12);
+    assert_eq!(raw.len(), distinct);
+    assert_eq!(raw[0]["t"], "2013-12-02T21:15:00.000Z");
+    assert!((raw[0]["value"].as_f64().unwrap_or(0.0) - series[0].1).abs() < 1e-9);
+    let (_, alerts) = call(&state, "GET", "/api/alerts", None).await;
+    let alarms: Vec<&str> = alerts
+        .as_array()
+        .expect("alerts")
+        .iter()
+        .filter(|a| a["to"] == "alarm")
+        .filter_map(|a| a["t"].as_str())
+        .collect();
+    let inside = |t: &str, (from, to): (&str, &str)| {
+        let t = &t[..19];
+        t >= &from[..19] && t <= &to[..19]
+    };
+    assert!(alarms.iter().any(|t| inside(t, NAB_WINDOWS[3])), "an alarm in the system failure: {alarms:?}");
+    assert!(alarms.iter().all(|t| NAB_WINDOWS.iter().any(|w| inside(t, *w))), "no false alarm: {alarms:?}");
+    let (_, sensor) = call(&state, "GET", "/api/sensors/machine", None).await;
+    assert_eq!(sensor["latest"]["t"], "2014-02-19T15:25:00.000Z");
+    assert_eq!(sensor["state"], "ok", "the series ends healthy: {sensor}");
+
+    // Downsampled: one hour of 5-minute readings is 12 raw values; their mean.
+    let hour = "from=2013-12-03T00:00:00Z&to=2013-12-03T01:00:00Z";
+    let (_, raw_hour) = call(&state, "GET", &format!("/api/sensors/machine/readings?{hour}"), None).await;
+    let values: Vec<f64> =
+        raw_hour.as_array().expect("raw").iter().filter_map(|r| r["value"].as_f64()).collect();
+    assert_eq!(values.len(), 12);
+    let mean = values.iter().sum::<f64>() / 12.0;
+    for step in ["1h", "3600", "60m"] {
+        let (_, agg) =
+            call(&state, "GET", &format!("/api/sensors/machine/readings?{hour}&step={step}"), None).await;
+        assert_eq!(agg.as_array().map(Vec::len), Some(1), "{step}: {agg}");
+        assert!((agg[0]["value"].as_f64().unwrap_or(0.0) - mean).abs() < 1e-9, "{step}");
+        assert_eq!(agg[0]["t"], "2013-12-03T00:00:00.000Z");
+    }
+    let (_, per_15) =
+        call(&state, "GET", &format!("/api/sensors/machine/readings?{hour}&step=15m"), None).await;
+    assert_eq!(per_15.as_array().map(Vec::len), Some(4));
+    let first: f64 = values[..3].iter().sum::<f64>() / 3.0;
+    assert!((per_15[0]["value"].as_f64().unwrap_or(0.0) - first).abs() < 1e-9);
+    for bad in ["step=5x", "from=yesterday", "from=2014-01-02T00:00:00Z&to=2014-01-01T00:00:00Z"] {
+        let (status, _) = call(&state, "GET", &format!("/api/sensors/machine/readings?{bad}"), None).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+    }
+}
+
+#[tokio::test]
+async fn bad_readings_are_turned_away_with_reasons_and_counted() {
+    let dir = temp("bad");
+    let state = AppState::open(&dir.0).expect("state");
+    let sensor = json!({"id":"s","kind":"speed","unit":"km/h","lon":24.9,"lat":60.1});
+    call(&state, "POST", "/api/sensors", Some(sensor)).await;
+    let batch = json!([
+        {"sensor":"s","t":"2015-09-01T13:45:00Z","value":3.0},
+        {"sensor":"ghost","t":"2015-09-01T13:45:00Z","value":3.0},
+        {"sensor":"s","t":"13:45 yesterday","value":3.0},
+        {"sensor":"s","t":"2015-09-01T13:40:00Z","value":2.0}
+    ]);
+    let (status, body) = call(&state, "POST", "/api/readings", Some(batch)).await;
+    assert_eq!(status, StatusCode::OK, "the good ones are stored: {body}");
+    assert_eq!(body["stored"], 2);
+    let reasons: Vec<(u64, String)> = body["rejected"]
+        .as_array()
+        .expect("rejected")
+        .iter()
+        .map(|r| (r["index"].as_u64().unwrap_or(99), r["reason"].as_str().unwrap_or("").to_owned()))
+        .collect();
+    assert_eq!(reasons.len(), 2);
+    assert_eq!(reasons[0].0, 1);
+    assert!(reasons[0].1.contains("unknown sensor 'ghost'"));
+    assert_eq!(reasons[1].0, 2);
+    assert!(reasons[1].1.contains("RFC 3339"));
+    let (status, _) =
+        call(&state, "POST", "/api/readings", Some(json!([{"sensor":"ghost","t":"x","value":1}]))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "nothing usable");
+    for garbage in ["{", "[{\"sensor\":1}]", "null", "[1,2,3]"] {
+        let (status, body) = raw_call(&state, "/api/readings", garbage).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{garbage}: {body}");
+    }
+    let (_, stats) = call(&state, "GET", "/api/live/stats", None).await;
+    assert_eq!(stats["stored"], 2);
+    assert_eq!(stats["out_of_order"], 1, "13:40 arrived after 13:45");
+    assert_eq!(stats["rejected"]["unknown_sensor"], 2);
+    assert_eq!(stats["rejected"]["bad_time"], 1);
+    assert_eq!(stats["rejected"]["bad_payload"], 4);
+    // The out-of-order reading is stored but does not become the latest.
+    let (_, s) = call(&state, "GET", "/api/sensors/s", None).await;
+    assert_eq!(s["latest"]["t"], "2015-09-01T13:45:00.000Z");
+    let (_, all) = call(&state, "GET", "/api/sensors/s/readings", None).await;
+    assert_eq!(all.as_array().map(Vec::len), Some(2));
+    assert_eq!(all[0]["t"], "2015-09-01T13:40:00.000Z", "in time order");
+}
