@@ -116,6 +116,15 @@ impl Server {
     }
 }
 
+#[allow(dead_code)]
+impl Server {
+    /// SIGKILL, no chance to flush or clean up: what a power cut looks like.
+    pub fn kill_9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();

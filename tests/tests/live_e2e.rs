@@ -1,0 +1,155 @@
+//! Live sensors through the real `cim-server`: readings acknowledged over HTTP survive
+//! `kill -9` in the middle of a stream, and a WebSocket subscriber gets a snapshot,
+//! then the readings and alerts of the sensors it asked for, in order.
+
+mod common;
+
+use std::io::Read;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use common::*;
+use serde_json::{Value, json};
+
+fn post(url: &str, body: &Value) -> Result<(u16, Value), String> {
+    let response =
+        match ureq::post(url).set("content-type", "application/json").send_string(&body.to_string()) {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => return Err(e.to_string()),
+        };
+    let status = response.status();
+    let mut text = String::new();
+    response.into_reader().read_to_string(&mut text).map_err(|e| e.to_string())?;
+    Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
+}
+
+fn time(i: usize) -> String {
+    // One reading a second from 2026-01-01T00:00:00Z.
+    let (h, m, s) = (i / 3600, i / 60 % 60, i % 60);
+    let (d, h) = (1 + h / 24, h % 24);
+    format!("2026-01-{d:02}T{h:02}:{m:02}:{s:02}Z")
+}
+
+#[test]
+fn every_acknowledged_reading_survives_kill_9_mid_stream() {
+    let store = temp_dir("live-kill");
+    let mut server = Server::start(&store);
+    let sensor = json!({"id":"flow-1","kind":"water_flow","unit":"l/s","lon":24.94,"lat":60.17});
+    let (status, _) = post(&format!("{}/api/sensors", server.url), &sensor).expect("register");
+    assert_eq!(status, 201);
+    let acked: Arc<Mutex<Vec<usize>>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (url, acked, stop) = (format!("{}/api/readings", server.url), acked.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut next = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let batch: Vec<Value> = (next..next + 200)
+                    .map(|i| json!({"sensor":"flow-1","t":time(i),"value":i as f64}))
+                    .collect();
+                match post(&url, &Value::Array(batch)) {
+                    Ok((200, body)) if body["stored"] == 200 => {
+                        acked.lock().expect("lock").extend(next..next + 200);
+                    }
+                    // The server died under us: this batch was never acknowledged.
+                    _ => break,
+                }
+                next += 200;
+            }
+        })
+    };
+    // Let a good number of batches through, then pull the plug mid-stream.
+    while acked.lock().expect("lock").len() < 20_000 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    server.kill_9();
+    stop.store(true, Ordering::Relaxed);
+    writer.join().expect("writer");
+    let acknowledged = acked.lock().expect("lock").clone();
+    assert!(acknowledged.len() >= 20_000);
+
+    let server = Server::start(&store);
+    let stored = get_json(&format!("{}/api/sensors/flow-1/readings", server.url));
+    let stored = stored.as_array().expect("readings");
+    let values: std::collections::HashSet<u64> =
+        stored.iter().filter_map(|r| r["value"].as_f64()).map(|v| v as u64).collect();
+    let lost: Vec<usize> = acknowledged.iter().copied().filter(|i| !values.contains(&(*i as u64))).collect();
+    assert!(lost.is_empty(), "{} acknowledged readings lost, first {:?}", lost.len(), lost.first());
+    // Nothing invented either: every stored reading is one that was sent.
+    let sent_max = acknowledged.iter().max().copied().unwrap_or(0) + 200;
+    assert!(values.iter().all(|v| (*v as usize) < sent_max));
+    let sensor = get_json(&format!("{}/api/sensors/flow-1", server.url));
+    assert_eq!(sensor["state"], "ok", "the registry and state survive too: {sensor}");
+}
+
+#[test]
+fn a_websocket_subscriber_gets_a_snapshot_then_its_sensors_readings_and_alerts_in_order() {
+    let store = temp_dir("live-ws");
+    let server = Server::start(&store);
+    let sensors = [
+        json!({"id":"boiler","kind":"temperature","unit":"°C","lon":24.94,"lat":60.17,"warn":80,"alarm":90}),
+        json!({"id":"road","kind":"speed","unit":"km/h","lon":24.95,"lat":60.17}),
+        json!({"id":"far","kind":"temperature","unit":"°C","lon":121.47,"lat":31.23}),
+    ];
+    for s in &sensors {
+        assert_eq!(post(&format!("{}/api/sensors", server.url), s).expect("register").0, 201);
+    }
+    let ws_url =
+        format!("{}/api/live?kind=temperature&bbox=24,59,26,61", server.url.replacen("http://", "ws://", 1));
+    let (mut socket, _) = tungstenite::connect(ws_url.as_str()).expect("websocket");
+    let mut next = || -> Value {
+        loop {
+            match socket.read().expect("message") {
+                tungstenite::Message::Text(t) => return serde_json::from_str(t.as_str()).expect("JSON"),
+                tungstenite::Message::Close(c) => panic!("closed: {c:?}"),
+                _ => {}
+            }
+        }
+    };
+    let snapshot = next();
+    assert_eq!(snapshot["type"], "snapshot");
+    let ids: Vec<&str> =
+        snapshot["sensors"].as_array().expect("sensors").iter().filter_map(|s| s["id"].as_str()).collect();
+    assert_eq!(ids, ["boiler"], "only temperature sensors inside the bbox");
+
+    let values = [70.0, 85.0, 95.0, 75.0];
+    for (i, v) in values.iter().enumerate() {
+        let batch = json!([
+            {"sensor":"road","t":time(i),"value":50.0},
+            {"sensor":"far","t":time(i),"value":99.0},
+            {"sensor":"boiler","t":time(i),"value":v}
+        ]);
+        let (status, body) = post(&format!("{}/api/readings", server.url), &batch).expect("post");
+        assert_eq!(status, 200, "{body}");
+    }
+    let mut readings = Vec::new();
+    let mut alerts = Vec::new();
+    while readings.len() < values.len() || alerts.len() < 3 {
+        let event = next();
+        assert_eq!(event["sensor"], "boiler", "nothing from other kinds or places: {event}");
+        match event["type"].as_str() {
+            Some("reading") => {
+                readings.push((event["value"].as_f64().unwrap_or(f64::NAN), event["state"].clone()))
+            }
+            Some("alert") => alerts.push((event["from"].clone(), event["to"].clone())),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(
+        readings,
+        [(70.0, json!("ok")), (85.0, json!("warn")), (95.0, json!("alarm")), (75.0, json!("ok"))],
+        "in order, with states"
+    );
+    assert_eq!(
+        alerts,
+        [(json!("ok"), json!("warn")), (json!("warn"), json!("alarm")), (json!("alarm"), json!("ok"))]
+    );
+    let listed = get_json(&format!("{}/api/alerts", server.url));
+    let far_alarm =
+        listed.as_array().expect("alerts").iter().any(|a| a["sensor"] == "far" && a["to"] == "alarm");
+    assert!(!far_alarm, "far has no thresholds, so no alarm");
+    let stats = get_json(&format!("{}/api/live/stats", server.url));
+    assert_eq!(stats["subscribers"], 1);
+    assert_eq!(stats["stored"], 12);
+}
