@@ -153,3 +153,161 @@ fn a_websocket_subscriber_gets_a_snapshot_then_its_sensors_readings_and_alerts_i
     assert_eq!(stats["subscribers"], 1);
     assert_eq!(stats["stored"], 12);
 }
+
+/// A real mosquitto on a free loopback port, gone with the test.
+struct Mosquitto {
+    child: std::process::Child,
+    port: u16,
+    _dir: TempDir,
+}
+
+impl Mosquitto {
+    fn start() -> Self {
+        let dir = temp_dir("mosquitto");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let conf = dir.join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!("listener {port} 127.0.0.1\nallow_anonymous true\nmessage_size_limit 1048576\n"),
+        )
+        .expect("config");
+        let child = std::process::Command::new("mosquitto")
+            .arg("-c")
+            .arg(&conf)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("mosquitto (apt-get install mosquitto mosquitto-clients)");
+        // Owned from here on: Drop kills and reaps it, also when the wait below fails.
+        let broker = Self { child, port, _dir: dir };
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return broker;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("mosquitto did not listen on {port}");
+    }
+
+    /// `mosquitto_pub -q 1 -l`: one message per line of `lines`, QoS 1.
+    fn publish(&self, topic: &str, lines: &[String]) {
+        use std::io::Write;
+        let mut child = std::process::Command::new("mosquitto_pub")
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-q", "1", "-t", topic, "-l"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .expect("mosquitto_pub");
+        let mut stdin = child.stdin.take().expect("stdin");
+        for line in lines {
+            writeln!(stdin, "{line}").expect("write");
+        }
+        drop(stdin);
+        assert!(child.wait().expect("mosquitto_pub").success());
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn readings_published_to_mosquitto_reach_a_websocket_with_the_failure_alarm_and_bad_messages_are_counted() {
+    let broker = Mosquitto::start();
+    let store = temp_dir("live-mqtt");
+    let server = Server::start_with(
+        &store,
+        &["--mqtt-broker", &format!("127.0.0.1:{}", broker.port), "--mqtt-client-id", "cim-e2e"],
+    );
+    let sensor = json!({"id":"machine","kind":"temperature","unit":"°C","lon":24.94,"lat":60.17,
+        "warn":60,"alarm":40,"hysteresis":5,"period_s":300});
+    assert_eq!(post(&format!("{}/api/sensors", server.url), &sensor).expect("register").0, 201);
+    let (mut socket, _) =
+        tungstenite::connect(format!("{}/api/live", server.url.replacen("http://", "ws://", 1)).as_str())
+            .expect("ws");
+    let mut next = move || -> Value {
+        loop {
+            match socket.read().expect("message") {
+                tungstenite::Message::Text(t) => return serde_json::from_str(t.as_str()).expect("JSON"),
+                tungstenite::Message::Close(c) => panic!("closed: {c:?}"),
+                _ => {}
+            }
+        }
+    };
+    assert_eq!(next()["type"], "snapshot");
+    // Wait until the bridge has subscribed: a probe reading comes back over the socket.
+    let probe = json!({"t":"2014-02-07T00:00:00Z","value":80.0}).to_string();
+    let mut seen = false;
+    for _ in 0..50 {
+        broker.publish("cim/sensors/machine", std::slice::from_ref(&probe));
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let stats = get_json(&format!("{}/api/live/stats", server.url));
+        if stats["stored"].as_u64() >= Some(1) {
+            seen = true;
+            break;
+        }
+    }
+    assert!(seen, "the MQTT bridge never stored the probe");
+    assert_eq!(next()["value"], 80.0);
+
+    // The real series through the labelled system failure (NAB): 2014-02-07 12:00 to
+    // 2014-02-08 06:00, one QoS 1 message per reading.
+    let text = std::fs::read_to_string(data("iot/nab_machine_temperature_system_failure.csv")).expect("csv");
+    let series: Vec<(String, f64)> = text
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let (t, v) = l.split_once(',')?;
+            Some((format!("{}Z", t.replacen(' ', "T", 1)), v.parse().ok()?))
+        })
+        .filter(|(t, _)| t.as_str() >= "2014-02-07T12:00:00Z" && t.as_str() < "2014-02-08T06:00:00Z")
+        .collect();
+    assert!(series.len() > 200, "{}", series.len());
+    let lines: Vec<String> = series.iter().map(|(t, v)| json!({"t": t, "value": v}).to_string()).collect();
+    broker.publish("cim/sensors/machine", &lines);
+    // Bad messages on the way: not JSON, far too big, an unknown sensor, a bad topic level.
+    broker.publish(
+        "cim/sensors/machine",
+        &["not json".to_owned(), format!("{{\"t\":\"{}\"}}", "x".repeat(100_000))],
+    );
+    broker.publish("cim/sensors/ghost", &[json!({"t":"2014-02-08T00:00:00Z","value":1.0}).to_string()]);
+
+    let mut received = Vec::new();
+    let mut alarm_at = None;
+    while received.len() < series.len() {
+        let event = next();
+        match event["type"].as_str() {
+            Some("reading") => {
+                received.push((event["t"].as_str().unwrap_or("").to_owned(), event["value"].as_f64()))
+            }
+            Some("alert") if event["to"] == "alarm" => alarm_at = event["t"].as_str().map(str::to_owned),
+            _ => {}
+        }
+    }
+    // Every reading, in order, with its value.
+    for ((t, v), (rt, rv)) in series.iter().zip(&received) {
+        assert_eq!(&rt[..19], &t[..19]);
+        assert!((rv.unwrap_or(f64::NAN) - v).abs() < 1e-9);
+    }
+    let alarm_at = alarm_at.expect("the failure raises an alarm");
+    assert!(alarm_at.as_str() >= "2014-02-07T14:55" && alarm_at.as_str() <= "2014-02-09T14:05", "{alarm_at}");
+    // The bad ones were counted and the server still answers.
+    let mut stats = Value::Null;
+    for _ in 0..50 {
+        stats = get_json(&format!("{}/api/live/stats", server.url));
+        if stats["rejected"]["bad_payload"].as_u64() >= Some(2)
+            && stats["rejected"]["unknown_sensor"].as_u64() >= Some(1)
+        {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(stats["rejected"]["bad_payload"], 2, "{stats}");
+    assert_eq!(stats["rejected"]["unknown_sensor"], 1, "{stats}");
+    assert_eq!(stats["stored"].as_u64(), Some(series.len() as u64 + 1), "{stats}");
+}

@@ -17,6 +17,12 @@ struct Cli {
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, default_value = "127.0.0.1:8080")]
     bind: SocketAddr,
+    /// Take sensor readings from this MQTT broker (e.g. mosquitto), topic cim/sensors/{id}.
+    #[arg(long, value_name = "HOST:PORT")]
+    mqtt_broker: Option<String>,
+    /// MQTT client id; keep it stable so the broker keeps our session across restarts.
+    #[arg(long, default_value = "cim-server")]
+    mqtt_client_id: String,
 }
 
 fn main() {
@@ -44,6 +50,13 @@ async fn run() -> anyhow::Result<()> {
     std::io::stdout().flush()?;
     let state = AppState::open(&cli.store).context("opening the live sensor database")?;
     cim_tileserver::live::spawn_stale_checker(state.live.clone());
+    if let Some(broker) = &cli.mqtt_broker {
+        let (host, port) = broker
+            .rsplit_once(':')
+            .and_then(|(h, p)| Some((h.to_owned(), p.parse::<u16>().ok()?)))
+            .with_context(|| format!("--mqtt-broker '{broker}': HOST:PORT expected"))?;
+        cim_tileserver::live::mqtt::spawn_bridge(state.live.clone(), host, port, cli.mqtt_client_id.clone());
+    }
     axum::serve(listener, app(state))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;

@@ -97,11 +97,16 @@ pub struct Server {
 
 impl Server {
     pub fn start(store: &Path) -> Self {
+        Self::start_with(store, &[])
+    }
+
+    pub fn start_with(store: &Path, extra: &[&str]) -> Self {
         let mut child = Command::new(bin_dir().join("cim-server"))
             .arg("--store")
             .arg(store)
             .arg("--bind")
             .arg("127.0.0.1:0")
+            .args(extra)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

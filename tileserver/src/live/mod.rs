@@ -3,10 +3,12 @@
 //!
 //! * [`store`]: the redb file (registry, raw / minute / hour readings, states, alerts).
 //! * [`socket`]: `GET /api/live`, WebSocket push with a snapshot then deltas.
+//! * [`mqtt`]: readings from a broker's `cim/sensors/+`, acknowledged after commit.
 //!
 //! Handlers sit beside their routes here. Writes run on the blocking pool; a reading
 //! is acknowledged only after its transaction committed.
 
+pub mod mqtt;
 pub mod socket;
 pub mod store;
 
@@ -31,7 +33,7 @@ use store::{Alert, Current, SensorStore, StoreError};
 /// Readings accepted in one request or message batch.
 pub const MAX_BATCH: usize = 50_000;
 /// Live events buffered per subscriber before a slow one is dropped.
-pub const LIVE_BUFFER: usize = 4096;
+pub const LIVE_BUFFER: usize = 65_536;
 
 /// What subscribers hear.
 #[derive(Debug, Clone, Serialize)]
@@ -134,19 +136,15 @@ impl Live {
                 heard.insert(id.clone(), now);
             }
         }
-        // Subscribers hear the newest reading per sensor of the batch, then alerts.
-        for (id, cur) in &outcome.changed {
-            if let (Some(t), Some(value)) = (cur.t, cur.value) {
-                let _ = self.events.send(LiveEvent::Reading {
-                    sensor: id.clone(),
-                    t: format_rfc3339_ms(t),
-                    value,
-                    state: cur.state,
-                });
+        // Subscribers hear every stored reading in order, each followed by its alert.
+        if self.events.receiver_count() > 0 {
+            for (sensor, t, value, state, alert) in outcome.stored_readings {
+                let _ =
+                    self.events.send(LiveEvent::Reading { sensor, t: format_rfc3339_ms(t), value, state });
+                if let Some(alert) = alert {
+                    let _ = self.events.send(LiveEvent::Alert(alert));
+                }
             }
-        }
-        for alert in &outcome.alerts {
-            let _ = self.events.send(LiveEvent::Alert(alert.clone()));
         }
         Ok(Ingested { stored: outcome.stored, duplicates: outcome.duplicates, rejected })
     }

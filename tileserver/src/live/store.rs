@@ -77,6 +77,9 @@ pub struct BatchOutcome {
     pub alerts: Vec<Alert>,
     /// Sensors whose current state or value changed, for live subscribers.
     pub changed: Vec<(String, Current)>,
+    /// Every newly stored reading in arrival order: sensor, time, value, the sensor's
+    /// state after it, and the alert it raised, if any.
+    pub stored_readings: Vec<(String, i64, f64, SensorState, Option<Alert>)>,
 }
 
 pub struct SensorStore {
@@ -217,6 +220,7 @@ impl SensorStore {
                 };
                 if cur.t.is_some_and(|newest| *t < newest) {
                     out.out_of_order += 1;
+                    out.stored_readings.push((id.clone(), *t, *value, cur.state, None));
                     continue;
                 }
                 let next = sensor.next_state(cur.state, *value);
@@ -232,7 +236,10 @@ impl SensorStore {
                     };
                     alerts.insert(next_seq, serde_json::to_string(&alert)?.as_str())?;
                     next_seq += 1;
-                    out.alerts.push(alert);
+                    out.alerts.push(alert.clone());
+                    out.stored_readings.push((id.clone(), *t, *value, next, Some(alert)));
+                } else {
+                    out.stored_readings.push((id.clone(), *t, *value, next, None));
                 }
                 current.insert(id.as_str(), Current { state: next, t: Some(*t), value: Some(*value) });
             }
