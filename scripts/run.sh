@@ -25,11 +25,19 @@ cargo build --workspace
 bin="$CARGO_TARGET_DIR/release"
 "$bin/cim-ingest" --store store --layer helsinki "$sample"
 url="http://127.0.0.1:${PORT:-8080}"
-echo "serving $url: TileJSON /tiles/helsinki.json, 3D Tiles /3dtiles/helsinki/tileset.json, OGC API /collections"
-if [ -z "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ]; then
-  exec "$bin/cim-server" --store store --bind "127.0.0.1:${PORT:-8080}"
-fi
+echo "serving $url: TileJSON /tiles/helsinki.json, 3D Tiles /3dtiles/helsinki/tileset.json, OGC API /collections, sensors /api/sensors, live /api/live"
 "$bin/cim-server" --store store --bind "127.0.0.1:${PORT:-8080}" &
 server=$!
-trap 'kill $server 2>/dev/null || true' EXIT
-"$CARGO_TARGET_DIR/debug/cim-viewer" --server "$url" --camera 24.944,60.162,900,0,-35
+simulator=""
+trap 'kill $server $simulator 2>/dev/null || true' EXIT
+for _ in $(seq 100); do curl -sf "$url/healthz" >/dev/null && break; sleep 0.1; done
+# Live sensors on the sample city: the NAB series when ../shared is beside us,
+# generated ones otherwise.
+iot=(); [ -d ../shared/data/iot ] && iot=(--iot ../shared/data/iot)
+"$CARGO_TARGET_DIR/debug/cim-simulate" --server "$url" --layer helsinki --sensors 60 --rate 60 "${iot[@]}" &
+simulator=$!
+if [ -z "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ]; then
+  wait $server
+else
+  "$CARGO_TARGET_DIR/debug/cim-viewer" --server "$url" --camera 24.944,60.162,900,0,-35
+fi

@@ -1,0 +1,270 @@
+//! `cim-simulate --server URL [--layer L] [--sensors N] [--rate R] [--seconds S] [--iot DIR]`
+//!
+//! Puts N sensors on the city's buildings (from the server's feature API), registers
+//! them, and replays real series through `POST /api/readings`: the NAB machine
+//! temperature, road speed and road occupancy from `--iot DIR` when given, otherwise
+//! series generated here with the same shape (daily cycle, noise, rare excursions).
+//! Each sensor starts at its own place in its series; readings carry the wall-clock
+//! time, so the operations centre sees them as live.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use serde_json::{Value, json};
+
+#[derive(Parser, Debug)]
+#[command(name = "cim-simulate", version, about = "Replay sensor series as live readings into a cim-server")]
+struct Cli {
+    /// Base URL of the server, e.g. http://127.0.0.1:8080
+    #[arg(long)]
+    server: String,
+    /// Layer whose buildings carry the sensors (default: the first layer listed).
+    #[arg(long)]
+    layer: Option<String>,
+    #[arg(long, default_value_t = 30)]
+    sensors: usize,
+    /// Readings per second across all sensors.
+    #[arg(long, default_value_t = 60.0)]
+    rate: f64,
+    /// Stop after this many seconds (0: run until interrupted).
+    #[arg(long, default_value_t = 0.0)]
+    seconds: f64,
+    /// Directory with the NAB series (nab_*.csv); generated series without it.
+    #[arg(long)]
+    iot: Option<PathBuf>,
+}
+
+/// One kind of sensor: its series and thresholds.
+struct Kind {
+    name: &'static str,
+    unit: &'static str,
+    file: &'static str,
+    warn: f64,
+    alarm: f64,
+    hysteresis: f64,
+}
+
+const KINDS: [Kind; 3] = [
+    Kind {
+        name: "temperature",
+        unit: "°C",
+        file: "nab_machine_temperature_system_failure.csv",
+        warn: 60.0,
+        alarm: 40.0,
+        hysteresis: 5.0,
+    },
+    Kind {
+        name: "traffic_speed",
+        unit: "km/h",
+        file: "nab_speed_6005.csv",
+        warn: 50.0,
+        alarm: 30.0,
+        hysteresis: 5.0,
+    },
+    Kind {
+        name: "occupancy",
+        unit: "%",
+        file: "nab_occupancy_6005.csv",
+        warn: 12.0,
+        alarm: 18.0,
+        hysteresis: 1.0,
+    },
+];
+
+fn read_series(path: &std::path::Path) -> anyhow::Result<Vec<f64>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate().skip(1) {
+        let value = line.split(',').nth(1).and_then(|v| v.trim().parse::<f64>().ok());
+        out.push(value.with_context(|| format!("{}:{}: 'timestamp,value' expected", path.display(), n + 1))?);
+    }
+    if out.is_empty() {
+        bail!("{}: no readings", path.display());
+    }
+    Ok(out)
+}
+
+/// A deterministic stand-in for a NAB series: daily cycle around the kind's normal
+/// level, noise, and an excursion past the alarm threshold about once a day.
+fn generated_series(kind: &Kind, seed: u64) -> Vec<f64> {
+    let mut state = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+    let mut noise = move || {
+        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        ((state >> 11) as f64 / (1u64 << 53) as f64) - 0.5
+    };
+    let high_is_bad = kind.alarm > kind.warn;
+    let normal = if high_is_bad { kind.warn * 0.5 } else { kind.warn * 1.5 };
+    let span = (kind.warn - kind.alarm).abs();
+    (0..2880)
+        .map(|i| {
+            let day = (i as f64 / 288.0 * std::f64::consts::TAU).sin();
+            let excursion = if i % 288 > 200 && i % 288 < 212 { 4.0 * span } else { 0.0 };
+            let swing = span * 0.6 * day + span * 0.3 * noise() + excursion;
+            if high_is_bad { normal + swing } else { normal - swing }
+        })
+        .collect()
+}
+
+fn http(method: &str, url: &str, body: Option<&Value>) -> anyhow::Result<Value> {
+    let request = ureq::request(method, url).timeout(Duration::from_secs(30));
+    let response = match body {
+        Some(b) => request.set("content-type", "application/json").send_string(&b.to_string()),
+        None => request.call(),
+    };
+    let response = match response {
+        Ok(r) => r,
+        Err(ureq::Error::Status(code, r)) => {
+            let mut text = String::new();
+            let _ = r.into_reader().take(4096).read_to_string(&mut text);
+            bail!("{method} {url}: HTTP {code}: {text}");
+        }
+        Err(e) => bail!("{method} {url}: {e}"),
+    };
+    let mut text = String::new();
+    response.into_reader().take(256 << 20).read_to_string(&mut text)?;
+    Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// Roughly the middle of a footprint: the mean of its outer ring's vertices.
+fn centroid(geometry: &Value) -> Option<(f64, f64)> {
+    let ring = match geometry["type"].as_str()? {
+        "Polygon" => &geometry["coordinates"][0],
+        "MultiPolygon" => &geometry["coordinates"][0][0],
+        _ => return None,
+    };
+    let points: Vec<(f64, f64)> =
+        ring.as_array()?.iter().filter_map(|p| Some((p[0].as_f64()?, p[1].as_f64()?))).collect();
+    (!points.is_empty()).then(|| {
+        let n = points.len() as f64;
+        (points.iter().map(|p| p.0).sum::<f64>() / n, points.iter().map(|p| p.1).sum::<f64>() / n)
+    })
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    if !(cli.rate > 0.0 && cli.rate.is_finite()) {
+        bail!("--rate must be a positive number of readings per second");
+    }
+    let base = cli.server.trim_end_matches('/');
+    let layer = match &cli.layer {
+        Some(l) => l.clone(),
+        None => http("GET", &format!("{base}/api/layers"), None)?[0]["id"]
+            .as_str()
+            .context("the server lists no layers to put sensors on")?
+            .to_owned(),
+    };
+    let items = http("GET", &format!("{base}/collections/{layer}/items?limit=10000"), None)?;
+    let mut spots: Vec<(String, f64, f64, f64)> = items["features"]
+        .as_array()
+        .context("feature API answered without features")?
+        .iter()
+        .filter(|f| f["properties"]["building"].is_string())
+        .filter_map(|f| {
+            let (lon, lat) = centroid(&f["geometry"])?;
+            let height = f["properties"]["height"]
+                .as_str()
+                .and_then(|h| h.trim_end_matches(" m").parse().ok())
+                .unwrap_or(10.0);
+            Some((f["id"].to_string(), lon, lat, height))
+        })
+        .collect();
+    if spots.is_empty() {
+        bail!("layer '{layer}' has no buildings to put sensors on");
+    }
+    // Spread the sensors over the city rather than down one street.
+    let stride = (spots.len() / cli.sensors.max(1)).max(1);
+    spots = spots.into_iter().step_by(stride).take(cli.sensors).collect();
+    let series: Vec<Vec<f64>> = KINDS
+        .iter()
+        .enumerate()
+        .map(|(k, kind)| match &cli.iot {
+            Some(dir) => read_series(&dir.join(kind.file)),
+            None => Ok(generated_series(kind, k as u64 + 1)),
+        })
+        .collect::<anyhow::Result<_>>()?;
+    // Each sensor speaks every `sensors / rate` seconds; allow for the 100 ms ticks.
+    let period_s = (spots.len() as f64 / cli.rate).max(1.0);
+    let mut cursors = Vec::with_capacity(spots.len());
+    for (i, (fid, lon, lat, height)) in spots.iter().enumerate() {
+        let kind = &KINDS[i % KINDS.len()];
+        let id = format!("{}-{i:04}", kind.name);
+        let sensor = json!({
+            "id": id, "kind": kind.name, "unit": kind.unit, "lon": lon, "lat": lat, "height": height,
+            "feature": fid, "warn": kind.warn, "alarm": kind.alarm, "hysteresis": kind.hysteresis,
+            "period_s": period_s, "owner": "simulator", "classification": "internal",
+        });
+        http("POST", &format!("{base}/api/sensors"), Some(&sensor))?;
+        let len = series[i % KINDS.len()].len();
+        cursors.push((id, i % KINDS.len(), (i * 7919) % len));
+    }
+    eprintln!("cim-simulate: {} sensors on '{layer}', {} readings/s", cursors.len(), cli.rate);
+    let started = Instant::now();
+    let tick = Duration::from_millis(100);
+    let (mut sent, mut next) = (0u64, 0usize);
+    let mut owed = 0.0;
+    loop {
+        let elapsed = started.elapsed().as_secs_f64();
+        if cli.seconds > 0.0 && elapsed >= cli.seconds {
+            break;
+        }
+        owed += cli.rate * tick.as_secs_f64();
+        let count = owed.floor() as usize;
+        owed -= count as f64;
+        let tick_start = now_ms();
+        let mut batch = Vec::with_capacity(count);
+        let n = cursors.len();
+        for j in 0..count {
+            let (id, kind, at) = &mut cursors[next % n];
+            let values = &series[*kind];
+            // Spread over the tick so a sensor's readings never share a time.
+            let t = cim_core::sensors::format_rfc3339_ms(tick_start + (j * 100 / count.max(1)) as i64);
+            batch.push(json!({"sensor": id, "t": t, "value": values[*at % values.len()]}));
+            *at += 1;
+            next += 1;
+        }
+        if !batch.is_empty() {
+            http("POST", &format!("{base}/api/readings"), Some(&Value::Array(batch)))?;
+            sent += count as u64;
+        }
+        std::thread::sleep(
+            tick.saturating_sub(Duration::from_secs_f64(
+                (started.elapsed().as_secs_f64() - elapsed).min(0.1),
+            )),
+        );
+    }
+    eprintln!("cim-simulate: sent {sent} readings in {:.1} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_series_cross_the_thresholds_of_their_kind() {
+        for (k, kind) in KINDS.iter().enumerate() {
+            let s = generated_series(kind, k as u64);
+            let high_is_bad = kind.alarm > kind.warn;
+            let bad = |v: f64| if high_is_bad { v >= kind.alarm } else { v <= kind.alarm };
+            let fine = |v: f64| if high_is_bad { v < kind.warn } else { v > kind.warn };
+            let alarms = s.iter().filter(|v| bad(**v)).count();
+            let ok = s.iter().filter(|v| fine(**v)).count();
+            assert!(alarms > 0 && alarms < s.len() / 10, "{}: {alarms} alarms", kind.name);
+            assert!(ok > s.len() / 2, "{}: mostly fine ({ok})", kind.name);
+        }
+    }
+
+    #[test]
+    fn centroids_of_footprints() {
+        let square = json!({"type":"Polygon","coordinates":[[[0,0],[2,0],[2,2],[0,2]]]});
+        assert_eq!(centroid(&square), Some((1.0, 1.0)));
+        assert_eq!(centroid(&json!({"type":"Point","coordinates":[1,2]})), None);
+    }
+}
