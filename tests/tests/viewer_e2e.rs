@@ -341,3 +341,37 @@ fn a_missing_tile_a_corrupt_glb_and_an_unreachable_server_are_reported_while_the
 fn path_str(p: &Path) -> &str {
     p.to_str().expect("UTF-8 path")
 }
+
+fn is_alarm_red([r, g, b]: [u8; 3]) -> bool {
+    r > 180 && g < 90 && b < 90
+}
+
+fn post_json(url: &str, body: &Value) -> u16 {
+    match ureq::post(url).set("content-type", "application/json").send_string(&body.to_string()) {
+        Ok(r) => r.status(),
+        Err(ureq::Error::Status(code, _)) => code,
+        Err(e) => panic!("POST {url}: {e}"),
+    }
+}
+
+#[test]
+fn live_sensor_markers_sit_on_their_buildings_coloured_by_state() {
+    let (_store, server, items) = helsinki("viewer-live");
+    let (fid, lon, lat) = deep_inside_the_largest_building(&items);
+    let sensor = serde_json::json!({"id":"boiler","kind":"temperature","unit":"°C","lon":lon,"lat":lat,
+        "height":30,"feature":fid.to_string(),"warn":80,"alarm":90});
+    assert_eq!(post_json(&format!("{}/api/sensors", server.url), &sensor), 201);
+    let reading = serde_json::json!([{"sensor":"boiler","t":"2026-11-22T08:00:00Z","value":97.5}]);
+    assert_eq!(post_json(&format!("{}/api/readings", server.url), &reading), 200);
+    let camera = format!("{lon},{lat},700,0,-89.9");
+    let shot = shoot(&server.url, &camera, &["--hide", "helsinki/ground"], "live");
+    assert!(is_alarm_red(shot.px(400, 300)), "an alarm marker over the building: {:?}", shot.px(400, 300));
+    // One marker, a few pixels across, not a red wash: red only near the centre.
+    let red: Vec<(usize, usize)> =
+        shot.samples().into_iter().filter(|&(x, y)| is_alarm_red(shot.px(x, y))).collect();
+    assert!(!red.is_empty() && red.len() < 40, "{} red samples", red.len());
+    assert!(red.iter().all(|&(x, y)| x.abs_diff(400) < 40 && y.abs_diff(300) < 40), "{red:?}");
+    // Switched off from the layer panel's entry, the marker is gone.
+    let off = shoot(&server.url, &camera, &["--hide", "helsinki/ground,sensors"], "live-off");
+    assert!(!is_alarm_red(off.px(400, 300)), "{:?}", off.px(400, 300));
+}

@@ -8,6 +8,7 @@
 
 pub mod cache;
 pub mod ground;
+pub mod live;
 pub mod select;
 pub mod tree;
 

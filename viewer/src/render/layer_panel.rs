@@ -48,6 +48,7 @@ pub fn rows_for(catalogue: &Catalogue) -> Vec<PanelRow> {
             rows.push(toggle(format!("  {}", group.label()), group.label().to_owned()));
         }
     }
+    rows.push(toggle("live sensors".to_owned(), "sensors".to_owned()));
     for (n, row) in rows.iter_mut().enumerate().take(9) {
         row.key = Some(n + 1);
     }
@@ -205,6 +206,7 @@ mod tests {
                 (Some(6), "land use"),
                 (Some(7), "water"),
                 (Some(8), "district borders"),
+                (Some(9), "sensors"),
             ]
         );
         assert_eq!(rows.last().map(|r| &r.action), Some(&RowAction::FlyTo([1.0, 2.0, 3.0, 4.0])));

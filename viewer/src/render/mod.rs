@@ -7,6 +7,7 @@
 //! * [`camera`]: orbit / pan / zoom / tilt, fly-to, home and north-up.
 //! * [`pick`]: a click selects a building, highlights it and reports its feature id.
 //! * [`layer_panel`]: toggles each layer and ground class, flies to a layer.
+//! * [`sensors`]: live sensor markers by state, the alert list, a sensor's sparkline.
 //! * [`hud`]: FPS / tiles / memory readout, errors on screen, the picked building's attributes.
 //! * [`bench`]: `--bench`: flies a scripted path and reports frame times.
 //! * [`capture`]: `--screenshot` waits for the visible tiles, writes a PNG and exits.
@@ -22,6 +23,7 @@ pub mod hud;
 pub mod layer_panel;
 pub mod pick;
 pub mod platform;
+pub mod sensors;
 pub mod tiles;
 
 use std::collections::HashSet;
@@ -113,6 +115,7 @@ pub fn app(options: ViewerOptions, window: Window) -> App {
             hud::HudPlugin,
             capture::CapturePlugin,
             bench::BenchPlugin,
+            sensors::SensorsPlugin,
         ));
     app
 }

@@ -13,7 +13,10 @@ pub struct PickPlugin;
 
 impl Plugin for PickPlugin {
     fn build(&self, app: &mut App) {
-        app.init_resource::<Picked>().add_systems(Update, (click_to_pick, highlight_picked).chain());
+        app.init_resource::<Picked>().add_systems(
+            Update,
+            (click_to_pick.after(super::sensors::click_marker), highlight_picked).chain(),
+        );
     }
 }
 
@@ -27,16 +30,18 @@ pub const HIGHLIGHT: Color = Color::srgb(1.0, 0.45, 0.0);
 #[derive(Component)]
 struct Highlight;
 
+#[allow(clippy::too_many_arguments)]
 fn click_to_pick(
     mouse: Res<ButtonInput<MouseButton>>,
     windows: Query<&Window>,
     camera: Query<(&Camera, &GlobalTransform)>,
     ui: Query<&Interaction>,
+    marker: Res<super::sensors::MarkerClick>,
     mut ray_cast: MeshRayCast,
     tiles: Query<&TileMesh>,
     mut picked: ResMut<Picked>,
 ) {
-    if !mouse.just_released(MouseButton::Left) {
+    if !mouse.just_released(MouseButton::Left) || marker.0 {
         return;
     }
     // A click on a panel is not a click on the city behind it.

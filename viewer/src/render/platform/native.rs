@@ -48,3 +48,45 @@ pub fn peak_memory_bytes() -> Option<u64> {
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
 }
+
+/// Messages of a WebSocket, read on a worker thread; `take` them once per frame.
+pub struct Subscription(Arc<Mutex<(Vec<String>, Option<String>)>>);
+
+impl Subscription {
+    /// Text messages so far, and the error that ended the stream, if it ended.
+    pub fn take(&self) -> (Vec<String>, Option<String>) {
+        self.0.lock().map(|mut s| (std::mem::take(&mut s.0), s.1.take())).unwrap_or_default()
+    }
+}
+
+/// Opens `url` (ws://) and collects its text messages until it closes.
+pub fn subscribe(url: String) -> Subscription {
+    let slot: Arc<Mutex<(Vec<String>, Option<String>)>> = Arc::default();
+    let worker = slot.clone();
+    std::thread::spawn(move || {
+        let ended = match tungstenite::connect(url.as_str()) {
+            Err(e) => format!("{url}: {e}"),
+            Ok((mut socket, _)) => loop {
+                match socket.read() {
+                    Ok(tungstenite::Message::Text(t)) => {
+                        if let Ok(mut s) = worker.lock() {
+                            s.0.push(t.as_str().to_owned());
+                        }
+                    }
+                    Ok(tungstenite::Message::Close(frame)) => {
+                        break format!(
+                            "{url}: closed {}",
+                            frame.map(|f| f.reason.to_string()).unwrap_or_default()
+                        );
+                    }
+                    Ok(_) => {}
+                    Err(e) => break format!("{url}: {e}"),
+                }
+            },
+        };
+        if let Ok(mut s) = worker.lock() {
+            s.1 = Some(ended);
+        }
+    });
+    Subscription(slot)
+}

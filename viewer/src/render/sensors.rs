@@ -1,0 +1,337 @@
+//! Live sensors on the map: a marker per sensor coloured by state (pulsing on alarm),
+//! kept a constant size on screen; an alert list whose rows fly to the sensor; a
+//! click on a marker shows its latest value and a sparkline of the last hour.
+
+use std::collections::HashMap;
+
+use bevy::picking::mesh_picking::ray_cast::{MeshRayCast, MeshRayCastSettings};
+use bevy::prelude::*;
+use glam::DVec3;
+
+use super::camera::{Flight, Orbit};
+use super::catalogue::Catalogue;
+use super::platform::{Pending, Subscription, fetch_then, subscribe};
+use super::{Hidden, Problems, RenderFrame, ViewerOptions};
+use crate::live::{LiveModel, sparkline, state_colour};
+
+pub struct SensorsPlugin;
+
+impl Plugin for SensorsPlugin {
+    fn build(&self, app: &mut App) {
+        app.init_resource::<Live>()
+            .init_resource::<MarkerClick>()
+            .add_systems(Startup, spawn_panels)
+            .add_systems(
+                Update,
+                (connect, receive, place_markers, size_markers, click_marker, press_alert, update_panels)
+                    .chain(),
+            );
+    }
+}
+
+#[derive(Resource, Default)]
+pub struct Live {
+    subscription: Option<Subscription>,
+    retry_at: f32,
+    pub model: LiveModel,
+    drawn_revision: u64,
+    selected: Option<String>,
+    history: Option<Pending<Vec<f64>>>,
+    spark: String,
+}
+
+/// Set when this frame's click landed on a marker, so building picking skips it.
+#[derive(Resource, Default)]
+pub struct MarkerClick(pub bool);
+
+#[derive(Component)]
+pub struct Marker {
+    pub id: String,
+    state: String,
+}
+
+#[derive(Component)]
+struct AlertList;
+
+#[derive(Component)]
+struct AlertRow(usize);
+
+#[derive(Component)]
+struct SensorPanel;
+
+fn ws_url(server: &str) -> String {
+    let base = server.trim_end_matches('/');
+    let rest = base.strip_prefix("https://").map(|r| format!("wss://{r}"));
+    rest.unwrap_or_else(|| format!("ws://{}", base.trim_start_matches("http://"))) + "/api/live"
+}
+
+fn connect(options: Res<ViewerOptions>, catalogue: Res<Catalogue>, time: Res<Time>, mut live: ResMut<Live>) {
+    if live.subscription.is_none() && catalogue.loaded && time.elapsed_secs() >= live.retry_at {
+        live.subscription = Some(subscribe(ws_url(&options.server)));
+    }
+}
+
+fn receive(time: Res<Time>, mut live: ResMut<Live>, mut problems: ResMut<Problems>) {
+    let Some(subscription) = &live.subscription else { return };
+    let (messages, ended) = subscription.take();
+    for m in messages {
+        if let Err(e) = live.model.apply(&m) {
+            problems.report(e);
+        }
+    }
+    if let Some(e) = ended {
+        // A server without live data (or a dropped link): say so, try again later.
+        problems.report(format!("live sensors: {e}"));
+        live.subscription = None;
+        live.retry_at = time.elapsed_secs() + 5.0;
+    }
+}
+
+#[derive(Default)]
+struct MarkerAssets {
+    mesh: Option<Handle<Mesh>>,
+    materials: HashMap<String, Handle<StandardMaterial>>,
+}
+
+fn material(
+    assets: &mut MarkerAssets,
+    materials: &mut Assets<StandardMaterial>,
+    state: &str,
+) -> Handle<StandardMaterial> {
+    assets
+        .materials
+        .entry(state.to_owned())
+        .or_insert_with(|| {
+            let [r, g, b] = state_colour(state);
+            materials.add(StandardMaterial { base_color: Color::srgb(r, g, b), unlit: true, ..default() })
+        })
+        .clone()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn place_markers(
+    mut commands: Commands,
+    frame: Option<Res<RenderFrame>>,
+    mut live: ResMut<Live>,
+    mut meshes: ResMut<Assets<Mesh>>,
+    mut materials: ResMut<Assets<StandardMaterial>>,
+    mut markers: Query<(Entity, &mut Marker, &mut MeshMaterial3d<StandardMaterial>)>,
+    mut assets: Local<MarkerAssets>,
+) {
+    let Some(frame) = frame else { return };
+    if live.drawn_revision == live.model.revision {
+        return;
+    }
+    live.drawn_revision = live.model.revision;
+    let mesh = assets.mesh.get_or_insert_with(|| meshes.add(Sphere::new(1.0).mesh().uv(16, 8))).clone();
+    let mut seen = std::collections::HashSet::new();
+    for (entity, mut marker, mut handle) in &mut markers {
+        match live.model.sensors.get(&marker.id) {
+            None => commands.entity(entity).despawn(),
+            Some(s) => {
+                seen.insert(marker.id.clone());
+                if marker.state != s.state {
+                    marker.state = s.state.clone();
+                    handle.0 = material(&mut assets, &mut materials, &s.state);
+                }
+            }
+        }
+    }
+    for s in live.model.sensors.values().filter(|s| !seen.contains(&s.id)) {
+        let at = frame.ecef_to_render.transform_point3(DVec3::from(cim_core::frame::geodetic_to_ecef(
+            s.lon,
+            s.lat,
+            s.height + 4.0,
+        )));
+        commands.spawn((
+            Mesh3d(mesh.clone()),
+            MeshMaterial3d(material(&mut assets, &mut materials, &s.state)),
+            Transform::from_translation(at.as_vec3()),
+            Marker { id: s.id.clone(), state: s.state.clone() },
+            bevy::light::NotShadowCaster,
+        ));
+    }
+}
+
+/// About 9 pixels across at any distance; alarms pulse.
+fn size_markers(
+    time: Res<Time>,
+    hidden: Res<Hidden>,
+    live: Res<Live>,
+    camera: Query<&GlobalTransform, With<Camera3d>>,
+    mut markers: Query<(&Marker, &mut Transform, &mut Visibility)>,
+) {
+    let Ok(eye) = camera.single() else { return };
+    let eye = eye.translation();
+    let pulse = 1.0 + 0.35 * (time.elapsed_secs() * 6.0).sin();
+    for (marker, mut transform, mut visibility) in &mut markers {
+        let kind = live.model.sensors.get(&marker.id).map_or("", |s| s.kind.as_str());
+        let show = hidden.shows("sensors") && hidden.shows(&format!("sensors/{kind}"));
+        let want = if show { Visibility::Inherited } else { Visibility::Hidden };
+        if *visibility != want {
+            *visibility = want;
+        }
+        let base = (transform.translation.distance(eye) * 0.006).max(2.0);
+        transform.scale = Vec3::splat(if marker.state == "alarm" { base * pulse } else { base });
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn click_marker(
+    mouse: Res<ButtonInput<MouseButton>>,
+    options: Res<ViewerOptions>,
+    windows: Query<&Window>,
+    camera: Query<(&Camera, &GlobalTransform)>,
+    ui: Query<&Interaction>,
+    markers: Query<&Marker>,
+    mut ray_cast: MeshRayCast,
+    mut live: ResMut<Live>,
+    mut clicked: ResMut<MarkerClick>,
+) {
+    clicked.0 = false;
+    if !mouse.just_released(MouseButton::Left) || ui.iter().any(|i| *i != Interaction::None) {
+        return;
+    }
+    let (Ok(window), Ok((camera, at))) = (windows.single(), camera.single()) else { return };
+    let Some(ray) = window.cursor_position().and_then(|c| camera.viewport_to_world(at, c).ok()) else {
+        return;
+    };
+    let is_marker = |e: Entity| markers.contains(e);
+    let hits =
+        ray_cast.cast_ray(ray, &MeshRayCastSettings::default().with_filter(&is_marker).always_early_exit());
+    let Some(marker) = hits.first().and_then(|(e, _)| markers.get(*e).ok()) else { return };
+    clicked.0 = true;
+    let id = marker.id.clone();
+    // The last hour at one value a minute, for the sparkline.
+    let url = format!(
+        "{}/api/sensors/{id}/readings?from={}&step=1m",
+        options.server.trim_end_matches('/'),
+        cim_core::sensors::format_rfc3339_ms(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64)
+                - 3_600_000
+        )
+    );
+    live.history = Some(fetch_then(url, |bytes| {
+        let rows: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
+        Ok(rows
+            .as_array()
+            .map(|a| a.iter().filter_map(|r| r["value"].as_f64()).collect())
+            .unwrap_or_default())
+    }));
+    live.selected = Some(id);
+    live.spark.clear();
+}
+
+fn spawn_panels(mut commands: Commands) {
+    commands.spawn((
+        Node {
+            position_type: PositionType::Absolute,
+            bottom: px(6),
+            right: px(6),
+            flex_direction: FlexDirection::Column,
+            padding: UiRect::all(px(4)),
+            max_width: px(380),
+            ..default()
+        },
+        BackgroundColor(Color::srgba(0.0, 0.0, 0.0, 0.55)),
+        Visibility::Hidden,
+        AlertList,
+    ));
+    commands.spawn((
+        Text::new(""),
+        super::hud::ui_font(14.0),
+        TextColor(Color::WHITE),
+        BackgroundColor(Color::srgba(0.0, 0.0, 0.0, 0.55)),
+        Node {
+            position_type: PositionType::Absolute,
+            bottom: px(180),
+            right: px(6),
+            max_width: px(380),
+            ..default()
+        },
+        Visibility::Hidden,
+        SensorPanel,
+    ));
+}
+
+fn press_alert(
+    rows: Query<(&Interaction, &AlertRow), Changed<Interaction>>,
+    live: Res<Live>,
+    frame: Option<Res<RenderFrame>>,
+    camera: Query<&Orbit>,
+    mut flight: ResMut<Flight>,
+) {
+    let (Some(frame), Ok(orbit)) = (frame, camera.single()) else { return };
+    for (interaction, row) in &rows {
+        if *interaction != Interaction::Pressed {
+            continue;
+        }
+        let Some(alert) = live.model.alerts.get(row.0) else { continue };
+        let Some(s) = live.model.sensors.get(&alert.sensor) else { continue };
+        let at = frame
+            .ecef_to_render
+            .transform_point3(DVec3::from(cim_core::frame::geodetic_to_ecef(s.lon, s.lat, 0.0)));
+        flight.target = Some(Orbit { focus: at.as_vec3(), distance: 400.0, ..*orbit });
+    }
+}
+
+type ListParts = (Entity, &'static mut Visibility);
+type PanelParts = (&'static mut Text, &'static mut Visibility);
+
+#[allow(clippy::too_many_arguments)]
+fn update_panels(
+    mut commands: Commands,
+    mut live: ResMut<Live>,
+    mut list: Query<ListParts, (With<AlertList>, Without<SensorPanel>)>,
+    rows: Query<Entity, With<AlertRow>>,
+    mut panel: Query<PanelParts, (With<SensorPanel>, Without<AlertList>)>,
+    mut shown_revision: Local<u64>,
+) {
+    if let Some(result) = live.history.as_ref().and_then(Pending::take) {
+        live.spark = result.map(|v| sparkline(&v)).unwrap_or_else(|e| format!("history: {e}"));
+        live.history = None;
+    }
+    if let Ok((mut text, mut visibility)) = panel.single_mut() {
+        let s = live.selected.as_ref().and_then(|id| live.model.sensors.get(id));
+        *visibility = if s.is_some() { Visibility::Inherited } else { Visibility::Hidden };
+        if let Some(s) = s {
+            let latest = s
+                .latest
+                .as_ref()
+                .map_or("no reading yet".to_owned(), |(t, v)| format!("{v:.2} {} at {t}", s.unit));
+            let line = format!(
+                "{} ({})  {}\n{latest}\nlast hour {}",
+                s.id,
+                s.kind,
+                s.state.to_uppercase(),
+                live.spark
+            );
+            if text.0 != line {
+                text.0 = line;
+            }
+        }
+    }
+    if *shown_revision == live.model.revision {
+        return;
+    }
+    *shown_revision = live.model.revision;
+    let Ok((list, mut visibility)) = list.single_mut() else { return };
+    *visibility = if live.model.alerts.is_empty() { Visibility::Hidden } else { Visibility::Inherited };
+    for row in &rows {
+        commands.entity(row).despawn();
+    }
+    commands.entity(list).with_children(|list| {
+        for (i, a) in live.model.alerts.iter().take(8).enumerate() {
+            let time = a.t.get(11..19).unwrap_or(&a.t);
+            list.spawn((
+                Button,
+                Text::new(format!("{time}  {}  {} → {}", a.sensor, a.from, a.to)),
+                super::hud::ui_font(13.0),
+                TextColor(Color::srgb_from_array(state_colour(&a.to))),
+                AlertRow(i),
+            ));
+        }
+    });
+}
