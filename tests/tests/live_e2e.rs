@@ -311,3 +311,33 @@ fn readings_published_to_mosquitto_reach_a_websocket_with_the_failure_alarm_and_
     assert_eq!(stats["rejected"]["unknown_sensor"], 1, "{stats}");
     assert_eq!(stats["stored"].as_u64(), Some(series.len() as u64 + 1), "{stats}");
 }
+
+#[test]
+fn a_silent_sensor_goes_stale_and_the_alert_says_so() {
+    let store = temp_dir("live-stale");
+    let server = Server::start(&store);
+    let sensor = json!({"id":"gauge","kind":"water_level","unit":"m","lon":24.94,"lat":60.17,"period_s":0.2});
+    assert_eq!(post(&format!("{}/api/sensors", server.url), &sensor).expect("register").0, 201);
+    let reading = json!([{"sensor":"gauge","t":"2026-11-22T08:00:00Z","value":1.2}]);
+    assert_eq!(post(&format!("{}/api/readings", server.url), &reading).expect("post").0, 200);
+    // Three missed periods (0.6 s) and the next once-a-second check.
+    let mut state = Value::Null;
+    for _ in 0..40 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        state = get_json(&format!("{}/api/sensors/gauge", server.url));
+        if state["state"] == "stale" {
+            break;
+        }
+    }
+    assert_eq!(state["state"], "stale", "{state}");
+    let alerts = get_json(&format!("{}/api/alerts", server.url));
+    let last = alerts.as_array().and_then(|a| a.last()).cloned().unwrap_or(Value::Null);
+    assert_eq!((last["from"].as_str(), last["to"].as_str()), (Some("ok"), Some("stale")), "{alerts}");
+    // A reading brings it back, with an alert.
+    let reading = json!([{"sensor":"gauge","t":"2026-11-22T08:00:05Z","value":1.3}]);
+    post(&format!("{}/api/readings", server.url), &reading).expect("post");
+    assert_eq!(get_json(&format!("{}/api/sensors/gauge", server.url))["state"], "ok");
+    let alerts = get_json(&format!("{}/api/alerts", server.url));
+    let last = alerts.as_array().and_then(|a| a.last()).cloned().unwrap_or(Value::Null);
+    assert_eq!((last["from"].as_str(), last["to"].as_str()), (Some("stale"), Some("ok")), "{alerts}");
+}

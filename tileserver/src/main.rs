@@ -23,6 +23,12 @@ struct Cli {
     /// MQTT client id; keep it stable so the broker keeps our session across restarts.
     #[arg(long, default_value = "cim-server")]
     mqtt_client_id: String,
+    /// Days of raw readings kept before each sensor's newest (minute and hour means stay).
+    #[arg(long, default_value_t = 30.0)]
+    keep_raw_days: f64,
+    /// Days of per-minute means kept (hour means are kept for good).
+    #[arg(long, default_value_t = 365.0)]
+    keep_minute_days: f64,
 }
 
 fn main() {
@@ -50,6 +56,7 @@ async fn run() -> anyhow::Result<()> {
     std::io::stdout().flush()?;
     let state = AppState::open(&cli.store).context("opening the live sensor database")?;
     cim_tileserver::live::spawn_stale_checker(state.live.clone());
+    cim_tileserver::live::spawn_pruner(state.live.clone(), cli.keep_raw_days, cli.keep_minute_days);
     if let Some(broker) = &cli.mqtt_broker {
         let (host, port) = broker
             .rsplit_once(':')

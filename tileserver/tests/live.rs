@@ -167,6 +167,18 @@ async fn the_machine_temperature_series_raises_an_alarm_in_its_labelled_failure_
     assert_eq!(per_15.as_array().map(Vec::len), Some(4));
     let first: f64 = values[..3].iter().sum::<f64>() / 3.0;
     assert!((per_15[0]["value"].as_f64().unwrap_or(0.0) - first).abs() < 1e-9);
+    // Retention: keep one day of raw readings before the newest; the hour means of
+    // older days still answer, and the newest day is whole.
+    let dropped = state.live.store.prune(86_400_000, 7 * 86_400_000).expect("prune");
+    let (_, kept) = call(&state, "GET", "/api/sensors/machine/readings", None).await;
+    let kept = kept.as_array().expect("kept");
+    assert_eq!(dropped + kept.len(), distinct);
+    assert_eq!(kept.first().and_then(|r| r["t"].as_str()), Some("2014-02-18T15:25:00.000Z"));
+    let (_, old_hour) =
+        call(&state, "GET", &format!("/api/sensors/machine/readings?{hour}&step=1h"), None).await;
+    assert!((old_hour[0]["value"].as_f64().unwrap_or(0.0) - mean).abs() < 1e-9, "hour means outlive raw");
+    let (_, old_raw) = call(&state, "GET", &format!("/api/sensors/machine/readings?{hour}"), None).await;
+    assert_eq!(old_raw.as_array().map(Vec::len), Some(0));
     for bad in ["step=5x", "from=yesterday", "from=2014-01-02T00:00:00Z&to=2014-01-01T00:00:00Z"] {
         let (status, _) = call(&state, "GET", &format!("/api/sensors/machine/readings?{bad}"), None).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
