@@ -26,7 +26,9 @@ pub use layers::LayerCache;
 #[derive(Clone)]
 pub struct AppState {
     pub layers: Arc<LayerCache>,
-    pub live: Arc<live::Live>,
+    /// `None` when another instance holds the store's live database: this one then
+    /// serves tiles and features only (read replicas for scale-out).
+    pub live: Option<Arc<live::Live>>,
 }
 
 /// Where the live sensor database sits inside a store.
@@ -40,7 +42,17 @@ impl AppState {
         if let Some(dir) = db.parent() {
             std::fs::create_dir_all(dir).map_err(|e| live::store::StoreError::Db(redb::Error::Io(e)))?;
         }
-        let live = Arc::new(live::Live::open(&db)?);
+        let live = match live::Live::open(&db) {
+            Ok(live) => Some(Arc::new(live)),
+            Err(live::store::StoreError::Db(redb::Error::DatabaseAlreadyOpen)) => {
+                tracing::warn!(
+                    "{} is in use by another instance: serving without live sensors",
+                    db.display()
+                );
+                None
+            }
+            Err(e) => return Err(e),
+        };
         Ok(Self { layers: Arc::new(LayerCache::new(store)), live })
     }
 }

@@ -55,14 +55,18 @@ async fn run() -> anyhow::Result<()> {
     println!("cim-server listening on http://{addr}");
     std::io::stdout().flush()?;
     let state = AppState::open(&cli.store).context("opening the live sensor database")?;
-    cim_tileserver::live::spawn_stale_checker(state.live.clone());
-    cim_tileserver::live::spawn_pruner(state.live.clone(), cli.keep_raw_days, cli.keep_minute_days);
+    if let Some(live) = &state.live {
+        cim_tileserver::live::spawn_stale_checker(live.clone());
+        cim_tileserver::live::spawn_pruner(live.clone(), cli.keep_raw_days, cli.keep_minute_days);
+    }
     if let Some(broker) = &cli.mqtt_broker {
+        let live =
+            state.live.clone().context("--mqtt-broker needs the live database, held by another instance")?;
         let (host, port) = broker
             .rsplit_once(':')
             .and_then(|(h, p)| Some((h.to_owned(), p.parse::<u16>().ok()?)))
             .with_context(|| format!("--mqtt-broker '{broker}': HOST:PORT expected"))?;
-        cim_tileserver::live::mqtt::spawn_bridge(state.live.clone(), host, port, cli.mqtt_client_id.clone());
+        cim_tileserver::live::mqtt::spawn_bridge(live, host, port, cli.mqtt_client_id.clone());
     }
     axum::serve(listener, app(state))
         .with_graceful_shutdown(async {

@@ -169,7 +169,7 @@ async fn the_machine_temperature_series_raises_an_alarm_in_its_labelled_failure_
     assert!((per_15[0]["value"].as_f64().unwrap_or(0.0) - first).abs() < 1e-9);
     // Retention: keep one day of raw readings before the newest; the hour means of
     // older days still answer, and the newest day is whole.
-    let dropped = state.live.store.prune(86_400_000, 7 * 86_400_000).expect("prune");
+    let dropped = state.live.as_ref().expect("live").store.prune(86_400_000, 7 * 86_400_000).expect("prune");
     let (_, kept) = call(&state, "GET", "/api/sensors/machine/readings", None).await;
     let kept = kept.as_array().expect("kept");
     assert_eq!(dropped + kept.len(), distinct);
@@ -230,4 +230,19 @@ async fn bad_readings_are_turned_away_with_reasons_and_counted() {
     let (_, all) = call(&state, "GET", "/api/sensors/s/readings", None).await;
     assert_eq!(all.as_array().map(Vec::len), Some(2));
     assert_eq!(all[0]["t"], "2015-09-01T13:40:00.000Z", "in time order");
+}
+
+#[tokio::test]
+async fn a_second_instance_on_the_same_store_serves_without_live_data() {
+    let dir = temp("replica");
+    let first = AppState::open(&dir.0).expect("first");
+    let second = AppState::open(&dir.0).expect("a read replica still opens");
+    assert!(first.live.is_some() && second.live.is_none());
+    let (status, body) = call(&second, "GET", "/api/sensors", None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["code"], "ServiceUnavailable");
+    let (status, _) = call(&second, "GET", "/healthz", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = call(&first, "GET", "/api/sensors", None).await;
+    assert_eq!(status, StatusCode::OK);
 }

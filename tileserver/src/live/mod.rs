@@ -193,6 +193,13 @@ pub fn routes() -> Router<AppState> {
         .route("/api/live", get(socket::upgrade))
 }
 
+/// The live service, or why this instance has none.
+pub fn live_of(state: &AppState) -> Result<&Arc<Live>, ApiError> {
+    state.live.as_ref().ok_or_else(|| {
+        ApiError::Unavailable("live sensors are served by another instance on this store".into())
+    })
+}
+
 fn internal(e: impl std::fmt::Display) -> ApiError {
     ApiError::Internal(e.to_string())
 }
@@ -215,8 +222,9 @@ fn sensor_json(sensor: &Sensor, current: Option<&Current>) -> Value {
 }
 
 async fn list_sensors(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let current = state.live.current();
-    let all: Vec<Value> = state.live.sensors().iter().map(|s| sensor_json(s, current.get(&s.id))).collect();
+    let current = live_of(&state)?.current();
+    let all: Vec<Value> =
+        live_of(&state)?.sensors().iter().map(|s| sensor_json(s, current.get(&s.id))).collect();
     Ok(Json(all).into_response())
 }
 
@@ -224,9 +232,10 @@ async fn get_sensor(
     State(state): State<AppState>,
     UrlPath(id): UrlPath<String>,
 ) -> Result<Response, ApiError> {
-    let sensor =
-        state.live.sensor(&id).ok_or_else(|| ApiError::NotFound(format!("no sensor '{}'", clip(&id))))?;
-    let current = state.live.current();
+    let sensor = live_of(&state)?
+        .sensor(&id)
+        .ok_or_else(|| ApiError::NotFound(format!("no sensor '{}'", clip(&id))))?;
+    let current = live_of(&state)?.current();
     Ok(Json(sensor_json(&sensor, current.get(&id))).into_response())
 }
 
@@ -238,11 +247,15 @@ async fn put_sensor(State(state): State<AppState>, body: axum::body::Bytes) -> R
     let sensor: Sensor =
         serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("sensor JSON: {e}")))?;
     sensor.validate().map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let live = state.live.clone();
+    let live = live_of(&state)?.clone();
     let stored = sensor.clone();
     blocking(move || live.store.put_sensor(&stored)).await?;
-    let existed =
-        state.live.sensors.write().map_err(internal)?.insert(sensor.id.clone(), sensor.clone()).is_some();
+    let existed = live_of(&state)?
+        .sensors
+        .write()
+        .map_err(internal)?
+        .insert(sensor.id.clone(), sensor.clone())
+        .is_some();
     let status = if existed { StatusCode::OK } else { StatusCode::CREATED };
     Ok((status, Json(sensor_json(&sensor, None))).into_response())
 }
@@ -251,12 +264,12 @@ async fn delete_sensor(
     State(state): State<AppState>,
     UrlPath(id): UrlPath<String>,
 ) -> Result<Response, ApiError> {
-    let live = state.live.clone();
+    let live = live_of(&state)?.clone();
     let key = id.clone();
     if !blocking(move || live.store.delete_sensor(&key)).await? {
         return Err(ApiError::NotFound(format!("no sensor '{}'", clip(&id))));
     }
-    state.live.sensors.write().map_err(internal)?.remove(&id);
+    live_of(&state)?.sensors.write().map_err(internal)?.remove(&id);
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -264,21 +277,21 @@ async fn post_readings(State(state): State<AppState>, body: axum::body::Bytes) -
     let readings: Vec<Reading> = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => {
-            state.live.counters.rejected_bad_payload.fetch_add(1, Ordering::Relaxed);
+            live_of(&state)?.counters.rejected_bad_payload.fetch_add(1, Ordering::Relaxed);
             return Err(ApiError::BadRequest(format!(
                 "readings: a JSON array of {{\"sensor\",\"t\",\"value\"}} expected ({e})"
             )));
         }
     };
     if readings.len() > MAX_BATCH {
-        state.live.counters.rejected_bad_payload.fetch_add(1, Ordering::Relaxed);
+        live_of(&state)?.counters.rejected_bad_payload.fetch_add(1, Ordering::Relaxed);
         return Err(ApiError::BadRequest(format!(
             "{} readings in one request; at most {MAX_BATCH}",
             readings.len()
         )));
     }
     let count = readings.len();
-    let live = state.live.clone();
+    let live = live_of(&state)?.clone();
     let outcome = blocking(move || live.ingest(readings)).await?;
     let rejected: Vec<Value> =
         outcome.rejected.iter().map(|(i, reason)| json!({"index": i, "reason": reason})).collect();
@@ -314,7 +327,7 @@ async fn readings(
     UrlPath(id): UrlPath<String>,
     Query(params): Query<RangeParams>,
 ) -> Result<Response, ApiError> {
-    if state.live.sensor(&id).is_none() {
+    if live_of(&state)?.sensor(&id).is_none() {
         return Err(ApiError::NotFound(format!("no sensor '{}'", clip(&id))));
     }
     let time = |name: &str, v: &Option<String>, default: i64| match v {
@@ -332,7 +345,7 @@ async fn readings(
             ApiError::BadRequest(format!("step '{}': seconds or a number with s, m, h, d", clip(s)))
         })?,
     };
-    let live = state.live.clone();
+    let live = live_of(&state)?.clone();
     let rows = blocking(move || live.store.readings(&id, from, to, step)).await?;
     let out: Vec<Value> = rows.iter().map(|(t, v)| json!({"t": format_rfc3339_ms(*t), "value": v})).collect();
     Ok(Json(out).into_response())
@@ -345,16 +358,17 @@ struct AlertParams {
 }
 
 async fn alerts(State(state): State<AppState>, Query(p): Query<AlertParams>) -> Result<Response, ApiError> {
-    let live = state.live.clone();
+    let live = live_of(&state)?.clone();
     let limit = p.limit.unwrap_or(1000).min(10_000);
     let list = blocking(move || live.store.alerts(p.after.unwrap_or(0), limit)).await?;
     Ok(Json(list).into_response())
 }
 
-async fn stats(State(state): State<AppState>) -> Response {
-    let c = &state.live.counters;
+async fn stats(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let live = live_of(&state)?;
+    let c = &live.counters;
     let n = |a: &AtomicU64| a.load(Ordering::Relaxed);
-    Json(json!({
+    Ok(Json(json!({
         "received": n(&c.received),
         "stored": n(&c.stored),
         "duplicates": n(&c.duplicates),
@@ -365,9 +379,9 @@ async fn stats(State(state): State<AppState>) -> Response {
             "bad_value": n(&c.rejected_bad_value),
             "bad_payload": n(&c.rejected_bad_payload),
         },
-        "subscribers": state.live.events.receiver_count(),
+        "subscribers": live.events.receiver_count(),
     }))
-    .into_response()
+    .into_response())
 }
 
 /// Drops raw readings older than `raw_days` and minute means older than

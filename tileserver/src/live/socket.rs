@@ -65,15 +65,15 @@ pub async fn upgrade(
 ) -> Result<Response, ApiError> {
     let interest =
         Interest::parse(filter.bbox.as_deref(), filter.kind.as_deref()).map_err(ApiError::BadRequest)?;
-    Ok(ws.on_upgrade(move |socket| serve(socket, state, interest)))
+    let live = super::live_of(&state)?.clone();
+    Ok(ws.on_upgrade(move |socket| serve(socket, live, interest)))
 }
 
-async fn serve(mut socket: WebSocket, state: AppState, interest: Interest) {
+async fn serve(mut socket: WebSocket, live: std::sync::Arc<super::Live>, interest: Interest) {
     // Subscribe before the snapshot, so nothing falls between the two.
-    let mut events = state.live.events.subscribe();
-    let current = state.live.current();
-    let sensors: Vec<serde_json::Value> = state
-        .live
+    let mut events = live.events.subscribe();
+    let current = live.current();
+    let sensors: Vec<serde_json::Value> = live
         .sensors()
         .iter()
         .filter(|s| interest.wants(s))
@@ -100,7 +100,7 @@ async fn serve(mut socket: WebSocket, state: AppState, interest: Interest) {
                     LiveEvent::Reading { sensor, .. } => sensor,
                     LiveEvent::Alert(a) => &a.sensor,
                 };
-                if !state.live.sensor(sensor_id).is_some_and(|s| interest.wants(&s)) {
+                if !live.sensor(sensor_id).is_some_and(|s| interest.wants(&s)) {
                     continue;
                 }
                 let Ok(text) = serde_json::to_string(&event) else { continue };
