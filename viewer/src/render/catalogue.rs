@@ -34,6 +34,8 @@ pub struct Catalogue {
     pending: Option<Pending<Vec<LayerInfo>>>,
     /// Set once the catalogue answered (or failed).
     pub loaded: bool,
+    /// The server answered the catalogue request.
+    pub reachable: bool,
     pub layers: Vec<LayerInfo>,
 }
 
@@ -81,6 +83,7 @@ fn receive_catalogue(
     match result {
         Err(e) => problems.report(format!("server unreachable: {e}")),
         Ok(layers) => {
+            catalogue.reachable = true;
             if layers.is_empty() {
                 problems.report("the server has no layers (or none of --layers)".into());
             }

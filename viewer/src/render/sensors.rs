@@ -66,7 +66,8 @@ fn ws_url(server: &str) -> String {
 }
 
 fn connect(options: Res<ViewerOptions>, catalogue: Res<Catalogue>, time: Res<Time>, mut live: ResMut<Live>) {
-    if live.subscription.is_none() && catalogue.loaded && time.elapsed_secs() >= live.retry_at {
+    // An unreachable server is reported once, by the catalogue.
+    if live.subscription.is_none() && catalogue.reachable && time.elapsed_secs() >= live.retry_at {
         live.subscription = Some(subscribe(ws_url(&options.server)));
     }
 }
@@ -80,10 +81,16 @@ fn receive(time: Res<Time>, mut live: ResMut<Live>, mut problems: ResMut<Problem
         }
     }
     if let Some(e) = ended {
-        // A server without live data (or a dropped link): say so, try again later.
-        problems.report(format!("live sensors: {e}"));
         live.subscription = None;
-        live.retry_at = time.elapsed_secs() + 5.0;
+        if e.ends_with("HTTP 404") || e.ends_with("HTTP 503") {
+            // A plain tile server, or a replica without live data: nothing is wrong.
+            info!("no live sensors here ({e})");
+            live.retry_at = time.elapsed_secs() + 60.0;
+        } else {
+            // A dropped link: say so, try again soon.
+            problems.report(format!("live sensors: {e}"));
+            live.retry_at = time.elapsed_secs() + 5.0;
+        }
     }
 }
 

@@ -65,6 +65,7 @@ pub fn subscribe(url: String) -> Subscription {
     let worker = slot.clone();
     std::thread::spawn(move || {
         let ended = match tungstenite::connect(url.as_str()) {
+            Err(tungstenite::Error::Http(response)) => format!("{url}: HTTP {}", response.status().as_u16()),
             Err(e) => format!("{url}: {e}"),
             Ok((mut socket, _)) => loop {
                 match socket.read() {
