@@ -51,7 +51,10 @@ pub fn spawn_bridge(live: Arc<Live>, host: String, port: u16, client_id: String)
         // limit would drop the connection and have the broker redeliver them forever.
         .set_max_packet_size(1 << 24, 1 << 20);
     let (client, mut eventloop) = AsyncClient::new(options, 100_000);
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Publish>(100_000);
+    // Unbounded on purpose: the event loop must never wait on the writer, or it stops
+    // sending the writer's PUBACKs and both wait for ever. The broker's in-flight
+    // window (unacknowledged QoS 1 messages) bounds what can pile up here.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Publish>();
     let subscriber = client.clone();
     tokio::spawn(async move {
         loop {
@@ -64,7 +67,7 @@ pub fn spawn_bridge(live: Arc<Live>, host: String, port: u16, client_id: String)
                     }
                 }
                 Ok(Event::Incoming(Packet::Publish(p))) => {
-                    if tx.send(p).await.is_err() {
+                    if tx.send(p).is_err() {
                         return;
                     }
                 }
