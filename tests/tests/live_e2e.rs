@@ -342,3 +342,38 @@ fn a_silent_sensor_goes_stale_and_the_alert_says_so() {
     let last = alerts.as_array().and_then(|a| a.last()).cloned().unwrap_or(Value::Null);
     assert_eq!((last["from"].as_str(), last["to"].as_str()), (Some("stale"), Some("ok")), "{alerts}");
 }
+
+#[test]
+fn server_sent_events_carry_the_same_snapshot_and_readings() {
+    use std::io::BufRead;
+    let store = temp_dir("live-sse");
+    let server = Server::start(&store);
+    let sensor =
+        json!({"id":"pump","kind":"pressure","unit":"bar","lon":24.94,"lat":60.17,"warn":2,"alarm":1});
+    assert_eq!(post(&format!("{}/api/sensors", server.url), &sensor).expect("register").0, 201);
+    let response = ureq::get(&format!("{}/api/live/sse?kind=pressure", server.url)).call().expect("sse");
+    assert_eq!(response.content_type(), "text/event-stream");
+    let mut lines = std::io::BufReader::new(response.into_reader()).lines();
+    let mut next_event = move || -> (String, Value) {
+        let mut kind = String::new();
+        loop {
+            let line = lines.next().expect("stream open").expect("line");
+            if let Some(k) = line.strip_prefix("event: ") {
+                kind = k.to_owned();
+            } else if let Some(d) = line.strip_prefix("data: ") {
+                return (kind, serde_json::from_str(d).expect("JSON"));
+            }
+        }
+    };
+    let (kind, snapshot) = next_event();
+    assert_eq!((kind.as_str(), snapshot["sensors"][0]["id"].as_str()), ("snapshot", Some("pump")));
+    let low = json!([{"sensor":"pump","t":"2026-11-22T08:00:00Z","value":0.5}]);
+    assert_eq!(post(&format!("{}/api/readings", server.url), &low).expect("post").0, 200);
+    let (kind, reading) = next_event();
+    assert_eq!(
+        (kind.as_str(), reading["value"].as_f64(), reading["state"].as_str()),
+        ("reading", Some(0.5), Some("alarm"))
+    );
+    let (kind, alert) = next_event();
+    assert_eq!((kind.as_str(), alert["to"].as_str()), ("alert", Some("alarm")));
+}

@@ -191,6 +191,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/alerts", get(alerts))
         .route("/api/live/stats", get(stats))
         .route("/api/live", get(socket::upgrade))
+        .route("/api/live/sse", get(socket::sse))
 }
 
 /// The live service, or why this instance has none.

@@ -1,7 +1,9 @@
 //! `GET /api/live?bbox=w,s,e,n&kind=a,b`: a WebSocket that first sends a snapshot of
 //! the matching sensors with their states, then each new reading and alert. A client
 //! that falls `LIVE_BUFFER` events behind is closed (code 1008, "too slow") rather
-//! than slowing the server or growing its memory.
+//! than slowing the server or growing its memory. `GET /api/live/sse` sends the same
+//! as server-sent events (`snapshot`, `reading`, `alert`) for clients without
+//! WebSocket; a slow one is disconnected the same way.
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
@@ -69,9 +71,7 @@ pub async fn upgrade(
     Ok(ws.on_upgrade(move |socket| serve(socket, live, interest)))
 }
 
-async fn serve(mut socket: WebSocket, live: std::sync::Arc<super::Live>, interest: Interest) {
-    // Subscribe before the snapshot, so nothing falls between the two.
-    let mut events = live.events.subscribe();
+fn snapshot(live: &super::Live, interest: &Interest) -> String {
     let current = live.current();
     let sensors: Vec<serde_json::Value> = live
         .sensors()
@@ -79,7 +79,69 @@ async fn serve(mut socket: WebSocket, live: std::sync::Arc<super::Live>, interes
         .filter(|s| interest.wants(s))
         .map(|s| sensor_json(s, current.get(&s.id)))
         .collect();
-    let snapshot = json!({"type": "snapshot", "sensors": sensors}).to_string();
+    json!({"type": "snapshot", "sensors": sensors}).to_string()
+}
+
+/// The event's JSON if the subscriber wants it.
+fn wanted(live: &super::Live, interest: &Interest, event: &LiveEvent) -> Option<(&'static str, String)> {
+    let (kind, sensor_id) = match event {
+        LiveEvent::Reading { sensor, .. } => ("reading", sensor),
+        LiveEvent::Alert(a) => ("alert", &a.sensor),
+    };
+    if !live.sensor(sensor_id).is_some_and(|s| interest.wants(&s)) {
+        return None;
+    }
+    Some((kind, serde_json::to_string(event).ok()?))
+}
+
+type SseState =
+    (Option<String>, tokio::sync::broadcast::Receiver<LiveEvent>, std::sync::Arc<super::Live>, Interest);
+
+pub async fn sse(
+    State(state): State<AppState>,
+    Query(filter): Query<Filter>,
+) -> Result<
+    axum::response::sse::Sse<
+        impl futures_util::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>,
+    >,
+    ApiError,
+> {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    let interest =
+        Interest::parse(filter.bbox.as_deref(), filter.kind.as_deref()).map_err(ApiError::BadRequest)?;
+    let live = super::live_of(&state)?.clone();
+    let events = live.events.subscribe();
+    let first = snapshot(&live, &interest);
+    let start: SseState = (Some(first), events, live, interest);
+    let stream = futures_util::stream::unfold(start, |(first, mut events, live, interest)| async move {
+        if let Some(s) = first {
+            return Some((Ok(Event::default().event("snapshot").data(s)), (None, events, live, interest)));
+        }
+        loop {
+            match events.recv().await {
+                Ok(event) => {
+                    if let Some((kind, data)) = wanted(&live, &interest, &event) {
+                        return Some((
+                            Ok(Event::default().event(kind).data(data)),
+                            (None, events, live, interest),
+                        ));
+                    }
+                }
+                Err(RecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, "live SSE subscriber too slow; closing");
+                    return None;
+                }
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+async fn serve(mut socket: WebSocket, live: std::sync::Arc<super::Live>, interest: Interest) {
+    // Subscribe before the snapshot, so nothing falls between the two.
+    let mut events = live.events.subscribe();
+    let snapshot = snapshot(&live, &interest);
     if socket.send(Message::Text(snapshot.into())).await.is_err() {
         return;
     }
@@ -96,14 +158,7 @@ async fn serve(mut socket: WebSocket, live: std::sync::Arc<super::Live>, interes
                     }
                     Err(RecvError::Closed) => return,
                 };
-                let sensor_id = match &event {
-                    LiveEvent::Reading { sensor, .. } => sensor,
-                    LiveEvent::Alert(a) => &a.sensor,
-                };
-                if !live.sensor(sensor_id).is_some_and(|s| interest.wants(&s)) {
-                    continue;
-                }
-                let Ok(text) = serde_json::to_string(&event) else { continue };
+                let Some((_, text)) = wanted(&live, &interest, &event) else { continue };
                 if socket.send(Message::Text(text.into())).await.is_err() {
                     return;
                 }
