@@ -54,8 +54,19 @@ impl Shot {
 /// without four rasterisers competing for two cores.
 static ONE_VIEWER_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-/// Runs the viewer in `--screenshot` mode at 800x600 and reads the PNG back.
+/// Runs the viewer in `--screenshot` mode at 800x600 and reads the PNG back. A frame
+/// that is black from corner to corner (not even the on-screen text) is a capture
+/// that Xvfb/llvmpipe lost, not a rendering: that one is taken again, once.
 fn shoot(server: &str, camera: &str, extra: &[&str], name: &str) -> Shot {
+    let shot = shoot_once(server, camera, extra, name);
+    if shot.rgb.iter().all(|p| *p == [0, 0, 0]) {
+        eprintln!("{name}: an all-black capture; taking it again");
+        return shoot_once(server, camera, extra, name);
+    }
+    shot
+}
+
+fn shoot_once(server: &str, camera: &str, extra: &[&str], name: &str) -> Shot {
     let _turn = ONE_VIEWER_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let out = temp_dir("viewer-shot");
     let png_path = out.join(format!("{name}.png"));
