@@ -27,6 +27,8 @@ pub enum StoreError {
     Db(#[from] redb::Error),
     #[error("sensor database record: {0}")]
     Record(#[from] serde_json::Error),
+    #[error("sensor registry lock poisoned by a panic")]
+    Poisoned,
 }
 
 macro_rules! db_error {
