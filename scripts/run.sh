@@ -25,8 +25,11 @@ cargo build --workspace
 bin="$CARGO_TARGET_DIR/release"
 "$bin/cim-ingest" --store store --layer helsinki "$sample"
 url="http://127.0.0.1:${PORT:-8080}"
-echo "serving $url: TileJSON /tiles/helsinki.json, 3D Tiles /3dtiles/helsinki/tileset.json, OGC API /collections, sensors /api/sensors, live /api/live"
-"$bin/cim-server" --store store --bind "127.0.0.1:${PORT:-8080}" &
+echo "serving $url: TileJSON /tiles/helsinki.json, 3D Tiles /3dtiles/helsinki/tileset.json, OGC API /collections, sensors /api/sensors, live /api/live, MQTT cim/sensors/{id}"
+# The embedded MQTT broker takes the sensors' readings (1884: Debian's mosquitto
+# service may hold 1883); cim-server --mqtt-broker HOST:PORT bridges from another.
+mqtt="127.0.0.1:${MQTT_PORT:-1884}"
+"$bin/cim-server" --store store --bind "127.0.0.1:${PORT:-8080}" --mqtt-listen "$mqtt" &
 server=$!
 simulator=""
 trap 'kill $server $simulator 2>/dev/null || true' EXIT
@@ -34,7 +37,7 @@ for _ in $(seq 100); do curl -sf "$url/healthz" >/dev/null && break; sleep 0.1; 
 # Live sensors on the sample city: the NAB series when ../shared is beside us,
 # generated ones otherwise.
 iot=(); [ -d ../shared/data/iot ] && iot=(--iot ../shared/data/iot)
-"$CARGO_TARGET_DIR/debug/cim-simulate" --server "$url" --layer helsinki --sensors 60 --rate 60 "${iot[@]}" &
+"$CARGO_TARGET_DIR/debug/cim-simulate" --server "$url" --layer helsinki --sensors 60 --rate 60 --mqtt "$mqtt" "${iot[@]}" &
 simulator=$!
 if [ -z "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ]; then
   wait $server

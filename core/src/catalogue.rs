@@ -23,7 +23,14 @@ pub const SERVICE_FRAME: &str = "EPSG:4979";
 pub enum LayerKind {
     /// 2D GIS features, with extruded 3D buildings where polygons carry heights.
     Vector,
+    /// The live sensor registry: points with their latest reading and state, kept
+    /// by the server rather than written by an ingest.
+    Sensors,
 }
+
+/// The id of the live sensor layer, in `/api/layers` and OGC API `/collections`.
+/// Ingest refuses it as a layer name so the two never collide.
+pub const SENSORS_LAYER: &str = "sensors";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SourceFile {

@@ -10,7 +10,9 @@ pub enum IngestError {
     UnknownCrs { crs: String, reason: String },
     #[error("{path}: the file declares no CRS; pass --src-crs")]
     MissingCrs { path: PathBuf },
-    #[error("invalid layer name '{0}': use 1-64 letters, digits, '-' and '_'")]
+    #[error(
+        "invalid layer name '{0}': use 1-64 letters, digits, '-' and '_' ('sensors' is the live sensor layer)"
+    )]
     BadLayerName(String),
     #[error("layer '{layer}': no usable features ({why})")]
     NoFeatures { layer: String, why: String },

@@ -21,7 +21,8 @@ pub fn validate_layer_name(name: &str) -> Result<(), IngestError> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        && !name.starts_with('-');
+        && !name.starts_with('-')
+        && name != cim_core::catalogue::SENSORS_LAYER;
     if ok { Ok(()) } else { Err(IngestError::BadLayerName(name.to_owned())) }
 }
 
@@ -148,7 +149,7 @@ mod tests {
 
     #[test]
     fn rejects_unsafe_layer_names() {
-        for bad in ["", "../x", "a/b", ".hidden", "-flag", "名"] {
+        for bad in ["", "../x", "a/b", ".hidden", "-flag", "名", "sensors"] {
             assert!(validate_layer_name(bad).is_err(), "{bad}");
         }
         assert!(validate_layer_name("helsinki_buildings-2").is_ok());

@@ -195,19 +195,127 @@ impl Mosquitto {
 
     /// `mosquitto_pub -q 1 -l`: one message per line of `lines`, QoS 1.
     fn publish(&self, topic: &str, lines: &[String]) {
-        use std::io::Write;
-        let mut child = std::process::Command::new("mosquitto_pub")
-            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-q", "1", "-t", topic, "-l"])
-            .stdin(std::process::Stdio::piped())
-            .spawn()
-            .expect("mosquitto_pub");
-        let mut stdin = child.stdin.take().expect("stdin");
-        for line in lines {
-            writeln!(stdin, "{line}").expect("write");
-        }
-        drop(stdin);
-        assert!(child.wait().expect("mosquitto_pub").success());
+        mosquitto_pub(&format!("127.0.0.1:{}", self.port), 1, topic, lines);
     }
+}
+
+/// `mosquitto_pub -q QOS -l`: one message per line of `lines`. It returns once every
+/// message was acknowledged (PUBACK / PUBCOMP) and it disconnected.
+fn mosquitto_pub(broker: &str, qos: u8, topic: &str, lines: &[String]) {
+    use std::io::Write;
+    let (host, port) = broker.rsplit_once(':').expect("HOST:PORT");
+    let mut child = std::process::Command::new("mosquitto_pub")
+        .args(["-h", host, "-p", port, "-q", &qos.to_string(), "-t", topic, "-l"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("mosquitto_pub (apt-get install mosquitto-clients)");
+    let mut stdin = child.stdin.take().expect("stdin");
+    for line in lines {
+        writeln!(stdin, "{line}").expect("write");
+    }
+    drop(stdin);
+    assert!(child.wait().expect("mosquitto_pub").success());
+}
+
+/// The NAB machine-temperature series (timestamps made RFC 3339) within `[from, to)`.
+fn nab_series(from: &str, to: &str) -> Vec<(String, f64)> {
+    let text = std::fs::read_to_string(data("iot/nab_machine_temperature_system_failure.csv")).expect("csv");
+    text.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let (t, v) = l.split_once(',')?;
+            Some((format!("{}Z", t.replacen(' ', "T", 1)), v.parse().ok()?))
+        })
+        .filter(|(t, _)| t.as_str() >= from && t.as_str() < to)
+        .collect()
+}
+
+#[test]
+fn the_embedded_broker_acknowledges_only_stored_readings_and_mosquitto_clients_work_with_it() {
+    let store = temp_dir("live-broker");
+    let mut server = Server::start_with(&store, &["--mqtt-listen", "127.0.0.1:0"]);
+    let broker = server.mqtt.clone().expect("the server prints its MQTT address");
+    let sensor = json!({"id":"machine","kind":"temperature","unit":"°C","lon":24.94,"lat":60.17,
+        "warn":60,"alarm":40,"hysteresis":5,"period_s":300});
+    assert_eq!(post(&format!("{}/api/sensors", server.url), &sensor).expect("register").0, 201);
+
+    // A mosquitto_sub watching everything under cim/ sees what publishers send.
+    let (host, port) = broker.rsplit_once(':').expect("HOST:PORT");
+    let series = nab_series("2014-02-07T12:00:00Z", "2014-02-08T06:00:00Z");
+    assert!(series.len() > 200, "{}", series.len());
+    let mut watcher = std::process::Command::new("mosquitto_sub")
+        .args(["-h", host, "-p", port, "-t", "cim/#", "-v"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("mosquitto_sub");
+    let watched: Arc<Mutex<Vec<String>>> = Arc::default();
+    {
+        use std::io::BufRead;
+        let (out, watched) = (watcher.stdout.take().expect("stdout"), watched.clone());
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                watched.lock().expect("lock").push(line);
+            }
+        });
+    }
+    // Topics outside cim/sensors/ are only passed on: probe until the watcher hears one.
+    let mut listening = false;
+    for _ in 0..50 {
+        mosquitto_pub(&broker, 0, "cim/hello", &["probe".to_owned()]);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        if !watched.lock().expect("lock").is_empty() {
+            listening = true;
+            break;
+        }
+    }
+    assert!(listening, "mosquitto_sub never heard the probe");
+
+    // Half the series at QoS 1, half at QoS 2; then bad messages; then kill -9 at
+    // once: mosquitto_pub returned, so every message was acknowledged.
+    let lines: Vec<String> = series.iter().map(|(t, v)| json!({"t": t, "value": v}).to_string()).collect();
+    let half = lines.len() / 2;
+    mosquitto_pub(&broker, 1, "cim/sensors/machine", &lines[..half]);
+    mosquitto_pub(&broker, 2, "cim/sensors/machine", &lines[half..]);
+    mosquitto_pub(&broker, 1, "cim/sensors/machine", &["not json".to_owned()]);
+    mosquitto_pub(
+        &broker,
+        1,
+        "cim/sensors/ghost",
+        &[json!({"t":"2014-02-08T00:00:00Z","value":1.0}).to_string()],
+    );
+    let stats = get_json(&format!("{}/api/live/stats", server.url));
+    assert_eq!(stats["stored"].as_u64(), Some(series.len() as u64), "{stats}");
+    assert_eq!(stats["rejected"]["bad_payload"], 1, "{stats}");
+    assert_eq!(stats["rejected"]["unknown_sensor"], 1, "{stats}");
+    assert_eq!(stats["mqtt_broker"]["protocol_errors"], 0, "{stats}");
+    assert!(stats["mqtt_broker"]["publishes"].as_u64() >= Some(series.len() as u64 + 3), "{stats}");
+    server.kill_9();
+
+    let _ = watcher.kill();
+    let _ = watcher.wait();
+    let watched: Vec<String> = watched
+        .lock()
+        .expect("lock")
+        .iter()
+        .filter(|l| l.starts_with("cim/sensors/machine "))
+        .cloned()
+        .collect();
+    assert_eq!(watched.len(), series.len() + 1, "mosquitto_sub saw every message, the bad one too");
+    assert_eq!(watched[0], format!("cim/sensors/machine {}", lines[0]));
+
+    let server = Server::start(&store);
+    let stored = get_json(&format!("{}/api/sensors/machine/readings", server.url));
+    let stored = stored.as_array().expect("readings");
+    assert_eq!(stored.len(), series.len(), "every acknowledged reading survived kill -9");
+    for ((t, v), r) in series.iter().zip(stored) {
+        assert_eq!(r["t"].as_str().map(|s| &s[..19]), Some(&t[..19]));
+        assert!((r["value"].as_f64().unwrap_or(f64::NAN) - v).abs() < 1e-9);
+    }
+    let alerts = get_json(&format!("{}/api/alerts", server.url));
+    let alarm =
+        alerts.as_array().expect("alerts").iter().find(|a| a["to"] == "alarm").expect("failure alarm");
+    let at = alarm["t"].as_str().expect("t");
+    assert!(("2014-02-07T14:55"..="2014-02-09T14:05").contains(&at), "{at}");
 }
 
 impl Drop for Mosquitto {
@@ -258,16 +366,7 @@ fn readings_published_to_mosquitto_reach_a_websocket_with_the_failure_alarm_and_
 
     // The real series through the labelled system failure (NAB): 2014-02-07 12:00 to
     // 2014-02-08 06:00, one QoS 1 message per reading.
-    let text = std::fs::read_to_string(data("iot/nab_machine_temperature_system_failure.csv")).expect("csv");
-    let series: Vec<(String, f64)> = text
-        .lines()
-        .skip(1)
-        .filter_map(|l| {
-            let (t, v) = l.split_once(',')?;
-            Some((format!("{}Z", t.replacen(' ', "T", 1)), v.parse().ok()?))
-        })
-        .filter(|(t, _)| t.as_str() >= "2014-02-07T12:00:00Z" && t.as_str() < "2014-02-08T06:00:00Z")
-        .collect();
+    let series = nab_series("2014-02-07T12:00:00Z", "2014-02-08T06:00:00Z");
     assert!(series.len() > 200, "{}", series.len());
     let lines: Vec<String> = series.iter().map(|(t, v)| json!({"t": t, "value": v}).to_string()).collect();
     broker.publish("cim/sensors/machine", &lines);

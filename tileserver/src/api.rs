@@ -27,6 +27,10 @@ async fn layers(State(state): State<AppState>, headers: HeaderMap) -> Result<Res
         let layer = state.layers.get(&name).await?;
         entries.push(serde_json::to_value(&layer.catalogue).map_err(|e| ApiError::Internal(e.to_string()))?);
     }
+    if let Some(live) = &state.live {
+        let entry = crate::live::features::catalogue_entry(live);
+        entries.push(serde_json::to_value(&entry).map_err(|e| ApiError::Internal(e.to_string()))?);
+    }
     Ok(respond(
         &headers,
         Value::Array(entries).to_string().into_bytes(),

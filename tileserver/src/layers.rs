@@ -146,6 +146,13 @@ impl Layer {
         hits
     }
 
+    /// A point inside feature `index` (not merely its centroid, which may fall in a
+    /// courtyard): where a sensor attached to it is drawn.
+    pub fn anchor(&self, index: usize) -> Option<(f64, f64)> {
+        use geo::InteriorPoint;
+        self.geometries.get(index)?.interior_point().map(|p| (p.x(), p.y()))
+    }
+
     pub fn fid(&self, index: usize) -> Option<u64> {
         self.features.get(index).and_then(|f| f["id"].as_u64())
     }

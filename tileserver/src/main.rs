@@ -17,6 +17,10 @@ struct Cli {
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, default_value = "127.0.0.1:8080")]
     bind: SocketAddr,
+    /// Run the embedded MQTT broker here (e.g. 127.0.0.1:1883; port 0 picks one):
+    /// publishers send cim/sensors/{id}, acknowledged once stored.
+    #[arg(long, value_name = "ADDR")]
+    mqtt_listen: Option<SocketAddr>,
     /// Take sensor readings from this MQTT broker (e.g. mosquitto), topic cim/sensors/{id}.
     #[arg(long, value_name = "HOST:PORT")]
     mqtt_broker: Option<String>,
@@ -52,12 +56,28 @@ async fn run() -> anyhow::Result<()> {
     let listener =
         tokio::net::TcpListener::bind(cli.bind).await.with_context(|| format!("binding {}", cli.bind))?;
     let addr = listener.local_addr()?;
-    println!("cim-server listening on http://{addr}");
-    std::io::stdout().flush()?;
+    let mqtt = match cli.mqtt_listen {
+        Some(at) => {
+            Some(tokio::net::TcpListener::bind(at).await.with_context(|| format!("binding MQTT {at}"))?)
+        }
+        None => None,
+    };
+    // Scripts read these lines for the ports; a closed stdout must not stop the server.
+    let mut stdout = std::io::stdout();
+    let _ = writeln!(stdout, "cim-server listening on http://{addr}");
+    if let Some(m) = &mqtt {
+        let _ = writeln!(stdout, "cim-server MQTT broker on mqtt://{}", m.local_addr()?);
+    }
+    let _ = stdout.flush();
     let state = AppState::open(&cli.store).context("opening the live sensor database")?;
     if let Some(live) = &state.live {
         cim_tileserver::live::spawn_stale_checker(live.clone());
         cim_tileserver::live::spawn_pruner(live.clone(), cli.keep_raw_days, cli.keep_minute_days);
+    }
+    if let Some(mqtt) = mqtt {
+        let live =
+            state.live.clone().context("--mqtt-listen needs the live database, held by another instance")?;
+        cim_tileserver::live::broker::spawn(live, mqtt);
     }
     if let Some(broker) = &cli.mqtt_broker {
         let live =

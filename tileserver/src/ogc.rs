@@ -10,7 +10,9 @@ use axum::routing::get;
 use serde_json::{Value, json};
 
 use crate::http_cache::{Freshness, respond};
-use crate::layers::Layer;
+use cim_core::catalogue::{CatalogueEntry, LayerKind, SENSORS_LAYER};
+
+use crate::live::{self, live_of};
 use crate::tiles::base_url;
 use crate::{ApiError, AppState};
 
@@ -55,12 +57,19 @@ async fn conformance(headers: HeaderMap) -> Response {
     json_response(&headers, &doc, "application/json")
 }
 
-fn collection_doc(base: &str, layer: &Layer) -> Value {
-    let c = &layer.catalogue;
+fn collection_doc(base: &str, c: &CatalogueEntry) -> Value {
+    let description = match c.kind {
+        LayerKind::Sensors => format!("{} live sensors with their latest reading and state", c.feature_count),
+        LayerKind::Vector => format!(
+            "{} features from {}",
+            c.feature_count,
+            c.sources.iter().map(|s| s.path.as_str()).collect::<Vec<_>>().join(", ")
+        ),
+    };
     json!({
         "id": c.id,
         "title": c.id,
-        "description": format!("{} features from {}", c.feature_count, c.sources.iter().map(|s| s.path.as_str()).collect::<Vec<_>>().join(", ")),
+        "description": description,
         "itemType": "feature",
         "crs": [CRS84],
         "extent": {"spatial": {"bbox": [c.bounds_wgs84], "crs": CRS84}},
@@ -75,7 +84,10 @@ async fn collections(State(state): State<AppState>, headers: HeaderMap) -> Resul
     let base = base_url(&headers);
     let mut docs = Vec::new();
     for name in state.layers.names() {
-        docs.push(collection_doc(&base, &*state.layers.get(&name).await?));
+        docs.push(collection_doc(&base, &state.layers.get(&name).await?.catalogue));
+    }
+    if let Some(live) = &state.live {
+        docs.push(collection_doc(&base, &live::features::catalogue_entry(live)));
     }
     let doc = json!({
         "links": [{"href": format!("{base}/collections"), "rel": "self", "type": "application/json"}],
@@ -89,8 +101,12 @@ async fn collection(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let layer = state.layers.get(&id).await?;
-    Ok(json_response(&headers, &collection_doc(&base_url(&headers), &layer), "application/json"))
+    let entry = if id == SENSORS_LAYER {
+        live::features::catalogue_entry(live_of(&state)?)
+    } else {
+        state.layers.get(&id).await?.catalogue.clone()
+    };
+    Ok(json_response(&headers, &collection_doc(&base_url(&headers), &entry), "application/json"))
 }
 
 /// `minx,miny,maxx,maxy` in CRS84; 6-value boxes take their horizontal part.
@@ -140,23 +156,34 @@ async fn items(
     }
     let offset = parse_usize(&params, "offset", 0)?;
     let bbox = params.get("bbox").map(|b| parse_bbox(b)).transpose()?;
-    let layer = state.layers.get(&id).await?;
-    let matched: Vec<usize> = match bbox {
-        Some(b) => layer.query(b),
-        None => (0..layer.features.len()).collect(),
+    let sensors;
+    let layer;
+    let (matched, page): (usize, Vec<&Value>) = if id == SENSORS_LAYER {
+        // Live: read now, never cached as content (Freshness::Listing below).
+        sensors = live::features::query(live_of(&state)?, bbox, params.get("kind").map(String::as_str));
+        (sensors.len(), sensors.iter().skip(offset).take(limit).collect())
+    } else {
+        layer = state.layers.get(&id).await?;
+        let matched: Vec<usize> = match bbox {
+            Some(b) => layer.query(b),
+            None => (0..layer.features.len()).collect(),
+        };
+        (matched.len(), matched.iter().skip(offset).take(limit).map(|&i| &layer.features[i]).collect())
     };
-    let page: Vec<&Value> = matched.iter().skip(offset).take(limit).map(|&i| &layer.features[i]).collect();
     let base = base_url(&headers);
     let mut query: Vec<String> = vec![format!("limit={limit}")];
     if let Some(b) = params.get("bbox") {
         query.push(format!("bbox={b}"));
+    }
+    if let Some(k) = params.get("kind").filter(|_| id == SENSORS_LAYER) {
+        query.push(format!("kind={k}"));
     }
     let href = |off: usize| format!("{base}/collections/{id}/items?{}&offset={off}", query.join("&"));
     let mut links = vec![
         json!({"href": href(offset), "rel": "self", "type": GEOJSON}),
         json!({"href": format!("{base}/collections/{id}"), "rel": "collection", "type": "application/json"}),
     ];
-    if offset + page.len() < matched.len() {
+    if offset + page.len() < matched {
         links.push(json!({"href": href(offset + page.len()), "rel": "next", "type": GEOJSON}));
     }
     if offset > 0 {
@@ -164,7 +191,7 @@ async fn items(
     }
     let doc = json!({
         "type": "FeatureCollection",
-        "numberMatched": matched.len(),
+        "numberMatched": matched,
         "numberReturned": page.len(),
         "features": page,
         "links": links,
@@ -177,12 +204,18 @@ async fn item(
     Path((id, fid)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let layer = state.layers.get(&id).await?;
-    let index = fid.parse::<u64>().ok().and_then(|f| layer.find_fid(f)).ok_or_else(|| {
-        ApiError::NotFound(format!("no feature '{}' in '{id}'", fid.chars().take(30).collect::<String>()))
-    })?;
+    let missing =
+        || ApiError::NotFound(format!("no feature '{}' in '{id}'", fid.chars().take(30).collect::<String>()));
+    let mut doc = if id == SENSORS_LAYER {
+        let live = live_of(&state)?;
+        let sensor = live.sensor(&fid).ok_or_else(missing)?;
+        live::features::feature(&sensor, live.current().get(&fid))
+    } else {
+        let layer = state.layers.get(&id).await?;
+        let index = fid.parse::<u64>().ok().and_then(|f| layer.find_fid(f)).ok_or_else(missing)?;
+        layer.features[index].clone()
+    };
     let base = base_url(&headers);
-    let mut doc = layer.features[index].clone();
     doc["links"] = json!([
         {"href": format!("{base}/collections/{id}/items/{fid}"), "rel": "self", "type": GEOJSON},
         {"href": format!("{base}/collections/{id}"), "rel": "collection", "type": "application/json"},

@@ -180,3 +180,101 @@ async fn a_republished_layer_replaces_the_cached_one() {
     let (_, _, body) = call(&state, "/collections/demo/items", &[]).await;
     assert_eq!(json_of(&body)["numberMatched"], 4);
 }
+
+async fn post(state: &AppState, uri: &str, body: &Value) -> (StatusCode, Value) {
+    let req = Request::post(uri)
+        .header(header::HOST, "test.local")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_string()))
+        .expect("request");
+    let resp = app(state.clone()).oneshot(req).await.expect("response");
+    let status = resp.status();
+    (
+        status,
+        serde_json::from_slice(&to_bytes(resp.into_body(), usize::MAX).await.expect("body"))
+            .unwrap_or_default(),
+    )
+}
+
+#[tokio::test]
+async fn sensors_are_a_catalogue_layer_and_an_ogc_collection_and_sit_on_their_feature() {
+    let dir = store("sensors");
+    publish(&dir, "v1", 3);
+    let state = AppState::open(&dir).expect("state");
+
+    // Attached to square 3 (6..7 E, 10..11 N) with no position: placed inside it.
+    let (status, body) =
+        post(&state, "/api/sensors", &json!({"id":"door-3","kind":"door","unit":"open","feature":"demo/3"}))
+            .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (lon, lat) = (body["lon"].as_f64().expect("lon"), body["lat"].as_f64().expect("lat"));
+    assert!((6.0..=7.0).contains(&lon) && (10.0..=11.0).contains(&lat), "{lon},{lat}");
+    // A bare feature id is searched in every layer.
+    let (status, body) =
+        post(&state, "/api/sensors", &json!({"id":"t-1","kind":"temperature","unit":"°C","feature":"1"}))
+            .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert!((2.0..=3.0).contains(&body["lon"].as_f64().expect("lon")), "{body}");
+    // One that matches nothing is refused with the reason.
+    for reference in ["demo/99", "2O2Fr$t4X7Zf8NOew3FLOH", "nolayer/1"] {
+        let (status, body) =
+            post(&state, "/api/sensors", &json!({"id":"x","kind":"t","unit":"C","feature":reference})).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{reference}");
+        assert!(body["description"].as_str().is_some_and(|d| d.contains("matches no feature")), "{body}");
+    }
+    let (status, _) = post(
+        &state,
+        "/api/sensors",
+        &json!({"id":"far","kind":"temperature","unit":"°C","lon":100.0,"lat":-5.0,"height":3.0}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    // In the catalogue after the ingested layers, with its extent and attributes.
+    let (_, _, body) = call(&state, "/api/layers", &[]).await;
+    let layers = json_of(&body);
+    assert_eq!(layers[0]["id"], "demo");
+    let sensors = &layers[1];
+    assert_eq!((sensors["id"].as_str(), sensors["kind"].as_str()), (Some("sensors"), Some("sensors")));
+    assert_eq!(sensors["feature_count"], 3);
+    assert_eq!(sensors["bounds_wgs84"][2], 100.0);
+    assert_eq!(sensors["bounds_wgs84"][1], -5.0);
+    assert!(sensors["attributes"].as_array().expect("attributes").iter().any(|a| a["name"] == "state"));
+    let version = sensors["version"].clone();
+    post(
+        &state,
+        "/api/sensors",
+        &json!({"id":"far","kind":"temperature","unit":"°C","lon":101.0,"lat":-5.0}),
+    )
+    .await;
+    let (_, _, body) = call(&state, "/api/layers", &[]).await;
+    assert_ne!(json_of(&body)[1]["version"], version, "moving a sensor changes the layer version");
+
+    // OGC API - Features: listed, filtered by bbox and kind, paged, one by id.
+    let (_, _, body) = call(&state, "/collections", &[]).await;
+    let ids: Vec<String> = json_of(&body)["collections"]
+        .as_array()
+        .expect("collections")
+        .iter()
+        .filter_map(|c| c["id"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(ids, ["demo", "sensors"]);
+    let (status, _, body) = call(&state, "/collections/sensors/items?bbox=0,0,10,20", &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    let page = json_of(&body);
+    assert_eq!(page["numberMatched"], 2);
+    assert_eq!(page["features"][0]["id"], "door-3");
+    assert_eq!(page["features"][0]["geometry"]["type"], "Point");
+    assert_eq!(page["features"][0]["properties"]["state"], "unknown");
+    let (_, _, body) = call(&state, "/collections/sensors/items?kind=temperature&limit=1", &[]).await;
+    let page = json_of(&body);
+    assert_eq!((page["numberMatched"].as_u64(), page["numberReturned"].as_u64()), (Some(2), Some(1)));
+    let next = page["links"].as_array().expect("links").iter().find(|l| l["rel"] == "next").expect("next");
+    assert_eq!(next["href"], "http://test.local/collections/sensors/items?limit=1&kind=temperature&offset=1");
+    let (status, _, body) = call(&state, "/collections/sensors/items/far", &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(json_of(&body)["geometry"]["coordinates"], json!([101.0, -5.0]));
+    assert_eq!(call(&state, "/collections/sensors/items/nobody", &[]).await.0, StatusCode::NOT_FOUND);
+    let (_, _, body) = call(&state, "/collections/sensors", &[]).await;
+    assert!(json_of(&body)["description"].as_str().is_some_and(|d| d.contains("3 live sensors")));
+}

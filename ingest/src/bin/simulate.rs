@@ -1,7 +1,9 @@
-//! `cim-simulate --server URL [--layer L] [--sensors N] [--rate R] [--seconds S] [--iot DIR]`
+//! `cim-simulate --server URL [--layer L] [--sensors N] [--rate R] [--seconds S] [--iot DIR] [--mqtt HOST:PORT]`
 //!
 //! Puts N sensors on the city's buildings (from the server's feature API), registers
-//! them, and replays real series through `POST /api/readings`: the NAB machine
+//! them, and replays real series through `POST /api/readings`, or as QoS 1 MQTT
+//! messages on `cim/sensors/{id}` with `--mqtt` (the server's embedded broker or any
+//! broker it bridges from): the NAB machine
 //! temperature, road speed and road occupancy from `--iot DIR` when given, otherwise
 //! series generated here with the same shape (daily cycle, noise, rare excursions).
 //! Each sensor starts at its own place in its series; readings carry the wall-clock
@@ -35,6 +37,9 @@ struct Cli {
     /// Directory with the NAB series (nab_*.csv); generated series without it.
     #[arg(long)]
     iot: Option<PathBuf>,
+    /// Publish readings to this MQTT broker (QoS 1) instead of POSTing them.
+    #[arg(long, value_name = "HOST:PORT")]
+    mqtt: Option<String>,
 }
 
 /// One kind of sensor: its series and thresholds.
@@ -197,7 +202,7 @@ fn main() -> anyhow::Result<()> {
         let id = format!("{}-{i:04}", kind.name);
         let sensor = json!({
             "id": id, "kind": kind.name, "unit": kind.unit, "lon": lon, "lat": lat, "height": height,
-            "feature": fid, "warn": kind.warn, "alarm": kind.alarm, "hysteresis": kind.hysteresis,
+            "feature": format!("{layer}/{fid}"), "warn": kind.warn, "alarm": kind.alarm, "hysteresis": kind.hysteresis,
             "period_s": period_s, "owner": "simulator", "classification": "internal",
         });
         http("POST", &format!("{base}/api/sensors"), Some(&sensor))?;
@@ -205,6 +210,7 @@ fn main() -> anyhow::Result<()> {
         cursors.push((id, i % KINDS.len(), (i * 7919) % len));
     }
     eprintln!("cim-simulate: {} sensors on '{layer}', {} readings/s", cursors.len(), cli.rate);
+    let mut mqtt = cli.mqtt.as_deref().map(MqttPublisher::connect).transpose()?;
     let started = Instant::now();
     let tick = Duration::from_millis(100);
     let (mut sent, mut next) = (0u64, 0usize);
@@ -230,7 +236,18 @@ fn main() -> anyhow::Result<()> {
             next += 1;
         }
         if !batch.is_empty() {
-            http("POST", &format!("{base}/api/readings"), Some(&Value::Array(batch)))?;
+            match &mut mqtt {
+                Some(publisher) => {
+                    for r in &batch {
+                        let topic = format!("cim/sensors/{}", r["sensor"].as_str().unwrap_or_default());
+                        let payload = json!({"t": r["t"], "value": r["value"]}).to_string();
+                        publisher.publish(&topic, payload.into_bytes())?;
+                    }
+                }
+                None => {
+                    http("POST", &format!("{base}/api/readings"), Some(&Value::Array(batch)))?;
+                }
+            }
             sent += count as u64;
         }
         std::thread::sleep(
@@ -239,8 +256,112 @@ fn main() -> anyhow::Result<()> {
             )),
         );
     }
+    if let Some(publisher) = &mut mqtt {
+        publisher.wait_for_acks(Duration::from_secs(30))?;
+    }
     eprintln!("cim-simulate: sent {sent} readings in {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// Enough MQTT 3.1.1 to publish at QoS 1 over a plain socket, with a window of
+/// unacknowledged messages so a slow broker slows the simulator down.
+struct MqttPublisher {
+    stream: std::net::TcpStream,
+    acked: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    closed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    sent: u64,
+    pkid: u16,
+    buffer: bytes::BytesMut,
+}
+
+const MQTT_WINDOW: u64 = 1000;
+const MQTT_MAX_PACKET: usize = 1 << 20;
+
+fn read_mqtt_packet(
+    stream: &mut std::net::TcpStream,
+    buffer: &mut bytes::BytesMut,
+) -> anyhow::Result<rumqttc::Packet> {
+    let mut chunk = [0u8; 8192];
+    loop {
+        match rumqttc::Packet::read(buffer, MQTT_MAX_PACKET) {
+            Ok(p) => return Ok(p),
+            Err(rumqttc::mqttbytes::Error::InsufficientBytes(_)) => {}
+            Err(e) => bail!("MQTT: {e}"),
+        }
+        let n = stream.read(&mut chunk)?;
+        if n == 0 {
+            bail!("MQTT broker closed the connection");
+        }
+        buffer.extend_from_slice(&chunk[..n]);
+    }
+}
+
+impl MqttPublisher {
+    fn connect(addr: &str) -> anyhow::Result<Self> {
+        use std::io::Write;
+        use std::sync::atomic::Ordering;
+        let mut stream = std::net::TcpStream::connect(addr).with_context(|| format!("MQTT broker {addr}"))?;
+        stream.set_nodelay(true)?;
+        let mut connect = rumqttc::Connect::new(format!("cim-simulate-{}", std::process::id()));
+        connect.keep_alive = 60;
+        let mut buffer = bytes::BytesMut::new();
+        rumqttc::Packet::Connect(connect).write(&mut buffer, MQTT_MAX_PACKET)?;
+        stream.write_all(&buffer)?;
+        buffer.clear();
+        let mut reader = stream.try_clone()?;
+        match read_mqtt_packet(&mut reader, &mut buffer)? {
+            rumqttc::Packet::ConnAck(a) if a.code == rumqttc::ConnectReturnCode::Success => {}
+            other => bail!("MQTT broker {addr} refused the connection: {other:?}"),
+        }
+        let acked = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let closed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (a, c) = (acked.clone(), closed.clone());
+        std::thread::spawn(move || {
+            while let Ok(p) = read_mqtt_packet(&mut reader, &mut buffer) {
+                if matches!(p, rumqttc::Packet::PubAck(_)) {
+                    a.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            c.store(true, Ordering::Relaxed);
+        });
+        Ok(Self { stream, acked, closed, sent: 0, pkid: 0, buffer: bytes::BytesMut::new() })
+    }
+
+    fn publish(&mut self, topic: &str, payload: Vec<u8>) -> anyhow::Result<()> {
+        use std::io::Write;
+        use std::sync::atomic::Ordering;
+        while self.sent - self.acked.load(Ordering::Relaxed) >= MQTT_WINDOW {
+            if self.closed.load(Ordering::Relaxed) {
+                bail!("MQTT broker closed the connection");
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        self.pkid = self.pkid.checked_add(1).unwrap_or(1);
+        let mut p = rumqttc::Publish::new(topic, rumqttc::QoS::AtLeastOnce, payload);
+        p.pkid = self.pkid;
+        self.buffer.clear();
+        rumqttc::Packet::Publish(p).write(&mut self.buffer, MQTT_MAX_PACKET)?;
+        self.stream.write_all(&self.buffer)?;
+        self.sent += 1;
+        Ok(())
+    }
+
+    /// Waits until the broker acknowledged everything published.
+    fn wait_for_acks(&self, timeout: Duration) -> anyhow::Result<()> {
+        use std::sync::atomic::Ordering;
+        let until = Instant::now() + timeout;
+        while self.acked.load(Ordering::Relaxed) < self.sent {
+            if self.closed.load(Ordering::Relaxed) || Instant::now() > until {
+                bail!(
+                    "{} of {} MQTT messages unacknowledged",
+                    self.sent - self.acked.load(Ordering::Relaxed),
+                    self.sent
+                );
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

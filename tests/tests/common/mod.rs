@@ -93,6 +93,10 @@ pub fn ingest_ok(store: &Path, layer: &str, args: &[&str], files: &[&Path]) -> S
 pub struct Server {
     child: Child,
     pub url: String,
+    /// `HOST:PORT` of the embedded MQTT broker, when started with `--mqtt-listen`.
+    pub mqtt: Option<String>,
+    /// Held open: the server prints its addresses there.
+    _stdout: BufReader<std::process::ChildStdout>,
 }
 
 impl Server {
@@ -113,11 +117,19 @@ impl Server {
             .spawn()
             .expect("run cim-server");
         let stdout = child.stdout.take().expect("stdout");
+        let mut reader = BufReader::new(stdout);
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("server prints its address");
+        reader.read_line(&mut line).expect("server prints its address");
         let url = line.trim().rsplit(' ').next().expect("url").to_owned();
         assert!(url.starts_with("http://127.0.0.1:"), "unexpected first line: {line}");
-        Self { child, url }
+        let mut mqtt = None;
+        if extra.contains(&"--mqtt-listen") {
+            line.clear();
+            reader.read_line(&mut line).expect("server prints its MQTT address");
+            let addr = line.trim().rsplit("mqtt://").next().expect("mqtt address").to_owned();
+            mqtt = Some(addr);
+        }
+        Self { child, url, mqtt, _stdout: reader }
     }
 }
 

@@ -4,10 +4,14 @@
 //! * [`store`]: the redb file (registry, raw / minute / hour readings, states, alerts).
 //! * [`socket`]: `GET /api/live`, WebSocket push with a snapshot then deltas.
 //! * [`mqtt`]: readings from a broker's `cim/sensors/+`, acknowledged after commit.
+//! * [`broker`]: the embedded MQTT broker publishers connect to directly.
+//! * [`features`]: the registry as a catalogue layer and an OGC API collection.
 //!
 //! Handlers sit beside their routes here. Writes run on the blocking pool; a reading
 //! is acknowledged only after its transaction committed.
 
+pub mod broker;
+pub mod features;
 pub mod mqtt;
 pub mod socket;
 pub mod store;
@@ -62,6 +66,7 @@ pub struct Live {
     /// Wall-clock ms of each sensor's last reading, for staleness.
     heard: RwLock<HashMap<String, i64>>,
     pub counters: Counters,
+    pub broker: broker::BrokerCounters,
     pub events: broadcast::Sender<LiveEvent>,
 }
 
@@ -82,6 +87,7 @@ impl Live {
             sensors: RwLock::new(sensors),
             heard: RwLock::new(heard),
             counters: Counters::default(),
+            broker: broker::BrokerCounters::default(),
             events,
         })
     }
@@ -248,8 +254,24 @@ fn clip(s: &str) -> String {
 }
 
 async fn put_sensor(State(state): State<AppState>, body: axum::body::Bytes) -> Result<Response, ApiError> {
-    let sensor: Sensor =
+    let mut doc: Value =
         serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("sensor JSON: {e}")))?;
+    // Attached to a feature and no position given: it sits on that feature.
+    if doc.get("lon").is_none()
+        && doc.get("lat").is_none()
+        && let Some(reference) = doc.get("feature").and_then(Value::as_str).map(str::to_owned)
+    {
+        let (lon, lat, height) = features::place_on_feature(&state, &reference).await?;
+        doc["lon"] = json!(lon);
+        doc["lat"] = json!(lat);
+        if doc.get("height").is_none()
+            && let Some(h) = height
+        {
+            doc["height"] = json!(h);
+        }
+    }
+    let sensor: Sensor =
+        serde_json::from_value(doc).map_err(|e| ApiError::BadRequest(format!("sensor JSON: {e}")))?;
     sensor.validate().map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let live = live_of(&state)?.clone();
     let stored = sensor.clone();
@@ -384,6 +406,11 @@ async fn stats(State(state): State<AppState>) -> Result<Response, ApiError> {
             "bad_payload": n(&c.rejected_bad_payload),
         },
         "subscribers": live.events.receiver_count(),
+        "mqtt_broker": {
+            "connections": n(&live.broker.connections),
+            "publishes": n(&live.broker.publishes),
+            "protocol_errors": n(&live.broker.protocol_errors),
+        },
     }))
     .into_response())
 }

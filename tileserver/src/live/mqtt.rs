@@ -18,7 +18,7 @@ pub const TOPIC_PREFIX: &str = "cim/sensors/";
 /// Bigger payloads are refused (counted, logged, acknowledged so they are not redelivered).
 pub const MAX_PAYLOAD: usize = 64 * 1024;
 /// Messages stored per transaction at most.
-const GROUP_COMMIT: usize = 10_000;
+pub(crate) const GROUP_COMMIT: usize = 10_000;
 
 #[derive(Deserialize)]
 struct Payload {

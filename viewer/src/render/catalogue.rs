@@ -47,6 +47,10 @@ pub fn parse_layers(json: &[u8], base: &str, only: Option<&[String]>) -> Result<
         .iter()
         .filter_map(|l| {
             let id = l["id"].as_str()?.to_owned();
+            // The live sensor layer streams over /api/live (render/sensors.rs), not as tiles.
+            if l["kind"] == "sensors" {
+                return None;
+            }
             if only.is_some_and(|o| !o.contains(&id)) {
                 return None;
             }
@@ -106,10 +110,11 @@ mod tests {
         let json = br#"[
             {"id":"city","bounds_wgs84":[24.9,60.1,25.0,60.2],"tileset":"3dtiles/tileset.json","mvt_archive":"tiles.pmtiles"},
             {"id":"roads","bounds_wgs84":[1,2,3],"mvt_archive":"tiles.pmtiles"},
-            {"no_id":true}
+            {"no_id":true},
+            {"id":"sensors","kind":"sensors","bounds_wgs84":[0,0,1,1],"features":"/collections/sensors/items"}
         ]"#;
         let layers = parse_layers(json, "http://h", None).expect("parses");
-        assert_eq!(layers.len(), 2);
+        assert_eq!(layers.len(), 2, "the live sensor layer is not streamed as tiles");
         assert_eq!(layers[0].bounds, Some([24.9, 60.1, 25.0, 60.2]));
         assert_eq!(layers[0].tileset.as_deref(), Some("http://h/3dtiles/city/tileset.json"));
         assert_eq!(layers[0].tilejson.as_deref(), Some("http://h/tiles/city.json"));

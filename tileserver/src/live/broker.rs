@@ -1,0 +1,323 @@
+//! The embedded MQTT 3.1.1 broker: `cim-server --mqtt-listen ADDR` takes sensor
+//! publishers directly, so the main job needs no extra service.
+//!
+//! Why not only bridge from an external broker: here a QoS 1 PUBACK (or a QoS 2
+//! PUBREC) leaves only after the reading committed, so an acknowledged reading is
+//! durable end to end, with nothing between the sensor and the store that could
+//! lose it. Publishes from every connection share one group commit.
+//!
+//! It is a small broker, not a full one: clients may also SUBSCRIBE (filters with
+//! `+`/`#`) and get every publish that matches at QoS 0, so a `mosquitto_sub` can
+//! watch the traffic. Retained messages, wills and persistent outgoing sessions are
+//! not kept; scale-out deployments put mosquitto in front and use `--mqtt-broker`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use rumqttc::mqttbytes::{matches, valid_filter};
+use rumqttc::{
+    ConnAck, ConnectReturnCode, Packet, PubAck, PubComp, PubRec, QoS, SubAck, SubscribeReasonCode, UnsubAck,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{broadcast, mpsc};
+
+use super::Live;
+use super::mqtt::{GROUP_COMMIT, TOPIC_PREFIX, parse_message};
+
+/// Packets larger than this end the connection (MQTT 3.1.1 cannot refuse one message).
+pub const MAX_PACKET: usize = 1 << 20;
+/// Publishes waiting for the group commit, across connections; a full queue stops
+/// reading from publishers' sockets (TCP back-pressure) instead of growing.
+const COMMIT_QUEUE: usize = 100_000;
+/// Messages a watching subscriber may lag before it misses some (QoS 0).
+const FANOUT_BUFFER: usize = 16_384;
+
+/// What the broker has seen, for `/api/live/stats`.
+#[derive(Debug, Default)]
+pub struct BrokerCounters {
+    pub connections: AtomicU64,
+    pub publishes: AtomicU64,
+    pub protocol_errors: AtomicU64,
+}
+
+/// A reply owed to one connection once its message is stored.
+struct Owed {
+    to: mpsc::UnboundedSender<Packet>,
+    pkid: u16,
+    qos: QoS,
+}
+
+struct Queued {
+    topic: String,
+    payload: Bytes,
+    owed: Option<Owed>,
+}
+
+#[derive(Clone)]
+struct Shared {
+    live: Arc<Live>,
+    commit: mpsc::Sender<Queued>,
+    fanout: broadcast::Sender<(String, Bytes)>,
+}
+
+/// Accepts MQTT clients on `listener` for ever.
+pub fn spawn(live: Arc<Live>, listener: TcpListener) {
+    let (commit, queue) = mpsc::channel(COMMIT_QUEUE);
+    let (fanout, _) = broadcast::channel(FANOUT_BUFFER);
+    let shared = Shared { live: live.clone(), commit, fanout };
+    tokio::spawn(group_commit(live, queue));
+    tokio::spawn(async move {
+        loop {
+            match listener.accept().await {
+                Ok((stream, peer)) => {
+                    let shared = shared.clone();
+                    tokio::spawn(async move {
+                        shared.live.broker.connections.fetch_add(1, Ordering::Relaxed);
+                        if let Err(why) = serve(stream, shared.clone()).await {
+                            shared.live.broker.protocol_errors.fetch_add(1, Ordering::Relaxed);
+                            tracing::warn!(%peer, "MQTT connection closed: {why}");
+                        }
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!("MQTT accept: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    });
+}
+
+/// Stores queued publishes many per transaction, then sends what each one is owed,
+/// in arrival order (MQTT 3.1.1 §4.6: acknowledgements keep the publish order).
+async fn group_commit(live: Arc<Live>, mut queue: mpsc::Receiver<Queued>) {
+    let mut batch = Vec::new();
+    while queue.recv_many(&mut batch, GROUP_COMMIT).await > 0 {
+        let taken = std::mem::take(&mut batch);
+        let mut readings = Vec::with_capacity(taken.len());
+        for q in &taken {
+            match parse_message(&q.topic, &q.payload) {
+                Ok(r) => readings.push(r),
+                Err(reason) => {
+                    live.counters.received.fetch_add(1, Ordering::Relaxed);
+                    live.counters.rejected_bad_payload.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(topic = %q.topic, "MQTT message refused: {reason}");
+                }
+            }
+        }
+        let l = live.clone();
+        match tokio::task::spawn_blocking(move || l.ingest(readings)).await {
+            Ok(Ok(outcome)) => {
+                for (index, reason) in outcome.rejected.iter().take(10) {
+                    tracing::warn!(index, "MQTT reading refused: {reason}");
+                }
+                for owed in taken.into_iter().filter_map(|q| q.owed) {
+                    let reply = match owed.qos {
+                        QoS::ExactlyOnce => Packet::PubRec(PubRec::new(owed.pkid)),
+                        _ => Packet::PubAck(PubAck::new(owed.pkid)),
+                    };
+                    // A closed connection lost its acknowledgements: the client resends.
+                    let _ = owed.to.send(reply);
+                }
+            }
+            // Not stored, so not acknowledged: the clients resend after reconnecting.
+            Ok(Err(e)) => tracing::error!("storing MQTT readings: {e}"),
+            Err(e) => tracing::error!("storing MQTT readings: {e}"),
+        }
+    }
+}
+
+/// Reads the next packet, waiting for more bytes as needed; `None` at a clean end.
+async fn next_packet(
+    stream: &mut tokio::net::tcp::OwnedReadHalf,
+    buffer: &mut BytesMut,
+) -> Result<Option<Packet>, String> {
+    loop {
+        match Packet::read(buffer, MAX_PACKET) {
+            Ok(packet) => return Ok(Some(packet)),
+            Err(rumqttc::mqttbytes::Error::InsufficientBytes(_)) => {}
+            Err(e) => return Err(format!("malformed MQTT packet: {e}")),
+        }
+        buffer.reserve(4096);
+        let read = stream.read_buf(buffer).await.map_err(|e| format!("read: {e}"))?;
+        if read == 0 {
+            return if buffer.is_empty() { Ok(None) } else { Err("connection closed mid-packet".into()) };
+        }
+    }
+}
+
+async fn serve(stream: TcpStream, shared: Shared) -> Result<(), String> {
+    let _ = stream.set_nodelay(true);
+    let (mut reader, mut writer) = stream.into_split();
+    let mut buffer = BytesMut::with_capacity(8192);
+    let connect =
+        match tokio::time::timeout(Duration::from_secs(10), next_packet(&mut reader, &mut buffer)).await {
+            Ok(Ok(Some(Packet::Connect(c)))) => c,
+            Ok(Ok(None)) => return Ok(()),
+            Ok(Ok(Some(other))) => return Err(format!("{other:?} before CONNECT")),
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Err("no CONNECT within 10 s".into()),
+        };
+    // Keep-alive 0 means none; otherwise 1.5 periods of silence end the connection.
+    let idle = match connect.keep_alive {
+        0 => Duration::from_secs(24 * 3600),
+        k => Duration::from_millis(u64::from(k) * 1500),
+    };
+    let client = connect.client_id.chars().take(64).collect::<String>();
+    tracing::debug!(client, "MQTT client connected");
+
+    // One writer task per connection: acknowledgements come from the group commit,
+    // watched messages from the fan-out, control replies from the reader below.
+    let (out, mut outgoing) = mpsc::unbounded_channel::<Packet>();
+    let watched = Arc::new(AtomicUsize::new(0));
+    let written = watched.clone();
+    let write_task = tokio::spawn(async move {
+        let mut bytes = BytesMut::with_capacity(8192);
+        while let Some(packet) = outgoing.recv().await {
+            bytes.clear();
+            let mut next = Some(packet);
+            // Coalesce whatever else is ready into the same write.
+            while let Some(p) = next.take() {
+                if matches!(p, Packet::Publish(_)) {
+                    written.fetch_sub(1, Ordering::Relaxed);
+                }
+                p.write(&mut bytes, MAX_PACKET).map_err(|e| format!("encode: {e}"))?;
+                if bytes.len() < 64 * 1024 {
+                    next = outgoing.try_recv().ok();
+                }
+            }
+            writer.write_all(&bytes).await.map_err(|e| format!("write: {e}"))?;
+        }
+        Ok::<(), String>(())
+    });
+    let _ = out.send(Packet::ConnAck(ConnAck::new(ConnectReturnCode::Success, false)));
+
+    let mut filters: Vec<String> = Vec::new();
+    let mut watch: Option<tokio::task::JoinHandle<()>> = None;
+    let result = loop {
+        let packet = match tokio::time::timeout(idle, next_packet(&mut reader, &mut buffer)).await {
+            Ok(Ok(Some(p))) => p,
+            Ok(Ok(None)) => break Ok(()),
+            Ok(Err(e)) => break Err(e),
+            Err(_) => break Err(format!("client '{client}' silent past its keep-alive")),
+        };
+        match packet {
+            Packet::Publish(p) => {
+                shared.live.broker.publishes.fetch_add(1, Ordering::Relaxed);
+                if shared.fanout.receiver_count() > 0 {
+                    let _ = shared.fanout.send((p.topic.clone(), p.payload.clone()));
+                }
+                // Other topics are only passed on to watchers: nothing to store.
+                if !p.topic.starts_with(TOPIC_PREFIX) {
+                    match p.qos {
+                        QoS::AtMostOnce => {}
+                        QoS::AtLeastOnce => {
+                            let _ = out.send(Packet::PubAck(PubAck::new(p.pkid)));
+                        }
+                        QoS::ExactlyOnce => {
+                            let _ = out.send(Packet::PubRec(PubRec::new(p.pkid)));
+                        }
+                    }
+                    continue;
+                }
+                let owed = match p.qos {
+                    QoS::AtMostOnce => None,
+                    qos => Some(Owed { to: out.clone(), pkid: p.pkid, qos }),
+                };
+                let queued = Queued { topic: p.topic, payload: p.payload, owed };
+                if shared.commit.send(queued).await.is_err() {
+                    break Err("the store is shutting down".into());
+                }
+            }
+            Packet::PubRel(r) => {
+                let _ = out.send(Packet::PubComp(PubComp::new(r.pkid)));
+            }
+            Packet::PingReq => {
+                let _ = out.send(Packet::PingResp);
+            }
+            Packet::Subscribe(s) => {
+                let mut codes = Vec::with_capacity(s.filters.len());
+                for f in s.filters {
+                    if valid_filter(&f.path) {
+                        filters.push(f.path);
+                        codes.push(SubscribeReasonCode::Success(QoS::AtMostOnce));
+                    } else {
+                        codes.push(SubscribeReasonCode::Failure);
+                    }
+                }
+                let _ = out.send(Packet::SubAck(SubAck::new(s.pkid, codes)));
+                if let Some(task) = watch.take() {
+                    task.abort();
+                }
+                watch = Some(spawn_watch(
+                    shared.fanout.subscribe(),
+                    filters.clone(),
+                    out.clone(),
+                    watched.clone(),
+                ));
+            }
+            Packet::Unsubscribe(u) => {
+                filters.retain(|f| !u.topics.contains(f));
+                let _ = out.send(Packet::UnsubAck(UnsubAck::new(u.pkid)));
+                if let Some(task) = watch.take() {
+                    task.abort();
+                }
+                if !filters.is_empty() {
+                    watch = Some(spawn_watch(
+                        shared.fanout.subscribe(),
+                        filters.clone(),
+                        out.clone(),
+                        watched.clone(),
+                    ));
+                }
+            }
+            Packet::Disconnect => break Ok(()),
+            Packet::PubAck(_) | Packet::PubRec(_) | Packet::PubComp(_) => {}
+            other => break Err(format!("unexpected {other:?} from client '{client}'")),
+        }
+    };
+    if let Some(task) = watch {
+        task.abort();
+    }
+    // Owed acknowledgements still hold senders; the writer ends once they are sent.
+    drop(out);
+    let _ = tokio::time::timeout(Duration::from_secs(5), write_task).await;
+    result
+}
+
+/// Forwards matching publishes to a watching client at QoS 0; a watcher that lags
+/// past the buffer misses messages (QoS 0 allows it) rather than slowing publishers.
+fn spawn_watch(
+    mut fanout: broadcast::Receiver<(String, Bytes)>,
+    filters: Vec<String>,
+    out: mpsc::UnboundedSender<Packet>,
+    queued: Arc<AtomicUsize>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            match fanout.recv().await {
+                Ok((topic, payload)) => {
+                    if filters.iter().any(|f| matches(&topic, f)) {
+                        // A client that stopped reading its socket misses messages.
+                        if queued.load(Ordering::Relaxed) >= FANOUT_BUFFER {
+                            continue;
+                        }
+                        queued.fetch_add(1, Ordering::Relaxed);
+                        let mut p = rumqttc::Publish::new(topic, QoS::AtMostOnce, Vec::new());
+                        p.payload = payload;
+                        if out.send(Packet::Publish(p)).is_err() {
+                            return;
+                        }
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, "MQTT watcher too slow: messages skipped");
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    })
+}
