@@ -64,3 +64,8 @@ if command -v xvfb-run >/dev/null; then
     python3 -c 'import json,sys; b=json.loads(sys.argv[2]); print("%-22s %6.1f %8.0f %8.0f %8.0f %9.1f %7d %8.1f %8.0f" % (sys.argv[1], b["fps"], b["frame_ms_p50"], b["frame_ms_p95"], b["frame_ms_max"], b["tiles_per_s"], b["max_draw_calls"], b["max_gpu_estimate_mb"], b["peak_rss_mb"] or 0))' "$label" "$line"
   done
 fi
+
+# Live sensors: HTTP and MQTT readings/s with 10 000 sensors (mosquitto's own
+# pass-through beside them), publish -> WebSocket latency, memory with 100 viewers.
+echo
+cargo bench -q -p cim-tileserver --bench live 2>/dev/null | grep -E '^(HTTP|MQTT|LIVE) '

@@ -47,6 +47,36 @@ pub enum LiveEvent {
     Alert(Alert),
 }
 
+/// An event as subscribers get it: serialised once for all of them, with what their
+/// filters look at, so a subscriber neither locks the registry nor encodes JSON.
+#[derive(Debug)]
+pub struct Published {
+    /// `"reading"` or `"alert"` (the SSE event name).
+    pub name: &'static str,
+    pub json: axum::extract::ws::Utf8Bytes,
+    pub lon: f64,
+    pub lat: f64,
+    pub kind: String,
+}
+
+impl Published {
+    fn new(event: &LiveEvent, sensor: Option<&Sensor>) -> Option<Arc<Self>> {
+        let sensor = sensor?;
+        let name = match event {
+            LiveEvent::Reading { .. } => "reading",
+            LiveEvent::Alert(_) => "alert",
+        };
+        let json = serde_json::to_string(event).ok()?;
+        Some(Arc::new(Self {
+            name,
+            json: json.into(),
+            lon: sensor.lon,
+            lat: sensor.lat,
+            kind: sensor.kind.clone(),
+        }))
+    }
+}
+
 /// Why readings were turned away, counted for `/api/live/stats`.
 #[derive(Debug, Default)]
 pub struct Counters {
@@ -67,7 +97,7 @@ pub struct Live {
     heard: RwLock<HashMap<String, i64>>,
     pub counters: Counters,
     pub broker: broker::BrokerCounters,
-    pub events: broadcast::Sender<LiveEvent>,
+    pub events: broadcast::Sender<Arc<Published>>,
 }
 
 pub fn now_ms() -> i64 {
@@ -135,7 +165,6 @@ impl Live {
             rejected.push((index, reason));
         }
         let outcome = self.store.store_batch(&sensors, &good)?;
-        drop(sensors);
         c.stored.fetch_add(outcome.stored as u64, Ordering::Relaxed);
         c.duplicates.fetch_add(outcome.duplicates as u64, Ordering::Relaxed);
         c.out_of_order.fetch_add(outcome.out_of_order as u64, Ordering::Relaxed);
@@ -148,32 +177,40 @@ impl Live {
         // Subscribers hear every stored reading in order, each followed by its alert.
         if self.events.receiver_count() > 0 {
             for (sensor, t, value, state, alert) in outcome.stored_readings {
-                let _ =
-                    self.events.send(LiveEvent::Reading { sensor, t: format_rfc3339_ms(t), value, state });
-                if let Some(alert) = alert {
-                    let _ = self.events.send(LiveEvent::Alert(alert));
+                let at = sensors.get(&sensor);
+                let reading = LiveEvent::Reading { sensor, t: format_rfc3339_ms(t), value, state };
+                if let Some(p) = Published::new(&reading, at) {
+                    let _ = self.events.send(p);
+                }
+                if let Some(p) = alert.and_then(|a| Published::new(&LiveEvent::Alert(a), at)) {
+                    let _ = self.events.send(p);
                 }
             }
         }
+        drop(sensors);
         Ok(Ingested { stored: outcome.stored, duplicates: outcome.duplicates, rejected })
     }
 
     /// Marks sensors silent for longer than their stale period; run it every second.
     pub fn check_stale(&self, now: i64) -> Result<usize, StoreError> {
-        let sensors = self.sensors.read().map(|m| m.clone()).unwrap_or_default();
-        let silent: Vec<String> = self
-            .heard
-            .read()
-            .map(|h| {
-                h.iter()
-                    .filter(|(id, at)| sensors.get(*id).is_some_and(|s| now - **at > s.stale_after_ms()))
-                    .map(|(id, _)| id.clone())
-                    .collect()
-            })
-            .unwrap_or_default();
+        let silent: Vec<String> = {
+            let sensors = self.sensors.read().map_err(|_| StoreError::Poisoned)?;
+            let heard = self.heard.read().map_err(|_| StoreError::Poisoned)?;
+            heard
+                .iter()
+                .filter(|(id, at)| sensors.get(*id).is_some_and(|s| now - **at > s.stale_after_ms()))
+                .map(|(id, _)| id.clone())
+                .collect()
+        };
         let alerts = self.store.mark_stale(&silent, now)?;
-        for alert in &alerts {
-            let _ = self.events.send(LiveEvent::Alert(alert.clone()));
+        if self.events.receiver_count() > 0 {
+            let sensors = self.sensors.read().map_err(|_| StoreError::Poisoned)?;
+            for alert in &alerts {
+                if let Some(p) = Published::new(&LiveEvent::Alert(alert.clone()), sensors.get(&alert.sensor))
+                {
+                    let _ = self.events.send(p);
+                }
+            }
         }
         Ok(alerts.len())
     }

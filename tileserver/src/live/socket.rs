@@ -12,7 +12,11 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 
-use super::{LiveEvent, sensor_json};
+use std::sync::Arc;
+
+use futures_util::SinkExt;
+
+use super::{Published, sensor_json};
 use crate::{ApiError, AppState};
 
 #[derive(Deserialize)]
@@ -55,8 +59,12 @@ impl Interest {
     }
 
     pub fn wants(&self, sensor: &cim_core::sensors::Sensor) -> bool {
-        self.bbox.is_none_or(|[w, s, e, n]| (w..=e).contains(&sensor.lon) && (s..=n).contains(&sensor.lat))
-            && self.kinds.as_ref().is_none_or(|k| k.contains(&sensor.kind))
+        self.wants_at(sensor.lon, sensor.lat, &sensor.kind)
+    }
+
+    pub fn wants_at(&self, lon: f64, lat: f64, kind: &str) -> bool {
+        self.bbox.is_none_or(|[w, s, e, n]| (w..=e).contains(&lon) && (s..=n).contains(&lat))
+            && self.kinds.as_ref().is_none_or(|k| k.iter().any(|x| x == kind))
     }
 }
 
@@ -82,20 +90,12 @@ fn snapshot(live: &super::Live, interest: &Interest) -> String {
     json!({"type": "snapshot", "sensors": sensors}).to_string()
 }
 
-/// The event's JSON if the subscriber wants it.
-fn wanted(live: &super::Live, interest: &Interest, event: &LiveEvent) -> Option<(&'static str, String)> {
-    let (kind, sensor_id) = match event {
-        LiveEvent::Reading { sensor, .. } => ("reading", sensor),
-        LiveEvent::Alert(a) => ("alert", &a.sensor),
-    };
-    if !live.sensor(sensor_id).is_some_and(|s| interest.wants(&s)) {
-        return None;
-    }
-    Some((kind, serde_json::to_string(event).ok()?))
+fn wanted(interest: &Interest, event: &Published) -> bool {
+    interest.wants_at(event.lon, event.lat, &event.kind)
 }
 
 type SseState =
-    (Option<String>, tokio::sync::broadcast::Receiver<LiveEvent>, std::sync::Arc<super::Live>, Interest);
+    (Option<String>, tokio::sync::broadcast::Receiver<Arc<Published>>, Arc<super::Live>, Interest);
 
 pub async fn sse(
     State(state): State<AppState>,
@@ -120,9 +120,9 @@ pub async fn sse(
         loop {
             match events.recv().await {
                 Ok(event) => {
-                    if let Some((kind, data)) = wanted(&live, &interest, &event) {
+                    if wanted(&interest, &event) {
                         return Some((
-                            Ok(Event::default().event(kind).data(data)),
+                            Ok(Event::default().event(event.name).data(event.json.as_str())),
                             (None, events, live, interest),
                         ));
                     }
@@ -138,7 +138,10 @@ pub async fn sse(
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 
-async fn serve(mut socket: WebSocket, live: std::sync::Arc<super::Live>, interest: Interest) {
+/// Events sent before one flush; more only while they are already waiting.
+const SEND_BURST: usize = 256;
+
+async fn serve(mut socket: WebSocket, live: Arc<super::Live>, interest: Interest) {
     // Subscribe before the snapshot, so nothing falls between the two.
     let mut events = live.events.subscribe();
     let snapshot = snapshot(&live, &interest);
@@ -158,8 +161,29 @@ async fn serve(mut socket: WebSocket, live: std::sync::Arc<super::Live>, interes
                     }
                     Err(RecvError::Closed) => return,
                 };
-                let Some((_, text)) = wanted(&live, &interest, &event) else { continue };
-                if socket.send(Message::Text(text.into())).await.is_err() {
+                if wanted(&interest, &event) && socket.feed(Message::Text(event.json.clone())).await.is_err() {
+                    return;
+                }
+                // Whatever else is already waiting goes out in the same flush.
+                for _ in 0..SEND_BURST {
+                    match events.try_recv() {
+                        Ok(event) => {
+                            if wanted(&interest, &event)
+                                && socket.feed(Message::Text(event.json.clone())).await.is_err()
+                            {
+                                return;
+                            }
+                        }
+                        Err(tokio::sync::broadcast::error::TryRecvError::Lagged(missed)) => {
+                            tracing::warn!(missed, "live subscriber too slow; closing");
+                            let frame = CloseFrame { code: 1008, reason: "too slow".into() };
+                            let _ = socket.send(Message::Close(Some(frame))).await;
+                            return;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                if socket.flush().await.is_err() {
                     return;
                 }
             }

@@ -86,6 +86,10 @@ pub struct BatchOutcome {
 
 pub struct SensorStore {
     db: Database,
+    /// The STATE table in memory: read on every reading and every snapshot, so it is
+    /// not parsed from disk each time. Held across a write transaction and updated
+    /// only once that committed, so it never runs ahead of the file.
+    states: std::sync::Mutex<HashMap<String, Current>>,
 }
 
 fn bucket(t: i64, size: i64) -> i64 {
@@ -107,7 +111,21 @@ impl SensorStore {
             tx.open_table(ALERTS)?;
         }
         tx.commit()?;
-        Ok(Self { db })
+        let states = {
+            let tx = db.begin_read()?;
+            let table = tx.open_table(STATE)?;
+            let mut out = HashMap::new();
+            for row in table.iter()? {
+                let (id, json) = row?;
+                out.insert(id.value().to_owned(), serde_json::from_str(json.value())?);
+            }
+            out
+        };
+        Ok(Self { db, states: std::sync::Mutex::new(states) })
+    }
+
+    fn cached_states(&self) -> Result<std::sync::MutexGuard<'_, HashMap<String, Current>>, StoreError> {
+        self.states.lock().map_err(|_| StoreError::Poisoned)
     }
 
     pub fn put_sensor(&self, sensor: &Sensor) -> Result<(), StoreError> {
@@ -119,10 +137,12 @@ impl SensorStore {
     }
 
     pub fn delete_sensor(&self, id: &str) -> Result<bool, StoreError> {
+        let mut states = self.cached_states()?;
         let tx = self.db.begin_write()?;
         let existed = tx.open_table(SENSORS)?.remove(id)?.is_some();
         tx.open_table(STATE)?.remove(id)?;
         tx.commit()?;
+        states.remove(id);
         Ok(existed)
     }
 
@@ -138,14 +158,7 @@ impl SensorStore {
     }
 
     pub fn states(&self) -> Result<HashMap<String, Current>, StoreError> {
-        let tx = self.db.begin_read()?;
-        let table = tx.open_table(STATE)?;
-        let mut out = HashMap::new();
-        for row in table.iter()? {
-            let (id, json) = row?;
-            out.insert(id.value().to_owned(), serde_json::from_str(json.value())?);
-        }
-        Ok(out)
+        Ok(self.cached_states()?.clone())
     }
 
     fn add_to(
@@ -184,6 +197,7 @@ impl SensorStore {
         readings: &[(String, i64, f64)],
     ) -> Result<BatchOutcome, StoreError> {
         let mut out = BatchOutcome::default();
+        let mut states = self.cached_states()?;
         let tx = self.db.begin_write()?;
         {
             let mut raw = tx.open_table(RAW)?;
@@ -215,10 +229,7 @@ impl SensorStore {
                 out.stored += 1;
                 let cur = match current.get(id.as_str()) {
                     Some(c) => *c,
-                    None => match state.get(id.as_str())? {
-                        Some(json) => serde_json::from_str(json.value())?,
-                        None => Current::default(),
-                    },
+                    None => states.get(id.as_str()).copied().unwrap_or_default(),
                 };
                 if cur.t.is_some_and(|newest| *t < newest) {
                     out.out_of_order += 1;
@@ -251,6 +262,9 @@ impl SensorStore {
             }
         }
         tx.commit()?;
+        for (id, cur) in &out.changed {
+            states.insert(id.clone(), *cur);
+        }
         Ok(out)
     }
 
@@ -259,17 +273,16 @@ impl SensorStore {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
+        let mut states = self.cached_states()?;
         let tx = self.db.begin_write()?;
         let mut out = Vec::new();
+        let mut changed = Vec::new();
         {
             let mut state = tx.open_table(STATE)?;
             let mut alerts = tx.open_table(ALERTS)?;
             let mut next_seq = alerts.last()?.map_or(1, |(k, _)| k.value() + 1);
             for id in ids {
-                let mut cur: Current = match state.get(id.as_str())? {
-                    Some(json) => serde_json::from_str(json.value())?,
-                    None => continue,
-                };
+                let Some(mut cur) = states.get(id.as_str()).copied() else { continue };
                 if cur.state == SensorState::Stale {
                     continue;
                 }
@@ -285,10 +298,12 @@ impl SensorStore {
                 next_seq += 1;
                 cur.state = SensorState::Stale;
                 state.insert(id.as_str(), serde_json::to_string(&cur)?.as_str())?;
+                changed.push((id.clone(), cur));
                 out.push(alert);
             }
         }
         tx.commit()?;
+        states.extend(changed);
         Ok(out)
     }
 
