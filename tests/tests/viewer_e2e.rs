@@ -382,7 +382,47 @@ fn live_sensor_markers_sit_on_their_buildings_coloured_by_state() {
         shot.samples().into_iter().filter(|&(x, y)| is_alarm_red(shot.px(x, y))).collect();
     assert!(!red.is_empty() && red.len() < 40, "{} red samples", red.len());
     assert!(red.iter().all(|&(x, y)| x.abs_diff(400) < 40 && y.abs_diff(300) < 40), "{red:?}");
-    // Switched off from the layer panel's entry, the marker is gone.
+    // Switched off from the layer panel's entry, or its kind's, the marker is gone.
     let off = shoot(&server.url, &camera, &["--hide", "helsinki/ground,sensors"], "live-off");
     assert!(!is_alarm_red(off.px(400, 300)), "{:?}", off.px(400, 300));
+    let kind_off =
+        shoot(&server.url, &camera, &["--hide", "helsinki/ground,sensors/temperature"], "live-kind-off");
+    assert!(!is_alarm_red(kind_off.px(400, 300)), "{:?}", kind_off.px(400, 300));
+
+    // A heat map of temperature: a cool sensor 400 m east of the hot one. Seen from
+    // 1.6 km up, the west of the picture (the alarm) turns red, the east green.
+    let east = lon + 400.0 / (111_320.0 * lat.to_radians().cos());
+    let cool = serde_json::json!({"id":"cool","kind":"temperature","unit":"°C","lon":east,"lat":lat,
+        "warn":80,"alarm":90});
+    assert_eq!(post_json(&format!("{}/api/sensors", server.url), &cool), 201);
+    let reading = serde_json::json!([{"sensor":"cool","t":"2026-11-22T08:00:00Z","value":20.0}]);
+    assert_eq!(post_json(&format!("{}/api/readings", server.url), &reading), 200);
+    let between = format!("{},{lat},1600,0,-89.9", (lon + east) / 2.0);
+    let plain = shoot(&server.url, &between, &["--hide", "helsinki/ground,helsinki/buildings"], "heat-off");
+    let heat = shoot(
+        &server.url,
+        &between,
+        &["--hide", "helsinki/ground,helsinki/buildings", "--heat-map", "temperature"],
+        "heat-on",
+    );
+    // Mean red-minus-green change from the plain picture, in a box on each side of
+    // the centre (each sensor's 150 m reach is about 55 px from 1.6 km).
+    let tint = |from: usize, to: usize| {
+        let points: Vec<(usize, usize)> = heat
+            .samples()
+            .into_iter()
+            .filter(|&(x, y)| x >= from && x < to && y.abs_diff(300) < 30)
+            .collect();
+        let shift: i64 = points
+            .iter()
+            .map(|&(x, y)| {
+                let (h, p) = (heat.px(x, y), plain.px(x, y));
+                (i64::from(h[0]) - i64::from(h[1])) - (i64::from(p[0]) - i64::from(p[1]))
+            })
+            .sum();
+        shift / points.len().max(1) as i64
+    };
+    let (west, east_side) = (tint(280, 360), tint(440, 520));
+    assert!(west > 40, "the alarm's side turns red: {west}");
+    assert!(east_side < -20, "the cool sensor's side turns green: {east_side}");
 }

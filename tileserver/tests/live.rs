@@ -144,6 +144,11 @@ async fn the_machine_temperature_series_raises_an_alarm_in_its_labelled_failure_
     };
     assert!(alarms.iter().any(|t| inside(t, NAB_WINDOWS[3])), "an alarm in the system failure: {alarms:?}");
     assert!(alarms.iter().all(|t| NAB_WINDOWS.iter().any(|w| inside(t, *w))), "no false alarm: {alarms:?}");
+    // A viewer starting late asks for the newest few: the tail of the same list.
+    let all = alerts.as_array().expect("alerts");
+    assert!(all.len() > 3, "{}", all.len());
+    let (_, last) = call(&state, "GET", "/api/alerts?last=3", None).await;
+    assert_eq!(last.as_array().map(Vec::as_slice), Some(&all[all.len() - 3..]));
     let (_, sensor) = call(&state, "GET", "/api/sensors/machine", None).await;
     assert_eq!(sensor["latest"]["t"], "2014-02-19T15:25:00.000Z");
     assert_eq!(sensor["state"], "ok", "the series ends healthy: {sensor}");

@@ -36,7 +36,8 @@ struct Cli {
     #[arg(long, default_value_t = 512)]
     cache_mb: usize,
     /// Start with these layer-panel entries off (comma-separated): `<layer>/buildings`,
-    /// `<layer>/ground`, `roads`, `rail`, `land use`, `water`, `district borders`.
+    /// `<layer>/ground`, `roads`, `rail`, `land use`, `water`, `district borders`,
+    /// `sensors`, `sensors/<kind>`.
     #[arg(long, value_delimiter = ',')]
     hide: Vec<String>,
     /// No sun shadows: much faster on software renderers and weak GPUs.
@@ -45,6 +46,9 @@ struct Cli {
     /// Fly the scripted benchmark path for this many seconds, print figures as JSON, exit.
     #[arg(long)]
     bench: Option<f64>,
+    /// Show this sensor kind's latest values as a heat map (the layer panel switches it).
+    #[arg(long, value_name = "KIND")]
+    heat_map: Option<String>,
 }
 
 fn numbers<const N: usize>(s: &str, what: &str) -> anyhow::Result<[f64; N]> {
@@ -79,6 +83,7 @@ fn main() -> anyhow::Result<()> {
         hidden: cli.hide,
         bench_seconds: cli.bench.filter(|s| *s > 0.0),
         shadows: !cli.no_shadows,
+        heat_map: cli.heat_map,
     };
     let window = Window {
         title: "CIM city viewer".into(),

@@ -418,12 +418,17 @@ async fn readings(
 struct AlertParams {
     after: Option<u64>,
     limit: Option<usize>,
+    /// The newest N instead (oldest first), for a viewer catching up at start.
+    last: Option<usize>,
 }
 
 async fn alerts(State(state): State<AppState>, Query(p): Query<AlertParams>) -> Result<Response, ApiError> {
     let live = live_of(&state)?.clone();
     let limit = p.limit.unwrap_or(1000).min(10_000);
-    let list = blocking(move || live.store.alerts(p.after.unwrap_or(0), limit)).await?;
+    let list = match p.last {
+        Some(n) => blocking(move || live.store.latest_alerts(n.min(10_000))).await?,
+        None => blocking(move || live.store.alerts(p.after.unwrap_or(0), limit)).await?,
+    };
     Ok(Json(list).into_response())
 }
 

@@ -317,6 +317,18 @@ impl SensorStore {
         Ok(out)
     }
 
+    /// The newest `count` alerts, oldest first: what a viewer shows when it starts.
+    pub fn latest_alerts(&self, count: usize) -> Result<Vec<Alert>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(ALERTS)?;
+        let mut out = Vec::new();
+        for row in table.iter()?.rev().take(count) {
+            out.push(serde_json::from_str(row?.1.value())?);
+        }
+        out.reverse();
+        Ok(out)
+    }
+
     /// Readings in `[from, to)`: raw when `step_ms` is 0, else the mean per step,
     /// read from the coarsest stored level that divides the step.
     pub fn readings(

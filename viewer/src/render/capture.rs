@@ -49,6 +49,7 @@ fn capture(
     mut exit: MessageWriter<AppExit>,
     mut picked: ResMut<super::pick::Picked>,
     attributes: Res<super::hud::Attributes>,
+    heat: Res<super::sensors::HeatDrawn>,
     time: Res<Time>,
 ) {
     let Some(path) = &options.screenshot else { return };
@@ -76,6 +77,7 @@ fn capture(
         && ground.ready
         && ground.in_flight == 0
         && ground.wanted == 0
+        && (options.heat_map.is_none() || heat.0)
         && state.frames > 2;
     state.settled = if complete { state.settled + 1 } else { 0 };
     if state.settled < SETTLE_FRAMES && state.frames < MAX_FRAMES {

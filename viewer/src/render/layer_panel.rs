@@ -1,11 +1,14 @@
 //! The layer panel: one row per layer part (buildings, ground) and per ground group
 //! (roads, rail, land use, water, borders) to switch on and off, and a fly-to row per
-//! layer. Keys 1–9 toggle the first nine rows; a click on a row does the same.
+//! layer. Keys 1–9 toggle the first nine rows; a click on a row does the same. Once
+//! live sensors arrive, each sensor kind gets a row to show or hide it and a row to
+//! lay its values over the city as a heat map.
 
 use bevy::prelude::*;
 
 use super::camera::{Flight, orbit_over};
 use super::catalogue::Catalogue;
+use super::sensors::{HeatMap, Live};
 use super::{Hidden, RenderFrame};
 use crate::ground::GroundGroup;
 
@@ -13,7 +16,7 @@ pub struct LayerPanelPlugin;
 
 impl Plugin for LayerPanelPlugin {
     fn build(&self, app: &mut App) {
-        app.add_systems(Update, (build_panel, press_rows, label_rows).chain());
+        app.add_systems(Update, (build_panel, sync_kind_rows, press_rows, label_rows).chain());
     }
 }
 
@@ -21,6 +24,8 @@ impl Plugin for LayerPanelPlugin {
 pub enum RowAction {
     Toggle(String),
     FlyTo([f64; 4]),
+    /// Show this sensor kind as the heat map, or stop if it is the one shown.
+    Heat(String),
 }
 
 #[derive(Component, Debug, Clone)]
@@ -64,8 +69,65 @@ pub fn rows_for(catalogue: &Catalogue) -> Vec<PanelRow> {
     rows
 }
 
+/// Rows for one sensor kind: show/hide, then heat map.
+pub fn kind_rows(kind: &str) -> [PanelRow; 2] {
+    [
+        PanelRow {
+            label: format!("  {kind}"),
+            action: RowAction::Toggle(format!("sensors/{kind}")),
+            key: None,
+        },
+        PanelRow {
+            label: format!("    heat map of {kind}"),
+            action: RowAction::Heat(kind.to_owned()),
+            key: None,
+        },
+    ]
+}
+
 #[derive(Component)]
 struct Panel;
+
+#[derive(Component)]
+struct KindRow;
+
+/// Keeps one pair of rows per sensor kind the live stream has shown us.
+fn sync_kind_rows(
+    mut commands: Commands,
+    live: Res<Live>,
+    panel: Query<Entity, With<Panel>>,
+    rows: Query<Entity, With<KindRow>>,
+    mut shown: Local<Vec<String>>,
+    mut seen_revision: Local<u64>,
+) {
+    let Ok(panel) = panel.single() else { return };
+    if *seen_revision == live.model.revision && rows.iter().count() == shown.len() * 2 {
+        return;
+    }
+    *seen_revision = live.model.revision;
+    let kinds = live.model.kinds();
+    if kinds == *shown && rows.iter().count() == kinds.len() * 2 {
+        return;
+    }
+    for row in &rows {
+        commands.entity(row).despawn();
+    }
+    commands.entity(panel).with_children(|panel| {
+        for row in kinds.iter().flat_map(|k| kind_rows(k)) {
+            panel.spawn((
+                Button,
+                Text::new(row.label.clone()),
+                super::hud::ui_font(13.0),
+                TextColor(Color::WHITE),
+                Node { padding: UiRect::axes(px(4), px(1)), ..default() },
+                BackgroundColor(Color::NONE),
+                row,
+                KindRow,
+            ));
+        }
+    });
+    *shown = kinds;
+}
 
 fn build_panel(mut commands: Commands, catalogue: Res<Catalogue>, panel: Query<(), With<Panel>>) {
     if !catalogue.loaded || !panel.is_empty() || catalogue.layers.is_empty() {
@@ -100,8 +162,17 @@ fn build_panel(mut commands: Commands, catalogue: Res<Catalogue>, panel: Query<(
         });
 }
 
-fn act(action: &RowAction, hidden: &mut Hidden, flight: &mut Flight, frame: Option<&RenderFrame>) {
+fn act(
+    action: &RowAction,
+    hidden: &mut Hidden,
+    heat: &mut HeatMap,
+    flight: &mut Flight,
+    frame: Option<&RenderFrame>,
+) {
     match action {
+        RowAction::Heat(kind) => {
+            heat.0 = if heat.0.as_ref() == Some(kind) { None } else { Some(kind.clone()) };
+        }
         RowAction::Toggle(key) => {
             if !hidden.0.remove(key) {
                 hidden.0.insert(key.clone());
@@ -133,6 +204,7 @@ fn press_rows(
     all: Query<&PanelRow>,
     frame: Option<Res<RenderFrame>>,
     mut hidden: ResMut<Hidden>,
+    mut heat: ResMut<HeatMap>,
     mut flight: ResMut<Flight>,
 ) {
     for (interaction, row, mut background) in rows {
@@ -142,19 +214,19 @@ fn press_rows(
             Interaction::None => Color::NONE,
         });
         if *interaction == Interaction::Pressed {
-            act(&row.action, &mut hidden, &mut flight, frame.as_deref());
+            act(&row.action, &mut hidden, &mut heat, &mut flight, frame.as_deref());
         }
     }
     for (n, key) in DIGITS.iter().enumerate() {
         if keys.just_pressed(*key)
             && let Some(row) = all.iter().find(|r| r.key == Some(n + 1))
         {
-            act(&row.action, &mut hidden, &mut flight, frame.as_deref());
+            act(&row.action, &mut hidden, &mut heat, &mut flight, frame.as_deref());
         }
     }
 }
 
-fn label_rows(hidden: Res<Hidden>, mut rows: Query<(&PanelRow, &mut Text)>) {
+fn label_rows(hidden: Res<Hidden>, heat: Option<Res<HeatMap>>, mut rows: Query<(&PanelRow, &mut Text)>) {
     for (row, mut text) in &mut rows {
         let label = match &row.action {
             RowAction::Toggle(key) => {
@@ -163,6 +235,10 @@ fn label_rows(hidden: Res<Hidden>, mut rows: Query<(&PanelRow, &mut Text)>) {
                 format!("{digit}{mark} {}", row.label)
             }
             RowAction::FlyTo(_) => format!("   → {}", row.label),
+            RowAction::Heat(kind) => {
+                let on = heat.as_ref().is_some_and(|h| h.0.as_ref() == Some(kind));
+                format!("  {} {}", if on { "[x]" } else { "[ ]" }, row.label)
+            }
         };
         if text.0 != label {
             text.0 = label;
@@ -192,7 +268,7 @@ mod tests {
             .iter()
             .filter_map(|r| match &r.action {
                 RowAction::Toggle(k) => Some((r.key, k.as_str())),
-                RowAction::FlyTo(_) => None,
+                RowAction::FlyTo(_) | RowAction::Heat(_) => None,
             })
             .collect();
         assert_eq!(
@@ -211,10 +287,21 @@ mod tests {
         );
         assert_eq!(rows.last().map(|r| &r.action), Some(&RowAction::FlyTo([1.0, 2.0, 3.0, 4.0])));
         let mut hidden = Hidden::default();
+        let mut heat = HeatMap::default();
         let mut flight = Flight::default();
-        act(&RowAction::Toggle("roads".into()), &mut hidden, &mut flight, None);
+        act(&RowAction::Toggle("roads".into()), &mut hidden, &mut heat, &mut flight, None);
         assert!(!hidden.shows("roads"));
-        act(&RowAction::Toggle("roads".into()), &mut hidden, &mut flight, None);
+        act(&RowAction::Toggle("roads".into()), &mut hidden, &mut heat, &mut flight, None);
         assert!(hidden.shows("roads"));
+        // Sensor kinds: a toggle keyed like --hide, and one heat map at a time.
+        let [show, map] = kind_rows("temperature");
+        act(&show.action, &mut hidden, &mut heat, &mut flight, None);
+        assert!(!hidden.shows("sensors/temperature"));
+        act(&map.action, &mut hidden, &mut heat, &mut flight, None);
+        assert_eq!(heat.0.as_deref(), Some("temperature"));
+        act(&kind_rows("speed")[1].action, &mut hidden, &mut heat, &mut flight, None);
+        assert_eq!(heat.0.as_deref(), Some("speed"));
+        act(&kind_rows("speed")[1].action, &mut hidden, &mut heat, &mut flight, None);
+        assert_eq!(heat.0, None);
     }
 }

@@ -49,6 +49,8 @@ pub struct ViewerOptions {
     pub bench_seconds: Option<f64>,
     /// Sun shadows (off helps software renderers and weak GPUs).
     pub shadows: bool,
+    /// Sensor kind shown as a heat map at start.
+    pub heat_map: Option<String>,
 }
 
 /// Messages for the person at the screen: server unreachable, missing or corrupt tiles.

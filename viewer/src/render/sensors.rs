@@ -1,6 +1,8 @@
 //! Live sensors on the map: a marker per sensor coloured by state (pulsing on alarm),
 //! kept a constant size on screen; an alert list whose rows fly to the sensor; a
-//! click on a marker shows its latest value and a sparkline of the last hour.
+//! click on a marker shows its latest value and a sparkline of the last hour. Alerts
+//! raised before the viewer started are fetched once; a heat map of one kind's values
+//! can be laid over the city.
 
 use std::collections::HashMap;
 
@@ -12,7 +14,7 @@ use super::camera::{Flight, Orbit};
 use super::catalogue::Catalogue;
 use super::platform::{Pending, Subscription, fetch_then, subscribe};
 use super::{Hidden, Problems, RenderFrame, ViewerOptions};
-use crate::live::{LiveModel, sparkline, state_colour};
+use crate::live::{LiveModel, heat_colour, heat_grid, sparkline, state_colour};
 
 pub struct SensorsPlugin;
 
@@ -20,10 +22,21 @@ impl Plugin for SensorsPlugin {
     fn build(&self, app: &mut App) {
         app.init_resource::<Live>()
             .init_resource::<MarkerClick>()
-            .add_systems(Startup, spawn_panels)
+            .init_resource::<HeatMap>()
+            .init_resource::<HeatDrawn>()
+            .add_systems(Startup, (spawn_panels, start_heat_map))
             .add_systems(
                 Update,
-                (connect, receive, place_markers, size_markers, click_marker, press_alert, update_panels)
+                (
+                    connect,
+                    receive,
+                    place_markers,
+                    size_markers,
+                    click_marker,
+                    press_alert,
+                    update_panels,
+                    draw_heat_map,
+                )
                     .chain(),
             );
     }
@@ -38,7 +51,23 @@ pub struct Live {
     selected: Option<String>,
     history: Option<Pending<Vec<f64>>>,
     spark: String,
+    /// Alerts from before we connected, asked for once.
+    past_alerts: Option<Pending<Vec<u8>>>,
+    asked_past_alerts: bool,
 }
+
+/// The kind whose values are shown as a heat map, if any.
+#[derive(Resource, Default, Debug, Clone, PartialEq)]
+pub struct HeatMap(pub Option<String>);
+
+/// Whether a heat map is on screen (screenshots wait for it when one was asked for).
+#[derive(Resource, Default, Debug)]
+pub struct HeatDrawn(pub bool);
+
+/// Grid cells across the heat map's extent, each way.
+const HEAT_CELLS: usize = 48;
+/// Metres above the ellipsoid: over draped ground, under roofs.
+const HEAT_HEIGHT: f64 = 4.0;
 
 /// Set when this frame's click landed on a marker, so building picking skips it.
 #[derive(Resource, Default)]
@@ -69,10 +98,28 @@ fn connect(options: Res<ViewerOptions>, catalogue: Res<Catalogue>, time: Res<Tim
     // An unreachable server is reported once, by the catalogue.
     if live.subscription.is_none() && catalogue.reachable && time.elapsed_secs() >= live.retry_at {
         live.subscription = Some(subscribe(ws_url(&options.server)));
+        if !live.asked_past_alerts {
+            live.asked_past_alerts = true;
+            let url = format!(
+                "{}/api/alerts?last={}",
+                options.server.trim_end_matches('/'),
+                crate::live::ALERTS_KEPT
+            );
+            live.past_alerts = Some(fetch_then(url, Ok));
+        }
     }
 }
 
 fn receive(time: Res<Time>, mut live: ResMut<Live>, mut problems: ResMut<Problems>) {
+    if let Some(result) = live.past_alerts.as_ref().and_then(Pending::take) {
+        live.past_alerts = None;
+        // Without a live service (404/503) there is no history either: say nothing.
+        if let Ok(bytes) = result
+            && let Err(e) = live.model.merge_history(&bytes)
+        {
+            problems.report(e);
+        }
+    }
     let Some(subscription) = &live.subscription else { return };
     let (messages, ended) = subscription.take();
     for m in messages {
@@ -290,6 +337,7 @@ type PanelParts = (&'static mut Text, &'static mut Visibility);
 #[allow(clippy::too_many_arguments)]
 fn update_panels(
     mut commands: Commands,
+    hidden: Res<Hidden>,
     mut live: ResMut<Live>,
     mut list: Query<ListParts, (With<AlertList>, Without<SensorPanel>)>,
     rows: Query<Entity, With<AlertRow>>,
@@ -320,17 +368,24 @@ fn update_panels(
             }
         }
     }
-    if *shown_revision == live.model.revision {
+    if *shown_revision == live.model.revision && !hidden.is_changed() {
         return;
     }
     *shown_revision = live.model.revision;
     let Ok((list, mut visibility)) = list.single_mut() else { return };
-    *visibility = if live.model.alerts.is_empty() { Visibility::Hidden } else { Visibility::Inherited };
+    // Alerts of kinds switched off in the layer panel are not listed.
+    let shows = |a: &crate::live::AlertView| {
+        hidden.shows("sensors")
+            && live.model.sensors.get(&a.sensor).is_none_or(|s| hidden.shows(&format!("sensors/{}", s.kind)))
+    };
+    let listed: Vec<(usize, &crate::live::AlertView)> =
+        live.model.alerts.iter().enumerate().filter(|(_, a)| shows(a)).take(8).collect();
+    *visibility = if listed.is_empty() { Visibility::Hidden } else { Visibility::Inherited };
     for row in &rows {
         commands.entity(row).despawn();
     }
     commands.entity(list).with_children(|list| {
-        for (i, a) in live.model.alerts.iter().take(8).enumerate() {
+        for (i, a) in listed {
             let time = a.t.get(11..19).unwrap_or(&a.t);
             list.spawn((
                 Button,
@@ -341,4 +396,95 @@ fn update_panels(
             ));
         }
     });
+}
+
+#[derive(Component)]
+struct HeatLayer;
+
+fn start_heat_map(mut commands: Commands, options: Res<ViewerOptions>) {
+    commands.insert_resource(HeatMap(options.heat_map.clone()));
+}
+
+/// Rebuilds the heat map when its kind changes or, at most every two seconds, when
+/// new readings came in.
+#[allow(clippy::too_many_arguments)]
+fn draw_heat_map(
+    mut commands: Commands,
+    time: Res<Time>,
+    heat: Res<HeatMap>,
+    live: Res<Live>,
+    frame: Option<Res<RenderFrame>>,
+    mut meshes: ResMut<Assets<Mesh>>,
+    mut materials: ResMut<Assets<StandardMaterial>>,
+    layer: Query<Entity, With<HeatLayer>>,
+    mut drawn: ResMut<HeatDrawn>,
+    mut built: Local<(Option<String>, u64, f32)>,
+) {
+    let Some(frame) = frame else { return };
+    let due = built.1 != live.model.revision && (layer.is_empty() || time.elapsed_secs() - built.2 >= 2.0);
+    if built.0 == heat.0 && !due {
+        return;
+    }
+    *built = (heat.0.clone(), live.model.revision, time.elapsed_secs());
+    for e in &layer {
+        commands.entity(e).despawn();
+    }
+    drawn.0 = false;
+    let Some(grid) = heat.0.as_deref().and_then(|kind| heat_grid(&live.model, kind, HEAT_CELLS, HEAT_CELLS))
+    else {
+        return;
+    };
+    let (cols, rows) = (grid.cols, grid.rows);
+    let mut positions = Vec::with_capacity(grid.values.len());
+    let mut colours = Vec::with_capacity(grid.values.len());
+    for r in 0..=rows {
+        let lat = grid.bounds[1] + (grid.bounds[3] - grid.bounds[1]) * r as f64 / rows as f64;
+        for c in 0..=cols {
+            let lon = grid.bounds[0] + (grid.bounds[2] - grid.bounds[0]) * c as f64 / cols as f64;
+            let at = frame.ecef_to_render.transform_point3(DVec3::from(cim_core::frame::geodetic_to_ecef(
+                lon,
+                lat,
+                HEAT_HEIGHT,
+            )));
+            positions.push(at.as_vec3().to_array());
+            let [red, green, blue] = grid.values[r * (cols + 1) + c].map_or([0.0; 3], heat_colour);
+            colours.push([red, green, blue, 1.0]);
+        }
+    }
+    let mut indices = Vec::new();
+    let corner = |c: usize, r: usize| r * (cols + 1) + c;
+    for r in 0..rows {
+        for c in 0..cols {
+            let quad = [corner(c, r), corner(c + 1, r), corner(c + 1, r + 1), corner(c, r + 1)];
+            if quad.iter().all(|&i| grid.values[i].is_some()) {
+                for i in [0, 1, 2, 0, 2, 3] {
+                    indices.push(quad[i] as u32);
+                }
+            }
+        }
+    }
+    if indices.is_empty() {
+        return;
+    }
+    let mut mesh =
+        Mesh::new(bevy::mesh::PrimitiveTopology::TriangleList, bevy::asset::RenderAssetUsages::RENDER_WORLD);
+    mesh.insert_attribute(Mesh::ATTRIBUTE_POSITION, positions);
+    mesh.insert_attribute(Mesh::ATTRIBUTE_COLOR, colours);
+    mesh.insert_indices(bevy::mesh::Indices::U32(indices));
+    commands.spawn((
+        Mesh3d(meshes.add(mesh)),
+        MeshMaterial3d(materials.add(StandardMaterial {
+            // Vertex colours times a translucent white: the city shows through.
+            base_color: Color::srgba(1.0, 1.0, 1.0, 0.55),
+            alpha_mode: AlphaMode::Blend,
+            unlit: true,
+            cull_mode: None,
+            depth_bias: 50.0,
+            ..default()
+        })),
+        Transform::IDENTITY,
+        bevy::light::NotShadowCaster,
+        HeatLayer,
+    ));
+    drawn.0 = true;
 }
