@@ -251,3 +251,60 @@ async fn a_second_instance_on_the_same_store_serves_without_live_data() {
     let (status, _) = call(&first, "GET", "/api/sensors", None).await;
     assert_eq!(status, StatusCode::OK);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_batches_share_commits_yet_each_gets_its_own_counts_and_means_stay_exact() {
+    let dir = temp("group");
+    let state = AppState::open(&dir.0).expect("state");
+    for id in ["g-0", "g-1", "g-2", "g-3"] {
+        let sensor = json!({"id": id, "kind": "flow", "unit": "l/s", "lon": 24.9, "lat": 60.1});
+        assert_eq!(call(&state, "POST", "/api/sensors", Some(sensor)).await.0, StatusCode::CREATED);
+    }
+    // 16 requests at once, 4 per sensor, each 60 one-second readings of one minute;
+    // values k + 100 * request so every minute's mean is known.
+    let batch = |request: usize| {
+        let sensor = format!("g-{}", request % 4);
+        let minute = request / 4;
+        let readings: Vec<Value> = (0..60)
+            .map(|k| {
+                json!({"sensor": sensor, "t": format!("2026-01-01T00:{minute:02}:{k:02}Z"),
+                       "value": (k + 100 * request) as f64})
+            })
+            .collect();
+        Value::Array(readings)
+    };
+    let replies = futures_util::future::join_all((0..16).map(|r| {
+        let state = state.clone();
+        let body = batch(r);
+        async move { call(&state, "POST", "/api/readings", Some(body)).await }
+    }))
+    .await;
+    for (status, body) in &replies {
+        assert_eq!(*status, StatusCode::OK, "{body}");
+        assert_eq!((body["stored"].as_u64(), body["duplicates"].as_u64()), (Some(60), Some(0)), "{body}");
+    }
+    // Sent again: each request is told all 60 were already there.
+    let again = futures_util::future::join_all((0..4).map(|r| {
+        let state = state.clone();
+        let body = batch(r);
+        async move { call(&state, "POST", "/api/readings", Some(body)).await }
+    }))
+    .await;
+    for (_, body) in &again {
+        assert_eq!((body["stored"].as_u64(), body["duplicates"].as_u64()), (Some(0), Some(60)), "{body}");
+    }
+    // Minute means across requests and commits: mean of k + 100 r over k = 29.5 + 100 r.
+    for sensor in 0..4 {
+        let (_, means) =
+            call(&state, "GET", &format!("/api/sensors/g-{sensor}/readings?step=1m"), None).await;
+        let got: Vec<f64> =
+            means.as_array().expect("means").iter().filter_map(|m| m["value"].as_f64()).collect();
+        let want: Vec<f64> = (0..4).map(|minute| 29.5 + 100.0 * (minute * 4 + sensor) as f64).collect();
+        assert_eq!(got, want, "g-{sensor}");
+        let (_, hour) = call(&state, "GET", &format!("/api/sensors/g-{sensor}/readings?step=1h"), None).await;
+        let mean = want.iter().sum::<f64>() / 4.0;
+        assert!((hour[0]["value"].as_f64().unwrap_or(0.0) - mean).abs() < 1e-9, "{hour}");
+    }
+    let (_, stats) = call(&state, "GET", "/api/live/stats", None).await;
+    assert_eq!((stats["stored"].as_u64(), stats["duplicates"].as_u64()), (Some(960), Some(240)), "{stats}");
+}

@@ -19,7 +19,7 @@ pub mod store;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::StatusCode;
@@ -32,7 +32,7 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
 use crate::{ApiError, AppState};
-use store::{Alert, Current, SensorStore, StoreError};
+use store::{Alert, Current, Fate, SensorStore, StoreError};
 
 /// Readings accepted in one request or message batch.
 pub const MAX_BATCH: usize = 50_000;
@@ -98,7 +98,17 @@ pub struct Live {
     pub counters: Counters,
     pub broker: broker::BrokerCounters,
     pub events: broadcast::Sender<Arc<Published>>,
+    /// Batches waiting for the next group commit, each with where its result goes.
+    waiting: Mutex<Vec<Queued>>,
+    /// Held by the caller committing for everyone.
+    committing: Mutex<()>,
 }
+
+/// A batch's (stored, duplicates), or why the shared transaction failed.
+type GroupResult = Result<(usize, usize), String>;
+type ResultSlot = Arc<Mutex<Option<GroupResult>>>;
+/// Validated readings (sensor, ms, value) and where their result goes.
+type Queued = (Vec<(String, i64, f64)>, ResultSlot);
 
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
@@ -119,6 +129,8 @@ impl Live {
             counters: Counters::default(),
             broker: broker::BrokerCounters::default(),
             events,
+            waiting: Mutex::new(Vec::new()),
+            committing: Mutex::new(()),
         })
     }
 
@@ -139,7 +151,7 @@ impl Live {
         let c = &self.counters;
         c.received.fetch_add(readings.len() as u64, Ordering::Relaxed);
         // Read under the lock rather than cloning the registry per batch (10 000
-        // sensors per request on the hot path); registrations wait for one commit.
+        // sensors per request on the hot path).
         let sensors = self.sensors.read().map_err(|_| StoreError::Poisoned)?;
         let mut good = Vec::with_capacity(readings.len());
         let mut rejected = Vec::new();
@@ -164,7 +176,52 @@ impl Live {
             };
             rejected.push((index, reason));
         }
-        let outcome = self.store.store_batch(&sensors, &good)?;
+        drop(sensors);
+        let (stored, duplicates) = self.commit_grouped(good)?;
+        Ok(Ingested { stored, duplicates, rejected })
+    }
+
+    /// Stores `readings` together with whatever other batches are waiting, in one
+    /// transaction (group commit): the caller that gets the commit lock commits every
+    /// queued batch; the others find theirs done when they get it. One commit then
+    /// carries many requests' readings, which is what makes durable ingest fast.
+    /// Returns this batch's (stored, duplicates) once it is durable.
+    fn commit_grouped(&self, readings: Vec<(String, i64, f64)>) -> Result<(usize, usize), StoreError> {
+        let slot: ResultSlot = Arc::default();
+        self.waiting.lock().map_err(|_| StoreError::Poisoned)?.push((readings, slot.clone()));
+        let _leader = self.committing.lock().map_err(|_| StoreError::Poisoned)?;
+        if let Some(done) = slot.lock().map_err(|_| StoreError::Poisoned)?.take() {
+            return done.map_err(StoreError::Grouped);
+        }
+        let jobs = std::mem::take(&mut *self.waiting.lock().map_err(|_| StoreError::Poisoned)?);
+        let mut all = Vec::with_capacity(jobs.iter().map(|(r, _)| r.len()).sum());
+        let mut spans = Vec::with_capacity(jobs.len());
+        for (readings, slot) in jobs {
+            let start = all.len();
+            all.extend(readings);
+            spans.push((start..all.len(), slot));
+        }
+        let sensors = self.sensors.read().map_err(|_| StoreError::Poisoned)?;
+        let outcome = match self.store.store_batch(&sensors, &all) {
+            Ok(o) => o,
+            Err(e) => {
+                let reason = e.to_string();
+                for (_, slot) in &spans {
+                    if let Ok(mut s) = slot.lock() {
+                        *s = Some(Err(reason.clone()));
+                    }
+                }
+                return Err(e);
+            }
+        };
+        for (span, slot) in &spans {
+            let fates = &outcome.fates[span.clone()];
+            let count = |f: Fate| fates.iter().filter(|x| **x == f).count();
+            if let Ok(mut s) = slot.lock() {
+                *s = Some(Ok((count(Fate::Stored), count(Fate::Duplicate))));
+            }
+        }
+        let c = &self.counters;
         c.stored.fetch_add(outcome.stored as u64, Ordering::Relaxed);
         c.duplicates.fetch_add(outcome.duplicates as u64, Ordering::Relaxed);
         c.out_of_order.fetch_add(outcome.out_of_order as u64, Ordering::Relaxed);
@@ -187,8 +244,8 @@ impl Live {
                 }
             }
         }
-        drop(sensors);
-        Ok(Ingested { stored: outcome.stored, duplicates: outcome.duplicates, rejected })
+        let mine = slot.lock().map_err(|_| StoreError::Poisoned)?.take();
+        mine.unwrap_or_else(|| Err("group commit lost a batch".into())).map_err(StoreError::Grouped)
     }
 
     /// Marks sensors silent for longer than their stale period; run it every second.

@@ -29,6 +29,9 @@ pub enum StoreError {
     Record(#[from] serde_json::Error),
     #[error("sensor registry lock poisoned by a panic")]
     Poisoned,
+    /// The shared transaction this batch rode in failed (the reason is the leader's).
+    #[error("{0}")]
+    Grouped(String),
 }
 
 macro_rules! db_error {
@@ -76,12 +79,22 @@ pub struct BatchOutcome {
     pub replaced: usize,
     /// Older than the sensor's newest reading (stored, state unchanged).
     pub out_of_order: usize,
-    pub alerts: Vec<Alert>,
+    /// What became of each reading passed in, by index.
+    pub fates: Vec<Fate>,
     /// Sensors whose current state or value changed, for live subscribers.
     pub changed: Vec<(String, Current)>,
     /// Every newly stored reading in arrival order: sensor, time, value, the sensor's
     /// state after it, and the alert it raised, if any.
     pub stored_readings: Vec<(String, i64, f64, SensorState, Option<Alert>)>,
+}
+
+/// What storing did with one reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fate {
+    Stored,
+    Duplicate,
+    /// Its sensor is not registered (the caller should have refused it).
+    Unregistered,
 }
 
 pub struct SensorStore {
@@ -90,10 +103,17 @@ pub struct SensorStore {
     /// not parsed from disk each time. Held across a write transaction and updated
     /// only once that committed, so it never runs ahead of the file.
     states: std::sync::Mutex<HashMap<String, Current>>,
+    /// Each sensor's newest minute and hour aggregate as committed, so an in-order
+    /// reading updates them without reading the bucket back first.
+    open_buckets: std::sync::Mutex<HashMap<String, OpenBuckets>>,
 }
 
+/// `[minute, hour]`: bucket start (ms) and its aggregate.
+type OpenBuckets = [Option<(i64, Aggregate)>; 2];
+
+/// Start of the bucket holding `t`; open-ended queries pass i64::MIN / MAX.
 fn bucket(t: i64, size: i64) -> i64 {
-    t.div_euclid(size) * size
+    t.div_euclid(size).saturating_mul(size)
 }
 
 type Aggregate = (u64, f64, f64, f64);
@@ -121,7 +141,7 @@ impl SensorStore {
             }
             out
         };
-        Ok(Self { db, states: std::sync::Mutex::new(states) })
+        Ok(Self { db, states: std::sync::Mutex::new(states), open_buckets: Default::default() })
     }
 
     fn cached_states(&self) -> Result<std::sync::MutexGuard<'_, HashMap<String, Current>>, StoreError> {
@@ -161,15 +181,20 @@ impl SensorStore {
         Ok(self.cached_states()?.clone())
     }
 
+    /// Adds `value` to bucket `key`, whose aggregate is `known` when cached.
     fn add_to(
         table: &mut redb::Table<(&str, i64), Aggregate>,
         key: (&str, i64),
         value: f64,
-    ) -> Result<(), StoreError> {
-        let (n, sum, min, max) =
-            table.get(key)?.map(|g| g.value()).unwrap_or((0, 0.0, f64::INFINITY, f64::NEG_INFINITY));
-        table.insert(key, (n + 1, sum + value, min.min(value), max.max(value)))?;
-        Ok(())
+        known: Option<Aggregate>,
+    ) -> Result<Aggregate, StoreError> {
+        let (n, sum, min, max) = match known {
+            Some(a) => a,
+            None => table.get(key)?.map(|g| g.value()).unwrap_or((0, 0.0, f64::INFINITY, f64::NEG_INFINITY)),
+        };
+        let updated = (n + 1, sum + value, min.min(value), max.max(value));
+        table.insert(key, updated)?;
+        Ok(updated)
     }
 
     /// Rebuilds one aggregate bucket from the raw readings (after a replaced value).
@@ -198,6 +223,9 @@ impl SensorStore {
     ) -> Result<BatchOutcome, StoreError> {
         let mut out = BatchOutcome::default();
         let mut states = self.cached_states()?;
+        let mut open = self.open_buckets.lock().map_err(|_| StoreError::Poisoned)?;
+        // This batch's view of the open buckets; `None` in a slot: read it from disk.
+        let mut touched: HashMap<&str, OpenBuckets> = HashMap::new();
         let tx = self.db.begin_write()?;
         {
             let mut raw = tx.open_table(RAW)?;
@@ -207,26 +235,45 @@ impl SensorStore {
             let mut alerts = tx.open_table(ALERTS)?;
             let mut next_seq = alerts.last()?.map_or(1, |(k, _)| k.value() + 1);
             let mut current: HashMap<&str, Current> = HashMap::new();
+            out.fates.reserve(readings.len());
             for (id, t, value) in readings {
-                let Some(sensor) = sensors.get(id) else { continue };
+                let Some(sensor) = sensors.get(id) else {
+                    out.fates.push(Fate::Unregistered);
+                    continue;
+                };
                 let key = (id.as_str(), *t);
                 let previous = raw.insert(key, *value)?.map(|old| old.value());
                 match previous {
                     Some(old) if old.to_bits() == value.to_bits() => {
                         out.duplicates += 1;
+                        out.fates.push(Fate::Duplicate);
                         continue;
                     }
                     Some(_) => {
                         out.replaced += 1;
                         Self::rebuild(&raw, &mut minute, id, bucket(*t, MINUTE_MS), MINUTE_MS)?;
                         Self::rebuild(&raw, &mut hour, id, bucket(*t, HOUR_MS), HOUR_MS)?;
+                        // Rebuilt from disk: forget what we knew of this sensor's buckets.
+                        touched.insert(id.as_str(), [None, None]);
                     }
                     None => {
-                        Self::add_to(&mut minute, (id.as_str(), bucket(*t, MINUTE_MS)), *value)?;
-                        Self::add_to(&mut hour, (id.as_str(), bucket(*t, HOUR_MS)), *value)?;
+                        let slots = touched
+                            .entry(id.as_str())
+                            .or_insert_with(|| open.get(id.as_str()).copied().unwrap_or([None, None]));
+                        for (level, size) in [(0, MINUTE_MS), (1, HOUR_MS)] {
+                            let start = bucket(*t, size);
+                            let known = slots[level].filter(|(s, _)| *s == start).map(|(_, a)| a);
+                            let table = if level == 0 { &mut minute } else { &mut hour };
+                            let updated = Self::add_to(table, (id.as_str(), start), *value, known)?;
+                            // Only the newest bucket is worth remembering.
+                            if slots[level].is_none_or(|(s, _)| s <= start) {
+                                slots[level] = Some((start, updated));
+                            }
+                        }
                     }
                 }
                 out.stored += 1;
+                out.fates.push(Fate::Stored);
                 let cur = match current.get(id.as_str()) {
                     Some(c) => *c,
                     None => states.get(id.as_str()).copied().unwrap_or_default(),
@@ -249,7 +296,6 @@ impl SensorStore {
                     };
                     alerts.insert(next_seq, serde_json::to_string(&alert)?.as_str())?;
                     next_seq += 1;
-                    out.alerts.push(alert.clone());
                     out.stored_readings.push((id.clone(), *t, *value, next, Some(alert)));
                 } else {
                     out.stored_readings.push((id.clone(), *t, *value, next, None));
@@ -264,6 +310,9 @@ impl SensorStore {
         tx.commit()?;
         for (id, cur) in &out.changed {
             states.insert(id.clone(), *cur);
+        }
+        for (id, slots) in touched {
+            open.insert(id.to_owned(), slots);
         }
         Ok(out)
     }
@@ -379,6 +428,8 @@ impl SensorStore {
     /// the newest reading, not the clock, so replayed history is not wiped on arrival.
     pub fn prune(&self, raw_ms: i64, minute_ms: i64) -> Result<usize, StoreError> {
         let newest = self.states()?;
+        // Pruned buckets must not come back from the cache.
+        self.open_buckets.lock().map_err(|_| StoreError::Poisoned)?.clear();
         let tx = self.db.begin_write()?;
         let mut removed = 0;
         {
