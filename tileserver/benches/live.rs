@@ -418,11 +418,16 @@ fn latency(server: &Server, sensors: usize, rate: f64, seconds: f64, viewers: us
     let ws_url = format!("{}/api/live", server.url.replacen("http://", "ws://", 1));
     let stop = Arc::new(AtomicBool::new(false));
     let delays: Arc<std::sync::Mutex<Vec<f64>>> = Arc::default();
+    let ready = Arc::new(AtomicU64::new(0));
     let mut threads = Vec::new();
     for v in 0..viewers {
-        let (url, stop, delays) = (ws_url.clone(), stop.clone(), delays.clone());
+        let (url, stop, delays, ready) = (ws_url.clone(), stop.clone(), delays.clone(), ready.clone());
         threads.push(std::thread::spawn(move || {
             let Ok((mut socket, _)) = tungstenite::connect(url.as_str()) else { return };
+            // The first message is the snapshot: this viewer is in steady state after it.
+            if socket.read().is_ok() {
+                ready.fetch_add(1, Ordering::Relaxed);
+            }
             if let tungstenite::stream::MaybeTlsStream::Plain(s) = socket.get_ref() {
                 let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
             }
@@ -445,7 +450,12 @@ fn latency(server: &Server, sensors: usize, rate: f64, seconds: f64, viewers: us
             }
         }));
     }
-    std::thread::sleep(Duration::from_millis(1000));
+    // Steady state: every viewer has its snapshot before the clock starts.
+    let t_wait = Instant::now();
+    while ready.load(Ordering::Relaxed) < viewers as u64 && t_wait.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
     let rss_subscribed = server.rss_mib();
     let addr = server.mqtt.clone().expect("mqtt");
     let mut publisher = Publisher::new(&addr, "bench-latency", 10_000);
