@@ -168,7 +168,8 @@ pub fn heat_grid(model: &LiveModel, kind: &str, cols: usize, rows: usize) -> Opt
     let points: Vec<(&SensorView, f64)> = model
         .sensors
         .values()
-        .filter(|s| s.kind == kind)
+        // A stale sensor's last value is not the present: leave it out.
+        .filter(|s| s.kind == kind && s.state != "stale")
         .filter_map(|s| s.latest.as_ref().map(|(_, v)| (s, *v)))
         .filter(|(_, v)| v.is_finite())
         .collect();
@@ -317,7 +318,12 @@ mod tests {
             sensor("cool", "temperature", 24.95, 20.0),
             sensor("other", "speed", 24.92, 1000.0)
         );
+        let snapshot = snapshot.replace(
+            "]}",
+            &format!(",{}]}}", sensor("silent", "temperature", 24.925, 95.0).replace("\"ok\"", "\"stale\"")),
+        );
         model.apply(&snapshot).expect("snapshot");
+        assert_eq!(model.sensors["silent"].state, "stale");
         assert_eq!(model.kinds(), ["speed", "temperature"]);
         let grid = heat_grid(&model, "temperature", 40, 10).expect("grid");
         assert_eq!(grid.values.len(), 41 * 11);
@@ -329,8 +335,10 @@ mod tests {
         // Above alarm: 1; far below warn: 0; the speed sensor does not count.
         assert!(at(24.90, 60.0).is_some_and(|v| v > 0.95), "{:?}", at(24.90, 60.0));
         assert!(at(24.95, 60.0).is_some_and(|v| v < 0.05), "{:?}", at(24.95, 60.0));
-        // The corners are out of every sensor's reach.
+        // The corners are out of every sensor's reach, and so is the stale sensor's
+        // spot (between the two, 1.4 km from each).
         assert_eq!(grid.values[0], None);
+        assert_eq!(at(24.925, 60.0), None);
         assert!(heat_grid(&model, "nothing", 4, 4).is_none());
         assert!(heat_colour(1.0)[0] > 0.9 && heat_colour(1.0)[1] < 0.2);
         assert!(heat_colour(0.0)[1] > 0.7 && heat_colour(0.0)[0] < 0.2);
