@@ -308,3 +308,28 @@ async fn concurrent_batches_share_commits_yet_each_gets_its_own_counts_and_means
     let (_, stats) = call(&state, "GET", "/api/live/stats", None).await;
     assert_eq!((stats["stored"].as_u64(), stats["duplicates"].as_u64()), (Some(960), Some(240)), "{stats}");
 }
+
+#[tokio::test]
+async fn after_a_reopen_the_state_and_the_newest_reading_are_those_last_stored() {
+    let dir = temp("restore");
+    {
+        let state = AppState::open(&dir.0).expect("state");
+        let sensor =
+            json!({"id":"p","kind":"pressure","unit":"bar","lon":24.9,"lat":60.1,"warn":5,"alarm":8});
+        call(&state, "POST", "/api/sensors", Some(sensor)).await;
+        // ok, then alarm, then more alarm readings that change nothing but the value.
+        for (t, v) in [("00", 1.0), ("01", 9.0), ("02", 9.5), ("03", 9.7)] {
+            let body = json!([{"sensor":"p","t":format!("2026-01-01T00:{t}:00Z"),"value":v}]);
+            assert_eq!(call(&state, "POST", "/api/readings", Some(body)).await.0, StatusCode::OK);
+        }
+    }
+    let state = AppState::open(&dir.0).expect("reopen");
+    let (_, sensor) = call(&state, "GET", "/api/sensors/p", None).await;
+    assert_eq!(sensor["state"], "alarm", "{sensor}");
+    assert_eq!(sensor["latest"], json!({"t":"2026-01-01T00:03:00.000Z","value":9.7}), "{sensor}");
+    // An older reading after the reopen is out of order: the state stays.
+    let body = json!([{"sensor":"p","t":"2026-01-01T00:02:30Z","value":1.0}]);
+    call(&state, "POST", "/api/readings", Some(body)).await;
+    let (_, sensor) = call(&state, "GET", "/api/sensors/p", None).await;
+    assert_eq!((sensor["state"].as_str(), sensor["latest"]["value"].as_f64()), (Some("alarm"), Some(9.7)));
+}

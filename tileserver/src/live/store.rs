@@ -134,10 +134,19 @@ impl SensorStore {
         let states = {
             let tx = db.begin_read()?;
             let table = tx.open_table(STATE)?;
+            let raw = tx.open_table(RAW)?;
             let mut out = HashMap::new();
             for row in table.iter()? {
                 let (id, json) = row?;
-                out.insert(id.value().to_owned(), serde_json::from_str(json.value())?);
+                let id = id.value().to_owned();
+                let mut cur: Current = serde_json::from_str(json.value())?;
+                // STATE is written when the state changes; the newest reading is RAW's.
+                if let Some(last) = raw.range((id.as_str(), i64::MIN)..=(id.as_str(), i64::MAX))?.next_back()
+                {
+                    let (k, v) = last?;
+                    (cur.t, cur.value) = (Some(k.value().1), Some(v.value()));
+                }
+                out.insert(id, cur);
             }
             out
         };
@@ -303,7 +312,11 @@ impl SensorStore {
                 current.insert(id.as_str(), Current { state: next, t: Some(*t), value: Some(*value) });
             }
             for (id, cur) in &current {
-                state.insert(*id, serde_json::to_string(cur)?.as_str())?;
+                // Only a new state is written: the newest time and value are RAW's last
+                // row (read back at open), which saves a tree write per reading.
+                if states.get(*id).is_none_or(|before| before.state != cur.state) {
+                    state.insert(*id, serde_json::to_string(cur)?.as_str())?;
+                }
                 out.changed.push(((*id).to_owned(), *cur));
             }
         }
