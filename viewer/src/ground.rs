@@ -329,21 +329,24 @@ pub fn select_ground_tiles(
             break;
         }
     }
-    let pixels = |t: &TileId| {
-        // The tile's width on screen if seen face-on: its geometric size over distance.
-        let sphere = tile_sphere(*t);
-        view.screen_space_error(sphere.radius * std::f64::consts::SQRT_2, &sphere)
+    // Each candidate's bounding sphere once: visible tiles come back with their width
+    // on screen if seen face-on (geometric size over distance).
+    let measured = |t: TileId| {
+        if !intersects(t.bounds_lonlat(), bounds) {
+            return None;
+        }
+        let sphere = tile_sphere(t);
+        view.sees(&sphere)
+            .then(|| (t, view.screen_space_error(sphere.radius * std::f64::consts::SQRT_2, &sphere)))
     };
-    let visible = |t: &TileId| view.sees(&tile_sphere(*t)) && intersects(t.bounds_lonlat(), bounds);
-    let mut chosen: Vec<(TileId, f64)> = start.into_iter().filter(visible).map(|t| (t, pixels(&t))).collect();
+    let mut chosen: Vec<(TileId, f64)> = start.into_iter().filter_map(measured).collect();
     while let Some((i, _)) = chosen
         .iter()
         .enumerate()
         .filter(|(_, (t, px))| t.z < max_zoom && *px > MAX_TILE_PIXELS)
         .max_by(|a, b| a.1.1.total_cmp(&b.1.1))
     {
-        let children: Vec<(TileId, f64)> =
-            chosen[i].0.children().into_iter().filter(visible).map(|t| (t, pixels(&t))).collect();
+        let children: Vec<(TileId, f64)> = chosen[i].0.children().into_iter().filter_map(measured).collect();
         if chosen.len() - 1 + children.len() > max_tiles {
             break;
         }

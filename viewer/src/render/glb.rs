@@ -22,7 +22,6 @@ pub struct Content {
     pub primitives: Vec<Primitive>,
     /// Our `fid` per property-table row, when the content carries one.
     pub fids: Vec<u64>,
-    pub bytes: usize,
 }
 
 fn node_matrix(node: &gltf::Node<'_>) -> DMat4 {
@@ -41,14 +40,13 @@ fn node_matrix(node: &gltf::Node<'_>) -> DMat4 {
 }
 
 pub fn decode(bytes: Vec<u8>) -> Result<Content, String> {
-    let size = bytes.len();
     let glb = gltf::Gltf::from_slice(&bytes).map_err(|e| format!("not a valid GLB: {e}"))?;
     let blob = glb.blob.as_deref();
     let buffer = |b: gltf::Buffer<'_>| match b.source() {
         gltf::buffer::Source::Bin => blob,
         gltf::buffer::Source::Uri(_) => None,
     };
-    let mut content = Content { bytes: size, ..Default::default() };
+    let mut content = Content::default();
     let scene = glb.default_scene().or_else(|| glb.scenes().next()).ok_or("GLB has no scene")?;
     let mut stack: Vec<(gltf::Node<'_>, DMat4)> = scene.nodes().map(|n| (n, DMat4::IDENTITY)).collect();
     while let Some((node, parent)) = stack.pop() {
