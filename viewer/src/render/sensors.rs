@@ -260,12 +260,7 @@ pub fn click_marker(
     let url = format!(
         "{}/api/sensors/{id}/readings?from={}&step=1m",
         options.server.trim_end_matches('/'),
-        cim_core::sensors::format_rfc3339_ms(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as i64)
-                - 3_600_000
-        )
+        cim_core::sensors::format_rfc3339_ms(super::platform::now_ms() - 3_600_000)
     );
     live.history = Some(fetch_then(url, |bytes| {
         let rows: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;

@@ -5,3 +5,7 @@
 mod native;
 #[cfg(not(target_arch = "wasm32"))]
 pub use native::*;
+#[cfg(target_arch = "wasm32")]
+mod web;
+#[cfg(target_arch = "wasm32")]
+pub use web::*;

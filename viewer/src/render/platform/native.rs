@@ -41,6 +41,11 @@ pub fn get(url: &str) -> Result<Vec<u8>, String> {
     Ok(body)
 }
 
+/// Wall-clock milliseconds since 1970.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
 /// The process's peak resident memory (Linux `VmHWM`), if the platform tells.
 pub fn peak_memory_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;

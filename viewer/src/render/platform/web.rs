@@ -1,0 +1,105 @@
+//! The browser side of the seam: `fetch` and `WebSocket` from the page, driven by
+//! the browser's event loop. There are no worker threads here, so `then` (decoding)
+//! runs on the main thread between frames, as soon as the body arrived.
+
+use std::sync::{Arc, Mutex};
+
+use wasm_bindgen::JsCast;
+use wasm_bindgen::closure::Closure;
+use wasm_bindgen_futures::JsFuture;
+
+/// A result that the page fills in; polled once per frame, never waited on.
+pub struct Pending<T>(Arc<Mutex<Option<Result<T, String>>>>);
+
+impl<T> Pending<T> {
+    /// The result, once; `None` while the request is still running.
+    pub fn take(&self) -> Option<Result<T, String>> {
+        self.0.lock().ok().and_then(|mut slot| slot.take())
+    }
+}
+
+fn js_error(url: &str, e: wasm_bindgen::JsValue) -> String {
+    format!("{url}: {}", e.as_string().unwrap_or_else(|| format!("{e:?}")))
+}
+
+async fn get(url: &str) -> Result<Vec<u8>, String> {
+    let window = web_sys::window().ok_or_else(|| format!("{url}: no window"))?;
+    let response = JsFuture::from(window.fetch_with_str(url)).await.map_err(|e| js_error(url, e))?;
+    let response: web_sys::Response = response.dyn_into().map_err(|e| js_error(url, e))?;
+    if !response.ok() {
+        return Err(format!("{url}: HTTP {}", response.status()));
+    }
+    let buffer = response.array_buffer().map_err(|e| js_error(url, e))?;
+    let buffer = JsFuture::from(buffer).await.map_err(|e| js_error(url, e))?;
+    Ok(js_sys::Uint8Array::new(&buffer).to_vec())
+}
+
+/// Fetches `url` and hands the body to `then` once it arrived.
+pub fn fetch_then<T: Send + 'static>(
+    url: String,
+    then: impl FnOnce(Vec<u8>) -> Result<T, String> + Send + 'static,
+) -> Pending<T> {
+    let slot = Arc::new(Mutex::new(None));
+    let filled = slot.clone();
+    wasm_bindgen_futures::spawn_local(async move {
+        let result = get(&url).await.and_then(then);
+        if let Ok(mut s) = filled.lock() {
+            *s = Some(result);
+        }
+    });
+    Pending(slot)
+}
+
+/// Wall-clock milliseconds since 1970 (`std::time::SystemTime` panics in browsers).
+pub fn now_ms() -> i64 {
+    js_sys::Date::now() as i64
+}
+
+/// Browsers do not tell a page its resident memory.
+pub fn peak_memory_bytes() -> Option<u64> {
+    None
+}
+
+/// Messages of a WebSocket as the page receives them; `take` them once per frame.
+pub struct Subscription(Arc<Mutex<(Vec<String>, Option<String>)>>);
+
+impl Subscription {
+    /// Text messages so far, and why the stream ended, if it ended.
+    pub fn take(&self) -> (Vec<String>, Option<String>) {
+        self.0.lock().map(|mut s| (std::mem::take(&mut s.0), s.1.take())).unwrap_or_default()
+    }
+}
+
+/// Opens `url` (ws:// or wss://) and collects its text messages until it closes.
+pub fn subscribe(url: String) -> Subscription {
+    let slot: Arc<Mutex<(Vec<String>, Option<String>)>> = Arc::default();
+    let socket = match web_sys::WebSocket::new(&url) {
+        Ok(s) => s,
+        Err(e) => {
+            if let Ok(mut s) = slot.lock() {
+                s.1 = Some(js_error(&url, e));
+            }
+            return Subscription(slot);
+        }
+    };
+    let messages = slot.clone();
+    let on_message = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |event: web_sys::MessageEvent| {
+        if let (Some(text), Ok(mut s)) = (event.data().as_string(), messages.lock()) {
+            s.0.push(text);
+        }
+    });
+    let ended = slot.clone();
+    let closed_url = url.clone();
+    let on_close = Closure::<dyn FnMut(web_sys::CloseEvent)>::new(move |event: web_sys::CloseEvent| {
+        if let Ok(mut s) = ended.lock() {
+            s.1 = Some(format!("{closed_url}: closed {} {}", event.code(), event.reason()));
+        }
+    });
+    socket.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+    socket.set_onclose(Some(on_close.as_ref().unchecked_ref()));
+    // The socket owns its handlers for as long as it lives; they are small and a
+    // viewer opens one subscription at a time.
+    on_message.forget();
+    on_close.forget();
+    Subscription(slot)
+}
