@@ -40,6 +40,8 @@ pub struct LiveModel {
     pub alerts: VecDeque<AlertView>,
     /// Bumped on every change, so the render side redraws only when needed.
     pub revision: u64,
+    /// Snapshots applied: the set of sensors (and kinds) changes only with one.
+    pub snapshots: u64,
 }
 
 fn text(v: &Value, key: &str) -> Option<String> {
@@ -53,6 +55,7 @@ impl LiveModel {
         let v: Value = serde_json::from_str(message).map_err(|e| format!("live message: {e}"))?;
         match v["type"].as_str() {
             Some("snapshot") => {
+                self.snapshots += 1;
                 self.sensors.clear();
                 for s in v["sensors"].as_array().map(Vec::as_slice).unwrap_or_default() {
                     let (Some(id), Some(lon), Some(lat)) =

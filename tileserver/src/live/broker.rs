@@ -25,7 +25,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, mpsc};
 
 use super::Live;
-use super::mqtt::{GROUP_COMMIT, TOPIC_PREFIX, parse_message};
+use super::mqtt::{GROUP_COMMIT, TOPIC_PREFIX, store_messages};
 
 /// Packets larger than this end the connection (MQTT 3.1.1 cannot refuse one message).
 pub const MAX_PACKET: usize = 1 << 20;
@@ -97,35 +97,18 @@ async fn group_commit(live: Arc<Live>, mut queue: mpsc::Receiver<Queued>) {
     let mut batch = Vec::new();
     while queue.recv_many(&mut batch, GROUP_COMMIT).await > 0 {
         let taken = std::mem::take(&mut batch);
-        let mut readings = Vec::with_capacity(taken.len());
-        for q in &taken {
-            match parse_message(&q.topic, &q.payload) {
-                Ok(r) => readings.push(r),
-                Err(reason) => {
-                    live.counters.received.fetch_add(1, Ordering::Relaxed);
-                    live.counters.rejected_bad_payload.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(topic = %q.topic, "MQTT message refused: {reason}");
-                }
-            }
+        let messages = taken.iter().map(|q| (q.topic.as_str(), &q.payload[..]));
+        // Not stored, so not acknowledged: the clients resend after reconnecting.
+        if !store_messages(&live, messages).await {
+            continue;
         }
-        let l = live.clone();
-        match tokio::task::spawn_blocking(move || l.ingest(readings)).await {
-            Ok(Ok(outcome)) => {
-                for (index, reason) in outcome.rejected.iter().take(10) {
-                    tracing::warn!(index, "MQTT reading refused: {reason}");
-                }
-                for owed in taken.into_iter().filter_map(|q| q.owed) {
-                    let reply = match owed.qos {
-                        QoS::ExactlyOnce => Packet::PubRec(PubRec::new(owed.pkid)),
-                        _ => Packet::PubAck(PubAck::new(owed.pkid)),
-                    };
-                    // A closed connection lost its acknowledgements: the client resends.
-                    let _ = owed.to.send(reply);
-                }
-            }
-            // Not stored, so not acknowledged: the clients resend after reconnecting.
-            Ok(Err(e)) => tracing::error!("storing MQTT readings: {e}"),
-            Err(e) => tracing::error!("storing MQTT readings: {e}"),
+        for owed in taken.into_iter().filter_map(|q| q.owed) {
+            let reply = match owed.qos {
+                QoS::ExactlyOnce => Packet::PubRec(PubRec::new(owed.pkid)),
+                _ => Packet::PubAck(PubAck::new(owed.pkid)),
+            };
+            // A closed connection lost its acknowledgements: the client resends.
+            let _ = owed.to.send(reply);
         }
     }
 }

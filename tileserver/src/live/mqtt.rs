@@ -83,35 +83,54 @@ pub fn spawn_bridge(live: Arc<Live>, host: String, port: u16, client_id: String)
         let mut buffer = Vec::new();
         while rx.recv_many(&mut buffer, GROUP_COMMIT).await > 0 {
             let publishes = std::mem::take(&mut buffer);
-            let mut readings = Vec::with_capacity(publishes.len());
-            for p in &publishes {
-                match parse_message(&p.topic, &p.payload) {
-                    Ok(r) => readings.push(r),
-                    Err(reason) => {
-                        live.counters.received.fetch_add(1, Ordering::Relaxed);
-                        live.counters.rejected_bad_payload.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(topic = %p.topic, "MQTT message refused: {reason}");
+            let messages = publishes.iter().map(|p| (p.topic.as_str(), &p.payload[..]));
+            // Not stored, so not acknowledged: the broker sends them again.
+            if store_messages(&live, messages).await {
+                for p in &publishes {
+                    if let Err(e) = client.ack(p).await {
+                        tracing::error!("MQTT ack: {e}");
                     }
                 }
-            }
-            let l = live.clone();
-            match tokio::task::spawn_blocking(move || l.ingest(readings)).await {
-                Ok(Ok(outcome)) => {
-                    for (index, reason) in outcome.rejected.iter().take(10) {
-                        tracing::warn!(index, "MQTT reading refused: {reason}");
-                    }
-                    for p in &publishes {
-                        if let Err(e) = client.ack(p).await {
-                            tracing::error!("MQTT ack: {e}");
-                        }
-                    }
-                }
-                // Not stored, so not acknowledged: the broker sends them again.
-                Ok(Err(e)) => tracing::error!("storing MQTT readings: {e}"),
-                Err(e) => tracing::error!("storing MQTT readings: {e}"),
             }
         }
     });
+}
+
+/// Stores a batch of `cim/sensors/{id}` messages (bad ones refused and counted);
+/// true once they are durable and may be acknowledged. Shared by the bridge and the
+/// embedded broker.
+pub(crate) async fn store_messages<'a>(
+    live: &Arc<Live>,
+    messages: impl Iterator<Item = (&'a str, &'a [u8])>,
+) -> bool {
+    let mut readings = Vec::new();
+    for (topic, payload) in messages {
+        match parse_message(topic, payload) {
+            Ok(r) => readings.push(r),
+            Err(reason) => {
+                live.counters.received.fetch_add(1, Ordering::Relaxed);
+                live.counters.rejected_bad_payload.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(topic, "MQTT message refused: {reason}");
+            }
+        }
+    }
+    let l = live.clone();
+    match tokio::task::spawn_blocking(move || l.ingest(readings)).await {
+        Ok(Ok(outcome)) => {
+            for (index, reason) in outcome.rejected.iter().take(10) {
+                tracing::warn!(index, "MQTT reading refused: {reason}");
+            }
+            true
+        }
+        Ok(Err(e)) => {
+            tracing::error!("storing MQTT readings: {e}");
+            false
+        }
+        Err(e) => {
+            tracing::error!("storing MQTT readings: {e}");
+            false
+        }
+    }
 }
 
 #[cfg(test)]

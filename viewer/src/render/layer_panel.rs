@@ -91,22 +91,23 @@ struct Panel;
 #[derive(Component)]
 struct KindRow;
 
-/// Keeps one pair of rows per sensor kind the live stream has shown us.
+/// Keeps one pair of rows per sensor kind the live stream has shown us. Kinds only
+/// change with a snapshot, so readings do not make it look again.
 fn sync_kind_rows(
     mut commands: Commands,
     live: Res<Live>,
     panel: Query<Entity, With<Panel>>,
     rows: Query<Entity, With<KindRow>>,
     mut shown: Local<Vec<String>>,
-    mut seen_revision: Local<u64>,
+    mut seen_snapshots: Local<u64>,
 ) {
     let Ok(panel) = panel.single() else { return };
-    if *seen_revision == live.model.revision && rows.iter().count() == shown.len() * 2 {
+    if *seen_snapshots == live.model.snapshots {
         return;
     }
-    *seen_revision = live.model.revision;
+    *seen_snapshots = live.model.snapshots;
     let kinds = live.model.kinds();
-    if kinds == *shown && rows.iter().count() == kinds.len() * 2 {
+    if kinds == *shown {
         return;
     }
     for row in &rows {
@@ -114,19 +115,23 @@ fn sync_kind_rows(
     }
     commands.entity(panel).with_children(|panel| {
         for row in kinds.iter().flat_map(|k| kind_rows(k)) {
-            panel.spawn((
-                Button,
-                Text::new(row.label.clone()),
-                super::hud::ui_font(13.0),
-                TextColor(Color::WHITE),
-                Node { padding: UiRect::axes(px(4), px(1)), ..default() },
-                BackgroundColor(Color::NONE),
-                row,
-                KindRow,
-            ));
+            panel.spawn((row_bundle(row), KindRow));
         }
     });
     *shown = kinds;
+}
+
+/// A clickable panel row.
+fn row_bundle(row: PanelRow) -> impl Bundle {
+    (
+        Button,
+        Text::new(row.label.clone()),
+        super::hud::ui_font(13.0),
+        TextColor(Color::WHITE),
+        Node { padding: UiRect::axes(px(4), px(1)), ..default() },
+        BackgroundColor(Color::NONE),
+        row,
+    )
 }
 
 fn build_panel(mut commands: Commands, catalogue: Res<Catalogue>, panel: Query<(), With<Panel>>) {
@@ -149,15 +154,7 @@ fn build_panel(mut commands: Commands, catalogue: Res<Catalogue>, panel: Query<(
         ))
         .with_children(|panel| {
             for row in rows_for(&catalogue) {
-                panel.spawn((
-                    Button,
-                    Text::new(row.label.clone()),
-                    super::hud::ui_font(13.0),
-                    TextColor(Color::WHITE),
-                    Node { padding: UiRect::axes(px(4), px(1)), ..default() },
-                    BackgroundColor(Color::NONE),
-                    row,
-                ));
+                panel.spawn(row_bundle(row));
             }
         });
 }

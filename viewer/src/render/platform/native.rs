@@ -1,18 +1,10 @@
 use std::io::Read;
 use std::sync::{Arc, Mutex};
 
+use super::{Inbox, Pending, Subscription};
+
 /// Most bytes accepted for one response (a tile or a tileset).
 const MAX_RESPONSE: u64 = 512 * 1024 * 1024;
-
-/// A result that a worker fills in; polled once per frame, never waited on.
-pub struct Pending<T>(Arc<Mutex<Option<Result<T, String>>>>);
-
-impl<T> Pending<T> {
-    /// The result, once; `None` while the work is still running.
-    pub fn take(&self) -> Option<Result<T, String>> {
-        self.0.lock().ok().and_then(|mut slot| slot.take())
-    }
-}
 
 /// Fetches `url` on a worker thread and hands the body to `then` there (decoding
 /// happens off the frame too).
@@ -54,19 +46,9 @@ pub fn peak_memory_bytes() -> Option<u64> {
     Some(kib * 1024)
 }
 
-/// Messages of a WebSocket, read on a worker thread; `take` them once per frame.
-pub struct Subscription(Arc<Mutex<(Vec<String>, Option<String>)>>);
-
-impl Subscription {
-    /// Text messages so far, and the error that ended the stream, if it ended.
-    pub fn take(&self) -> (Vec<String>, Option<String>) {
-        self.0.lock().map(|mut s| (std::mem::take(&mut s.0), s.1.take())).unwrap_or_default()
-    }
-}
-
 /// Opens `url` (ws://) and collects its text messages until it closes.
 pub fn subscribe(url: String) -> Subscription {
-    let slot: Arc<Mutex<(Vec<String>, Option<String>)>> = Arc::default();
+    let slot: Inbox = Arc::default();
     let worker = slot.clone();
     std::thread::spawn(move || {
         let ended = match tungstenite::connect(url.as_str()) {

@@ -4,19 +4,11 @@
 
 use std::sync::{Arc, Mutex};
 
+use super::{Inbox, Pending, Subscription};
+
 use wasm_bindgen::JsCast;
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen_futures::JsFuture;
-
-/// A result that the page fills in; polled once per frame, never waited on.
-pub struct Pending<T>(Arc<Mutex<Option<Result<T, String>>>>);
-
-impl<T> Pending<T> {
-    /// The result, once; `None` while the request is still running.
-    pub fn take(&self) -> Option<Result<T, String>> {
-        self.0.lock().ok().and_then(|mut slot| slot.take())
-    }
-}
 
 fn js_error(url: &str, e: wasm_bindgen::JsValue) -> String {
     format!("{url}: {}", e.as_string().unwrap_or_else(|| format!("{e:?}")))
@@ -60,19 +52,9 @@ pub fn peak_memory_bytes() -> Option<u64> {
     None
 }
 
-/// Messages of a WebSocket as the page receives them; `take` them once per frame.
-pub struct Subscription(Arc<Mutex<(Vec<String>, Option<String>)>>);
-
-impl Subscription {
-    /// Text messages so far, and why the stream ended, if it ended.
-    pub fn take(&self) -> (Vec<String>, Option<String>) {
-        self.0.lock().map(|mut s| (std::mem::take(&mut s.0), s.1.take())).unwrap_or_default()
-    }
-}
-
 /// Opens `url` (ws:// or wss://) and collects its text messages until it closes.
 pub fn subscribe(url: String) -> Subscription {
-    let slot: Arc<Mutex<(Vec<String>, Option<String>)>> = Arc::default();
+    let slot: Inbox = Arc::default();
     let socket = match web_sys::WebSocket::new(&url) {
         Ok(s) => s,
         Err(e) => {
