@@ -6,7 +6,10 @@
 #     tile, TileJSON, a building GLB, an R-tree pick and a bbox query;
 #  3. the viewer flying its scripted path over Helsinki for 30 s under Xvfb (software
 #     rendering unless a GPU is there): frame times, tiles loaded per second, draw
-#     calls, GPU-memory estimate and peak RSS, with and without shadows.
+#     calls, GPU-memory estimate and peak RSS, with and without shadows;
+#  4. the same viewer as WebAssembly in headless Chromium (SwiftShader WebGL2) on the
+#     same path: bundle size raw / gzip / brotli, time to first frame and to a
+#     complete view from navigation, frame times beside the native row.
 # Prints figures; asserts nothing. Bounded: ~2 minutes of load in all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +17,8 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/cim/target}"
 command -v wrk >/dev/null || { echo "needs wrk (apt-get install wrk)" >&2; exit 1; }
 cargo build --release -q -p cim-ingest -p cim-tileserver
 cargo build -q --workspace  # the viewer (dev profile, optimised; see Cargo.toml)
+bash scripts/build-web.sh >/dev/null
+web="$CARGO_TARGET_DIR-web/dist"
 bin="$CARGO_TARGET_DIR/release"
 data=../shared/data
 work=$(mktemp -d)
@@ -38,7 +43,7 @@ for spec in "helsinki_pbf:osm/Helsinki.osm.pbf:16" "helsinki_fgb:osm/helsinki_bu
   rm -f "$work/$name.mbtiles"
 done
 
-"$bin/cim-server" --store "$work/store" --bind 127.0.0.1:0 >"$work/server.out" 2>/dev/null &
+"$bin/cim-server" --store "$work/store" --bind 127.0.0.1:0 --web "$web" >"$work/server.out" 2>/dev/null &
 server=$!
 for _ in $(seq 50); do [ -s "$work/server.out" ] && break; sleep 0.1; done
 url=$(sed 's/.* //' "$work/server.out")
@@ -63,6 +68,27 @@ if command -v xvfb-run >/dev/null; then
       --server "$url" --layers helsinki_pbf --window 1280x720 --bench 30 $flag 2>/dev/null | sed -n 's/^bench //p')
     python3 -c 'import json,sys; b=json.loads(sys.argv[2]); print("%-22s %6.1f %8.0f %8.0f %8.0f %9.1f %7d %8.1f %8.0f" % (sys.argv[1], b["fps"], b["frame_ms_p50"], b["frame_ms_p95"], b["frame_ms_max"], b["tiles_per_s"], b["max_draw_calls"], b["max_gpu_estimate_mb"], b["peak_rss_mb"] or 0))' "$label" "$line"
   done
+fi
+
+# The browser viewer: what a first visit downloads, and the same 30 s path.
+printf '\n%-22s %10s %10s %10s\n' "web bundle (KiB)" raw gzip brotli
+for f in cim_viewer_bg.wasm cim_viewer.js index.html; do
+  printf '%-22s %10d %10d %10d\n' "$f" $(( $(stat -c %s "$web/$f") / 1024 )) \
+    $(( $(stat -c %s "$web/$f.gz") / 1024 )) $(( $(stat -c %s "$web/$f.br") / 1024 ))
+done
+if [ -d tests/oracles/node_modules ] && [ -x /usr/bin/chromium ]; then
+  # A first visit (home view, nothing cached), then the scripted path.
+  first=$(node tests/oracles/browser_viewer.mjs --out "$work/browser" --url "$url/?layers=helsinki_pbf&shadows=off")
+  run=$(node tests/oracles/browser_viewer.mjs --bench --out "$work/browser" \
+    --url "$url/?layers=helsinki_pbf&bench=30&shadows=off")
+  python3 -c 'import json,sys
+f, r = json.loads(sys.argv[2]), json.loads(sys.argv[1])
+for x in (f, r):
+  if x.get("failure"): sys.exit("browser run failed: " + x["failure"])
+m, b = f["milestones"], r["bench"]
+print("%-22s %6s %8s %8s %8s %9s %7s" % ("browser (30 s path)", "fps", "p50 ms", "p95 ms", "max ms", "tiles/s", "draws"))
+print("%-22s %6.1f %8.0f %8.0f %8.0f %9.1f %7d" % ("chromium swiftshader", b["fps"], b["frame_ms_p50"], b["frame_ms_p95"], b["frame_ms_max"], b["tiles_per_s"], b["max_draw_calls"]))
+print("from navigation: page load %d ms, first frame %d ms, every visible tile drawn %s ms" % (m["load"], m["first_frame"], m["view_complete"]))' "$run" "$first"
 fi
 
 # Live sensors: HTTP and MQTT readings/s with 10 000 sensors (mosquitto's own

@@ -22,14 +22,16 @@ cargo build --release -p cim-ingest -p cim-tileserver
 # The viewer from the dev build that the tests make too (bevy's release build would
 # cost another half hour on a small machine); the profile optimises it.
 cargo build --workspace
+# The browser viewer, served at / (about 25 min the first time on 2 cores).
+bash scripts/build-web.sh
 bin="$CARGO_TARGET_DIR/release"
 "$bin/cim-ingest" --store store --layer helsinki "$sample"
 url="http://127.0.0.1:${PORT:-8080}"
-echo "serving $url: TileJSON /tiles/helsinki.json, 3D Tiles /3dtiles/helsinki/tileset.json, OGC API /collections, sensors /api/sensors, live /api/live, MQTT cim/sensors/{id}"
+echo "serving $url: the 3D city in a browser at /, TileJSON /tiles/helsinki.json, 3D Tiles /3dtiles/helsinki/tileset.json, OGC API /collections, sensors /api/sensors, live /api/live, MQTT cim/sensors/{id}"
 # The embedded MQTT broker takes the sensors' readings (1884: Debian's mosquitto
 # service may hold 1883); cim-server --mqtt-broker HOST:PORT bridges from another.
 mqtt="127.0.0.1:${MQTT_PORT:-1884}"
-"$bin/cim-server" --store store --bind "127.0.0.1:${PORT:-8080}" --mqtt-listen "$mqtt" &
+"$bin/cim-server" --store store --bind "127.0.0.1:${PORT:-8080}" --mqtt-listen "$mqtt" --web "$CARGO_TARGET_DIR-web/dist" &
 server=$!
 simulator=""
 trap 'kill $server $simulator 2>/dev/null || true' EXIT

@@ -12,16 +12,6 @@ use std::path::Path;
 use common::*;
 use serde_json::Value;
 
-/// Lit roofs are near white; the viewer's ground is a dark grey (sRGB 0.30, 0.33, 0.31).
-fn is_building(p: [u8; 3]) -> bool {
-    p.iter().map(|c| u32::from(*c)).sum::<u32>() / 3 > 170
-}
-
-/// The picked building's highlight: saturated orange.
-fn is_highlight([r, g, b]: [u8; 3]) -> bool {
-    r > 150 && i32::from(r) - i32::from(g) > 50 && g > b
-}
-
 /// Major roads are drawn amber (sRGB 0.98, 0.82, 0.45 before light).
 fn is_major_road([r, g, b]: [u8; 3]) -> bool {
     r > 120 && i32::from(r) - i32::from(b) > 45 && i32::from(g) - i32::from(b) > 25 && r >= g
@@ -84,65 +74,9 @@ fn shoot_once(server: &str, camera: &str, extra: &[&str], name: &str) -> Shot {
     assert!(run.status.success(), "viewer failed: {stdout}\n{stderr}");
     // Keep a copy for a person to look at.
     let _ = std::fs::copy(&png_path, std::env::temp_dir().join(format!("cim-e2e-viewer-{name}.png")));
-    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&png_path).expect("png")));
-    let mut reader = decoder.read_info().expect("png header");
-    let mut buf = vec![0; reader.output_buffer_size()];
-    let info = reader.next_frame(&mut buf).expect("png frame");
-    let channels = info.color_type.samples();
-    let (width, height) = (info.width as usize, info.height as usize);
+    let (width, height, rgb) = read_png_rgb(&png_path);
     assert_eq!((width, height), (800, 600));
-    let rgb = buf.chunks_exact(channels).take(width * height).map(|p| [p[0], p[1], p[2]]).collect();
     Shot { stdout, stderr, width, height, rgb }
-}
-
-/// A point at least 15 m inside the largest building (checked with an independent
-/// point-in-polygon test in all eight directions), so a click cannot graze an edge.
-fn deep_inside_the_largest_building(items: &Value) -> (u64, f64, f64) {
-    let mut best: Option<(f64, u64, f64, f64)> = None;
-    for f in items["features"].as_array().expect("features") {
-        if !f["properties"]["building"].is_string()
-            || f["geometry"]["coordinates"][0].as_array().map_or(0, Vec::len) != 1
-        {
-            continue;
-        }
-        let ring = f["geometry"]["coordinates"][0][0].as_array().expect("ring");
-        let xs: Vec<f64> = ring.iter().filter_map(|p| p[0].as_f64()).collect();
-        let ys: Vec<f64> = ring.iter().filter_map(|p| p[1].as_f64()).collect();
-        let (w, e) =
-            (xs.iter().copied().fold(f64::MAX, f64::min), xs.iter().copied().fold(f64::MIN, f64::max));
-        let (s, n) =
-            (ys.iter().copied().fold(f64::MAX, f64::min), ys.iter().copied().fold(f64::MIN, f64::max));
-        let area = (e - w) * (n - s);
-        if best.is_some_and(|b| area <= b.0) {
-            continue;
-        }
-        let (dx, dy) = (15.0 / 55_500.0, 15.0 / 111_200.0);
-        let deep = |x: f64, y: f64| {
-            [
-                (0.0, 0.0),
-                (dx, 0.0),
-                (-dx, 0.0),
-                (0.0, dy),
-                (0.0, -dy),
-                (dx, dy),
-                (-dx, -dy),
-                (dx, -dy),
-                (-dx, dy),
-            ]
-            .iter()
-            .all(|(ox, oy)| point_in_ring(ring, x + ox, y + oy))
-        };
-        let found = (1..30)
-            .flat_map(|i| {
-                (1..30).map(move |j| (w + (e - w) * f64::from(i) / 30.0, s + (n - s) * f64::from(j) / 30.0))
-            })
-            .find(|&(x, y)| deep(x, y));
-        if let Some((x, y)) = found {
-            best = Some((area, f["id"].as_u64().expect("id"), x, y));
-        }
-    }
-    let (_, fid, lon, lat) = best.expect("a building");
-    (fid, lon, lat)
 }
 
 fn helsinki(tag: &str) -> (TempDir, Server, Value) {

@@ -12,6 +12,9 @@ pub enum Freshness {
     Content,
     /// Catalogue-like listings.
     Listing,
+    /// Files whose names do not change with their content (the viewer bundle): ask
+    /// every time, a 304 when unchanged.
+    Revalidate,
 }
 
 pub fn etag_of(bytes: &[u8]) -> String {
@@ -41,17 +44,19 @@ fn matches(headers: &HeaderMap, etag: &str) -> bool {
 /// `etag` identifies the identity encoding; `None` hashes the body.
 pub fn respond(
     request: &HeaderMap,
-    bytes: Vec<u8>,
+    bytes: impl Into<bytes::Bytes>,
     content_type: &'static str,
     content_encoding: Option<&'static str>,
     etag: Option<&str>,
     freshness: Freshness,
 ) -> Response {
+    let bytes: bytes::Bytes = bytes.into();
     let base = etag.map_or_else(|| etag_of(&bytes), str::to_owned);
     let etag = variant(&base, content_encoding);
     let cache = match freshness {
         Freshness::Content => "public, max-age=60, stale-while-revalidate=300",
         Freshness::Listing => "public, max-age=5",
+        Freshness::Revalidate => "no-cache",
     };
     let mut builder = Response::builder()
         .header(header::ETAG, &etag)
@@ -98,6 +103,11 @@ impl Prepared {
 
 /// True when the request says the client takes gzip.
 pub fn accepts_gzip(headers: &HeaderMap) -> bool {
+    accepts_encoding(headers, "gzip")
+}
+
+/// True when the request's `Accept-Encoding` takes `encoding` (named or `*`, not `q=0`).
+pub fn accepts_encoding(headers: &HeaderMap, encoding: &str) -> bool {
     headers
         .get_all(header::ACCEPT_ENCODING)
         .iter()
@@ -107,7 +117,7 @@ pub fn accepts_gzip(headers: &HeaderMap) -> bool {
             let mut parts = t.trim().split(';');
             let name = parts.next().unwrap_or("").trim();
             let rejected = parts.any(|p| p.trim().replace(' ', "") == "q=0");
-            (name == "gzip" || name == "*") && !rejected
+            (name.eq_ignore_ascii_case(encoding) || name == "*") && !rejected
         })
 }
 

@@ -10,6 +10,7 @@ mod layers;
 pub mod live;
 mod ogc;
 mod tiles;
+pub mod web;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -29,6 +30,8 @@ pub struct AppState {
     /// `None` when another instance holds the store's live database: this one then
     /// serves tiles and features only (read replicas for scale-out).
     pub live: Option<Arc<live::Live>>,
+    /// The browser viewer's bundle (`--web DIR`), served at `/` to browsers.
+    pub web: Option<Arc<web::WebBundle>>,
 }
 
 /// Where the live sensor database sits inside a store.
@@ -53,7 +56,7 @@ impl AppState {
             }
             Err(e) => return Err(e),
         };
-        Ok(Self { layers: Arc::new(LayerCache::new(store)), live })
+        Ok(Self { layers: Arc::new(LayerCache::new(store)), live, web: None })
     }
 }
 
@@ -68,6 +71,7 @@ pub fn app(state: AppState) -> Router {
         .merge(tiles::routes())
         .merge(ogc::routes())
         .merge(live::routes())
+        .merge(web::routes())
         .fallback(|| async { ApiError::NotFound("no such resource".into()) })
         .with_state(state)
         .layer(CompressionLayer::new().gzip(true).br(true))

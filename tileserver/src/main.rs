@@ -33,6 +33,10 @@ struct Cli {
     /// Days of per-minute means kept (hour means are kept for good).
     #[arg(long, default_value_t = 365.0)]
     keep_minute_days: f64,
+    /// Serve the browser viewer built by scripts/build-web.sh from this directory:
+    /// browsers opening / get the 3D city view.
+    #[arg(long, value_name = "DIR")]
+    web: Option<PathBuf>,
 }
 
 fn main() {
@@ -69,7 +73,10 @@ async fn run() -> anyhow::Result<()> {
         let _ = writeln!(stdout, "cim-server MQTT broker on mqtt://{}", m.local_addr()?);
     }
     let _ = stdout.flush();
-    let state = AppState::open(&cli.store).context("opening the live sensor database")?;
+    let mut state = AppState::open(&cli.store).context("opening the live sensor database")?;
+    if let Some(dir) = &cli.web {
+        state.web = Some(std::sync::Arc::new(cim_tileserver::web::WebBundle::load(dir)?));
+    }
     if let Some(live) = &state.live {
         cim_tileserver::live::spawn_stale_checker(live.clone());
         cim_tileserver::live::spawn_pruner(live.clone(), cli.keep_raw_days, cli.keep_minute_days);

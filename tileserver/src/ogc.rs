@@ -35,9 +35,25 @@ fn json_response(headers: &HeaderMap, v: &Value, content_type: &'static str) -> 
     respond(headers, v.to_string().into_bytes(), content_type, None, None, Freshness::Listing)
 }
 
-async fn landing(headers: HeaderMap) -> Response {
+/// The landing page: JSON for API clients, the browser viewer for browsers
+/// (`f=json|html` overrides the `Accept` header).
+async fn landing(
+    State(state): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    if crate::web::wants_html(&headers, query.get("f").map(String::as_str))? {
+        match &state.web {
+            Some(bundle) => {
+                return bundle.respond(crate::web::INDEX, &headers).ok_or_else(crate::web::not_built);
+            }
+            // A browser still gets the API's entry point; only an explicit f=html fails.
+            None if query.contains_key("f") => return Err(crate::web::not_built()),
+            None => {}
+        }
+    }
     let base = base_url(&headers);
-    let doc = json!({
+    let mut doc = json!({
         "title": "CIM spatial service",
         "description": "City Information Model layers: vector tiles, 3D Tiles and OGC API - Features",
         "links": [
@@ -46,7 +62,12 @@ async fn landing(headers: HeaderMap) -> Response {
             {"href": format!("{base}/collections"), "rel": "data", "type": "application/json", "title": "collections"},
         ]
     });
-    json_response(&headers, &doc, "application/json")
+    if state.web.is_some()
+        && let Some(links) = doc["links"].as_array_mut()
+    {
+        links.push(json!({"href": format!("{base}/?f=html"), "rel": "alternate", "type": "text/html", "title": "3D city viewer"}));
+    }
+    Ok(json_response(&headers, &doc, "application/json"))
 }
 
 async fn conformance(headers: HeaderMap) -> Response {

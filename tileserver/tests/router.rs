@@ -278,3 +278,57 @@ async fn sensors_are_a_catalogue_layer_and_an_ogc_collection_and_sit_on_their_fe
     let (_, _, body) = call(&state, "/collections/sensors", &[]).await;
     assert!(json_of(&body)["description"].as_str().is_some_and(|d| d.contains("3 live sensors")));
 }
+
+#[tokio::test]
+async fn the_web_bundle_is_served_in_the_encoding_asked_for_and_a_stale_variant_is_never_used() {
+    let dir = store("web");
+    let module = b"\0asm\x01\0\0\0 a module".repeat(40);
+    std::fs::write(dir.join("index.html"), "<canvas id=\"cim-viewer\"></canvas>").expect("page");
+    std::fs::write(dir.join("cim_viewer.js"), "export default async function init() {}").expect("js");
+    std::fs::write(dir.join("cim_viewer_bg.wasm.gz"), gzip(&module)).expect("gz");
+    // The brotli variant is left from an older build: written before the module.
+    std::fs::write(dir.join("cim_viewer_bg.wasm.br"), b"old bytes").expect("br");
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::fs::write(dir.join("cim_viewer_bg.wasm"), &module).expect("wasm");
+    std::fs::write(dir.join("cim_viewer_bg.wasm.gz"), gzip(&module)).expect("gz after");
+    let mut state = AppState::open(&dir).expect("state");
+    state.web = Some(std::sync::Arc::new(cim_tileserver::web::WebBundle::load(&dir).expect("bundle")));
+
+    let url = "/viewer/cim_viewer_bg.wasm";
+    let (status, headers, body) = call(&state, url, &[("accept-encoding", "br, gzip")]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers[header::CONTENT_ENCODING], "gzip", "the stale .br must not be served");
+    assert_eq!(headers[header::CONTENT_TYPE], "application/wasm");
+    let mut decoded = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&body[..]), &mut decoded).expect("gunzip");
+    assert_eq!(decoded, module);
+    let (_, headers, body) = call(&state, url, &[]).await;
+    assert!(headers.get(header::CONTENT_ENCODING).is_none());
+    assert_eq!(body, module);
+
+    let html = [("accept", "text/html,application/xhtml+xml,*/*;q=0.8")];
+    let (status, headers, body) = call(&state, "/", &html).await;
+    assert_eq!(
+        (status, &headers[header::CONTENT_TYPE]),
+        (StatusCode::OK, &"text/html; charset=utf-8".parse().expect("value"))
+    );
+    assert!(String::from_utf8_lossy(&body).contains("cim-viewer"));
+    let (_, _, body) = call(&state, "/", &[("accept", "*/*")]).await;
+    assert_eq!(json_of(&body)["links"][3]["href"], "http://test.local/?f=html");
+    assert_eq!(call(&state, "/viewer/index.html", &[]).await.0, StatusCode::NOT_FOUND);
+
+    // Without a bundle a browser still gets the API's landing page; f=html says why not.
+    state.web = None;
+    let (status, _, body) = call(&state, "/", &html).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(json_of(&body)["links"].as_array().is_some_and(|l| l.len() == 3));
+    let (status, _, body) = call(&state, "/?f=html", &[]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(json_of(&body)["description"].as_str().is_some_and(|d| d.contains("build-web.sh")));
+    assert_eq!(call(&state, "/viewer/cim_viewer.js", &[]).await.0, StatusCode::NOT_FOUND);
+
+    // A bundle directory without the module is refused at start, naming the file.
+    std::fs::remove_file(dir.join("cim_viewer_bg.wasm")).expect("rm");
+    let error = cim_tileserver::web::WebBundle::load(&dir).err().expect("refused").to_string();
+    assert!(error.contains("cim_viewer_bg.wasm"), "{error}");
+}

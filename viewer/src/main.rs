@@ -1,100 +1,135 @@
-//! `cim-viewer --server URL [--screenshot FILE] [--camera lon,lat,h,heading,pitch] [--window WxH]`
+//! Natively: `cim-viewer --server URL [--screenshot FILE] [--camera lon,lat,h,heading,pitch] [--window WxH]`.
+//! In a browser (wasm32, built by `scripts/build-web.sh`): the same app in the page's
+//! `<canvas id="cim-viewer">`, its options from the page address
+//! ([`cim_viewer::render::page_options`]).
 
-use anyhow::{Context, bail};
-use bevy::prelude::*;
-use bevy::window::{MonitorSelection, WindowMode, WindowResolution};
-use cim_viewer::render::{ViewerOptions, app};
-use clap::Parser;
-
-#[derive(Parser, Debug)]
-#[command(name = "cim-viewer", version, about = "Stream and render the city from a cim-server")]
-struct Cli {
-    /// Base URL of the tile server, e.g. http://127.0.0.1:8080
-    #[arg(long)]
-    server: String,
-    /// Only these layers (comma-separated); default: every layer with 3D tiles.
-    #[arg(long, value_delimiter = ',')]
-    layers: Option<Vec<String>>,
-    /// Start camera: lon,lat,height_m,heading_deg,pitch_deg (pitch negative looks down).
-    #[arg(long, allow_hyphen_values = true)]
-    camera: Option<String>,
-    /// Window size in pixels, e.g. 3840x2160 for a video wall segment.
-    #[arg(long, default_value = "1280x720")]
-    window: String,
-    #[arg(long)]
-    fullscreen: bool,
-    /// Render, wait until the visible tiles are loaded, write this PNG and exit.
-    #[arg(long)]
-    screenshot: Option<std::path::PathBuf>,
-    /// With --screenshot: pick at x,y (pixels) before the picture and print the result.
-    #[arg(long)]
-    click: Option<String>,
-    /// Maximum screen-space error in pixels before refining.
-    #[arg(long, default_value_t = 16.0)]
-    max_sse: f64,
-    /// Tile cache budget in MiB (estimated GPU bytes of loaded tiles).
-    #[arg(long, default_value_t = 512)]
-    cache_mb: usize,
-    /// Start with these layer-panel entries off (comma-separated): `<layer>/buildings`,
-    /// `<layer>/ground`, `roads`, `rail`, `land use`, `water`, `district borders`,
-    /// `sensors`, `sensors/<kind>`.
-    #[arg(long, value_delimiter = ',')]
-    hide: Vec<String>,
-    /// No sun shadows: much faster on software renderers and weak GPUs.
-    #[arg(long)]
-    no_shadows: bool,
-    /// Fly the scripted benchmark path for this many seconds, print figures as JSON, exit.
-    #[arg(long)]
-    bench: Option<f64>,
-    /// Show this sensor kind's latest values as a heat map (the layer panel switches it).
-    #[arg(long, value_name = "KIND")]
-    heat_map: Option<String>,
-}
-
-fn numbers<const N: usize>(s: &str, what: &str) -> anyhow::Result<[f64; N]> {
-    let v: Vec<f64> = s
-        .split([',', 'x'])
-        .map(|p| p.trim().parse::<f64>())
-        .collect::<Result<_, _>>()
-        .with_context(|| format!("{what} '{s}'"))?;
-    v.try_into().map_err(|_| anyhow::anyhow!("{what} '{s}' needs {N} numbers"))
-}
-
-fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    let [w, h] = numbers::<2>(&cli.window, "--window")?;
-    if !(64.0..=16384.0).contains(&w) || !(64.0..=16384.0).contains(&h) {
-        bail!("--window {w}x{h} is outside 64..16384");
-    }
-    let camera = cli.camera.as_deref().map(|c| numbers::<5>(c, "--camera")).transpose()?;
-    let click = cli
-        .click
-        .as_deref()
-        .map(|c| numbers::<2>(c, "--click").map(|[x, y]| [x as f32, y as f32]))
-        .transpose()?;
-    let options = ViewerOptions {
-        server: cli.server,
-        layers: cli.layers,
-        max_sse: cli.max_sse,
-        cache_bytes: cli.cache_mb * 1024 * 1024,
-        camera,
-        screenshot: cli.screenshot,
-        click,
-        hidden: cli.hide,
-        bench_seconds: cli.bench.filter(|s| *s > 0.0),
-        shadows: !cli.no_shadows,
-        heat_map: cli.heat_map,
+#[cfg(target_arch = "wasm32")]
+fn main() {
+    use bevy::prelude::*;
+    use cim_viewer::render::{app, page_options, platform};
+    let (origin, search) = platform::page_address();
+    let options = match page_options::from_query(&origin, &search) {
+        Ok(o) => o,
+        Err(e) => {
+            // Nothing to render without a server: say why on the page and stop.
+            platform::show_status(&format!("The viewer cannot start: {e}"));
+            return;
+        }
     };
     let window = Window {
         title: "CIM city viewer".into(),
-        resolution: WindowResolution::new(w as u32, h as u32),
-        mode: if cli.fullscreen {
-            WindowMode::BorderlessFullscreen(MonitorSelection::Primary)
-        } else {
-            WindowMode::Windowed
-        },
+        canvas: Some("#cim-viewer".into()),
+        fit_canvas_to_parent: true,
+        // The page scrolls and zooms otherwise while the camera orbits.
+        prevent_default_event_handling: true,
         ..default()
     };
     app(options, window).run();
-    Ok(())
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn main() -> anyhow::Result<()> {
+    native::main()
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+mod native {
+    use anyhow::{Context, bail};
+    use bevy::prelude::*;
+    use bevy::window::{MonitorSelection, WindowMode, WindowResolution};
+    use cim_viewer::render::{ViewerOptions, app};
+    use clap::Parser;
+
+    #[derive(Parser, Debug)]
+    #[command(name = "cim-viewer", version, about = "Stream and render the city from a cim-server")]
+    struct Cli {
+        /// Base URL of the tile server, e.g. http://127.0.0.1:8080
+        #[arg(long)]
+        server: String,
+        /// Only these layers (comma-separated); default: every layer with 3D tiles.
+        #[arg(long, value_delimiter = ',')]
+        layers: Option<Vec<String>>,
+        /// Start camera: lon,lat,height_m,heading_deg,pitch_deg (pitch negative looks down).
+        #[arg(long, allow_hyphen_values = true)]
+        camera: Option<String>,
+        /// Window size in pixels, e.g. 3840x2160 for a video wall segment.
+        #[arg(long, default_value = "1280x720")]
+        window: String,
+        #[arg(long)]
+        fullscreen: bool,
+        /// Render, wait until the visible tiles are loaded, write this PNG and exit.
+        #[arg(long)]
+        screenshot: Option<std::path::PathBuf>,
+        /// With --screenshot: pick at x,y (pixels) before the picture and print the result.
+        #[arg(long)]
+        click: Option<String>,
+        /// Maximum screen-space error in pixels before refining.
+        #[arg(long, default_value_t = 16.0)]
+        max_sse: f64,
+        /// Tile cache budget in MiB (estimated GPU bytes of loaded tiles).
+        #[arg(long, default_value_t = 512)]
+        cache_mb: usize,
+        /// Start with these layer-panel entries off (comma-separated): `<layer>/buildings`,
+        /// `<layer>/ground`, `roads`, `rail`, `land use`, `water`, `district borders`,
+        /// `sensors`, `sensors/<kind>`.
+        #[arg(long, value_delimiter = ',')]
+        hide: Vec<String>,
+        /// No sun shadows: much faster on software renderers and weak GPUs.
+        #[arg(long)]
+        no_shadows: bool,
+        /// Fly the scripted benchmark path for this many seconds, print figures as JSON, exit.
+        #[arg(long)]
+        bench: Option<f64>,
+        /// Show this sensor kind's latest values as a heat map (the layer panel switches it).
+        #[arg(long, value_name = "KIND")]
+        heat_map: Option<String>,
+    }
+
+    fn numbers<const N: usize>(s: &str, what: &str) -> anyhow::Result<[f64; N]> {
+        let v: Vec<f64> = s
+            .split([',', 'x'])
+            .map(|p| p.trim().parse::<f64>())
+            .collect::<Result<_, _>>()
+            .with_context(|| format!("{what} '{s}'"))?;
+        v.try_into().map_err(|_| anyhow::anyhow!("{what} '{s}' needs {N} numbers"))
+    }
+
+    pub fn main() -> anyhow::Result<()> {
+        let cli = Cli::parse();
+        let [w, h] = numbers::<2>(&cli.window, "--window")?;
+        if !(64.0..=16384.0).contains(&w) || !(64.0..=16384.0).contains(&h) {
+            bail!("--window {w}x{h} is outside 64..16384");
+        }
+        let camera = cli.camera.as_deref().map(|c| numbers::<5>(c, "--camera")).transpose()?;
+        let click = cli
+            .click
+            .as_deref()
+            .map(|c| numbers::<2>(c, "--click").map(|[x, y]| [x as f32, y as f32]))
+            .transpose()?;
+        let options = ViewerOptions {
+            server: cli.server,
+            layers: cli.layers,
+            max_sse: cli.max_sse,
+            cache_bytes: cli.cache_mb * 1024 * 1024,
+            camera,
+            screenshot: cli.screenshot,
+            click,
+            hidden: cli.hide,
+            bench_seconds: cli.bench.filter(|s| *s > 0.0),
+            shadows: !cli.no_shadows,
+            heat_map: cli.heat_map,
+        };
+        let window = Window {
+            title: "CIM city viewer".into(),
+            resolution: WindowResolution::new(w as u32, h as u32),
+            mode: if cli.fullscreen {
+                WindowMode::BorderlessFullscreen(MonitorSelection::Primary)
+            } else {
+                WindowMode::Windowed
+            },
+            ..default()
+        };
+        app(options, window).run();
+        Ok(())
+    }
 }

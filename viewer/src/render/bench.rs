@@ -15,7 +15,7 @@ pub struct BenchPlugin;
 
 impl Plugin for BenchPlugin {
     fn build(&self, app: &mut App) {
-        app.init_resource::<Bench>().add_systems(PostUpdate, fly_and_measure);
+        app.init_resource::<Bench>().add_systems(PostUpdate, (fly_and_measure, report_milestones));
     }
 }
 
@@ -101,8 +101,31 @@ fn fly_and_measure(
         "peak_rss_mb": super::platform::peak_memory_bytes().map(|b| b as f64 / 1_048_576.0),
         "errors": problems.0.len(),
     });
-    println!("bench {figures}");
+    super::platform::report(&format!("bench {figures}"));
     exit.write(AppExit::Success);
+}
+
+/// Says `milestone first_frame` once a frame went out and `milestone view_complete`
+/// once every visible tile is drawn, each with the seconds since the app started:
+/// the browser benchmark times them from the page load.
+fn report_milestones(
+    streaming: Res<Streaming>,
+    ground: Res<Ground>,
+    time: Res<Time<Real>>,
+    mut frames: Local<u64>,
+    mut complete: Local<bool>,
+) {
+    *frames += 1;
+    let at = time.elapsed_secs_f64();
+    // Frame 1 is still being drawn while frame 2 is prepared.
+    if *frames == 2 {
+        super::platform::show_status("");
+        super::platform::report(&format!("milestone first_frame {at:.3}"));
+    }
+    if !*complete && streaming.complete() && ground.complete() {
+        *complete = true;
+        super::platform::report(&format!("milestone view_complete {at:.3}"));
+    }
 }
 
 #[cfg(test)]

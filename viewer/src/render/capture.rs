@@ -71,12 +71,8 @@ fn capture(
         return;
     }
     state.frames += 1;
-    let complete = streaming.ready
-        && streaming.in_flight == 0
-        && streaming.wanted == 0
-        && ground.ready
-        && ground.in_flight == 0
-        && ground.wanted == 0
+    let complete = streaming.complete()
+        && ground.complete()
         && (options.heat_map.is_none() || heat.0)
         && state.frames > 2;
     state.settled = if complete { state.settled + 1 } else { 0 };

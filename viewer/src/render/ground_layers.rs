@@ -116,6 +116,11 @@ pub struct Ground {
 }
 
 impl Ground {
+    /// Every TileJSON read and every ground tile the view wants is drawn.
+    pub fn complete(&self) -> bool {
+        self.ready && self.in_flight == 0 && self.wanted == 0
+    }
+
     pub fn gpu_bytes(&self) -> usize {
         self.layers.iter().map(|l| l.cache.bytes()).sum()
     }

@@ -42,8 +42,11 @@ impl Attributes {
 
 /// The UI font: the system's sans-serif (found through fontconfig), which covers
 /// street names in Finnish, Hebrew or Chinese where the built-in ASCII font cannot.
+/// A page cannot list the system's fonts, so the browser build uses bevy's built-in
+/// font (Latin only; the README says so).
 pub fn ui_font(size: f32) -> TextFont {
     TextFont {
+        #[cfg(not(target_arch = "wasm32"))]
         font: bevy::text::FontSource::SansSerif,
         font_size: bevy::text::FontSize::Px(size),
         ..default()
@@ -84,12 +87,16 @@ fn fetch_attributes(options: Res<ViewerOptions>, picked: Res<Picked>, mut attrib
     {
         attributes.lines = result.unwrap_or_else(|e| vec![("error".into(), e)]);
         attributes.pending = None;
+        super::platform::show_selection(&attribute_text(&picked, &attributes.lines));
     }
     if picked.0 == attributes.shown_for {
         return;
     }
     attributes.shown_for = picked.0.clone();
     attributes.lines.clear();
+    if picked.0.is_none() {
+        super::platform::show_selection("");
+    }
     if let Some((layer, fid)) = &picked.0 {
         let url = format!("{}/collections/{layer}/items/{fid}", options.server.trim_end_matches('/'));
         attributes.pending = Some(fetch_then(url, |bytes| {
@@ -148,15 +155,22 @@ fn update_hud(
         if *visibility != want {
             *visibility = want;
         }
-        **text = match &picked.0 {
-            None => String::new(),
-            Some((layer, fid)) => {
-                let mut s = format!("{layer} #{fid}");
-                for (k, v) in attributes.lines.iter().take(16) {
-                    s.push_str(&format!("\n{k}: {v}"));
-                }
-                s
-            }
-        };
+        let mut shown = attribute_text(&picked, &attributes.lines);
+        // The browser build has only bevy's built-in font, ASCII in practice (see
+        // `ui_font`); the page's #cim-selection carries the full text.
+        if cfg!(target_arch = "wasm32") && !shown.is_ascii() {
+            shown.push_str("\n(some characters need the desktop viewer's fonts)");
+        }
+        **text = shown;
     }
+}
+
+/// The attribute panel's text: `layer #fid`, then up to 16 `key: value` lines.
+fn attribute_text(picked: &Picked, lines: &[(String, String)]) -> String {
+    let Some((layer, fid)) = &picked.0 else { return String::new() };
+    let mut s = format!("{layer} #{fid}");
+    for (k, v) in lines.iter().take(16) {
+        s.push_str(&format!("\n{k}: {v}"));
+    }
+    s
 }

@@ -42,10 +42,10 @@ pub fn rows_for(catalogue: &Catalogue) -> Vec<PanelRow> {
     let toggle = |label: String, key: String| PanelRow { label, action: RowAction::Toggle(key), key: None };
     for layer in &catalogue.layers {
         if layer.tileset.is_some() {
-            rows.push(toggle(format!("{} · buildings", layer.id), format!("{}/buildings", layer.id)));
+            rows.push(toggle(format!("{} / buildings", layer.id), format!("{}/buildings", layer.id)));
         }
         if layer.tilejson.is_some() {
-            rows.push(toggle(format!("{} · ground", layer.id), format!("{}/ground", layer.id)));
+            rows.push(toggle(format!("{} / ground", layer.id), format!("{}/ground", layer.id)));
         }
     }
     if catalogue.layers.iter().any(|l| l.tilejson.is_some()) {
@@ -231,7 +231,7 @@ fn label_rows(hidden: Res<Hidden>, heat: Option<Res<HeatMap>>, mut rows: Query<(
                 let digit = row.key.map_or("  ".to_owned(), |k| format!("{k} "));
                 format!("{digit}{mark} {}", row.label)
             }
-            RowAction::FlyTo(_) => format!("   → {}", row.label),
+            RowAction::FlyTo(_) => format!("   > {}", row.label),
             RowAction::Heat(kind) => {
                 let on = heat.as_ref().is_some_and(|h| h.0.as_ref() == Some(kind));
                 format!("  {} {}", if on { "[x]" } else { "[ ]" }, row.label)

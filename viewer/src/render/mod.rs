@@ -21,6 +21,7 @@ pub mod glb;
 pub mod ground_layers;
 pub mod hud;
 pub mod layer_panel;
+pub mod page_options;
 pub mod pick;
 pub mod platform;
 pub mod sensors;

@@ -384,7 +384,7 @@ fn update_panels(
             let time = a.t.get(11..19).unwrap_or(&a.t);
             list.spawn((
                 Button,
-                Text::new(format!("{time}  {}  {} → {}", a.sensor, a.from, a.to)),
+                Text::new(format!("{time}  {}  {} -> {}", a.sensor, a.from, a.to)),
                 super::hud::ui_font(13.0),
                 TextColor(Color::srgb_from_array(state_colour(&a.to))),
                 AlertRow(i),

@@ -67,6 +67,13 @@ pub struct Streaming {
     material: Option<Handle<StandardMaterial>>,
 }
 
+impl Streaming {
+    /// Every tileset read and every tile the view wants is drawn.
+    pub fn complete(&self) -> bool {
+        self.ready && self.in_flight == 0 && self.wanted == 0
+    }
+}
+
 /// A tile's mesh knows where it came from, for picking and highlighting.
 #[derive(Component)]
 pub struct TileMesh {

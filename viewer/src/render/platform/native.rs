@@ -78,3 +78,15 @@ pub fn subscribe(url: String) -> Subscription {
     });
     Subscription(slot)
 }
+
+/// A line for whoever runs the viewer: stdout natively (tests read it).
+pub fn report(line: &str) {
+    println!("{line}");
+}
+
+/// The picked building's attributes for the page (browser only; natively the panel
+/// on screen is all there is).
+pub fn show_selection(_text: &str) {}
+
+/// The page's status line (browser only: natively, problems show in the HUD).
+pub fn show_status(_message: &str) {}

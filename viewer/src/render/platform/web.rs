@@ -85,3 +85,36 @@ pub fn subscribe(url: String) -> Subscription {
     on_close.forget();
     Subscription(slot)
 }
+
+/// A line for whoever runs the viewer: the browser console (tests read it there).
+pub fn report(line: &str) {
+    web_sys::console::log_1(&line.into());
+}
+
+/// Mirrors the picked building's attributes into the page's `#cim-selection`, a live
+/// region: screen readers announce it and the text can be copied, which the canvas
+/// cannot offer.
+pub fn show_selection(text: &str) {
+    if let Some(element) =
+        web_sys::window().and_then(|w| w.document()).and_then(|d| d.get_element_by_id("cim-selection"))
+    {
+        element.set_text_content(Some(text));
+    }
+}
+
+/// Shows `message` in the page's `#cim-status` line (errors before the canvas works).
+pub fn show_status(message: &str) {
+    if let Some(element) =
+        web_sys::window().and_then(|w| w.document()).and_then(|d| d.get_element_by_id("cim-status"))
+    {
+        element.set_text_content(Some(message));
+    }
+}
+
+/// The page's origin (`http://host:port`) and query (`?...`).
+pub fn page_address() -> (String, String) {
+    let location = web_sys::window().map(|w| w.location());
+    let origin = location.as_ref().and_then(|l| l.origin().ok()).unwrap_or_default();
+    let search = location.as_ref().and_then(|l| l.search().ok()).unwrap_or_default();
+    (origin, search)
+}

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# The browser viewer: cim-viewer for wasm32 with Debian's rustc-web (rustup cannot add
+# targets here), bound by wasm-bindgen (the version Cargo.lock names), precompressed
+# (gzip, brotli) for cim-server --web; WASM_OPT=1 also runs wasm-opt -Os (see below).
+#   [WASM_OPT=1] scripts/build-web.sh [OUT_DIR]     default: $CARGO_TARGET_DIR-web/dist
+# Cold, the wasm build takes about 25 minutes on 2 cores; later runs reuse
+# $CARGO_TARGET_DIR-web and redo only what changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/cim/target}"
+web_target="$CARGO_TARGET_DIR-web"
+out="${1:-$web_target/dist}"
+tools="$(dirname "$CARGO_TARGET_DIR")/tools"
+
+bindgen_version=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/[^0-9.]/, ""); print; exit }' Cargo.lock)
+bindgen="$tools/bin/wasm-bindgen"
+if ! "$bindgen" --version 2>/dev/null | grep -qx "wasm-bindgen $bindgen_version"; then
+  echo "installing wasm-bindgen-cli $bindgen_version into $tools"
+  # Its own target directory. Not --locked: its lock file pins a yanked webpki-roots.
+  CARGO_TARGET_DIR="$tools/build" cargo install -q --root "$tools" wasm-bindgen-cli --version "$bindgen_version"
+  rm -rf "$tools/build"
+fi
+
+PATH=/usr/lib/llvm-22/bin:$PATH RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="$web_target" \
+  cargo +debweb build -q --locked --profile web -p cim-viewer --bin cim-viewer \
+  --target wasm32-unknown-unknown -Zbuild-std=std,panic_abort
+wasm="$web_target/wasm32-unknown-unknown/web/cim-viewer.wasm"
+
+mkdir -p "$out"
+stamp="$out/.built-from"
+fingerprint="$(sha256sum "$wasm" web/index.html | sha256sum | cut -c1-16) $bindgen_version opt=${WASM_OPT:-0}"
+if [ "$(cat "$stamp" 2>/dev/null)" = "$fingerprint" ]; then
+  echo "web bundle up to date in $out"
+  exit 0
+fi
+rm -f "$out"/*
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+# The name section (function names for stack traces) is 53 of the module's 93 MB.
+"$bindgen" --target web --no-typescript --remove-name-section --remove-producers-section \
+  --out-name cim_viewer --out-dir "$work" "$wasm"
+if [ "${WASM_OPT:-0}" = 1 ]; then
+  # binaryen 132 from npm (a WebAssembly build of wasm-opt): -Os takes the module from
+  # 40 to 34 MB but costs about 15 CPU-minutes here, so only on request. Debian's
+  # binaryen 108 is not an option: it points wasm-bindgen's externref table export
+  # at the function table, and the page fails with "WebAssembly.Table.set(): Argument
+  # 1 is invalid for table".
+  npm install --silent --no-audit --no-fund --prefix "$tools/binaryen" binaryen@132.0.0
+  node --max-old-space-size=8000 "$tools/binaryen/node_modules/binaryen/bin/wasm-opt" -Os \
+    --enable-bulk-memory --enable-sign-ext --enable-mutable-globals --enable-nontrapping-float-to-int \
+    --enable-reference-types --enable-multivalue "$work/cim_viewer_bg.wasm" -o "$out/cim_viewer_bg.wasm"
+else
+  cp "$work/cim_viewer_bg.wasm" "$out/"
+fi
+cp "$work/cim_viewer.js" web/index.html "$out/"
+for f in "$out"/cim_viewer_bg.wasm "$out"/cim_viewer.js "$out"/index.html; do
+  gzip -9 -k -f "$f"
+  brotli -q 11 -k -f "$f"
+done
+echo "$fingerprint" > "$stamp"
+ls -l "$out"

@@ -1,0 +1,163 @@
+//! The WebAssembly viewer end to end: `cim-server --web` serves the bundle that
+//! `scripts/build-web.sh` made, and headless Chromium (Debian's, driven by
+//! playwright-core, WebGL2 through SwiftShader) opens it over Helsinki as a browser
+//! user would: the page loads from `/`, the module fetches the tiles from the page's
+//! own origin, the canvas shows the buildings, and a click on a known building shows
+//! that building's attributes from the feature API. Any console error fails the test.
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::*;
+use serde_json::Value;
+
+/// The bundle `scripts/build-web.sh` wrote (the README's test command runs it first).
+fn web_bundle() -> PathBuf {
+    let dir = std::env::var_os("CIM_WEB_DIST").map(PathBuf::from).unwrap_or_else(|| {
+        let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/cim/target")
+        });
+        PathBuf::from(format!("{}-web/dist", target.display()))
+    });
+    assert!(
+        dir.join("cim_viewer_bg.wasm").is_file(),
+        "no browser bundle in {}: run scripts/build-web.sh (scripts/test.sh does)",
+        dir.display()
+    );
+    dir
+}
+
+fn helsinki_with_viewer(tag: &str) -> (TempDir, Server, Value) {
+    let store = temp_dir(tag);
+    ingest_ok(&store, "helsinki", &["--max-zoom", "16"], &[&data("osm/Helsinki.osm.pbf")]);
+    let bundle = web_bundle();
+    let server = Server::start_with(&store, &["--web", bundle.to_str().expect("utf-8 path")]);
+    let items = get_json(&format!("{}/collections/helsinki/items?limit=10000", server.url));
+    (store, server, items)
+}
+
+const CHROMIUM_ACCEPT: &str =
+    "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8";
+
+#[test]
+fn browsers_get_the_viewer_at_root_precompressed_while_api_clients_keep_the_json_landing_page() {
+    let (_store, server, _) = helsinki_with_viewer("browser-http");
+    let bundle = web_bundle();
+    let page = get(&format!("{}/", server.url), &[("Accept", CHROMIUM_ACCEPT)]);
+    assert_eq!(page.status, 200);
+    assert_eq!(page.header("content-type"), Some("text/html; charset=utf-8"));
+    let html = String::from_utf8_lossy(&page.body).into_owned();
+    assert!(html.contains(r#"<canvas id="cim-viewer""#) && html.contains("./viewer/cim_viewer.js"), "{html}");
+
+    // curl, GDAL and OGC clients ask for anything or for JSON: the API's landing page,
+    // now with a link to the viewer.
+    for accept in ["*/*", "application/json"] {
+        let landing = get(&format!("{}/", server.url), &[("Accept", accept)]).json();
+        let links = landing["links"].as_array().expect("links");
+        assert!(links.iter().any(|l| l["rel"] == "data"), "{landing}");
+        assert!(links.iter().any(|l| l["rel"] == "alternate" && l["type"] == "text/html"), "{landing}");
+    }
+    assert_eq!(
+        get(&format!("{}/?f=json", server.url), &[("Accept", CHROMIUM_ACCEPT)]).json()["links"][0]["rel"],
+        "self"
+    );
+    assert_eq!(get(&format!("{}/?f=pdf", server.url), &[]).status, 400);
+
+    // The module in the best encoding the client takes, byte-identical once decoded.
+    let raw = std::fs::read(bundle.join("cim_viewer_bg.wasm")).expect("bundle wasm");
+    assert_eq!(&raw[..4], b"\0asm");
+    let wasm_url = format!("{}/viewer/cim_viewer_bg.wasm", server.url);
+    let identity = get(&wasm_url, &[("Accept-Encoding", "identity")]);
+    assert_eq!(identity.header("content-type"), Some("application/wasm"));
+    assert_eq!(identity.header("content-encoding"), None);
+    assert!(identity.body == raw, "identity body differs from the bundle's file");
+    let gz = get(&wasm_url, &[("Accept-Encoding", "gzip")]);
+    assert_eq!(gz.header("content-encoding"), Some("gzip"));
+    let mut unzipped = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz.body[..]), &mut unzipped)
+        .expect("gunzip");
+    assert!(unzipped == raw, "gzip variant decodes to a different module");
+    let br = get(&wasm_url, &[("Accept-Encoding", "gzip, deflate, br, zstd")]);
+    assert_eq!(br.header("content-encoding"), Some("br"));
+    assert!(
+        br.body.len() < gz.body.len() && gz.body.len() < raw.len() / 2,
+        "br {} gz {} raw {}",
+        br.body.len(),
+        gz.body.len(),
+        raw.len()
+    );
+    // Unversioned names: revalidated each time, 304 when unchanged.
+    assert_eq!(br.header("cache-control"), Some("no-cache"));
+    let etag = br.header("etag").expect("etag").to_owned();
+    let again = get(&wasm_url, &[("Accept-Encoding", "br"), ("If-None-Match", &etag)]);
+    assert_eq!(again.status, 304);
+    let js = get(&format!("{}/viewer/cim_viewer.js", server.url), &[]);
+    assert_eq!(js.header("content-type"), Some("text/javascript; charset=utf-8"));
+    assert_eq!(get(&format!("{}/viewer/secrets.txt", server.url), &[]).status, 404);
+    assert_eq!(get(&format!("{}/viewer/..%2FCargo.toml", server.url), &[]).status, 404);
+}
+
+#[test]
+fn the_browser_viewer_draws_helsinki_from_its_own_origin_and_a_click_shows_the_buildings_attributes() {
+    let (_store, server, items) = helsinki_with_viewer("browser");
+    let (fid, lon, lat) = deep_inside_the_largest_building(&items);
+    let out = temp_dir("browser-shots");
+    let url = format!("{}/?camera={lon},{lat},700,0,-89.9&hide=helsinki/ground&shadows=off", server.url);
+    let run = oracle(
+        "browser_viewer.mjs",
+        &["--url", &url, "--out", out.to_str().expect("utf-8 path"), "--click", "400,300"],
+    );
+    assert!(run["failure"].is_null(), "{}", run);
+    assert_eq!(run["errors"], serde_json::json!([]), "console errors: {}", run["log"]);
+    assert_eq!(run["status"], "", "the page's status line should be cleared: {}", run["status"]);
+
+    // Everything came from the page's origin; the module itself arrived compressed.
+    let responses = run["responses"].as_array().expect("responses");
+    let from = |path: &'static str| {
+        responses.iter().filter(move |r| r["url"].as_str().is_some_and(|u| u.contains(path)))
+    };
+    let wasm = from("/viewer/cim_viewer_bg.wasm").next().expect("the module was fetched");
+    assert_eq!((wasm["status"].as_u64(), wasm["type"].as_str()), (Some(200), Some("application/wasm")));
+    assert!(wasm["encoding"] == "br" || wasm["encoding"] == "gzip", "{wasm}");
+    let glbs: Vec<&Value> = from("/3dtiles/helsinki/").filter(|r| r["type"] == "model/gltf-binary").collect();
+    assert!(glbs.len() >= 2, "building tiles fetched: {}", glbs.len());
+    assert!(glbs.iter().all(|r| r["status"] == 200 && r["bytes"].as_u64() > Some(1000)), "{glbs:?}");
+    assert!(from("/api/layers").any(|r| r["status"] == 200), "catalogue fetched");
+    assert!(responses.iter().all(|r| r["url"].as_str().is_some_and(|u| u.starts_with(&server.url))));
+    let failed: Vec<&Value> = responses.iter().filter(|r| r["status"].as_u64() >= Some(400)).collect();
+    assert!(failed.is_empty(), "failed requests: {failed:?}");
+
+    // The canvas shows the city: roofs and ground both take real shares of the view.
+    let (width, height, view) = read_png_rgb(&out.join("view.png"));
+    assert_eq!((width, height), (800, 600));
+    let _ = std::fs::copy(out.join("view.png"), std::env::temp_dir().join("cim-e2e-browser-view.png"));
+    let _ = std::fs::copy(out.join("clicked.png"), std::env::temp_dir().join("cim-e2e-browser-clicked.png"));
+    let samples: Vec<usize> = (40..height - 40)
+        .step_by(4)
+        .flat_map(|y| (0..width).step_by(4).map(move |x| y * width + x))
+        .filter(|&i| !(i % width < 200 && i / width > height - 260))
+        .collect();
+    let roofs = samples.iter().filter(|&&i| is_building(view[i])).count();
+    assert!(
+        roofs > samples.len() / 20 && roofs < samples.len() * 19 / 20,
+        "building share {roofs}/{}",
+        samples.len()
+    );
+    assert!(
+        is_building(view[300 * width + 400]),
+        "the centre is the largest building's roof: {:?}",
+        view[300 * width + 400]
+    );
+
+    // The click picked that building: its attributes reached the page, and it glows.
+    let selection = run["selection"].as_str().expect("selection text");
+    assert!(selection.starts_with(&format!("helsinki #{fid}\n")), "{selection}");
+    let feature = get_json(&format!("{}/collections/helsinki/items/{fid}", server.url));
+    let building = feature["properties"]["building"].as_str().expect("building tag");
+    assert!(selection.contains(&format!("building: {building}")), "{selection}");
+    let (_, _, clicked) = read_png_rgb(&out.join("clicked.png"));
+    assert!(is_highlight(clicked[300 * width + 400]), "highlighted: {:?}", clicked[300 * width + 400]);
+    let lit = samples.iter().filter(|&&i| is_highlight(clicked[i])).count();
+    assert!(lit > 20 && lit < roofs / 3, "highlight {lit} of {roofs} roof samples");
+}
