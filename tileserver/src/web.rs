@@ -47,25 +47,28 @@ pub struct WebBundle {
 
 impl WebBundle {
     /// Reads the bundle in `dir`. `NAME.gz` and `NAME.br` are served where the client
-    /// takes them, unless they are older than `NAME` (a rebuild that stopped half-way).
+    /// takes them, but only if they decode to `NAME` byte for byte: a rebuild that
+    /// stopped half-way leaves stale variants, and those are dropped with a warning.
     pub fn load(dir: &Path) -> Result<Self, WebBundleError> {
-        let read =
-            |path: PathBuf| std::fs::read(&path).map_err(|source| WebBundleError::Read { path, source });
+        let read = |path: PathBuf| std::fs::read(&path).map_err(|source| WebBundleError::Read { path, source });
         let mut files = HashMap::new();
         for (name, content_type) in FILES {
-            let path = dir.join(name);
-            let identity = read(path.clone())?;
-            let modified = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
-            let variant = |suffix: &str| {
-                let p = dir.join(format!("{name}.{suffix}"));
-                let fresh = std::fs::metadata(&p).and_then(|m| m.modified()).ok() >= modified;
-                fresh.then(|| std::fs::read(&p).ok().map(Bytes::from)).flatten()
+            let identity = read(dir.join(name))?;
+            let variant = |suffix: &str, decode: fn(&[u8]) -> std::io::Result<Vec<u8>>| {
+                let path = dir.join(format!("{name}.{suffix}"));
+                let bytes = std::fs::read(&path).ok()?;
+                if decode(&bytes).ok().as_deref() == Some(&identity[..]) {
+                    Some(Bytes::from(bytes))
+                } else {
+                    tracing::warn!("{}: does not decode to {name}; not served", path.display());
+                    None
+                }
             };
             let file = WebFile {
                 content_type,
                 etag: etag_of(&identity),
-                gzip: variant("gz"),
-                brotli: variant("br"),
+                gzip: variant("gz", gunzip),
+                brotli: variant("br", unbrotli),
                 identity: Bytes::from(identity),
             };
             files.insert(name, file);
@@ -84,6 +87,18 @@ impl WebBundle {
         // Names are not content-hashed: revalidate every time (a 304 when unchanged).
         Some(respond(request, body, file.content_type, encoding, Some(&file.etag), Freshness::Revalidate))
     }
+}
+
+fn gunzip(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(bytes), &mut out)?;
+    Ok(out)
+}
+
+fn unbrotli(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(&mut brotli_decompressor::Decompressor::new(bytes, 1 << 16), &mut out)?;
+    Ok(out)
 }
 
 pub fn routes() -> Router<AppState> {
