@@ -50,7 +50,8 @@ impl WebBundle {
     /// takes them, but only if they decode to `NAME` byte for byte: a rebuild that
     /// stopped half-way leaves stale variants, and those are dropped with a warning.
     pub fn load(dir: &Path) -> Result<Self, WebBundleError> {
-        let read = |path: PathBuf| std::fs::read(&path).map_err(|source| WebBundleError::Read { path, source });
+        let read =
+            |path: PathBuf| std::fs::read(&path).map_err(|source| WebBundleError::Read { path, source });
         let mut files = HashMap::new();
         for (name, content_type) in FILES {
             let identity = read(dir.join(name))?;
