@@ -5,7 +5,8 @@
 // drawn), saves view.png, then (with --click) clicks, waits for the page's
 // #cim-selection to fill and saves clicked.png. With --bench it waits for the viewer's
 // `bench {...}` line instead. Prints one JSON object: milestones in ms since the
-// navigation began, every response (url, status, type, encoding, bytes), console
+// navigation began, every response (url, status, type, encoding, bytes), every
+// WebSocket (url, frames received, closed), console
 // errors and page errors, the selection text and the bench figures.
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
@@ -22,7 +23,7 @@ const browser = await chromium.launch({
   args: ["--no-sandbox", "--disable-gpu", "--use-angle=swiftshader", "--enable-unsafe-swiftshader", "--ignore-gpu-blocklist",
          "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-quic", "--no-first-run"],
 });
-const result = { milestones: {}, responses: [], errors: [], log: [], selection: null, bench: null };
+const result = { milestones: {}, responses: [], websockets: [], errors: [], log: [], selection: null, bench: null };
 try {
   const page = await browser.newPage({ viewport: { width: 800, height: 600 } });
   let start = Date.now();
@@ -51,6 +52,12 @@ try {
     const entry = { url: r.url(), status: r.status(), type: headers["content-type"] ?? null, encoding: headers["content-encoding"] ?? null };
     result.responses.push(entry);
     try { entry.bytes = (await r.body()).length; } catch { entry.bytes = null; }
+  });
+  page.on("websocket", (ws) => {
+    const entry = { url: ws.url(), frames_received: 0, closed: false };
+    result.websockets.push(entry);
+    ws.on("framereceived", () => { entry.frames_received += 1; });
+    ws.on("close", () => { entry.closed = true; });
   });
   start = Date.now();
   await page.goto(args.url, { waitUntil: "load" });

@@ -161,3 +161,47 @@ fn the_browser_viewer_draws_helsinki_from_its_own_origin_and_a_click_shows_the_b
     let lit = samples.iter().filter(|&&i| is_highlight(clicked[i])).count();
     assert!(lit > 20 && lit < roofs / 3, "highlight {lit} of {roofs} roof samples");
 }
+
+#[test]
+fn live_sensor_alarms_reach_the_browser_viewer_over_its_websocket() {
+    let (_store, server, items) = helsinki_with_viewer("browser-live");
+    let (fid, lon, lat) = deep_inside_the_largest_building(&items);
+    let sensor = serde_json::json!({"id":"boiler","kind":"temperature","unit":"°C","lon":lon,"lat":lat,
+        "height":30,"feature":fid.to_string(),"warn":80,"alarm":90});
+    assert_eq!(post_json(&format!("{}/api/sensors", server.url), &sensor), 201);
+    let reading = serde_json::json!([{"sensor":"boiler","t":"2026-11-22T08:00:00Z","value":97.5}]);
+    assert_eq!(post_json(&format!("{}/api/readings", server.url), &reading), 200);
+    let out = temp_dir("browser-live-shots");
+    let url = format!("{}/?camera={lon},{lat},700,0,-89.9&hide=helsinki/ground&shadows=off", server.url);
+    let run = oracle("browser_viewer.mjs", &["--url", &url, "--out", out.to_str().expect("utf-8 path")]);
+    assert!(run["failure"].is_null(), "{}", run);
+    assert_eq!(run["errors"], serde_json::json!([]), "console errors: {}", run["log"]);
+    // The page's own WebSocket brought the sensors' state (at least the snapshot).
+    let sockets = run["websockets"].as_array().expect("websockets");
+    assert!(
+        sockets.iter().any(|w| w["url"]
+            .as_str()
+            .is_some_and(|u| u.starts_with(&server.url.replace("http", "ws")) && u.contains("/api/live"))
+            && w["frames_received"].as_u64() >= Some(1)
+            && w["closed"] == false),
+        "{sockets:?}"
+    );
+    let (width, height, view) = read_png_rgb(&out.join("view.png"));
+    let _ = std::fs::copy(out.join("view.png"), std::env::temp_dir().join("cim-e2e-browser-live.png"));
+    assert!(
+        is_alarm_red(view[300 * width + 400]),
+        "an alarm marker over the building: {:?}",
+        view[300 * width + 400]
+    );
+    // One marker, not a red wash.
+    let red: Vec<usize> = (40..height - 40)
+        .step_by(4)
+        .flat_map(|y| (0..width).step_by(4).map(move |x| y * width + x))
+        .filter(|&i| is_alarm_red(view[i]))
+        .collect();
+    assert!(
+        red.iter().all(|&i| (i % width).abs_diff(400) < 40 && (i / width).abs_diff(300) < 40),
+        "{} red",
+        red.len()
+    );
+}

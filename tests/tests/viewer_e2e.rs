@@ -287,18 +287,6 @@ fn path_str(p: &Path) -> &str {
     p.to_str().expect("UTF-8 path")
 }
 
-fn is_alarm_red([r, g, b]: [u8; 3]) -> bool {
-    r > 180 && g < 90 && b < 90
-}
-
-fn post_json(url: &str, body: &Value) -> u16 {
-    match ureq::post(url).set("content-type", "application/json").send_string(&body.to_string()) {
-        Ok(r) => r.status(),
-        Err(ureq::Error::Status(code, _)) => code,
-        Err(e) => panic!("POST {url}: {e}"),
-    }
-}
-
 #[test]
 fn live_sensor_markers_sit_on_their_buildings_coloured_by_state() {
     let (_store, server, items) = helsinki("viewer-live");

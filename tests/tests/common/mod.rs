@@ -352,3 +352,15 @@ pub fn read_png_rgb(path: &Path) -> (usize, usize, Vec<[u8; 3]>) {
     let rgb = buf.chunks_exact(channels).take(width * height).map(|p| [p[0], p[1], p[2]]).collect();
     (width, height, rgb)
 }
+
+pub fn is_alarm_red([r, g, b]: [u8; 3]) -> bool {
+    r > 180 && g < 90 && b < 90
+}
+
+pub fn post_json(url: &str, body: &Value) -> u16 {
+    match ureq::post(url).set("content-type", "application/json").send_string(&body.to_string()) {
+        Ok(r) => r.status(),
+        Err(ureq::Error::Status(code, _)) => code,
+        Err(e) => panic!("POST {url}: {e}"),
+    }
+}
