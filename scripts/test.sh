@@ -9,12 +9,10 @@ bash scripts/install-deps.sh
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo build --workspace --locked
-# The shared crate and the viewer must stay pure Rust: prove it by building for wasm32.
-PATH=/usr/lib/llvm-22/bin:$PATH RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="$CARGO_TARGET_DIR-wasm" \
-  cargo +debweb check -q -p cim-core -p cim-viewer --no-default-features --target wasm32-unknown-unknown -Zbuild-std=std,panic_abort
-# The browser viewer (bevy on WebGL2, render/platform/web.rs): the bundle that
-# tests/tests/browser_e2e.rs opens in headless Chromium. About 25 min cold on 2 cores,
-# seconds when $CARGO_TARGET_DIR-web is warm.
+# The shared crate and the whole viewer must stay pure Rust: the browser bundle builds
+# them for wasm32 (bevy on WebGL2, render/platform/web.rs), and
+# tests/tests/browser_e2e.rs opens it in headless Chromium. About 25 min cold on
+# 2 cores; a few minutes when $CARGO_TARGET_DIR-web is warm and the viewer changed.
 bash scripts/build-web.sh
 log=$(mktemp)
 cargo test --workspace --locked 2>&1 | tee "$log"
