@@ -26,16 +26,19 @@ PATH=/usr/lib/llvm-22/bin:$PATH RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="$web_target"
   --target wasm32-unknown-unknown -Zbuild-std=std,panic_abort
 wasm="$web_target/wasm32-unknown-unknown/web/cim-viewer.wasm"
 
-mkdir -p "$out"
+mkdir -p "$(dirname "$out")"
 stamp="$out/.built-from"
 fingerprint="$(sha256sum "$wasm" web/index.html | sha256sum | cut -c1-16) $bindgen_version opt=${WASM_OPT:-0}"
 if [ "$(cat "$stamp" 2>/dev/null)" = "$fingerprint" ]; then
   echo "web bundle up to date in $out"
   exit 0
 fi
-rm -f "$out"/*
-work=$(mktemp -d)
+# Built beside the old bundle and swapped in at the end: a failed build leaves the
+# previous bundle whole.
+work=$(mktemp -d "$(dirname "$out")/.dist-XXXXXX")
 trap 'rm -rf "$work"' EXIT
+bundle="$work/bundle"
+mkdir "$bundle"
 # The name section (function names for stack traces) is 53 of the module's 93 MB.
 "$bindgen" --target web --no-typescript --remove-name-section --remove-producers-section \
   --out-name cim_viewer --out-dir "$work" "$wasm"
@@ -48,14 +51,16 @@ if [ "${WASM_OPT:-0}" = 1 ]; then
   npm install --silent --no-audit --no-fund --prefix "$tools/binaryen" binaryen@132.0.0
   node --max-old-space-size=8000 "$tools/binaryen/node_modules/binaryen/bin/wasm-opt" -Os \
     --enable-bulk-memory --enable-sign-ext --enable-mutable-globals --enable-nontrapping-float-to-int \
-    --enable-reference-types --enable-multivalue "$work/cim_viewer_bg.wasm" -o "$out/cim_viewer_bg.wasm"
+    --enable-reference-types --enable-multivalue "$work/cim_viewer_bg.wasm" -o "$bundle/cim_viewer_bg.wasm"
 else
-  cp "$work/cim_viewer_bg.wasm" "$out/"
+  mv "$work/cim_viewer_bg.wasm" "$bundle/"
 fi
-cp "$work/cim_viewer.js" web/index.html "$out/"
-for f in "$out"/cim_viewer_bg.wasm "$out"/cim_viewer.js "$out"/index.html; do
+cp "$work/cim_viewer.js" web/index.html "$bundle/"
+for f in "$bundle"/cim_viewer_bg.wasm "$bundle"/cim_viewer.js "$bundle"/index.html; do
   gzip -9 -k -f "$f"
   brotli -q 11 -k -f "$f"
 done
-echo "$fingerprint" > "$stamp"
+echo "$fingerprint" > "$bundle/.built-from"
+rm -rf "$out"
+mv "$bundle" "$out"
 ls -l "$out"

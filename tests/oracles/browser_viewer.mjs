@@ -1,10 +1,11 @@
 // Drives our WebAssembly viewer, as cim-server serves it, in headless Chromium (WebGL2
 // through SwiftShader) and reports what a user would see:
-//   node browser_viewer.mjs --url URL --out DIR [--click X,Y] [--bench] [--timeout S]
+//   node browser_viewer.mjs --url URL --out DIR [--click X,Y] [--bench | --until-status] [--timeout S]
 // It waits for the viewer's `milestone view_complete` console line (every visible tile
 // drawn), saves view.png, then (with --click) clicks, waits for the page's
 // #cim-selection to fill and saves clicked.png. With --bench it waits for the viewer's
-// `bench {...}` line instead. Prints one JSON object: milestones in ms since the
+// `bench {...}` line instead; with --until-status, for the page's status line to say
+// something other than "Loading" (a page that cannot start). Prints one JSON object: milestones in ms since the
 // navigation began, every response (url, status, type, encoding, bytes), every
 // WebSocket (url, frames received, closed), console
 // errors and page errors, the selection text and the bench figures.
@@ -64,7 +65,12 @@ try {
   result.milestones.load = Date.now() - start;
   // unref: a pending deadline must not keep node running once the page is done.
   const deadline = (what) => new Promise((_, reject) => setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), timeout).unref());
-  if (args.bench) {
+  if (args["until-status"]) {
+    await page.waitForFunction(() => {
+      const text = document.getElementById("cim-status")?.textContent ?? "";
+      return text !== "" && !text.startsWith("Loading");
+    }, null, { timeout });
+  } else if (args.bench) {
     result.bench = await Promise.race([benchLine, failed, deadline("the bench line")]);
   } else {
     await Promise.race([viewComplete, failed, deadline("milestone view_complete")]);

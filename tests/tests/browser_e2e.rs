@@ -165,12 +165,7 @@ fn the_browser_viewer_draws_helsinki_from_its_own_origin_and_a_click_shows_the_b
 #[test]
 fn live_sensor_alarms_reach_the_browser_viewer_over_its_websocket() {
     let (_store, server, items) = helsinki_with_viewer("browser-live");
-    let (fid, lon, lat) = deep_inside_the_largest_building(&items);
-    let sensor = serde_json::json!({"id":"boiler","kind":"temperature","unit":"°C","lon":lon,"lat":lat,
-        "height":30,"feature":fid.to_string(),"warn":80,"alarm":90});
-    assert_eq!(post_json(&format!("{}/api/sensors", server.url), &sensor), 201);
-    let reading = serde_json::json!([{"sensor":"boiler","t":"2026-11-22T08:00:00Z","value":97.5}]);
-    assert_eq!(post_json(&format!("{}/api/readings", server.url), &reading), 200);
+    let (lon, lat) = boiler_in_alarm_on_the_largest_building(&server, &items);
     let out = temp_dir("browser-live-shots");
     let url = format!("{}/?camera={lon},{lat},700,0,-89.9&hide=helsinki/ground&shadows=off", server.url);
     let run = oracle("browser_viewer.mjs", &["--url", &url, "--out", out.to_str().expect("utf-8 path")]);
@@ -204,4 +199,22 @@ fn live_sensor_alarms_reach_the_browser_viewer_over_its_websocket() {
         "{} red",
         red.len()
     );
+}
+
+#[test]
+fn a_mistyped_page_option_is_named_on_the_page_instead_of_a_blank_canvas() {
+    let (_store, server, _) = helsinki_with_viewer("browser-bad-option");
+    let out = temp_dir("browser-bad-option-shots");
+    let url = format!("{}/?zoom=3&camera=24.9,60.1,700", server.url);
+    let run = oracle(
+        "browser_viewer.mjs",
+        &["--url", &url, "--out", out.to_str().expect("utf-8 path"), "--until-status", "--timeout", "120"],
+    );
+    assert!(run["failure"].is_null(), "{}", run);
+    let status = run["status"].as_str().expect("status line");
+    assert!(status.starts_with("The viewer cannot start: unknown option 'zoom'"), "{status}");
+    assert_eq!(run["errors"], serde_json::json!([]), "console errors: {}", run["log"]);
+    // It stopped before asking the server for anything.
+    let responses = run["responses"].as_array().expect("responses");
+    assert!(!responses.iter().any(|r| r["url"].as_str().is_some_and(|u| u.contains("/api/layers"))));
 }

@@ -240,12 +240,7 @@ fn a_pick_inside_a_known_building_returns_that_building() {
     for b in features.iter().filter(|f| f["properties"]["building"].is_string()).take(25) {
         let polygon = &b["geometry"]["coordinates"][0];
         let ring = polygon[0].as_array().expect("ring");
-        let xs: Vec<f64> = ring.iter().filter_map(|p| p[0].as_f64()).collect();
-        let ys: Vec<f64> = ring.iter().filter_map(|p| p[1].as_f64()).collect();
-        let (x0, x1) =
-            (xs.iter().copied().fold(f64::MAX, f64::min), xs.iter().copied().fold(f64::MIN, f64::max));
-        let (y0, y1) =
-            (ys.iter().copied().fold(f64::MAX, f64::min), ys.iter().copied().fold(f64::MIN, f64::max));
+        let [x0, y0, x1, y1] = ring_bounds(ring);
         // A grid point inside the outer ring and outside every hole, found independently.
         let holes: Vec<&Vec<Value>> =
             polygon.as_array().expect("rings").iter().skip(1).filter_map(Value::as_array).collect();

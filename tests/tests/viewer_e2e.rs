@@ -290,12 +290,7 @@ fn path_str(p: &Path) -> &str {
 #[test]
 fn live_sensor_markers_sit_on_their_buildings_coloured_by_state() {
     let (_store, server, items) = helsinki("viewer-live");
-    let (fid, lon, lat) = deep_inside_the_largest_building(&items);
-    let sensor = serde_json::json!({"id":"boiler","kind":"temperature","unit":"°C","lon":lon,"lat":lat,
-        "height":30,"feature":fid.to_string(),"warn":80,"alarm":90});
-    assert_eq!(post_json(&format!("{}/api/sensors", server.url), &sensor), 201);
-    let reading = serde_json::json!([{"sensor":"boiler","t":"2026-11-22T08:00:00Z","value":97.5}]);
-    assert_eq!(post_json(&format!("{}/api/readings", server.url), &reading), 200);
+    let (lon, lat) = boiler_in_alarm_on_the_largest_building(&server, &items);
     let camera = format!("{lon},{lat},700,0,-89.9");
     let shot = shoot(&server.url, &camera, &["--hide", "helsinki/ground"], "live");
     assert!(is_alarm_red(shot.px(400, 300)), "an alarm marker over the building: {:?}", shot.px(400, 300));

@@ -281,6 +281,28 @@ impl StaticServer {
     }
 }
 
+/// West, south, east, north of a GeoJSON ring.
+pub fn ring_bounds(ring: &[Value]) -> [f64; 4] {
+    let mut b = [f64::MAX, f64::MAX, f64::MIN, f64::MIN];
+    for p in ring {
+        let (Some(x), Some(y)) = (p[0].as_f64(), p[1].as_f64()) else { continue };
+        b = [b[0].min(x), b[1].min(y), b[2].max(x), b[3].max(y)];
+    }
+    b
+}
+
+/// Registers sensor `boiler` (temperature, warn 80, alarm 90) on the largest
+/// building, 30 m up, and sends it 97.5 °C: one marker in alarm. Returns where it is.
+pub fn boiler_in_alarm_on_the_largest_building(server: &Server, items: &Value) -> (f64, f64) {
+    let (fid, lon, lat) = deep_inside_the_largest_building(items);
+    let sensor = serde_json::json!({"id":"boiler","kind":"temperature","unit":"°C","lon":lon,"lat":lat,
+        "height":30,"feature":fid.to_string(),"warn":80,"alarm":90});
+    assert_eq!(post_json(&format!("{}/api/sensors", server.url), &sensor), 201);
+    let reading = serde_json::json!([{"sensor":"boiler","t":"2026-11-22T08:00:00Z","value":97.5}]);
+    assert_eq!(post_json(&format!("{}/api/readings", server.url), &reading), 200);
+    (lon, lat)
+}
+
 /// Lit roofs are near white; the viewer's ground is a dark grey (sRGB 0.30, 0.33, 0.31).
 pub fn is_building(p: [u8; 3]) -> bool {
     p.iter().map(|c| u32::from(*c)).sum::<u32>() / 3 > 170
@@ -302,12 +324,7 @@ pub fn deep_inside_the_largest_building(items: &Value) -> (u64, f64, f64) {
             continue;
         }
         let ring = f["geometry"]["coordinates"][0][0].as_array().expect("ring");
-        let xs: Vec<f64> = ring.iter().filter_map(|p| p[0].as_f64()).collect();
-        let ys: Vec<f64> = ring.iter().filter_map(|p| p[1].as_f64()).collect();
-        let (w, e) =
-            (xs.iter().copied().fold(f64::MAX, f64::min), xs.iter().copied().fold(f64::MIN, f64::max));
-        let (s, n) =
-            (ys.iter().copied().fold(f64::MAX, f64::min), ys.iter().copied().fold(f64::MIN, f64::max));
+        let [w, s, e, n] = ring_bounds(ring);
         let area = (e - w) * (n - s);
         if best.is_some_and(|b| area <= b.0) {
             continue;

@@ -34,7 +34,7 @@ pub fn from_query(origin: &str, search: &str) -> Result<ViewerOptions, String> {
             "hide" => options.hidden = list(),
             "camera" => options.camera = Some(numbers::<5>(&value, key)?),
             "max_sse" => options.max_sse = positive(&value, key)?,
-            "cache_mb" => options.cache_bytes = positive(&value, key)? as usize * 1024 * 1024,
+            "cache_mb" => options.cache_bytes = (positive(&value, key)? as usize).saturating_mul(1 << 20),
             "bench" => options.bench_seconds = Some(positive(&value, key)?),
             "heat_map" => options.heat_map = Some(value).filter(|v| !v.is_empty()),
             "shadows" => {
@@ -108,6 +108,8 @@ mod tests {
 
         let plain = from_query("https://cim.example", "").expect("no query");
         assert_eq!(plain.server, "https://cim.example");
+        let huge = from_query("http://a", "cache_mb=1e30").expect("huge budget");
+        assert_eq!(huge.cache_bytes, usize::MAX);
         assert!(plain.shadows && plain.camera.is_none() && plain.hidden.is_empty());
         let other = from_query("http://a", "server=http%3A%2F%2Fb%3A9000%2F").expect("server");
         assert_eq!(other.server, "http://b:9000");
