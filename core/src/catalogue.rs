@@ -13,6 +13,8 @@ pub const QUALITY_FILE: &str = "quality.json";
 pub const MVT_ARCHIVE_FILE: &str = "tiles.pmtiles";
 pub const FEATURES_FILE: &str = "features.json";
 pub const TILESET_DIR: &str = "3dtiles";
+/// The BIM element property a BIM layer's features are keyed by.
+pub const GLOBAL_ID: &str = "GlobalId";
 
 /// The CRS every served position is in: WGS84 longitude, latitude (degrees) and
 /// ellipsoidal height (metres).
@@ -23,6 +25,9 @@ pub const SERVICE_FRAME: &str = "EPSG:4979";
 pub enum LayerKind {
     /// 2D GIS features, with extruded 3D buildings where polygons carry heights.
     Vector,
+    /// A BIM model (IFC): elements with IFC class, storey and property sets, as
+    /// 3D Tiles with one content per storey.
+    Bim,
     /// The live sensor registry: points with their latest reading and state, kept
     /// by the server rather than written by an ingest.
     Sensors,
@@ -75,6 +80,34 @@ pub struct CatalogueEntry {
     pub building_count: u64,
     pub ingested_at: String,
     pub tool: String,
+    /// What a BIM layer holds, for storey filters and reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bim: Option<BimSummary>,
+}
+
+/// The facts of a BIM layer's models.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BimSummary {
+    /// IFC schema per source file, as its header names it (`IFC4`, `IFC2X3`).
+    pub schemas: Vec<String>,
+    /// How each model was placed on the Earth.
+    pub georeference: Vec<String>,
+    /// Elements by IFC class (e.g. `IfcWallStandardCase`), every element counted.
+    pub elements_by_class: BTreeMap<String, u64>,
+    pub elements_with_geometry: u64,
+    /// Storeys from bottom to top.
+    pub storeys: Vec<Storey>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Storey {
+    pub global_id: String,
+    pub name: String,
+    /// Elevation in metres, as the model states it.
+    pub elevation: Option<f64>,
+    /// The 3D Tiles content holding this storey's elements.
+    pub content: String,
+    pub element_count: u64,
 }
 
 /// Counts of what the ingest found wrong and what it did about it.

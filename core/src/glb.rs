@@ -87,16 +87,127 @@ fn vec3_min_max(values: &[[f32; 3]]) -> (Vec<f32>, Vec<f32>) {
     (min.to_vec(), max.to_vec())
 }
 
+/// Geometry drawn several times (a repeated IFC representation map, say): written
+/// once, placed by each [`MeshInstance`]'s node.
+#[derive(Debug, Clone, Default)]
+pub struct SharedMesh {
+    pub positions: Vec<[f32; 3]>,
+    pub normals: Vec<[f32; 3]>,
+    pub indices: Vec<u32>,
+}
+
+/// One placement of a [`SharedMesh`], as one feature.
+#[derive(Debug, Clone)]
+pub struct MeshInstance {
+    /// Index into the shared meshes.
+    pub mesh: usize,
+    /// Column-major 4×4 node matrix (rotation and uniform scale plus translation)
+    /// into the content frame.
+    pub matrix: [f64; 16],
+    /// Row of the property table.
+    pub feature_id: u32,
+}
+
 /// Serialises a mesh and its property table to GLB bytes.
 pub fn write_glb(mesh: &FeatureMesh, table: &PropertyTable, generator: &str) -> Vec<u8> {
+    write_glb_scene(mesh, &[], &[], table, generator)
+}
+
+fn accessor_vec3(view: usize, values: &[[f32; 3]], bounds: bool) -> Value {
+    let mut a = json!({"bufferView": view, "componentType": FLOAT, "count": values.len(), "type": "VEC3"});
+    if bounds {
+        let (min, max) = vec3_min_max(values);
+        a["min"] = json!(min);
+        a["max"] = json!(max);
+    }
+    a
+}
+
+/// Serialises a merged mesh (drawn as is) plus instanced shared meshes, all with
+/// feature ids into one property table. Core glTF instancing: each instance is a
+/// node with its own matrix whose mesh reuses the shared positions, normals and
+/// indices and adds only a constant `_FEATURE_ID_0`, so every client draws it and
+/// picking still finds the right feature.
+pub fn write_glb_scene(
+    mesh: &FeatureMesh,
+    shared: &[SharedMesh],
+    instances: &[MeshInstance],
+    table: &PropertyTable,
+    generator: &str,
+) -> Vec<u8> {
     let mut b = BinBuilder { bin: Vec::new(), views: Vec::new() };
-    let n = mesh.positions.len();
-    let pos_view = b.view(&f32_bytes(mesh.positions.iter().flatten().copied()), Some(ARRAY_BUFFER));
-    let nrm_view = b.view(&f32_bytes(mesh.normals.iter().flatten().copied()), Some(ARRAY_BUFFER));
-    let fid_view = b.view(&f32_bytes(mesh.feature_ids.iter().map(|&i| i as f32)), Some(ARRAY_BUFFER));
-    let idx_bytes: Vec<u8> = mesh.indices.iter().flat_map(|i| i.to_le_bytes()).collect();
-    let idx_view = b.view(&idx_bytes, Some(ELEMENT_ARRAY_BUFFER));
-    let (min, max) = vec3_min_max(&mesh.positions);
+    let mut accessors: Vec<Value> = Vec::new();
+    let mut meshes: Vec<Value> = Vec::new();
+    let mut nodes: Vec<Value> = Vec::new();
+    let feature_ids_extension = || {
+        json!({"EXT_mesh_features": {"featureIds": [
+            {"featureCount": table.count, "attribute": 0, "propertyTable": 0}
+        ]}})
+    };
+    let add_accessor = |accessors: &mut Vec<Value>, a: Value| {
+        accessors.push(a);
+        accessors.len() - 1
+    };
+    if !mesh.positions.is_empty() && !mesh.indices.is_empty() {
+        let pos_view = b.view(&f32_bytes(mesh.positions.iter().flatten().copied()), Some(ARRAY_BUFFER));
+        let nrm_view = b.view(&f32_bytes(mesh.normals.iter().flatten().copied()), Some(ARRAY_BUFFER));
+        let fid_view = b.view(&f32_bytes(mesh.feature_ids.iter().map(|&i| i as f32)), Some(ARRAY_BUFFER));
+        let idx_bytes: Vec<u8> = mesh.indices.iter().flat_map(|i| i.to_le_bytes()).collect();
+        let idx_view = b.view(&idx_bytes, Some(ELEMENT_ARRAY_BUFFER));
+        let pos = add_accessor(&mut accessors, accessor_vec3(pos_view, &mesh.positions, true));
+        let nrm = add_accessor(&mut accessors, accessor_vec3(nrm_view, &mesh.normals, false));
+        let fid = add_accessor(
+            &mut accessors,
+            json!({"bufferView": fid_view, "componentType": FLOAT, "count": mesh.feature_ids.len(), "type": "SCALAR"}),
+        );
+        let idx = add_accessor(
+            &mut accessors,
+            json!({"bufferView": idx_view, "componentType": UNSIGNED_INT, "count": mesh.indices.len(), "type": "SCALAR"}),
+        );
+        meshes.push(json!({"primitives": [{
+            "attributes": {"POSITION": pos, "NORMAL": nrm, "_FEATURE_ID_0": fid},
+            "indices": idx, "material": 0, "mode": 4,
+            "extensions": feature_ids_extension()
+        }]}));
+        nodes.push(json!({"mesh": meshes.len() - 1}));
+    }
+    // Shared geometry once; per instance only a constant feature-id column.
+    let mut shared_accessors = Vec::with_capacity(shared.len());
+    for s in shared {
+        if s.positions.is_empty() || s.indices.is_empty() {
+            shared_accessors.push(None);
+            continue;
+        }
+        let pos_view = b.view(&f32_bytes(s.positions.iter().flatten().copied()), Some(ARRAY_BUFFER));
+        let nrm_view = b.view(&f32_bytes(s.normals.iter().flatten().copied()), Some(ARRAY_BUFFER));
+        let idx_bytes: Vec<u8> = s.indices.iter().flat_map(|i| i.to_le_bytes()).collect();
+        let idx_view = b.view(&idx_bytes, Some(ELEMENT_ARRAY_BUFFER));
+        let pos = add_accessor(&mut accessors, accessor_vec3(pos_view, &s.positions, true));
+        let nrm = add_accessor(&mut accessors, accessor_vec3(nrm_view, &s.normals, false));
+        let idx = add_accessor(
+            &mut accessors,
+            json!({"bufferView": idx_view, "componentType": UNSIGNED_INT, "count": s.indices.len(), "type": "SCALAR"}),
+        );
+        shared_accessors.push(Some((pos, nrm, idx, s.positions.len())));
+    }
+    for instance in instances {
+        let Some(Some((pos, nrm, idx, count))) = shared_accessors.get(instance.mesh).copied() else {
+            continue;
+        };
+        let fid_view =
+            b.view(&f32_bytes(std::iter::repeat_n(instance.feature_id as f32, count)), Some(ARRAY_BUFFER));
+        let fid = add_accessor(
+            &mut accessors,
+            json!({"bufferView": fid_view, "componentType": FLOAT, "count": count, "type": "SCALAR"}),
+        );
+        meshes.push(json!({"primitives": [{
+            "attributes": {"POSITION": pos, "NORMAL": nrm, "_FEATURE_ID_0": fid},
+            "indices": idx, "material": 0, "mode": 4,
+            "extensions": feature_ids_extension()
+        }]}));
+        let matrix: Vec<f32> = instance.matrix.iter().map(|&v| v as f32).collect();
+        nodes.push(json!({"mesh": meshes.len() - 1, "matrix": matrix}));
+    }
 
     let mut class_props = serde_json::Map::new();
     let mut table_props = serde_json::Map::new();
@@ -140,30 +251,18 @@ pub fn write_glb(mesh: &FeatureMesh, table: &PropertyTable, generator: &str) -> 
         b.bin.push(0);
     }
 
-    let gltf = json!({
+    let node_ids: Vec<usize> = (0..nodes.len()).collect();
+    let mut gltf = json!({
         "asset": {"version": "2.0", "generator": generator},
         "extensionsUsed": ["EXT_mesh_features", "EXT_structural_metadata"],
         "scene": 0,
-        "scenes": [{"nodes": [0]}],
-        "nodes": [{"mesh": 0}],
+        "scenes": [{"nodes": node_ids}],
+        "nodes": nodes,
         "materials": [{
             "pbrMetallicRoughness": {"baseColorFactor": [0.85, 0.83, 0.8, 1.0], "metallicFactor": 0.0, "roughnessFactor": 0.9}
         }],
-        "meshes": [{"primitives": [{
-            "attributes": {"POSITION": 0, "NORMAL": 1, "_FEATURE_ID_0": 2},
-            "indices": 3,
-            "material": 0,
-            "mode": 4,
-            "extensions": {"EXT_mesh_features": {"featureIds": [
-                {"featureCount": table.count, "attribute": 0, "propertyTable": 0}
-            ]}}
-        }]}],
-        "accessors": [
-            {"bufferView": pos_view, "componentType": FLOAT, "count": n, "type": "VEC3", "min": min, "max": max},
-            {"bufferView": nrm_view, "componentType": FLOAT, "count": n, "type": "VEC3"},
-            {"bufferView": fid_view, "componentType": FLOAT, "count": n, "type": "SCALAR"},
-            {"bufferView": idx_view, "componentType": UNSIGNED_INT, "count": mesh.indices.len(), "type": "SCALAR"}
-        ],
+        "meshes": meshes,
+        "accessors": accessors,
         "bufferViews": b.views,
         "buffers": [{"byteLength": b.bin.len()}],
         "extensions": {"EXT_structural_metadata": {
@@ -171,6 +270,15 @@ pub fn write_glb(mesh: &FeatureMesh, table: &PropertyTable, generator: &str) -> 
             "propertyTables": [{"class": table.class, "count": table.count, "properties": table_props}]
         }}
     });
+    if gltf["meshes"].as_array().is_some_and(Vec::is_empty) {
+        // glTF wants at least one entry where an array is present.
+        for key in ["meshes", "accessors", "nodes"] {
+            if let Some(o) = gltf.as_object_mut() {
+                o.remove(key);
+            }
+        }
+        gltf["scenes"] = json!([{}]);
+    }
     let mut json_bytes = gltf.to_string().into_bytes();
     while !json_bytes.len().is_multiple_of(4) {
         json_bytes.push(b' ');
@@ -225,6 +333,39 @@ mod tests {
         for view in json["bufferViews"].as_array().expect("views") {
             assert_eq!(view["byteOffset"].as_u64().expect("offset") % 8, 0);
         }
+    }
+
+    #[test]
+    fn instances_share_geometry_and_carry_their_own_feature_id() {
+        let shared = SharedMesh {
+            positions: vec![[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]],
+            normals: vec![[0.0, 0.0, 1.0]; 3],
+            indices: vec![0, 1, 2],
+        };
+        let mut matrix = [0.0; 16];
+        for i in 0..4 {
+            matrix[i * 5] = 1.0;
+        }
+        matrix[12] = 5.0;
+        let instances = vec![
+            MeshInstance { mesh: 0, matrix, feature_id: 0 },
+            MeshInstance { mesh: 0, matrix, feature_id: 1 },
+        ];
+        let table = PropertyTable {
+            class: "element".into(),
+            count: 2,
+            columns: vec![("fid".into(), PropertyColumn::UInt64(vec![7, 8]))],
+        };
+        let glb = write_glb_scene(&FeatureMesh::default(), &[shared], &instances, &table, "test");
+        let json = json_chunk(&glb).expect("json");
+        let meshes = json["meshes"].as_array().expect("meshes");
+        assert_eq!(meshes.len(), 2, "no merged mesh when it is empty");
+        let a = &meshes[0]["primitives"][0]["attributes"];
+        let b = &meshes[1]["primitives"][0]["attributes"];
+        assert_eq!(a["POSITION"], b["POSITION"], "positions written once");
+        assert_ne!(a["_FEATURE_ID_0"], b["_FEATURE_ID_0"]);
+        assert_eq!(json["nodes"][1]["matrix"][12], json!(5.0));
+        assert_eq!(json["scenes"][0]["nodes"], json!([0, 1]));
     }
 
     #[test]

@@ -43,6 +43,8 @@ pub struct IngestOptions {
     pub max_tiles_per_zoom: usize,
     pub cancel: Arc<AtomicBool>,
     pub show_progress: bool,
+    /// Places IFC models, overriding their own georeference.
+    pub anchor: Option<crate::ifc::georef::Anchor>,
 }
 
 impl IngestOptions {
@@ -59,6 +61,7 @@ impl IngestOptions {
             max_tiles_per_zoom: 200_000,
             cancel: Arc::new(AtomicBool::new(false)),
             show_progress: false,
+            anchor: None,
         }
     }
 }
@@ -259,7 +262,7 @@ fn assign_fids(features: &mut [LayerFeature], fids: &[Option<u64>], quality: &mu
     }
 }
 
-fn sha256_file(path: &Path) -> Result<(u64, String), IngestError> {
+pub(crate) fn sha256_file(path: &Path) -> Result<(u64, String), IngestError> {
     let mut file = std::fs::File::open(path).map_err(|e| IngestError::source(path, e))?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
@@ -275,7 +278,7 @@ fn sha256_file(path: &Path) -> Result<(u64, String), IngestError> {
     Ok((total, hex::encode(hasher.finalize())))
 }
 
-fn progress_bar(show: bool, len: u64, what: &str) -> indicatif::ProgressBar {
+pub(crate) fn progress_bar(show: bool, len: u64, what: &str) -> indicatif::ProgressBar {
     if !show {
         return indicatif::ProgressBar::hidden();
     }
@@ -292,6 +295,22 @@ fn progress_bar(show: bool, len: u64, what: &str) -> indicatif::ProgressBar {
 /// Runs one ingest; on any error the previously published layer stays as it was.
 pub fn ingest(options: &IngestOptions) -> Result<IngestSummary, IngestError> {
     validate_layer_name(&options.layer)?;
+    let ifc: Vec<bool> = options.files.iter().map(|f| crate::bim::is_ifc(f)).collect();
+    if ifc.iter().any(|&i| i) {
+        if let Some(i) = ifc.iter().position(|&i| !i) {
+            return Err(IngestError::source(
+                &options.files[i],
+                "IFC models and GIS files go into separate layers; ingest them in separate runs",
+            ));
+        }
+        return crate::bim::ingest_bim(options);
+    }
+    if options.anchor.is_some() {
+        return Err(IngestError::source(
+            options.files.first().map_or(Path::new(""), PathBuf::as_path),
+            "--anchor places IFC models only; GIS files carry their CRS",
+        ));
+    }
     // Fail on a bad --src-crs before reading anything.
     options.src_crs.as_deref().map(Reprojector::from_user).transpose()?;
     let mut sources = Vec::new();
@@ -442,6 +461,7 @@ pub fn ingest(options: &IngestOptions) -> Result<IngestSummary, IngestError> {
         building_count,
         ingested_at: now.to_rfc3339(),
         tool: concat!("cim-ingest ", env!("CARGO_PKG_VERSION")).to_owned(),
+        bim: None,
     };
     write_json(&dir.join(QUALITY_FILE), &quality)?;
     write_json(&dir.join(CATALOGUE_FILE), &catalogue)?;
@@ -452,7 +472,7 @@ pub fn ingest(options: &IngestOptions) -> Result<IngestSummary, IngestError> {
     Ok(IngestSummary { catalogue, quality, layer_dir, mvt_tiles: stats.tiles, building_tiles })
 }
 
-fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), IngestError> {
+pub(crate) fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), IngestError> {
     let text =
         serde_json::to_vec_pretty(value).map_err(|e| IngestError::store(path, std::io::Error::other(e)))?;
     std::fs::write(path, text).map_err(|e| IngestError::store(path, e))

@@ -4,13 +4,16 @@
 //! reprojects into the service frame ([`crs`]), repairs or drops bad geometry
 //! ([`repair`], counted in the quality report), then builds from one R-tree:
 //! Mapbox Vector Tiles in a PMTiles archive ([`mvt_tiles`]) and extruded buildings as
-//! 3D Tiles ([`buildings`]). [`store`] swaps the finished layer in atomically.
+//! 3D Tiles ([`buildings`]). IFC models take their own path ([`ifc`] reads them,
+//! [`bim`] writes a BIM layer). [`store`] swaps the finished layer in atomically.
 
+pub mod bim;
 pub mod buildings;
 pub mod clip;
 pub mod crs;
 pub mod error;
 pub mod gcj02;
+pub mod ifc;
 pub mod layer;
 pub mod mvt_tiles;
 pub mod repair;

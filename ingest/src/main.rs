@@ -32,6 +32,11 @@ struct Cli {
     /// Stop adding zoom levels once one would need more tiles than this.
     #[arg(long, default_value_t = 200_000)]
     max_tiles_per_zoom: usize,
+    /// Place IFC models here: longitude,latitude,height[,rotation] with the model's
+    /// +x axis rotated that many degrees counter-clockwise from east. Overrides the
+    /// model's IfcMapConversion or IfcSite reference point.
+    #[arg(long, allow_hyphen_values = true)]
+    anchor: Option<cim_ingest::ifc::georef::Anchor>,
     /// Input files; the format is sniffed from content and extension.
     #[arg(required = true)]
     files: Vec<PathBuf>,
@@ -72,12 +77,27 @@ fn run() -> anyhow::Result<()> {
     options.min_zoom = cli.min_zoom;
     options.max_zoom = cli.max_zoom;
     options.max_tiles_per_zoom = cli.max_tiles_per_zoom;
+    options.anchor = cli.anchor;
     options.show_progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let cancel = options.cancel.clone();
     ctrlc::set_handler(move || cancel.store(true, Ordering::Relaxed))
         .context("installing the Ctrl-C handler")?;
     let summary = ingest(&options)?;
     println!("{}", summary.quality.summary_line());
+    if let Some(bim) = &summary.catalogue.bim {
+        println!(
+            "layer {} version {}: BIM, {} elements ({} with geometry) on {} storeys in {} 3D tiles contents, placed by {} -> {}",
+            summary.catalogue.id,
+            summary.catalogue.version,
+            summary.catalogue.feature_count,
+            bim.elements_with_geometry,
+            bim.storeys.len(),
+            summary.building_tiles,
+            bim.georeference.join("; "),
+            summary.layer_dir.display()
+        );
+        return Ok(());
+    }
     println!(
         "layer {} version {}: {} features, {} MVT tiles (z{}-{}), {} buildings in {} 3D tiles -> {}",
         summary.catalogue.id,

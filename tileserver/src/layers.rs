@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use cim_core::catalogue::{CATALOGUE_FILE, CatalogueEntry, MVT_ARCHIVE_FILE};
+use cim_core::catalogue::{CATALOGUE_FILE, CatalogueEntry, GLOBAL_ID, LayerKind, MVT_ARCHIVE_FILE};
 use cim_core::features::from_geojson;
 use cim_core::pmtiles::{Entry, Header, Lookup, find, tile_entries};
 use cim_core::tile::TileId;
@@ -56,6 +56,8 @@ pub struct Layer {
     pub features: Vec<Value>,
     geometries: Vec<Geometry<f64>>,
     tree: RTree<Indexed>,
+    /// BIM layers: feature index by IFC GlobalId.
+    global_ids: HashMap<String, usize>,
 }
 
 impl Layer {
@@ -91,6 +93,15 @@ impl Layer {
             }
             geometries.push(g);
         }
+        let global_ids = if catalogue.kind == LayerKind::Bim {
+            features
+                .iter()
+                .enumerate()
+                .filter_map(|(i, f)| f["properties"][GLOBAL_ID].as_str().map(|g| (g.to_owned(), i)))
+                .collect()
+        } else {
+            HashMap::new()
+        };
         Ok(Self {
             dir,
             catalogue,
@@ -99,6 +110,7 @@ impl Layer {
             features,
             geometries,
             tree: RTree::bulk_load(entries),
+            global_ids,
         })
     }
 
@@ -118,6 +130,11 @@ impl Layer {
             m.insert(key.to_owned(), p.clone());
         }
         Ok(p)
+    }
+
+    /// The feature of a BIM element.
+    pub fn global_id(&self, id: &str) -> Option<usize> {
+        self.global_ids.get(id).copied()
     }
 
     /// Indices of features whose geometry contains or touches the point.

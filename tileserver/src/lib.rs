@@ -4,6 +4,7 @@
 //! holds the handlers of one API beside its routes.
 
 mod api;
+mod bim;
 mod error;
 mod http_cache;
 mod layers;
@@ -68,6 +69,7 @@ pub fn app(state: AppState) -> Router {
         .expose_headers([header::ETAG, header::CONTENT_ENCODING, HeaderName::from_static("content-length")]);
     Router::new()
         .merge(api::routes())
+        .merge(bim::routes())
         .merge(tiles::routes())
         .merge(ogc::routes())
         .merge(live::routes())

@@ -81,6 +81,11 @@ async fn conformance(headers: HeaderMap) -> Response {
 fn collection_doc(base: &str, c: &CatalogueEntry) -> Value {
     let description = match c.kind {
         LayerKind::Sensors => format!("{} live sensors with their latest reading and state", c.feature_count),
+        LayerKind::Bim => format!(
+            "BIM model: {} elements from {}",
+            c.feature_count,
+            c.sources.iter().map(|s| s.path.as_str()).collect::<Vec<_>>().join(", ")
+        ),
         LayerKind::Vector => format!(
             "{} features from {}",
             c.feature_count,

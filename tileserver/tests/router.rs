@@ -62,6 +62,7 @@ fn publish(store: &Path, version: &str, n: u64) {
         building_count: 0,
         ingested_at: "2026-11-22T00:00:00Z".into(),
         tool: "test".into(),
+        bim: None,
     };
     std::fs::write(dir.join("catalogue.json"), serde_json::to_vec(&catalogue).expect("json"))
         .expect("catalogue");

@@ -107,6 +107,7 @@ pub fn catalogue_entry(live: &Live) -> CatalogueEntry {
         building_count: 0,
         ingested_at: String::new(),
         tool: format!("cim-server live registry; kinds: {}", kinds.join(", ")),
+        bim: None,
     }
 }
 

@@ -1,0 +1,1304 @@
+//! IFC shape representations to triangles.
+//!
+//! Covers what real exports use for bodies: extruded area solids over parameterised
+//! (rectangle, circle, hollow, I/L/T/U/C, ellipse), arbitrary (with voids),
+//! composite and derived profiles; faceted breps, closed/open shells, face-based and
+//! shell-based surface models; triangulated and polygonal face sets; mapped items
+//! (kept apart when a map repeats, so the writer can instance it); boolean clipping
+//! by half-spaces, with the cut capped. Anything else is counted by class in
+//! [`GeometryBuilder::unsupported`] and left out, never guessed.
+
+use std::collections::{BTreeMap, HashMap};
+
+use geo::TriangulateEarcut;
+use geo_types::{Coord, LineString, Polygon};
+
+use super::IfcError;
+use super::model::{IfcModel, MAX_CHAIN};
+use super::step::{Instance, StepValue};
+
+/// An affine map: `p ↦ cols·p + t` (columns are the images of the unit axes).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Affine {
+    pub cols: [[f64; 3]; 3],
+    pub t: [f64; 3],
+}
+
+impl Affine {
+    pub const IDENTITY: Self =
+        Self { cols: [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]], t: [0.0; 3] };
+
+    pub fn scale(s: f64) -> Self {
+        Self { cols: [[s, 0.0, 0.0], [0.0, s, 0.0], [0.0, 0.0, s]], t: [0.0; 3] }
+    }
+
+    pub fn apply(&self, p: [f64; 3]) -> [f64; 3] {
+        let v = self.apply_vector(p);
+        [v[0] + self.t[0], v[1] + self.t[1], v[2] + self.t[2]]
+    }
+
+    pub fn apply_vector(&self, v: [f64; 3]) -> [f64; 3] {
+        let c = &self.cols;
+        [
+            c[0][0] * v[0] + c[1][0] * v[1] + c[2][0] * v[2],
+            c[0][1] * v[0] + c[1][1] * v[1] + c[2][1] * v[2],
+            c[0][2] * v[0] + c[1][2] * v[1] + c[2][2] * v[2],
+        ]
+    }
+
+    /// `self ∘ inner`: apply `inner` first.
+    pub fn then_after(&self, inner: &Affine) -> Affine {
+        Affine {
+            cols: [
+                self.apply_vector(inner.cols[0]),
+                self.apply_vector(inner.cols[1]),
+                self.apply_vector(inner.cols[2]),
+            ],
+            t: self.apply(inner.t),
+        }
+    }
+
+    pub fn determinant(&self) -> f64 {
+        dot(self.cols[0], cross(self.cols[1], self.cols[2]))
+    }
+
+    /// Rotation times uniform scale, without mirroring: what a glTF node can carry
+    /// exactly and every client draws with the right winding.
+    pub fn is_similarity(&self) -> bool {
+        let [a, b, c] = self.cols;
+        let (la, lb, lc) = (norm(a), norm(b), norm(c));
+        let tolerance = 1e-6 * la.max(1e-12);
+        (la - lb).abs() < tolerance
+            && (la - lc).abs() < tolerance
+            && dot(a, b).abs() < tolerance * la
+            && dot(a, c).abs() < tolerance * la
+            && dot(b, c).abs() < tolerance * la
+            && self.determinant() > 0.0
+    }
+
+    /// Column-major 4×4, as glTF and 3D Tiles write matrices.
+    pub fn to_column_major(&self) -> [f64; 16] {
+        let [a, b, c] = self.cols;
+        [
+            a[0], a[1], a[2], 0.0, b[0], b[1], b[2], 0.0, c[0], c[1], c[2], 0.0, self.t[0], self.t[1],
+            self.t[2], 1.0,
+        ]
+    }
+}
+
+pub fn dot(a: [f64; 3], b: [f64; 3]) -> f64 {
+    a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
+}
+
+pub fn cross(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
+    [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]]
+}
+
+pub fn norm(a: [f64; 3]) -> f64 {
+    dot(a, a).sqrt()
+}
+
+fn sub(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
+    [a[0] - b[0], a[1] - b[1], a[2] - b[2]]
+}
+
+fn normalized(a: [f64; 3]) -> Option<[f64; 3]> {
+    let n = norm(a);
+    (n > 1e-12 && n.is_finite()).then(|| [a[0] / n, a[1] / n, a[2] / n])
+}
+
+/// Triangles as three corners each, counter-clockwise seen from outside.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TriMesh {
+    pub triangles: Vec<[[f64; 3]; 3]>,
+}
+
+impl TriMesh {
+    pub fn transformed(mut self, m: &Affine) -> Self {
+        let flip = m.determinant() < 0.0;
+        for t in &mut self.triangles {
+            for p in t.iter_mut() {
+                *p = m.apply(*p);
+            }
+            if flip {
+                t.swap(1, 2);
+            }
+        }
+        self
+    }
+
+    pub fn append(&mut self, other: TriMesh) {
+        self.triangles.extend(other.triangles);
+    }
+
+    pub fn bounds(&self) -> Option<[[f64; 3]; 2]> {
+        let mut it = self.triangles.iter().flatten();
+        let first = *it.next()?;
+        Some(it.fold([first, first], |[lo, hi], p| {
+            [
+                [lo[0].min(p[0]), lo[1].min(p[1]), lo[2].min(p[2])],
+                [hi[0].max(p[0]), hi[1].max(p[1]), hi[2].max(p[2])],
+            ]
+        }))
+    }
+
+    /// Keeps the part with `dot(normal, p - origin) >= 0`, capping the cut.
+    pub fn clip(&self, origin: [f64; 3], normal: [f64; 3]) -> TriMesh {
+        let distance = |p: [f64; 3]| dot(normal, sub(p, origin));
+        let mut out = TriMesh::default();
+        let mut cut_segments: Vec<[[f64; 3]; 2]> = Vec::new();
+        for t in &self.triangles {
+            let d = t.map(distance);
+            let kept: Vec<usize> = (0..3).filter(|&i| d[i] >= 0.0).collect();
+            match kept.len() {
+                3 => out.triangles.push(*t),
+                0 => {}
+                _ => {
+                    // Walk the triangle's edges in order, keeping kept corners and
+                    // adding the crossing points: the result is the kept polygon.
+                    let mut polygon = Vec::with_capacity(4);
+                    let mut crossings = Vec::with_capacity(2);
+                    for i in 0..3 {
+                        let j = (i + 1) % 3;
+                        if d[i] >= 0.0 {
+                            polygon.push(t[i]);
+                        }
+                        if (d[i] >= 0.0) != (d[j] >= 0.0) {
+                            // Always interpolate from the kept end so neighbours that
+                            // share the edge compute the same point, bit for bit.
+                            let (a, b, da, db) =
+                                if d[i] >= 0.0 { (t[i], t[j], d[i], d[j]) } else { (t[j], t[i], d[j], d[i]) };
+                            let s = da / (da - db);
+                            let p = [
+                                a[0] + s * (b[0] - a[0]),
+                                a[1] + s * (b[1] - a[1]),
+                                a[2] + s * (b[2] - a[2]),
+                            ];
+                            polygon.push(p);
+                            crossings.push(p);
+                        }
+                    }
+                    for k in 1..polygon.len().saturating_sub(1) {
+                        out.triangles.push([polygon[0], polygon[k], polygon[k + 1]]);
+                    }
+                    if let [a, b] = crossings[..] {
+                        cut_segments.push([a, b]);
+                    }
+                }
+            }
+        }
+        out.append(cap(&cut_segments, normal));
+        out
+    }
+}
+
+/// Closes a planar cut: chains segments into loops and triangulates each, facing
+/// against `normal` (out of the kept part).
+fn cap(segments: &[[[f64; 3]; 2]], normal: [f64; 3]) -> TriMesh {
+    let key = |p: [f64; 3]| p.map(|c| (c * 1e6).round() as i64);
+    let mut at: HashMap<[i64; 3], Vec<usize>> = HashMap::new();
+    for (i, s) in segments.iter().enumerate() {
+        if key(s[0]) == key(s[1]) {
+            continue;
+        }
+        at.entry(key(s[0])).or_default().push(i);
+        at.entry(key(s[1])).or_default().push(i);
+    }
+    let mut used = vec![false; segments.len()];
+    let mut mesh = TriMesh::default();
+    for start in 0..segments.len() {
+        if used[start] || key(segments[start][0]) == key(segments[start][1]) {
+            continue;
+        }
+        used[start] = true;
+        let mut ring = vec![segments[start][0]];
+        let mut tip = segments[start][1];
+        let first = key(segments[start][0]);
+        let mut closed = false;
+        for _ in 0..segments.len() {
+            if key(tip) == first {
+                closed = true;
+                break;
+            }
+            ring.push(tip);
+            let next = at.get(&key(tip)).and_then(|c| c.iter().copied().find(|&s| !used[s]));
+            let Some(next) = next else { break };
+            used[next] = true;
+            tip = if key(segments[next][0]) == key(tip) { segments[next][1] } else { segments[next][0] };
+        }
+        if closed && ring.len() >= 3 {
+            mesh.append(triangulate_face(&[ring], Some([-normal[0], -normal[1], -normal[2]])));
+        }
+    }
+    mesh
+}
+
+/// Newell's normal of a 3D loop (length = twice its area).
+fn newell(ring: &[[f64; 3]]) -> [f64; 3] {
+    let mut n = [0.0; 3];
+    for i in 0..ring.len() {
+        let (a, b) = (ring[i], ring[(i + 1) % ring.len()]);
+        n[0] += (a[1] - b[1]) * (a[2] + b[2]);
+        n[1] += (a[2] - b[2]) * (a[0] + b[0]);
+        n[2] += (a[0] - b[0]) * (a[1] + b[1]);
+    }
+    n
+}
+
+/// Triangulates a planar face (outer loop then holes) so its triangles face `facing`,
+/// or the outer loop's own orientation when `None`.
+pub fn triangulate_face(loops: &[Vec<[f64; 3]>], facing: Option<[f64; 3]>) -> TriMesh {
+    let mut mesh = TriMesh::default();
+    let Some(outer) = loops.first() else { return mesh };
+    if outer.len() < 3 {
+        return mesh;
+    }
+    let n = newell(outer);
+    let Some(unit) = normalized(n) else { return mesh };
+    let want = facing.and_then(normalized).unwrap_or(unit);
+    if outer.len() == 3 && loops.len() == 1 {
+        let t = [outer[0], outer[1], outer[2]];
+        mesh.triangles.push(if dot(unit, want) >= 0.0 { t } else { [t[0], t[2], t[1]] });
+        return mesh;
+    }
+    // Project on the plane, in a basis where the outer loop runs counter-clockwise.
+    let u = normalized(sub(outer[1], outer[0]))
+        .filter(|u| dot(*u, unit).abs() < 0.999)
+        .or_else(|| {
+            normalized(cross(unit, if unit[0].abs() < 0.9 { [1.0, 0.0, 0.0] } else { [0.0, 1.0, 0.0] }))
+        })
+        .unwrap_or([1.0, 0.0, 0.0]);
+    let u = normalized(sub(u, unit.map(|c| c * dot(u, unit)))).unwrap_or(u);
+    let v = cross(unit, u);
+    let flat = |p: &[f64; 3]| Coord { x: dot(*p, u), y: dot(*p, v) };
+    let ring = |l: &Vec<[f64; 3]>| LineString(l.iter().map(flat).collect());
+    let holes: Vec<&Vec<[f64; 3]>> = loops[1..].iter().filter(|l| l.len() >= 3).collect();
+    let polygon = Polygon::new(ring(outer), holes.iter().map(|h| ring(h)).collect());
+    let raw = polygon.earcut_triangles_raw();
+    let points: Vec<[f64; 3]> = outer.iter().chain(holes.iter().flat_map(|h| h.iter())).copied().collect();
+    if points.len() != raw.vertices.len() {
+        return mesh;
+    }
+    let same = dot(unit, want) >= 0.0;
+    for t in raw.triangle_indices.chunks_exact(3) {
+        let (a, b, c) = (points[t[0]], points[t[1]], points[t[2]]);
+        let facing_n = cross(sub(b, a), sub(c, a));
+        if norm(facing_n) < 1e-18 {
+            continue;
+        }
+        // earcut's winding is its own; orient each triangle by the face normal.
+        let agrees = dot(facing_n, unit) >= 0.0;
+        mesh.triangles.push(if agrees == same { [a, b, c] } else { [a, c, b] });
+    }
+    mesh
+}
+
+/// A closed 2D ring, first point not repeated.
+pub type Ring = Vec<[f64; 2]>;
+
+/// A profile in its own 2D frame: areas (outer ring, holes) and open curves.
+#[derive(Debug, Clone, Default)]
+pub struct Profile {
+    pub areas: Vec<(Ring, Vec<Ring>)>,
+    pub open: Vec<Vec<[f64; 2]>>,
+}
+
+fn signed_area(ring: &[[f64; 2]]) -> f64 {
+    let n = ring.len();
+    (0..n).map(|i| ring[i][0] * ring[(i + 1) % n][1] - ring[(i + 1) % n][0] * ring[i][1]).sum::<f64>() / 2.0
+}
+
+fn oriented(mut ring: Vec<[f64; 2]>, counter_clockwise: bool) -> Vec<[f64; 2]> {
+    if ring.len() > 1 && ring.first() == ring.last() {
+        ring.pop();
+    }
+    ring.dedup();
+    if (signed_area(&ring) > 0.0) != counter_clockwise {
+        ring.reverse();
+    }
+    ring
+}
+
+/// Segments per full turn when sampling circles and arcs.
+const SEGMENTS_PER_TURN: usize = 32;
+
+/// Angles from `a0` sweeping `sweep` radians (signed), always including the
+/// quarter-turn angles inside, so sampled bounds equal the true arc's.
+fn arc_angles(a0: f64, sweep: f64) -> Vec<f64> {
+    let steps = ((sweep.abs() / std::f64::consts::TAU) * SEGMENTS_PER_TURN as f64).ceil().max(1.0) as usize;
+    let mut angles: Vec<f64> = (0..=steps).map(|i| a0 + sweep * i as f64 / steps as f64).collect();
+    let (lo, hi) = if sweep >= 0.0 { (a0, a0 + sweep) } else { (a0 + sweep, a0) };
+    let quarter = std::f64::consts::FRAC_PI_2;
+    let mut k = (lo / quarter).ceil();
+    while k * quarter < hi {
+        angles.push(k * quarter);
+        k += 1.0;
+    }
+    if sweep >= 0.0 {
+        angles.sort_by(f64::total_cmp);
+    } else {
+        angles.sort_by(|a, b| b.total_cmp(a));
+    }
+    angles.dedup_by(|a, b| (*a - *b).abs() < 1e-9);
+    angles
+}
+
+fn circle_ring(radius: f64) -> Vec<[f64; 2]> {
+    (0..SEGMENTS_PER_TURN)
+        .map(|i| {
+            let a = std::f64::consts::TAU * i as f64 / SEGMENTS_PER_TURN as f64;
+            [radius * a.cos(), radius * a.sin()]
+        })
+        .collect()
+}
+
+fn ellipse_ring(a: f64, b: f64) -> Vec<[f64; 2]> {
+    circle_ring(1.0).into_iter().map(|p| [a * p[0], b * p[1]]).collect()
+}
+
+fn rectangle(w: f64, h: f64) -> Vec<[f64; 2]> {
+    let (x, y) = (w / 2.0, h / 2.0);
+    vec![[-x, -y], [x, -y], [x, y], [-x, y]]
+}
+
+/// Builds geometry for one model; caches placements and repeated maps.
+pub struct GeometryBuilder<'m> {
+    model: &'m IfcModel,
+    placements: HashMap<u64, Affine>,
+    /// Items left out, by IFC class (or by what was approximated).
+    pub unsupported: BTreeMap<String, u64>,
+}
+
+/// One part of an element's body, in model units.
+#[derive(Debug, Clone)]
+pub enum BodyPart {
+    /// Already placed in the model's world frame.
+    Mesh(TriMesh),
+    /// A repeated representation map: its mesh (see [`GeometryBuilder::map_mesh`])
+    /// placed by `transform`.
+    Instance { map: u64, transform: Affine },
+}
+
+impl<'m> GeometryBuilder<'m> {
+    pub fn new(model: &'m IfcModel) -> Self {
+        Self { model, placements: HashMap::new(), unsupported: BTreeMap::new() }
+    }
+
+    fn note(&mut self, what: &str) {
+        *self.unsupported.entry(what.to_owned()).or_default() += 1;
+    }
+
+    fn malformed(&self, instance: &Instance, what: &str) -> IfcError {
+        IfcError::Malformed(format!("line {}, #{} ({}): {what}", instance.line, instance.id, instance.class))
+    }
+
+    fn real(&self, instance: &Instance, index: usize) -> Result<f64, IfcError> {
+        self.model
+            .attribute(instance, index)
+            .as_f64()
+            .filter(|v| v.is_finite())
+            .ok_or_else(|| self.malformed(instance, &format!("attribute {} must be a number", index + 1)))
+    }
+
+    fn optional_real(&self, instance: &Instance, index: usize) -> Option<f64> {
+        self.model.attribute(instance, index).as_f64().filter(|v| v.is_finite())
+    }
+
+    fn reference(&self, instance: &Instance, index: usize) -> Result<&'m Instance, IfcError> {
+        match self.model.attribute(instance, index).as_ref() {
+            Some(r) => self.model.get(r).map_err(|_| {
+                self.malformed(
+                    instance,
+                    &format!("attribute {} refers to #{r}, which the file does not define", index + 1),
+                )
+            }),
+            None => {
+                Err(self.malformed(instance, &format!("attribute {} must refer to an instance", index + 1)))
+            }
+        }
+    }
+
+    fn optional_reference(&self, instance: &Instance, index: usize) -> Option<&'m Instance> {
+        self.model.attribute(instance, index).as_ref().and_then(|r| self.model.get(r).ok())
+    }
+
+    fn coordinates(&self, values: &[StepValue], instance: &Instance) -> Result<[f64; 3], IfcError> {
+        let mut p = [0.0; 3];
+        if values.is_empty() || values.len() > 3 {
+            return Err(self.malformed(instance, "a coordinate list needs 1 to 3 numbers"));
+        }
+        for (i, v) in values.iter().enumerate() {
+            p[i] = v
+                .as_f64()
+                .filter(|c| c.is_finite())
+                .ok_or_else(|| self.malformed(instance, "a coordinate must be a number"))?;
+        }
+        Ok(p)
+    }
+
+    pub fn point(&self, instance: &Instance) -> Result<[f64; 3], IfcError> {
+        if &*instance.class != "IFCCARTESIANPOINT" {
+            return Err(self.malformed(instance, "expected an IfcCartesianPoint"));
+        }
+        let values = self.model.attribute(instance, 0).as_list().unwrap_or(&[]);
+        self.coordinates(values, instance)
+    }
+
+    pub fn direction(&self, instance: &Instance) -> Result<[f64; 3], IfcError> {
+        let values = self.model.attribute(instance, 0).as_list().unwrap_or(&[]);
+        let d = self.coordinates(values, instance)?;
+        normalized(d).ok_or_else(|| self.malformed(instance, "a direction of length zero"))
+    }
+
+    /// `IfcAxis2Placement3D` / `2D` (and `IfcAxis1Placement`) as an affine map.
+    pub fn axis_placement(&self, instance: &Instance) -> Result<Affine, IfcError> {
+        let origin = self.point(self.reference(instance, 0)?)?;
+        let (z, x) = match &*instance.class {
+            "IFCAXIS2PLACEMENT3D" => {
+                let z = match self.optional_reference(instance, 1) {
+                    Some(d) => self.direction(d)?,
+                    None => [0.0, 0.0, 1.0],
+                };
+                let x = match self.optional_reference(instance, 2) {
+                    Some(d) => self.direction(d)?,
+                    None => [1.0, 0.0, 0.0],
+                };
+                (z, x)
+            }
+            "IFCAXIS2PLACEMENT2D" => {
+                let x = match self.optional_reference(instance, 1) {
+                    Some(d) => self.direction(d)?,
+                    None => [1.0, 0.0, 0.0],
+                };
+                ([0.0, 0.0, 1.0], [x[0], x[1], 0.0])
+            }
+            "IFCAXIS1PLACEMENT" => {
+                let z = match self.optional_reference(instance, 1) {
+                    Some(d) => self.direction(d)?,
+                    None => [0.0, 0.0, 1.0],
+                };
+                (z, if z[0].abs() < 0.9 { [1.0, 0.0, 0.0] } else { [0.0, 1.0, 0.0] })
+            }
+            _ => return Err(self.malformed(instance, "expected an axis placement")),
+        };
+        // Gram-Schmidt: RefDirection need only lie roughly in the XY plane.
+        let x = normalized(sub(x, z.map(|c| c * dot(x, z))))
+            .ok_or_else(|| self.malformed(instance, "RefDirection is parallel to Axis"))?;
+        let y = cross(z, x);
+        Ok(Affine { cols: [x, y, z], t: origin })
+    }
+
+    /// The world placement of an `IfcObjectPlacement`, following `PlacementRelTo`.
+    pub fn placement(&mut self, id: u64) -> Result<Affine, IfcError> {
+        let mut chain = Vec::new();
+        let mut at = Some(id);
+        let mut base = Affine::IDENTITY;
+        while let Some(current) = at {
+            if let Some(known) = self.placements.get(&current) {
+                base = *known;
+                break;
+            }
+            if chain.len() > MAX_CHAIN || chain.contains(&current) {
+                let instance = self.model.get(id)?;
+                return Err(self.malformed(instance, "its PlacementRelTo chain loops"));
+            }
+            chain.push(current);
+            let instance = self.model.get(current)?;
+            at = match &*instance.class {
+                "IFCLOCALPLACEMENT" => self.model.attribute(instance, 0).as_ref(),
+                _ => None,
+            };
+        }
+        for &current in chain.iter().rev() {
+            let instance = self.model.get(current)?;
+            let local = match &*instance.class {
+                "IFCLOCALPLACEMENT" => self.axis_placement(self.reference(instance, 1)?)?,
+                other => {
+                    self.note(&format!("{other} (placed at its parent's origin)"));
+                    Affine::IDENTITY
+                }
+            };
+            base = base.then_after(&local);
+            self.placements.insert(current, base);
+        }
+        Ok(base)
+    }
+
+    /// `IfcCartesianTransformationOperator3D` (and non-uniform, and 2D).
+    fn transformation_operator(&self, instance: &Instance) -> Result<Affine, IfcError> {
+        let two_d = instance.class.contains("2D");
+        let axis1 = self.optional_reference(instance, 0).map(|d| self.direction(d)).transpose()?;
+        let axis2 = self.optional_reference(instance, 1).map(|d| self.direction(d)).transpose()?;
+        let origin = self.point(self.reference(instance, 2)?)?;
+        let scale = self.optional_real(instance, 3).unwrap_or(1.0);
+        let axis3 = if two_d {
+            None
+        } else {
+            self.optional_reference(instance, 4).map(|d| self.direction(d)).transpose()?
+        };
+        let z = axis3.unwrap_or_else(|| match (axis1, axis2) {
+            (Some(a), Some(b)) => normalized(cross(a, b)).unwrap_or([0.0, 0.0, 1.0]),
+            _ => [0.0, 0.0, 1.0],
+        });
+        let x = axis1.unwrap_or(if z[0].abs() < 0.9 { [1.0, 0.0, 0.0] } else { [0.0, 1.0, 0.0] });
+        let x = normalized(sub(x, z.map(|c| c * dot(x, z))))
+            .ok_or_else(|| self.malformed(instance, "Axis1 is parallel to Axis3"))?;
+        let mut y = cross(z, x);
+        if let Some(b) = axis2 {
+            // A left-handed operator (mirroring) keeps Axis2's sense.
+            if dot(b, y) < 0.0 {
+                y = y.map(|c| -c);
+            }
+        }
+        let (s2, s3) = if instance.class.contains("NONUNIFORM") {
+            (
+                self.optional_real(instance, 5).unwrap_or(scale),
+                self.optional_real(instance, 6).unwrap_or(scale),
+            )
+        } else {
+            (scale, scale)
+        };
+        Ok(Affine { cols: [x.map(|c| c * scale), y.map(|c| c * s2), z.map(|c| c * s3)], t: origin })
+    }
+
+    /// The element's body (`IfcProductDefinitionShape` → the 'Body' representation,
+    /// else the first 3D one), placed in the world frame.
+    pub fn element_body(
+        &mut self,
+        product: &Instance,
+        repeated_maps: &std::collections::HashSet<u64>,
+    ) -> Result<Vec<BodyPart>, IfcError> {
+        let Some(shape) = self.optional_reference(product, 6) else { return Ok(Vec::new()) };
+        let placement = match self.model.attribute(product, 5).as_ref() {
+            Some(p) => self.placement(p)?,
+            None => Affine::IDENTITY,
+        };
+        let representations: Vec<&Instance> = self.model.follow_list(shape, 2).collect();
+        let identifier = |r: &Instance| self.model.attribute(r, 1).as_str().unwrap_or("").to_owned();
+        let kind = |r: &Instance| self.model.attribute(r, 2).as_str().unwrap_or("").to_owned();
+        let body =
+            representations.iter().find(|r| identifier(r).eq_ignore_ascii_case("body")).or_else(|| {
+                representations.iter().find(|r| {
+                    matches!(
+                        kind(r).as_str(),
+                        "SweptSolid"
+                            | "Brep"
+                            | "Clipping"
+                            | "MappedRepresentation"
+                            | "Tessellation"
+                            | "SurfaceModel"
+                            | "CSG"
+                    ) && !matches!(
+                        identifier(r).as_str(),
+                        "Axis" | "FootPrint" | "Box" | "Annotation" | "Profile"
+                    )
+                })
+            });
+        let Some(body) = body else { return Ok(Vec::new()) };
+        let mut parts = Vec::new();
+        let mut merged = TriMesh::default();
+        for item in self.model.follow_list(body, 3) {
+            if &*item.class == "IFCMAPPEDITEM" {
+                let map = self.reference(item, 0)?;
+                let transform = self.mapped_transform(item)?;
+                let world = placement.then_after(&transform);
+                if repeated_maps.contains(&map.id) {
+                    parts.push(BodyPart::Instance { map: map.id, transform: world });
+                    continue;
+                }
+                merged.append(self.map_mesh(map.id, 0)?.transformed(&world));
+                continue;
+            }
+            merged.append(self.item(item, 0)?.transformed(&placement));
+        }
+        if !merged.triangles.is_empty() {
+            parts.insert(0, BodyPart::Mesh(merged));
+        }
+        Ok(parts)
+    }
+
+    /// A mapped item's map: `MappingTarget ∘ MappingOrigin`.
+    fn mapped_transform(&self, item: &Instance) -> Result<Affine, IfcError> {
+        let map = self.reference(item, 0)?;
+        let origin = self.reference(map, 0)?;
+        let origin = self.axis_placement(origin)?;
+        let target = self.transformation_operator(self.reference(item, 1)?)?;
+        Ok(target.then_after(&origin))
+    }
+
+    /// A representation map's items, in the map's own frame (before MappingOrigin).
+    pub fn map_mesh(&mut self, map: u64, depth: usize) -> Result<TriMesh, IfcError> {
+        let map = self.model.get(map)?;
+        let representation = self.reference(map, 1)?;
+        let mut mesh = TriMesh::default();
+        for item in self.model.follow_list(representation, 3) {
+            mesh.append(self.item(item, depth + 1)?);
+        }
+        Ok(mesh)
+    }
+
+    /// One representation item in its own frame.
+    pub fn item(&mut self, item: &Instance, depth: usize) -> Result<TriMesh, IfcError> {
+        if depth > 32 {
+            return Err(self.malformed(item, "representation items nest deeper than 32 (a reference cycle?)"));
+        }
+        match &*item.class {
+            "IFCEXTRUDEDAREASOLID" | "IFCEXTRUDEDAREASOLIDTAPERED" => self.extrusion(item),
+            "IFCFACETEDBREP" | "IFCFACETEDBREPWITHVOIDS" => {
+                let shell = self.reference(item, 0)?;
+                self.faces(shell, 0)
+            }
+            "IFCCLOSEDSHELL" | "IFCOPENSHELL" | "IFCCONNECTEDFACESET" => self.faces(item, 0),
+            "IFCSHELLBASEDSURFACEMODEL" | "IFCFACEBASEDSURFACEMODEL" => {
+                let mut mesh = TriMesh::default();
+                for shell in self.model.follow_list(item, 0).collect::<Vec<_>>() {
+                    mesh.append(self.faces(shell, 0)?);
+                }
+                Ok(mesh)
+            }
+            "IFCTRIANGULATEDFACESET" | "IFCTRIANGULATEDIRREGULARNETWORK" => self.triangulated(item),
+            "IFCPOLYGONALFACESET" => self.polygonal(item),
+            "IFCMAPPEDITEM" => {
+                let map = self.reference(item, 0)?;
+                let transform = self.mapped_transform(item)?;
+                Ok(self.map_mesh(map.id, depth + 1)?.transformed(&transform))
+            }
+            "IFCBOOLEANCLIPPINGRESULT" | "IFCBOOLEANRESULT" => self.boolean(item, depth),
+            "IFCCSGSOLID" => {
+                let root = self.reference(item, 0)?;
+                self.item(root, depth + 1)
+            }
+            other => {
+                self.note(other);
+                Ok(TriMesh::default())
+            }
+        }
+    }
+
+    fn boolean(&mut self, item: &Instance, depth: usize) -> Result<TriMesh, IfcError> {
+        let operator = self.model.attribute(item, 0).as_enum().unwrap_or("").to_owned();
+        let first = self.reference(item, 1)?;
+        let second = self.reference(item, 2)?;
+        let base = self.item(first, depth + 1)?;
+        match (operator.as_str(), &*second.class) {
+            ("DIFFERENCE", "IFCHALFSPACESOLID" | "IFCBOXEDHALFSPACE" | "IFCPOLYGONALBOUNDEDHALFSPACE") => {
+                let plane = self.reference(second, 0)?;
+                if &*plane.class != "IFCPLANE" {
+                    self.note(&format!("half-space on {}", plane.class));
+                    return Ok(base);
+                }
+                let frame = self.axis_placement(self.reference(plane, 0)?)?;
+                let agreement = self.model.attribute(second, 1).as_enum() != Some("F");
+                if &*second.class != "IFCHALFSPACESOLID" {
+                    // The boundary limits the removed region; clipping by the whole
+                    // plane removes at least as much. Counted so it can be checked.
+                    self.note(&format!("{} clipped as an unbounded half-space", second.class));
+                }
+                // AgreementFlag true: the solid lies against the plane's normal, so
+                // the difference keeps the side the normal points to.
+                let normal = if agreement { frame.cols[2] } else { frame.cols[2].map(|c| -c) };
+                Ok(base.clip(frame.t, normal))
+            }
+            ("UNION", _) => {
+                let mut mesh = base;
+                mesh.append(self.item(second, depth + 1)?);
+                Ok(mesh)
+            }
+            (op, class) => {
+                self.note(&format!("boolean {op} with {class} (first operand kept)"));
+                Ok(base)
+            }
+        }
+    }
+
+    fn faces(&mut self, set: &Instance, _depth: usize) -> Result<TriMesh, IfcError> {
+        let mut mesh = TriMesh::default();
+        for face in self.model.follow_list(set, 0) {
+            let mut loops: Vec<Vec<[f64; 3]>> = Vec::new();
+            let mut outer_at = 0;
+            for bound in self.model.follow_list(face, 0) {
+                let Some(polyloop) = self.optional_reference(bound, 0) else { continue };
+                if &*polyloop.class != "IFCPOLYLOOP" {
+                    self.note(&format!("face bound {}", polyloop.class));
+                    continue;
+                }
+                let mut ring = Vec::new();
+                for p in self.model.follow_list(polyloop, 0) {
+                    ring.push(self.point(p)?);
+                }
+                ring.dedup();
+                if ring.len() > 1 && ring.first() == ring.last() {
+                    ring.pop();
+                }
+                if self.model.attribute(bound, 1).as_enum() == Some("F") {
+                    ring.reverse();
+                }
+                if &*bound.class == "IFCFACEOUTERBOUND" {
+                    outer_at = loops.len();
+                }
+                loops.push(ring);
+            }
+            if loops.is_empty() {
+                continue;
+            }
+            loops.swap(0, outer_at);
+            // Holes run against the outer loop; triangulation wants that too.
+            mesh.append(triangulate_face(&loops, None));
+        }
+        Ok(mesh)
+    }
+
+    fn point_list(&self, list: &Instance) -> Result<Vec<[f64; 3]>, IfcError> {
+        let rows = self.model.attribute(list, 0).as_list().unwrap_or(&[]);
+        rows.iter().map(|row| self.coordinates(row.as_list().unwrap_or(&[]), list)).collect()
+    }
+
+    fn index_list(&self, value: &StepValue, item: &Instance) -> Result<Vec<usize>, IfcError> {
+        value
+            .as_list()
+            .unwrap_or(&[])
+            .iter()
+            .map(|v| match v {
+                StepValue::Integer(i) if *i >= 1 => Ok(*i as usize - 1),
+                _ => Err(self.malformed(item, "indices must be integers from 1")),
+            })
+            .collect()
+    }
+
+    fn lookup(
+        &self,
+        points: &[[f64; 3]],
+        pn: &[usize],
+        i: usize,
+        item: &Instance,
+    ) -> Result<[f64; 3], IfcError> {
+        let at = if pn.is_empty() { Some(i) } else { pn.get(i).copied() };
+        at.and_then(|a| points.get(a).copied()).ok_or_else(|| {
+            self.malformed(item, &format!("index {} is past the {} points", i + 1, points.len()))
+        })
+    }
+
+    fn triangulated(&mut self, item: &Instance) -> Result<TriMesh, IfcError> {
+        let points = self.point_list(self.reference(item, 0)?)?;
+        // IFC4: Coordinates, Normals, Closed, CoordIndex, PnIndex.
+        let pn = self.index_list(self.model.attribute(item, 4), item)?;
+        let mut mesh = TriMesh::default();
+        for triangle in self.model.attribute(item, 3).as_list().unwrap_or(&[]) {
+            let idx = self.index_list(triangle, item)?;
+            if idx.len() != 3 {
+                return Err(self.malformed(item, "CoordIndex needs three indices per triangle"));
+            }
+            mesh.triangles.push([
+                self.lookup(&points, &pn, idx[0], item)?,
+                self.lookup(&points, &pn, idx[1], item)?,
+                self.lookup(&points, &pn, idx[2], item)?,
+            ]);
+        }
+        Ok(mesh)
+    }
+
+    fn polygonal(&mut self, item: &Instance) -> Result<TriMesh, IfcError> {
+        let points = self.point_list(self.reference(item, 0)?)?;
+        let pn = self.index_list(self.model.attribute(item, 3), item)?;
+        let mut mesh = TriMesh::default();
+        for face in self.model.follow_list(item, 2) {
+            let mut loops = Vec::new();
+            let outer = self.index_list(self.model.attribute(face, 0), item)?;
+            loops.push(
+                outer.iter().map(|&i| self.lookup(&points, &pn, i, item)).collect::<Result<Vec<_>, _>>()?,
+            );
+            for inner in self.model.attribute(face, 1).as_list().unwrap_or(&[]) {
+                let idx = self.index_list(inner, item)?;
+                loops.push(
+                    idx.iter().map(|&i| self.lookup(&points, &pn, i, item)).collect::<Result<Vec<_>, _>>()?,
+                );
+            }
+            mesh.append(triangulate_face(&loops, None));
+        }
+        Ok(mesh)
+    }
+
+    fn extrusion(&mut self, item: &Instance) -> Result<TriMesh, IfcError> {
+        let profile = self.profile(self.reference(item, 0)?, 0)?;
+        let position = match self.optional_reference(item, 1) {
+            Some(p) => self.axis_placement(p)?,
+            None => Affine::IDENTITY,
+        };
+        let direction = self.direction(self.reference(item, 2)?)?;
+        let depth = self.real(item, 3)?;
+        if direction[2].abs() < 1e-9 {
+            return Err(self.malformed(item, "ExtrudedDirection lies in the profile's plane"));
+        }
+        let offset = direction.map(|c| c * depth);
+        let lift = |p: [f64; 2], top: bool| {
+            if top { [p[0] + offset[0], p[1] + offset[1], offset[2]] } else { [p[0], p[1], 0.0] }
+        };
+        // Extruding towards -z turns every face inside out; flip at the end.
+        let inverted = offset[2] < 0.0;
+        let mut mesh = TriMesh::default();
+        for (outer, holes) in &profile.areas {
+            let outer = oriented(outer.clone(), true);
+            if outer.len() < 3 {
+                continue;
+            }
+            let holes: Vec<Vec<[f64; 2]>> =
+                holes.iter().map(|h| oriented(h.clone(), false)).filter(|h| h.len() >= 3).collect();
+            for ring in std::iter::once(&outer).chain(&holes) {
+                for i in 0..ring.len() {
+                    let (a, b) = (ring[i], ring[(i + 1) % ring.len()]);
+                    let (a0, b0, a1, b1) = (lift(a, false), lift(b, false), lift(a, true), lift(b, true));
+                    mesh.triangles.push([a0, b0, b1]);
+                    mesh.triangles.push([a0, b1, a1]);
+                }
+            }
+            let to3 = |r: &Vec<[f64; 2]>, top: bool| r.iter().map(|p| lift(*p, top)).collect::<Vec<_>>();
+            let mut bottom_loops = vec![to3(&outer, false)];
+            bottom_loops.extend(holes.iter().map(|h| to3(h, false)));
+            let mut top_loops = vec![to3(&outer, true)];
+            top_loops.extend(holes.iter().map(|h| to3(h, true)));
+            mesh.append(triangulate_face(&bottom_loops, Some([0.0, 0.0, -1.0])));
+            mesh.append(triangulate_face(&top_loops, Some([0.0, 0.0, 1.0])));
+        }
+        for curve in &profile.open {
+            for w in curve.windows(2) {
+                let (a0, b0, a1, b1) =
+                    (lift(w[0], false), lift(w[1], false), lift(w[0], true), lift(w[1], true));
+                // A sheet has two sides to see.
+                mesh.triangles.extend([[a0, b0, b1], [a0, b1, a1], [a0, b1, b0], [a0, a1, b1]]);
+            }
+        }
+        if inverted {
+            for t in &mut mesh.triangles {
+                t.swap(1, 2);
+            }
+        }
+        Ok(mesh.transformed(&position))
+    }
+
+    /// A profile definition in its own 2D frame (its Position applied).
+    pub fn profile(&mut self, profile: &Instance, depth: usize) -> Result<Profile, IfcError> {
+        if depth > 16 {
+            return Err(self.malformed(profile, "profiles nest deeper than 16 (a reference cycle?)"));
+        }
+        let class = &*profile.class;
+        let mut out = Profile::default();
+        let parameterised = |s: &Self, rings: Vec<Vec<[f64; 2]>>| -> Result<Profile, IfcError> {
+            let position = match s.optional_reference(profile, 2) {
+                Some(p) => s.axis_placement(p)?,
+                None => Affine::IDENTITY,
+            };
+            let mut rings = rings.into_iter().map(|r| {
+                r.into_iter()
+                    .map(|p| {
+                        let q = position.apply([p[0], p[1], 0.0]);
+                        [q[0], q[1]]
+                    })
+                    .collect::<Vec<_>>()
+            });
+            let outer = rings.next().unwrap_or_default();
+            Ok(Profile { areas: vec![(outer, rings.collect())], open: Vec::new() })
+        };
+        let r = |i: usize| self.real(profile, i);
+        match class {
+            "IFCRECTANGLEPROFILEDEF" | "IFCROUNDEDRECTANGLEPROFILEDEF" => {
+                parameterised(self, vec![rectangle(r(3)?, r(4)?)])
+            }
+            "IFCRECTANGLEHOLLOWPROFILEDEF" => {
+                let (w, h, t) = (r(3)?, r(4)?, r(5)?);
+                parameterised(self, vec![rectangle(w, h), rectangle(w - 2.0 * t, h - 2.0 * t)])
+            }
+            "IFCCIRCLEPROFILEDEF" => parameterised(self, vec![circle_ring(r(3)?)]),
+            "IFCCIRCLEHOLLOWPROFILEDEF" => {
+                let (radius, t) = (r(3)?, r(4)?);
+                parameterised(self, vec![circle_ring(radius), circle_ring(radius - t)])
+            }
+            "IFCELLIPSEPROFILEDEF" => parameterised(self, vec![ellipse_ring(r(3)?, r(4)?)]),
+            "IFCISHAPEPROFILEDEF" | "IFCASYMMETRICISHAPEPROFILEDEF" => {
+                let (b, h, tw, tf) = (r(3)?, r(4)?, r(5)?, r(6)?);
+                let (x, y, w) = (b / 2.0, h / 2.0, tw / 2.0);
+                parameterised(
+                    self,
+                    vec![vec![
+                        [-x, -y],
+                        [x, -y],
+                        [x, -y + tf],
+                        [w, -y + tf],
+                        [w, y - tf],
+                        [x, y - tf],
+                        [x, y],
+                        [-x, y],
+                        [-x, y - tf],
+                        [-w, y - tf],
+                        [-w, -y + tf],
+                        [-x, -y + tf],
+                    ]],
+                )
+            }
+            "IFCLSHAPEPROFILEDEF" => {
+                let (d, t) = (r(3)?, r(5)?);
+                let w = self.optional_real(profile, 4).unwrap_or(d);
+                let (x, y) = (w / 2.0, d / 2.0);
+                parameterised(
+                    self,
+                    vec![vec![[-x, -y], [x, -y], [x, -y + t], [-x + t, -y + t], [-x + t, y], [-x, y]]],
+                )
+            }
+            "IFCTSHAPEPROFILEDEF" => {
+                let (d, b, tw, tf) = (r(3)?, r(4)?, r(5)?, r(6)?);
+                let (x, y, w) = (b / 2.0, d / 2.0, tw / 2.0);
+                parameterised(
+                    self,
+                    vec![vec![
+                        [-w, -y],
+                        [w, -y],
+                        [w, y - tf],
+                        [x, y - tf],
+                        [x, y],
+                        [-x, y],
+                        [-x, y - tf],
+                        [-w, y - tf],
+                    ]],
+                )
+            }
+            "IFCUSHAPEPROFILEDEF" | "IFCCSHAPEPROFILEDEF" => {
+                let (d, b, tw) = (r(3)?, r(4)?, r(5)?);
+                let tf = if class == "IFCUSHAPEPROFILEDEF" { r(6)? } else { tw };
+                let (x, y) = (b / 2.0, d / 2.0);
+                parameterised(
+                    self,
+                    vec![vec![
+                        [-x, -y],
+                        [x, -y],
+                        [x, -y + tf],
+                        [-x + tw, -y + tf],
+                        [-x + tw, y - tf],
+                        [x, y - tf],
+                        [x, y],
+                        [-x, y],
+                    ]],
+                )
+            }
+            "IFCARBITRARYCLOSEDPROFILEDEF" | "IFCARBITRARYPROFILEDEFWITHVOIDS" => {
+                let outer = self.curve(self.reference(profile, 2)?, 0)?;
+                let mut holes = Vec::new();
+                for inner in self.model.follow_list(profile, 3).collect::<Vec<_>>() {
+                    holes.push(self.curve(inner, 0)?);
+                }
+                out.areas.push((outer, holes));
+                Ok(out)
+            }
+            "IFCARBITRARYOPENPROFILEDEF" | "IFCCENTERLINEPROFILEDEF" => {
+                if class == "IFCCENTERLINEPROFILEDEF" {
+                    self.note("IfcCenterLineProfileDef drawn without thickness");
+                }
+                out.open.push(self.curve(self.reference(profile, 2)?, 0)?);
+                Ok(out)
+            }
+            "IFCCOMPOSITEPROFILEDEF" => {
+                for part in self.model.follow_list(profile, 2).collect::<Vec<_>>() {
+                    let p = self.profile(part, depth + 1)?;
+                    out.areas.extend(p.areas);
+                    out.open.extend(p.open);
+                }
+                Ok(out)
+            }
+            "IFCDERIVEDPROFILEDEF" | "IFCMIRROREDPROFILEDEF" => {
+                let parent = self.profile(self.reference(profile, 2)?, depth + 1)?;
+                let operator = self.transformation_operator(self.reference(profile, 3)?)?;
+                let map = |ring: Vec<[f64; 2]>| {
+                    ring.into_iter()
+                        .map(|p| {
+                            let q = operator.apply([p[0], p[1], 0.0]);
+                            [q[0], q[1]]
+                        })
+                        .collect::<Vec<_>>()
+                };
+                out.areas = parent
+                    .areas
+                    .into_iter()
+                    .map(|(o, h)| (map(o), h.into_iter().map(map).collect()))
+                    .collect();
+                out.open = parent.open.into_iter().map(map).collect();
+                Ok(out)
+            }
+            other => {
+                self.note(other);
+                Ok(out)
+            }
+        }
+    }
+
+    /// A bounded 2D curve as points (arcs sampled).
+    pub fn curve(&mut self, curve: &Instance, depth: usize) -> Result<Vec<[f64; 2]>, IfcError> {
+        if depth > 16 {
+            return Err(self.malformed(curve, "curves nest deeper than 16 (a reference cycle?)"));
+        }
+        let xy = |p: [f64; 3]| [p[0], p[1]];
+        match &*curve.class {
+            "IFCPOLYLINE" => {
+                let mut points = Vec::new();
+                for p in self.model.follow_list(curve, 0) {
+                    points.push(xy(self.point(p)?));
+                }
+                Ok(points)
+            }
+            "IFCINDEXEDPOLYCURVE" => {
+                let points = self.point_list(self.reference(curve, 0)?)?;
+                let at = |i: usize| -> Result<[f64; 2], IfcError> {
+                    points
+                        .get(i)
+                        .map(|p| xy(*p))
+                        .ok_or_else(|| self.malformed(curve, "a segment index is past the points"))
+                };
+                let segments = self.model.attribute(curve, 1).as_list().unwrap_or(&[]);
+                if segments.is_empty() {
+                    return Ok(points.iter().map(|p| xy(*p)).collect());
+                }
+                let mut out: Vec<[f64; 2]> = Vec::new();
+                for segment in segments {
+                    let StepValue::Typed(kind, inner) = segment else {
+                        return Err(self.malformed(curve, "a segment must be IfcLineIndex or IfcArcIndex"));
+                    };
+                    let idx = self.index_list(inner, curve)?;
+                    let mut pts = Vec::new();
+                    if &**kind == "IFCARCINDEX" && idx.len() == 3 {
+                        pts.extend(arc_through(at(idx[0])?, at(idx[1])?, at(idx[2])?));
+                    } else {
+                        for &i in &idx {
+                            pts.push(at(i)?);
+                        }
+                    }
+                    for p in pts {
+                        if out.last() != Some(&p) {
+                            out.push(p);
+                        }
+                    }
+                }
+                Ok(out)
+            }
+            "IFCCOMPOSITECURVE" | "IFCCOMPOSITECURVEONSURFACE" => {
+                let mut out: Vec<[f64; 2]> = Vec::new();
+                for segment in self.model.follow_list(curve, 0).collect::<Vec<_>>() {
+                    let parent = self.reference(segment, 2)?;
+                    let mut pts = self.curve(parent, depth + 1)?;
+                    if self.model.attribute(segment, 1).as_enum() == Some("F") {
+                        pts.reverse();
+                    }
+                    for p in pts {
+                        if out.last().is_none_or(|l| (l[0] - p[0]).abs() + (l[1] - p[1]).abs() > 1e-9) {
+                            out.push(p);
+                        }
+                    }
+                }
+                Ok(out)
+            }
+            "IFCTRIMMEDCURVE" => self.trimmed(curve, depth),
+            "IFCCIRCLE" => {
+                let position = self.axis_placement(self.reference(curve, 0)?)?;
+                Ok(circle_ring(self.real(curve, 1)?)
+                    .into_iter()
+                    .map(|p| xy(position.apply([p[0], p[1], 0.0])))
+                    .collect())
+            }
+            "IFCELLIPSE" => {
+                let position = self.axis_placement(self.reference(curve, 0)?)?;
+                let ring = ellipse_ring(self.real(curve, 1)?, self.real(curve, 2)?);
+                Ok(ring.into_iter().map(|p| xy(position.apply([p[0], p[1], 0.0]))).collect())
+            }
+            other => {
+                self.note(&format!("curve {other}"));
+                Ok(Vec::new())
+            }
+        }
+    }
+
+    fn trimmed(&mut self, curve: &Instance, depth: usize) -> Result<Vec<[f64; 2]>, IfcError> {
+        let basis = self.reference(curve, 0)?;
+        let sense = self.model.attribute(curve, 3).as_enum() != Some("F");
+        let trim = |index: usize| -> (Option<f64>, Option<[f64; 3]>) {
+            let mut parameter = None;
+            let mut point = None;
+            for v in self.model.attribute(curve, index).as_list().unwrap_or(&[]) {
+                match v {
+                    StepValue::Typed(t, inner) if &**t == "IFCPARAMETERVALUE" => parameter = inner.as_f64(),
+                    StepValue::Ref(r) => point = self.model.get(*r).ok().and_then(|p| self.point(p).ok()),
+                    _ => {}
+                }
+            }
+            (parameter, point)
+        };
+        let (t1, t2) = (trim(1), trim(2));
+        let prefer_cartesian = self.model.attribute(curve, 4).as_enum() == Some("CARTESIAN");
+        match &*basis.class {
+            "IFCCIRCLE" | "IFCELLIPSE" => {
+                let position = self.axis_placement(self.reference(basis, 0)?)?;
+                let (a, b) = if &*basis.class == "IFCCIRCLE" {
+                    let r = self.real(basis, 1)?;
+                    (r, r)
+                } else {
+                    (self.real(basis, 1)?, self.real(basis, 2)?)
+                };
+                let angle_of = |(parameter, point): (Option<f64>, Option<[f64; 3]>)| -> Option<f64> {
+                    let from_point = point.map(|p| {
+                        let d = sub(p, position.t);
+                        let (x, y) = (dot(d, position.cols[0]), dot(d, position.cols[1]));
+                        (y / b).atan2(x / a)
+                    });
+                    let from_parameter = parameter.map(|t| t * self.model.angle_unit);
+                    if prefer_cartesian {
+                        from_point.or(from_parameter)
+                    } else {
+                        from_parameter.or(from_point)
+                    }
+                };
+                let (Some(a1), Some(a2)) = (angle_of(t1), angle_of(t2)) else {
+                    return Err(self.malformed(curve, "trim values give no angle"));
+                };
+                let tau = std::f64::consts::TAU;
+                let sweep = if sense { (a2 - a1).rem_euclid(tau) } else { -((a1 - a2).rem_euclid(tau)) };
+                let sweep = if sweep.abs() < 1e-12 { if sense { tau } else { -tau } } else { sweep };
+                Ok(arc_angles(a1, sweep)
+                    .into_iter()
+                    .map(|t| {
+                        let p = position.apply([a * t.cos(), b * t.sin(), 0.0]);
+                        [p[0], p[1]]
+                    })
+                    .collect())
+            }
+            "IFCLINE" => {
+                let origin = self.point(self.reference(basis, 0)?)?;
+                let vector = self.reference(basis, 1)?;
+                let dir = self.direction(self.reference(vector, 0)?)?;
+                let magnitude = self.optional_real(vector, 1).unwrap_or(1.0);
+                let at = |(parameter, point): (Option<f64>, Option<[f64; 3]>)| -> Option<[f64; 2]> {
+                    let from_parameter = parameter
+                        .map(|t| [origin[0] + t * magnitude * dir[0], origin[1] + t * magnitude * dir[1]]);
+                    let from_point = point.map(|p| [p[0], p[1]]);
+                    if prefer_cartesian {
+                        from_point.or(from_parameter)
+                    } else {
+                        from_parameter.or(from_point)
+                    }
+                };
+                let (Some(a), Some(b)) = (at(t1), at(t2)) else {
+                    return Err(self.malformed(curve, "trim values give no point"));
+                };
+                Ok(if sense { vec![a, b] } else { vec![b, a] })
+            }
+            _ => {
+                let mut pts = self.curve(basis, depth + 1)?;
+                self.note(&format!("trimming of {} ignored", basis.class));
+                if !sense {
+                    pts.reverse();
+                }
+                Ok(pts)
+            }
+        }
+    }
+}
+
+/// Points of the circular arc from `a` through `m` to `b`.
+fn arc_through(a: [f64; 2], m: [f64; 2], b: [f64; 2]) -> Vec<[f64; 2]> {
+    let d = 2.0 * (a[0] * (m[1] - b[1]) + m[0] * (b[1] - a[1]) + b[0] * (a[1] - m[1]));
+    if d.abs() < 1e-12 {
+        return vec![a, m, b];
+    }
+    let sq = |p: [f64; 2]| p[0] * p[0] + p[1] * p[1];
+    let cx = (sq(a) * (m[1] - b[1]) + sq(m) * (b[1] - a[1]) + sq(b) * (a[1] - m[1])) / d;
+    let cy = (sq(a) * (b[0] - m[0]) + sq(m) * (a[0] - b[0]) + sq(b) * (m[0] - a[0])) / d;
+    let r = ((a[0] - cx).powi(2) + (a[1] - cy).powi(2)).sqrt();
+    let angle = |p: [f64; 2]| (p[1] - cy).atan2(p[0] - cx);
+    let (t0, tm, t1) = (angle(a), angle(m), angle(b));
+    let tau = std::f64::consts::TAU;
+    let ccw = (tm - t0).rem_euclid(tau) < (t1 - t0).rem_euclid(tau);
+    let sweep = if ccw { (t1 - t0).rem_euclid(tau) } else { -((t0 - t1).rem_euclid(tau)) };
+    let mut pts: Vec<[f64; 2]> =
+        arc_angles(t0, sweep).into_iter().map(|t| [cx + r * t.cos(), cy + r * t.sin()]).collect();
+    // The ends are the given points exactly, so neighbouring segments meet.
+    if let Some(first) = pts.first_mut() {
+        *first = a;
+    }
+    if let Some(last) = pts.last_mut() {
+        *last = b;
+    }
+    pts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn volume(mesh: &TriMesh) -> f64 {
+        mesh.triangles.iter().map(|t| dot(t[0], cross(t[1], t[2])) / 6.0).sum()
+    }
+
+    fn unit_cube() -> TriMesh {
+        let mut mesh = TriMesh::default();
+        let c = |x: f64, y: f64, z: f64| [x, y, z];
+        let faces = [
+            [c(0., 0., 0.), c(0., 1., 0.), c(1., 1., 0.), c(1., 0., 0.)],
+            [c(0., 0., 1.), c(1., 0., 1.), c(1., 1., 1.), c(0., 1., 1.)],
+            [c(0., 0., 0.), c(1., 0., 0.), c(1., 0., 1.), c(0., 0., 1.)],
+            [c(1., 1., 0.), c(0., 1., 0.), c(0., 1., 1.), c(1., 1., 1.)],
+            [c(0., 1., 0.), c(0., 0., 0.), c(0., 0., 1.), c(0., 1., 1.)],
+            [c(1., 0., 0.), c(1., 1., 0.), c(1., 1., 1.), c(1., 0., 1.)],
+        ];
+        for f in faces {
+            mesh.append(triangulate_face(&[f.to_vec()], None));
+        }
+        mesh
+    }
+
+    #[test]
+    fn faces_triangulate_outward_and_enclose_the_right_volume() {
+        let cube = unit_cube();
+        assert_eq!(cube.triangles.len(), 12);
+        assert!((volume(&cube) - 1.0).abs() < 1e-12, "{}", volume(&cube));
+        // A face with a hole: 2 × 2 square minus a 1 × 1 square.
+        let outer = vec![[0., 0., 0.], [2., 0., 0.], [2., 2., 0.], [0., 2., 0.]];
+        let hole = vec![[0.5, 0.5, 0.], [0.5, 1.5, 0.], [1.5, 1.5, 0.], [1.5, 0.5, 0.]];
+        let face = triangulate_face(&[outer, hole], None);
+        let area: f64 = face.triangles.iter().map(|t| cross(sub(t[1], t[0]), sub(t[2], t[0]))[2] / 2.0).sum();
+        assert!((area - 3.0).abs() < 1e-12, "{area}");
+    }
+
+    #[test]
+    fn clipping_by_a_plane_keeps_a_closed_solid() {
+        let half = unit_cube().clip([0.0, 0.0, 0.25], [0.0, 0.0, 1.0]);
+        assert!((volume(&half) - 0.75).abs() < 1e-9, "capped volume {}", volume(&half));
+        let b = half.bounds().expect("bounds");
+        assert_eq!(b[0][2], 0.25);
+        // An oblique cut through a corner: the removed corner is a tetrahedron of 1/6.
+        let n = normalized([-1.0, -1.0, -1.0]).expect("normal");
+        let cut = unit_cube().clip([1.0, 0.0, 0.0], n);
+        assert!((volume(&cut) - 1.0 / 6.0).abs() < 1e-9, "{}", volume(&cut));
+    }
+
+    #[test]
+    fn arcs_keep_their_extremes() {
+        let angles = arc_angles(0.1, 3.0);
+        assert!(angles.iter().any(|a| (a - std::f64::consts::FRAC_PI_2).abs() < 1e-12));
+        assert!((angles[0] - 0.1).abs() < 1e-12 && (angles[angles.len() - 1] - 3.1).abs() < 1e-12);
+        let pts = arc_through([1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]);
+        let top = pts.iter().map(|p| p[1]).fold(f64::MIN, f64::max);
+        assert!((top - 1.0).abs() < 1e-12);
+        assert!(pts.iter().all(|p| ((p[0] * p[0] + p[1] * p[1]).sqrt() - 1.0).abs() < 1e-9));
+        let clockwise = arc_through([-1.0, 0.0], [0.0, 1.0], [1.0, 0.0]);
+        assert!(clockwise.iter().all(|p| p[1] >= -1e-12), "the arc passes over the top");
+    }
+
+    #[test]
+    fn affine_composition_applies_the_inner_map_first() {
+        let rotate =
+            Affine { cols: [[0.0, 1.0, 0.0], [-1.0, 0.0, 0.0], [0.0, 0.0, 1.0]], t: [10.0, 0.0, 0.0] };
+        let scale = Affine::scale(0.001);
+        let both = rotate.then_after(&scale);
+        let p = both.apply([1000.0, 0.0, 0.0]);
+        assert!((p[0] - 10.0).abs() < 1e-12 && (p[1] - 1.0).abs() < 1e-12);
+        assert!(
+            rotate.is_similarity()
+                && !Affine { cols: [[1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, 1.0]], t: [0.0; 3] }
+                    .is_similarity()
+        );
+    }
+}
