@@ -88,15 +88,28 @@ pub struct CatalogueEntry {
 /// The facts of a BIM layer's models.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BimSummary {
-    /// IFC schema per source file, as its header names it (`IFC4`, `IFC2X3`).
-    pub schemas: Vec<String>,
-    /// How each model was placed on the Earth.
-    pub georeference: Vec<String>,
+    /// One per source file, in order.
+    pub models: Vec<BimModel>,
     /// Elements by IFC class (e.g. `IfcWallStandardCase`), every element counted.
     pub elements_by_class: BTreeMap<String, u64>,
     pub elements_with_geometry: u64,
     /// Storeys from bottom to top.
     pub storeys: Vec<Storey>,
+}
+
+/// Where one IFC model stands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BimModel {
+    /// IFC schema as the file's header names it (`IFC4`, `IFC2X3`, `IFC4X3_RC2`).
+    pub schema: String,
+    /// How it was placed on the Earth (IfcMapConversion, IfcSite, `--anchor`).
+    pub georeference: String,
+    /// Longitude, latitude (degrees) and ellipsoidal height (metres) of the model's
+    /// origin: the centre of its tile's east-north-up frame.
+    pub anchor: [f64; 3],
+    /// Column-major 4×4 from the model's coordinates in metres (as elements'
+    /// `bounds_model` are given) to east, north, up metres at `anchor`.
+    pub model_to_enu: [f64; 16],
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -15,8 +15,8 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 
 use cim_core::catalogue::{
-    AttributeField, BimSummary, CATALOGUE_FILE, CatalogueEntry, FEATURES_FILE, GLOBAL_ID, LayerKind,
-    QUALITY_FILE, QualityReport, SERVICE_FRAME, SourceFile, Storey, TILESET_DIR,
+    AttributeField, BimModel, BimSummary, CATALOGUE_FILE, CatalogueEntry, FEATURES_FILE, GLOBAL_ID,
+    LayerKind, QUALITY_FILE, QualityReport, SERVICE_FRAME, SourceFile, Storey, TILESET_DIR,
 };
 use cim_core::frame::{EnuFrame, ecef_to_geodetic};
 use cim_core::glb::{FeatureMesh, MeshInstance, PropertyColumn, PropertyTable, SharedMesh, write_glb_scene};
@@ -646,8 +646,15 @@ pub fn ingest_bim(options: &IngestOptions) -> Result<IngestSummary, IngestError>
         ingested_at: now.to_rfc3339(),
         tool: GENERATOR.to_owned(),
         bim: Some(BimSummary {
-            schemas: models.iter().map(|m| m.model.schema().to_owned()).collect(),
-            georeference: models.iter().map(|m| m.georef.source.clone()).collect(),
+            models: models
+                .iter()
+                .map(|m| BimModel {
+                    schema: m.model.schema().to_owned(),
+                    georeference: m.georef.source.clone(),
+                    anchor: m.georef.anchor,
+                    model_to_enu: m.georef.to_enu.to_column_major(),
+                })
+                .collect(),
             elements_by_class,
             elements_with_geometry: with_geometry,
             storeys,

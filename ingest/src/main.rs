@@ -93,7 +93,7 @@ fn run() -> anyhow::Result<()> {
             bim.elements_with_geometry,
             bim.storeys.len(),
             summary.building_tiles,
-            bim.georeference.join("; "),
+            bim.models.iter().map(|m| m.georeference.as_str()).collect::<Vec<_>>().join("; "),
             summary.layer_dir.display()
         );
         return Ok(());

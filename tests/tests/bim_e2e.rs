@@ -71,7 +71,7 @@ fn every_shared_ifc_model_ingests_with_the_element_counts_the_data_readme_lists(
     let store = bim_store();
     let walls = ["IfcWall", "IfcWallStandardCase"];
     let fzk = &catalogue(store, "fzk")["bim"];
-    assert_eq!(fzk["schemas"][0], "IFC4");
+    assert_eq!(fzk["models"][0]["schema"], "IFC4");
     let by = &fzk["elements_by_class"];
     assert_eq!(count(by, &walls), 13);
     assert_eq!(count(by, &["IfcSlab"]), 4);
@@ -80,7 +80,7 @@ fn every_shared_ifc_model_ingests_with_the_element_counts_the_data_readme_lists(
     assert_eq!(count(by, &["IfcSpace"]), 7);
     assert_eq!(fzk["storeys"].as_array().map(Vec::len), Some(2));
     let duplex = &catalogue(store, "duplex")["bim"];
-    assert_eq!(duplex["schemas"][0], "IFC2X3");
+    assert_eq!(duplex["models"][0]["schema"], "IFC2X3");
     let by = &duplex["elements_by_class"];
     assert_eq!(count(by, &walls), 57);
     assert_eq!(count(by, &["IfcSlab"]), 21);
@@ -101,7 +101,7 @@ fn every_shared_ifc_model_ingests_with_the_element_counts_the_data_readme_lists(
     let example = &catalogue(store, "example")["bim"]["elements_by_class"];
     assert_eq!((count(example, &["IfcColumn"]), count(example, &["IfcBeam"])), (42, 43));
     let road = &catalogue(store, "road")["bim"];
-    assert_eq!(road["schemas"][0], "IFC4X3_RC2");
+    assert_eq!(road["models"][0]["schema"], "IFC4X3_RC2");
     assert_eq!(count(&road["elements_by_class"], &["IfcRoad"]), 1);
     // Every class, not only the README's: IfcOpenShell counts the same products
     // (less the openings, which are voids rather than elements).
@@ -400,6 +400,60 @@ fn malformed_step_gives_a_clear_error_and_leaves_the_served_model_alone() {
     let examples = quality["examples"].to_string();
     assert!(examples.contains("PlacementRelTo chain loops"), "{examples}");
     assert!(examples.contains("#9999999, which the file does not define"), "{examples}");
+}
+
+/// `gdaltransform` between two CRSs, one point.
+fn gdal_transform(from: &str, to: &str, x: f64, y: f64) -> [f64; 2] {
+    use std::io::Write;
+    let mut child = std::process::Command::new("gdaltransform")
+        .args(["-s_srs", from, "-t_srs", to, "-output_xy"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("gdaltransform (apt-get install gdal-bin)");
+    writeln!(child.stdin.take().expect("stdin"), "{x} {y}").expect("write");
+    let out = child.wait_with_output().expect("gdaltransform");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v: Vec<f64> = text.split_whitespace().map(|t| t.parse().expect("number")).collect();
+    [v[0], v[1]]
+}
+
+#[test]
+fn an_ifc_map_conversion_places_the_model_where_gdal_puts_its_map_coordinates() {
+    let store = temp_dir("bim-mapconversion");
+    // A false origin in UTM 32N (EPSG:25832) near Karlsruhe, the model's x axis
+    // turned 30 degrees from grid east, scale 1.
+    let [e, n] = gdal_transform("EPSG:4326", "EPSG:25832", 8.40, 49.01);
+    let (a, b) = (30f64.to_radians().cos(), 30f64.to_radians().sin());
+    let out = ingest_edited(&store, "utm", |t| {
+        let context = first_id(t, "IFCGEOMETRICREPRESENTATIONCONTEXT(");
+        format!(
+            "{}#900001= IFCPROJECTEDCRS('EPSG:25832',$,$,$,$,$,$);\n#900002= IFCMAPCONVERSION(#{context},#900001,{e:.4},{n:.4},115.5,{a},{b},$);\nENDSEC;\nEND-ISO-10303-21;\n",
+            &t[..t.rfind("ENDSEC;").expect("ENDSEC")]
+        )
+    });
+    assert!(out.ok, "{}", out.stderr);
+    let model = &catalogue(&store, "utm")["bim"]["models"][0];
+    assert!(model["georeference"].as_str().is_some_and(|g| g.contains("IfcMapConversion")), "{model}");
+    let anchor: Vec<f64> =
+        model["anchor"].as_array().expect("anchor").iter().map(|v| v.as_f64().expect("f64")).collect();
+    let m: Vec<f64> =
+        model["model_to_enu"].as_array().expect("matrix").iter().map(|v| v.as_f64().expect("f64")).collect();
+    let frame = cim_core::frame::EnuFrame::at(anchor[0], anchor[1], anchor[2]);
+    let to_ecef = frame.to_ecef_matrix();
+    // Model points 40 m out along x and y: GDAL reprojects their map coordinates;
+    // ours go through the anchor's frame. Within a centimetre.
+    for (x, y) in [(0.0, 0.0), (40.0, 0.0), (0.0, 40.0), (-25.0, 30.0)] {
+        let [lon, lat] = gdal_transform("EPSG:25832", "EPSG:4326", e + a * x - b * y, n + b * x + a * y);
+        let (glon, glat, gh) = cim_core::frame::ecef_to_geodetic(apply(&to_ecef, apply(&m, [x, y, 0.0])));
+        let east = (glon - lon).to_radians() * 6_378_137.0 * lat.to_radians().cos();
+        let north = (glat - lat).to_radians() * 6_378_137.0;
+        assert!(
+            east.hypot(north) < 0.01,
+            "model ({x}, {y}) is {east:.3} m east, {north:.3} m north of GDAL's"
+        );
+        assert!((gh - 115.5).abs() < 0.01, "height {gh}");
+    }
 }
 
 fn first_id(text: &str, class: &str) -> String {
