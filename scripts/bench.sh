@@ -10,6 +10,8 @@
 #  4. the same viewer as WebAssembly in headless Chromium (SwiftShader WebGL2) on the
 #     same path: bundle size raw / gzip / brotli, time to first frame and to a
 #     complete view from navigation, frame times beside the native row.
+#  5. IFC models: our STEP parse (MB/s) and geometry (elements/s) beside IfcOpenShell's
+#     (PyPI ifcopenshell: ifcopenshell.open, then its geometry iterator on every core).
 # Prints figures; asserts nothing. Bounded: ~2 minutes of load in all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,6 +44,27 @@ for spec in "helsinki_pbf:osm/Helsinki.osm.pbf:16" "helsinki_fgb:osm/helsinki_bu
     'BEGIN { ours = b - a; gdal = d - c; printf "%-32s %8d %9.2f %11.0f %7s %7s %7s %10.2f %7.1fx\n", n, f, ours, f / ours, r, m, (g == "" ? "-" : g), gdal, gdal / ours }'
   rm -f "$work/$name.mbtiles"
 done
+
+python3 -c "import ifcopenshell" 2>/dev/null || pip3 install -q --break-system-packages ifcopenshell >/dev/null 2>&1 || true
+if python3 -c "import ifcopenshell" 2>/dev/null; then
+  printf '\n%-28s %6s %9s %8s %9s %8s %7s %10s %9s %10s %7s\n' "IFC model (best of 3)" MB "parse ms" "MB/s" "IOS ms" "IOS/ours" elements "geom ms" "elem/s" "IOS geom" "IOS/ours"
+  for file in AC20-FZK-Haus duplex tested_sample_project example; do
+    best_parse=""; best_geom=""
+    for _ in 1 2 3; do
+      RUST_LOG=cim_ingest=info "$bin/cim-ingest" --store "$work/bim" --layer "ifc_$RANDOM" "$data/ifc/$file.ifc" >/dev/null 2>"$work/ifc.log"
+      p=$(sed -n 's/.*stage="\?parse"\? .*us=\([0-9]*\).*/\1/p' "$work/ifc.log" | head -1)
+      g=$(sed -n 's/.*stage="\?geometry"\? .*us=\([0-9]*\).*/\1/p' "$work/ifc.log" | head -1)
+      elements=$(sed -n 's/.*stage="\?geometry"\? elements=\([0-9]*\).*/\1/p' "$work/ifc.log" | head -1)
+      { [ -z "$best_parse" ] || [ "$p" -lt "$best_parse" ]; } && best_parse=$p
+      { [ -z "$best_geom" ] || [ "$g" -lt "$best_geom" ]; } && best_geom=$g
+    done
+    peer=$(for _ in 1 2 3; do python3 scripts/bench_ifc_peer.py "$data/ifc/$file.ifc"; done | python3 -c 'import json,sys; r=[json.loads(l) for l in sys.stdin]; print(min(x["parse_s"] for x in r), min(x["geometry_s"] for x in r))')
+    bytes=$(stat -c %s "$data/ifc/$file.ifc")
+    awk -v n="$file" -v b="$bytes" -v p="$best_parse" -v g="$best_geom" -v e="$elements" -v peer="$peer" 'BEGIN {
+      split(peer, q, " "); mb = b / 1e6; ps = p / 1e6; gs = g / 1e6;
+      printf "%-28s %6.2f %9.1f %8.1f %9.1f %7.1fx %10d %9.1f %10.0f %10.1f %7.1fx\n", n, mb, ps * 1e3, mb / ps, q[1] * 1e3, q[1] / ps, e, gs * 1e3, e / gs, q[2] * 1e3, q[2] / gs }'
+  done
+fi
 
 "$bin/cim-server" --store "$work/store" --bind 127.0.0.1:0 --web "$web" >"$work/server.out" 2>/dev/null &
 server=$!

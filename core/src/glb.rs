@@ -87,6 +87,22 @@ fn vec3_min_max(values: &[[f32; 3]]) -> (Vec<f32>, Vec<f32>) {
     (min.to_vec(), max.to_vec())
 }
 
+/// A glTF material: named, so clients can tell parts apart (e.g. a BIM model's
+/// shell, which a viewer may draw translucent, from its interior).
+#[derive(Debug, Clone, PartialEq)]
+pub struct GlbMaterial {
+    pub name: String,
+    /// Linear RGBA.
+    pub base_color: [f32; 4],
+}
+
+impl GlbMaterial {
+    /// The light stone of extruded city buildings.
+    pub fn building() -> Self {
+        Self { name: "building".into(), base_color: [0.85, 0.83, 0.8, 1.0] }
+    }
+}
+
 /// Geometry drawn several times (a repeated IFC representation map, say): written
 /// once, placed by each [`MeshInstance`]'s node.
 #[derive(Debug, Clone, Default)]
@@ -94,6 +110,8 @@ pub struct SharedMesh {
     pub positions: Vec<[f32; 3]>,
     pub normals: Vec<[f32; 3]>,
     pub indices: Vec<u32>,
+    /// Index into the materials.
+    pub material: usize,
 }
 
 /// One placement of a [`SharedMesh`], as one feature.
@@ -110,7 +128,7 @@ pub struct MeshInstance {
 
 /// Serialises a mesh and its property table to GLB bytes.
 pub fn write_glb(mesh: &FeatureMesh, table: &PropertyTable, generator: &str) -> Vec<u8> {
-    write_glb_scene(mesh, &[], &[], table, generator)
+    write_glb_scene(&[(mesh, 0)], &[GlbMaterial::building()], &[], &[], table, generator)
 }
 
 fn accessor_vec3(view: usize, values: &[[f32; 3]], bounds: bool) -> Value {
@@ -123,13 +141,15 @@ fn accessor_vec3(view: usize, values: &[[f32; 3]], bounds: bool) -> Value {
     a
 }
 
-/// Serialises a merged mesh (drawn as is) plus instanced shared meshes, all with
-/// feature ids into one property table. Core glTF instancing: each instance is a
+/// Serialises merged meshes (drawn as they are, one primitive each with its
+/// material) plus instanced shared meshes, all with feature ids into one property
+/// table. Core glTF instancing: each instance is a
 /// node with its own matrix whose mesh reuses the shared positions, normals and
 /// indices and adds only a constant `_FEATURE_ID_0`, so every client draws it and
 /// picking still finds the right feature.
 pub fn write_glb_scene(
-    mesh: &FeatureMesh,
+    merged: &[(&FeatureMesh, usize)],
+    materials: &[GlbMaterial],
     shared: &[SharedMesh],
     instances: &[MeshInstance],
     table: &PropertyTable,
@@ -148,7 +168,11 @@ pub fn write_glb_scene(
         accessors.push(a);
         accessors.len() - 1
     };
-    if !mesh.positions.is_empty() && !mesh.indices.is_empty() {
+    let mut merged_primitives = Vec::new();
+    for &(mesh, material) in merged {
+        if mesh.positions.is_empty() || mesh.indices.is_empty() {
+            continue;
+        }
         let pos_view = b.view(&f32_bytes(mesh.positions.iter().flatten().copied()), Some(ARRAY_BUFFER));
         let nrm_view = b.view(&f32_bytes(mesh.normals.iter().flatten().copied()), Some(ARRAY_BUFFER));
         let fid_view = b.view(&f32_bytes(mesh.feature_ids.iter().map(|&i| i as f32)), Some(ARRAY_BUFFER));
@@ -164,11 +188,14 @@ pub fn write_glb_scene(
             &mut accessors,
             json!({"bufferView": idx_view, "componentType": UNSIGNED_INT, "count": mesh.indices.len(), "type": "SCALAR"}),
         );
-        meshes.push(json!({"primitives": [{
+        merged_primitives.push(json!({
             "attributes": {"POSITION": pos, "NORMAL": nrm, "_FEATURE_ID_0": fid},
-            "indices": idx, "material": 0, "mode": 4,
+            "indices": idx, "material": material, "mode": 4,
             "extensions": feature_ids_extension()
-        }]}));
+        }));
+    }
+    if !merged_primitives.is_empty() {
+        meshes.push(json!({"primitives": merged_primitives}));
         nodes.push(json!({"mesh": meshes.len() - 1}));
     }
     // Shared geometry once; per instance only a constant feature-id column.
@@ -188,10 +215,11 @@ pub fn write_glb_scene(
             &mut accessors,
             json!({"bufferView": idx_view, "componentType": UNSIGNED_INT, "count": s.indices.len(), "type": "SCALAR"}),
         );
-        shared_accessors.push(Some((pos, nrm, idx, s.positions.len())));
+        shared_accessors.push(Some((pos, nrm, idx, s.positions.len(), s.material)));
     }
     for instance in instances {
-        let Some(Some((pos, nrm, idx, count))) = shared_accessors.get(instance.mesh).copied() else {
+        let Some(Some((pos, nrm, idx, count, material))) = shared_accessors.get(instance.mesh).copied()
+        else {
             continue;
         };
         let fid_view =
@@ -202,7 +230,7 @@ pub fn write_glb_scene(
         );
         meshes.push(json!({"primitives": [{
             "attributes": {"POSITION": pos, "NORMAL": nrm, "_FEATURE_ID_0": fid},
-            "indices": idx, "material": 0, "mode": 4,
+            "indices": idx, "material": material, "mode": 4,
             "extensions": feature_ids_extension()
         }]}));
         let matrix: Vec<f32> = instance.matrix.iter().map(|&v| v as f32).collect();
@@ -258,9 +286,10 @@ pub fn write_glb_scene(
         "scene": 0,
         "scenes": [{"nodes": node_ids}],
         "nodes": nodes,
-        "materials": [{
-            "pbrMetallicRoughness": {"baseColorFactor": [0.85, 0.83, 0.8, 1.0], "metallicFactor": 0.0, "roughnessFactor": 0.9}
-        }],
+        "materials": materials.iter().map(|m| json!({
+            "name": m.name,
+            "pbrMetallicRoughness": {"baseColorFactor": m.base_color, "metallicFactor": 0.0, "roughnessFactor": 0.9}
+        })).collect::<Vec<_>>(),
         "meshes": meshes,
         "accessors": accessors,
         "bufferViews": b.views,
@@ -341,6 +370,7 @@ mod tests {
             positions: vec![[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]],
             normals: vec![[0.0, 0.0, 1.0]; 3],
             indices: vec![0, 1, 2],
+            material: 0,
         };
         let mut matrix = [0.0; 16];
         for i in 0..4 {
@@ -356,7 +386,14 @@ mod tests {
             count: 2,
             columns: vec![("fid".into(), PropertyColumn::UInt64(vec![7, 8]))],
         };
-        let glb = write_glb_scene(&FeatureMesh::default(), &[shared], &instances, &table, "test");
+        let glb = write_glb_scene(
+            &[(&FeatureMesh::default(), 0)],
+            &[GlbMaterial::building()],
+            &[shared],
+            &instances,
+            &table,
+            "test",
+        );
         let json = json_chunk(&glb).expect("json");
         let meshes = json["meshes"].as_array().expect("meshes");
         assert_eq!(meshes.len(), 2, "no merged mesh when it is empty");

@@ -19,7 +19,9 @@ use cim_core::catalogue::{
     LayerKind, QUALITY_FILE, QualityReport, SERVICE_FRAME, SourceFile, Storey, TILESET_DIR,
 };
 use cim_core::frame::{EnuFrame, ecef_to_geodetic};
-use cim_core::glb::{FeatureMesh, MeshInstance, PropertyColumn, PropertyTable, SharedMesh, write_glb_scene};
+use cim_core::glb::{
+    FeatureMesh, GlbMaterial, MeshInstance, PropertyColumn, PropertyTable, SharedMesh, write_glb_scene,
+};
 use cim_core::tileset::{Asset, BoundingVolume, Content, Refine, Tile, Tileset, region_from_degrees};
 use serde_json::{Map, Value, json};
 
@@ -101,9 +103,18 @@ fn read_model(
     let file = std::fs::File::open(path).map_err(|e| IngestError::source(path, e))?;
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
     let bar = crate::layer::progress_bar(options.show_progress, size, "parse");
+    let started = std::time::Instant::now();
     let model = IfcModel::read(BufReader::with_capacity(1 << 16, bar.wrap_read(file)), |_| {})
         .map_err(|e| IngestError::source(path, e))?;
     bar.finish_and_clear();
+    tracing::info!(
+        stage = "parse",
+        instances = model.len(),
+        bytes = size,
+        us = started.elapsed().as_micros() as u64,
+        "stage done"
+    );
+    let started = std::time::Instant::now();
     let source = path.display().to_string();
     for message in &model.dangling {
         quality.count_repaired("reference to an undefined instance (left unresolved)");
@@ -233,10 +244,45 @@ fn read_model(
             }
         }
     }
+    let products = elements.len();
+    tracing::info!(
+        stage = "geometry",
+        elements = products,
+        us = started.elapsed().as_micros() as u64,
+        "stage done"
+    );
     for (what, n) in std::mem::take(&mut builder.unsupported) {
         *unsupported.entry(what).or_default() += n;
     }
     Ok(PlacedModel { model, georef, elements, maps })
+}
+
+/// glTF materials of BIM contents, by the part of the building an element is. A
+/// viewer draws `shell` and `glazing` translucent for x-ray.
+fn bim_materials() -> [GlbMaterial; 3] {
+    [
+        GlbMaterial { name: "shell".into(), base_color: [0.86, 0.84, 0.80, 1.0] },
+        GlbMaterial { name: "glazing".into(), base_color: [0.45, 0.62, 0.78, 1.0] },
+        GlbMaterial { name: "interior".into(), base_color: [0.78, 0.62, 0.42, 1.0] },
+    ]
+}
+
+/// Which of [`bim_materials`] an IFC class is drawn with.
+fn material_of(class: &str) -> usize {
+    match class {
+        "IfcWindow" | "IfcWindowStandardCase" => 1,
+        c if c.starts_with("IfcWall")
+            || c.starts_with("IfcSlab")
+            || c.starts_with("IfcRoof")
+            || c.starts_with("IfcCurtainWall")
+            || c.starts_with("IfcPlate")
+            || c == "IfcCovering"
+            || c == "IfcMember" =>
+        {
+            0
+        }
+        _ => 2,
+    }
 }
 
 /// ENU (z up) to glTF's y-up content frame: (east, up, -north).
@@ -274,10 +320,10 @@ fn push_triangles(mesh: &TriMesh, row: u32, out: &mut FeatureMesh) {
     }
 }
 
-fn shared_mesh(mesh: &TriMesh) -> SharedMesh {
+fn shared_mesh(mesh: &TriMesh, material: usize) -> SharedMesh {
     let mut flat = FeatureMesh::default();
     push_triangles(mesh, 0, &mut flat);
-    SharedMesh { positions: flat.positions, normals: flat.normals, indices: flat.indices }
+    SharedMesh { positions: flat.positions, normals: flat.normals, indices: flat.indices, material }
 }
 
 fn corners(b: [[f64; 3]; 2]) -> impl Iterator<Item = [f64; 3]> {
@@ -361,13 +407,14 @@ fn write_model(
         if members.is_empty() {
             continue;
         }
-        let mut merged = FeatureMesh::default();
+        let mut merged: [FeatureMesh; 3] = Default::default();
         let mut shared: Vec<SharedMesh> = Vec::new();
-        let mut shared_index: HashMap<u64, usize> = HashMap::new();
+        let mut shared_index: HashMap<(u64, usize), usize> = HashMap::new();
         let mut instances: Vec<MeshInstance> = Vec::new();
         let mut bounds: Option<[[f64; 3]; 2]> = None;
         for (row, element) in members.iter().enumerate() {
             let row = row as u32;
+            let material = material_of(&element.class);
             let mut own: Option<[[f64; 3]; 2]> = None;
             for part in &element.parts {
                 match part {
@@ -376,7 +423,7 @@ fn write_model(
                         if let Some(b) = placed_mesh.bounds() {
                             own = Some(union(own, b));
                         }
-                        push_triangles(&placed_mesh, row, &mut merged);
+                        push_triangles(&placed_mesh, row, &mut merged[material]);
                     }
                     BodyPart::Instance { map, transform } => {
                         let Some(map_mesh) = placed.maps.get(map) else { continue };
@@ -392,8 +439,8 @@ fn write_model(
                             }
                         }
                         if matrix.is_similarity() {
-                            let at = *shared_index.entry(*map).or_insert_with(|| {
-                                shared.push(shared_mesh(map_mesh));
+                            let at = *shared_index.entry((*map, material)).or_insert_with(|| {
+                                shared.push(shared_mesh(map_mesh, material));
                                 shared.len() - 1
                             });
                             instances.push(MeshInstance {
@@ -403,7 +450,11 @@ fn write_model(
                             });
                         } else {
                             // Mirrored or sheared: no glTF node can carry it faithfully.
-                            push_triangles(&map_mesh.clone().transformed(&matrix), row, &mut merged);
+                            push_triangles(
+                                &map_mesh.clone().transformed(&matrix),
+                                row,
+                                &mut merged[material],
+                            );
                         }
                     }
                 }
@@ -439,7 +490,8 @@ fn write_model(
                 ),
             ],
         };
-        let glb = write_glb_scene(&merged, &shared, &instances, &table, GENERATOR);
+        let parts: Vec<(&FeatureMesh, usize)> = merged.iter().enumerate().map(|(i, m)| (m, i)).collect();
+        let glb = write_glb_scene(&parts, &bim_materials(), &shared, &instances, &table, GENERATOR);
         let path = content_dir.join(format!("m{index}_s{n}.glb"));
         std::fs::write(&path, glb).map_err(|e| IngestError::store(&path, e))?;
         for c in corners(bounds) {
