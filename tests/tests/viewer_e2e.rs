@@ -343,3 +343,49 @@ fn live_sensor_markers_sit_on_their_buildings_coloured_by_state() {
     assert!(west > 40, "the alarm's side turns red: {west}");
     assert!(east_side < -20, "the cool sensor's side turns green: {east_side}");
 }
+
+/// The FZK-Haus stood on Helsinki's Senate Square, its x axis 20° from east.
+const SQUARE: (f64, f64) = (24.9522, 60.1693);
+
+fn picked_fid(stdout: &str, layer: &str) -> Option<u64> {
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("picked {layer} ")))
+        .and_then(|f| f.trim().parse().ok())
+}
+
+#[test]
+fn a_bim_model_stands_in_the_city_and_xray_picks_through_its_shell() {
+    let store = temp_dir("viewer-bim");
+    ingest_ok(&store, "helsinki", &["--max-zoom", "16"], &[&data("osm/Helsinki.osm.pbf")]);
+    let anchor = format!("{},{},0,20", SQUARE.0, SQUARE.1);
+    ingest_ok(&store, "fzk", &["--anchor", &anchor], &[&data("ifc/AC20-FZK-Haus.ifc")]);
+    let server = Server::start(&store);
+    // 45 m south of the house, 14 m up, looking north and a little down at it.
+    let camera = format!("{},{},14,0,-12", SQUARE.0, SQUARE.1 - 0.0004);
+    let element = |fid: u64| {
+        let item = get_json(&format!("{}/collections/fzk/items/{fid}", server.url));
+        item["properties"]["ifc_class"].as_str().expect("ifc_class").to_owned()
+    };
+    let solid = shoot(&server.url, &camera, &["--click", "400,330", "--no-shadows"], "bim");
+    let fid = picked_fid(&solid.stdout, "fzk")
+        .unwrap_or_else(|| panic!("the click hits the house: {}", solid.stdout));
+    let class = element(fid);
+    assert!(
+        ["IfcWallStandardCase", "IfcWindow", "IfcSlab", "IfcDoor", "IfcMember"].contains(&class.as_str()),
+        "from outside the click meets the shell: {class}"
+    );
+    let xray = shoot(&server.url, &camera, &["--click", "400,330", "--no-shadows", "--xray"], "bim-xray");
+    if let Some(inner) = picked_fid(&xray.stdout, "fzk") {
+        let inner_class = element(inner);
+        assert_ne!(inner, fid, "x-ray: the click passes the {class} it hit before");
+        assert!(
+            !inner_class.starts_with("IfcWall") && inner_class != "IfcWindow",
+            "x-ray picks what is inside, not {inner_class}"
+        );
+    }
+    // Translucent shell: the centre shows what is behind it, so it changes colour.
+    let (a, b) = (solid.px(400, 330), xray.px(400, 330));
+    let moved: i32 = a.iter().zip(b).map(|(x, y)| (i32::from(*x) - i32::from(y)).abs()).sum();
+    assert!(moved > 30, "x-ray changes the centre: {a:?} vs {b:?}");
+}

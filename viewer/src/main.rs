@@ -70,8 +70,8 @@ mod native {
         #[arg(long, default_value_t = 512)]
         cache_mb: usize,
         /// Start with these layer-panel entries off (comma-separated): `<layer>/buildings`,
-        /// `<layer>/ground`, `roads`, `rail`, `land use`, `water`, `district borders`,
-        /// `sensors`, `sensors/<kind>`.
+        /// `<layer>/ground`, `<layer>/storey/<name>`, `roads`, `rail`, `land use`, `water`,
+        /// `district borders`, `sensors`, `sensors/<kind>`.
         #[arg(long, value_delimiter = ',')]
         hide: Vec<String>,
         /// No sun shadows: much faster on software renderers and weak GPUs.
@@ -83,6 +83,12 @@ mod native {
         /// Show this sensor kind's latest values as a heat map (the layer panel switches it).
         #[arg(long, value_name = "KIND")]
         heat_map: Option<String>,
+        /// BIM layers: draw walls, slabs, roofs and windows translucent to see inside.
+        #[arg(long)]
+        xray: bool,
+        /// BIM layers: lift storeys apart by this many metres each.
+        #[arg(long, default_value_t = 0.0, value_name = "METRES")]
+        explode: f32,
     }
 
     fn numbers<const N: usize>(s: &str, what: &str) -> anyhow::Result<[f64; N]> {
@@ -118,7 +124,12 @@ mod native {
             bench_seconds: cli.bench.filter(|s| *s > 0.0),
             shadows: !cli.no_shadows,
             heat_map: cli.heat_map,
+            xray: cli.xray,
+            explode_m: cli.explode,
         };
+        if !(0.0..=100.0).contains(&options.explode_m) {
+            bail!("--explode {} is outside 0..100 metres", options.explode_m);
+        }
         let window = Window {
             title: "CIM city viewer".into(),
             resolution: WindowResolution::new(w as u32, h as u32),

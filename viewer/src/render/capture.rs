@@ -7,7 +7,7 @@ use bevy::render::view::screenshot::{Screenshot, save_to_disk};
 
 use super::ground_layers::Ground;
 use super::pick::pick_at;
-use super::tiles::{Streaming, TileMesh};
+use super::tiles::Streaming;
 use super::{Problems, ViewerOptions};
 
 /// Frames the scene must stay complete before the picture is taken.
@@ -45,7 +45,7 @@ fn capture(
     mut state: ResMut<CaptureState>,
     camera: Query<(&Camera, &GlobalTransform)>,
     mut ray_cast: MeshRayCast,
-    tiles: Query<&TileMesh>,
+    tiles: super::pick::PickableTiles,
     mut exit: MessageWriter<AppExit>,
     mut picked: ResMut<super::pick::Picked>,
     attributes: Res<super::hud::Attributes>,

@@ -27,6 +27,9 @@ pub struct LayerInfo {
     pub tileset: Option<String>,
     /// Absolute URL of the TileJSON, if the layer has vector tiles.
     pub tilejson: Option<String>,
+    /// BIM layers: storey names bottom to top, with the absolute URL of each one's
+    /// content.
+    pub storeys: Vec<(String, String)>,
 }
 
 #[derive(Resource, Default)]
@@ -58,7 +61,22 @@ pub fn parse_layers(json: &[u8], base: &str, only: Option<&[String]>) -> Result<
                 let v: Vec<f64> = b.iter().filter_map(serde_json::Value::as_f64).collect();
                 <[f64; 4]>::try_from(v).ok()
             });
+            let storeys = l["bim"]["storeys"]
+                .as_array()
+                .map(|list| {
+                    list.iter()
+                        .filter_map(|s| {
+                            let content = s["content"].as_str()?;
+                            Some((
+                                s["name"].as_str().unwrap_or("").to_owned(),
+                                format!("{base}/3dtiles/{id}/{}", content.trim_start_matches("3dtiles/")),
+                            ))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
             Some(LayerInfo {
+                storeys,
                 bounds,
                 tileset: l["tileset"].is_string().then(|| format!("{base}/3dtiles/{id}/tileset.json")),
                 tilejson: l["mvt_archive"].is_string().then(|| format!("{base}/tiles/{id}.json")),
@@ -111,10 +129,16 @@ mod tests {
             {"id":"city","bounds_wgs84":[24.9,60.1,25.0,60.2],"tileset":"3dtiles/tileset.json","mvt_archive":"tiles.pmtiles"},
             {"id":"roads","bounds_wgs84":[1,2,3],"mvt_archive":"tiles.pmtiles"},
             {"no_id":true},
-            {"id":"sensors","kind":"sensors","bounds_wgs84":[0,0,1,1],"features":"/collections/sensors/items"}
+            {"id":"sensors","kind":"sensors","bounds_wgs84":[0,0,1,1],"features":"/collections/sensors/items"},
+            {"id":"house","kind":"bim","tileset":"3dtiles/tileset.json","bim":{"storeys":[
+                {"name":"EG","content":"3dtiles/content/m0_s1.glb"},{"name":"OG","content":"3dtiles/content/m0_s2.glb"}]}}
         ]"#;
         let layers = parse_layers(json, "http://h", None).expect("parses");
-        assert_eq!(layers.len(), 2, "the live sensor layer is not streamed as tiles");
+        assert_eq!(layers.len(), 3, "the live sensor layer is not streamed as tiles");
+        assert_eq!(
+            layers[2].storeys[1],
+            ("OG".to_owned(), "http://h/3dtiles/house/content/m0_s2.glb".to_owned())
+        );
         assert_eq!(layers[0].bounds, Some([24.9, 60.1, 25.0, 60.2]));
         assert_eq!(layers[0].tileset.as_deref(), Some("http://h/3dtiles/city/tileset.json"));
         assert_eq!(layers[0].tilejson.as_deref(), Some("http://h/tiles/city.json"));

@@ -15,6 +15,9 @@ pub struct Primitive {
     pub feature_ids: Vec<u32>,
     /// The node matrix that places this primitive in the content frame.
     pub node: DMat4,
+    /// The glTF material's name, if it has one (BIM contents: `shell`, `glazing`,
+    /// `interior`).
+    pub material: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -46,6 +49,14 @@ pub fn decode(bytes: Vec<u8>) -> Result<Content, String> {
         gltf::buffer::Source::Bin => blob,
         gltf::buffer::Source::Uri(_) => None,
     };
+    // Material names without gltf's `names` feature: straight from the JSON chunk.
+    let material_names: Vec<Option<String>> = cim_core::glb::json_chunk(&bytes)
+        .and_then(|j| {
+            j["materials"]
+                .as_array()
+                .map(|m| m.iter().map(|m| m["name"].as_str().map(str::to_owned)).collect())
+        })
+        .unwrap_or_default();
     let mut content = Content::default();
     let scene = glb.default_scene().or_else(|| glb.scenes().next()).ok_or("GLB has no scene")?;
     let mut stack: Vec<(gltf::Node<'_>, DMat4)> = scene.nodes().map(|n| (n, DMat4::IDENTITY)).collect();
@@ -69,7 +80,15 @@ pub fn decode(bytes: Vec<u8>) -> Result<Content, String> {
                     .find(|(s, _)| matches!(s, gltf::Semantic::Extras(n) if n == "FEATURE_ID_0"))
                     .and_then(|(_, accessor)| read_scalar_u32(&accessor, blob))
                     .unwrap_or_default();
-                content.primitives.push(Primitive { positions, normals, indices, feature_ids, node: world });
+                let material = prim.material().index().and_then(|i| material_names.get(i).cloned().flatten());
+                content.primitives.push(Primitive {
+                    positions,
+                    normals,
+                    indices,
+                    feature_ids,
+                    node: world,
+                    material,
+                });
             }
         }
         stack.extend(node.children().map(|c| (c, world)));

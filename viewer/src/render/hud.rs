@@ -101,11 +101,7 @@ fn fetch_attributes(options: Res<ViewerOptions>, picked: Res<Picked>, mut attrib
         let url = format!("{}/collections/{layer}/items/{fid}", options.server.trim_end_matches('/'));
         attributes.pending = Some(fetch_then(url, |bytes| {
             let feature: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
-            let props = feature["properties"].as_object().cloned().unwrap_or_default();
-            Ok(props
-                .into_iter()
-                .map(|(k, v)| (k, v.as_str().map_or_else(|| v.to_string(), str::to_owned)))
-                .collect())
+            Ok(attribute_lines(&feature["properties"]))
         }));
     }
 }
@@ -165,6 +161,33 @@ fn update_hud(
     }
 }
 
+/// A feature's properties as panel lines. A BIM element's property sets come after
+/// its own attributes, one `Set.Property: value` line each; its model bounds and
+/// STEP number are for machines and stay out.
+pub fn attribute_lines(properties: &serde_json::Value) -> Vec<(String, String)> {
+    let text = |v: &serde_json::Value| v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+    let Some(map) = properties.as_object() else { return Vec::new() };
+    let mut lines: Vec<(String, String)> = map
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "property_sets" | "bounds_model" | "step_id"))
+        .map(|(k, v)| (k.clone(), text(v)))
+        .collect();
+    if map.contains_key("ifc_class") {
+        // The IFC facts first, in the order a person reads them.
+        let rank =
+            |k: &str| ["ifc_class", "name", "storey", "GlobalId"].iter().position(|r| *r == k).unwrap_or(9);
+        lines.sort_by_key(|(k, _)| rank(k));
+    }
+    if let Some(sets) = map.get("property_sets").and_then(|s| s.as_object()) {
+        for (set, values) in sets {
+            for (key, value) in values.as_object().into_iter().flatten() {
+                lines.push((format!("{set}.{key}"), text(value)));
+            }
+        }
+    }
+    lines
+}
+
 /// The attribute panel's text: `layer #fid`, then up to 16 `key: value` lines.
 fn attribute_text(picked: &Picked, lines: &[(String, String)]) -> String {
     let Some((layer, fid)) = &picked.0 else { return String::new() };
@@ -173,4 +196,34 @@ fn attribute_text(picked: &Picked, lines: &[(String, String)]) -> String {
         s.push_str(&format!("\n{k}: {v}"));
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bim_elements_read_class_name_storey_then_property_sets() {
+        let props = serde_json::json!({
+            "GlobalId": "2O2Fr$t4X7Zf8NOew3FLOH", "name": "Wand", "ifc_class": "IfcWall", "storey": "EG",
+            "bounds_model": [0, 0, 0, 1, 1, 1], "step_id": 7,
+            "property_sets": {"Pset_WallCommon": {"IsExternal": true, "Reference": "W1"}}
+        });
+        let lines = attribute_lines(&props);
+        let keys: Vec<&str> = lines.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "ifc_class",
+                "name",
+                "storey",
+                "GlobalId",
+                "Pset_WallCommon.IsExternal",
+                "Pset_WallCommon.Reference"
+            ]
+        );
+        assert_eq!(lines[4].1, "true");
+        let plain = attribute_lines(&serde_json::json!({"b": 2, "a": "x"}));
+        assert_eq!(plain, [("a".to_owned(), "x".to_owned()), ("b".to_owned(), "2".to_owned())]);
+    }
 }

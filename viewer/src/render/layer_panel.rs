@@ -6,6 +6,7 @@
 
 use bevy::prelude::*;
 
+use super::bim::{BimView, EXPLODE_STEP_M};
 use super::camera::{Flight, orbit_over};
 use super::catalogue::Catalogue;
 use super::sensors::{HeatMap, Live};
@@ -26,6 +27,10 @@ pub enum RowAction {
     FlyTo([f64; 4]),
     /// Show this sensor kind as the heat map, or stop if it is the one shown.
     Heat(String),
+    /// BIM: shell translucent or not.
+    Xray,
+    /// BIM: storeys apart or together.
+    Explode,
 }
 
 #[derive(Component, Debug, Clone)]
@@ -47,6 +52,13 @@ pub fn rows_for(catalogue: &Catalogue) -> Vec<PanelRow> {
         if layer.tilejson.is_some() {
             rows.push(toggle(format!("{} / ground", layer.id), format!("{}/ground", layer.id)));
         }
+        for (name, _) in layer.storeys.iter().rev() {
+            rows.push(toggle(format!("  storey {name}"), format!("{}/storey/{name}", layer.id)));
+        }
+    }
+    if catalogue.layers.iter().any(|l| !l.storeys.is_empty()) {
+        rows.push(PanelRow { label: "x-ray BIM shell".to_owned(), action: RowAction::Xray, key: None });
+        rows.push(PanelRow { label: "explode storeys".to_owned(), action: RowAction::Explode, key: None });
     }
     if catalogue.layers.iter().any(|l| l.tilejson.is_some()) {
         for group in GroundGroup::ALL {
@@ -161,6 +173,7 @@ fn build_panel(mut commands: Commands, catalogue: Res<Catalogue>, panel: Query<(
 
 fn act(
     action: &RowAction,
+    bim: Option<&mut BimView>,
     hidden: &mut Hidden,
     heat: &mut HeatMap,
     flight: &mut Flight,
@@ -180,6 +193,16 @@ fn act(
                 flight.target = Some(orbit_over(frame, *bounds, 50f32.to_radians()));
             }
         }
+        RowAction::Xray => {
+            if let Some(view) = bim {
+                view.xray = !view.xray;
+            }
+        }
+        RowAction::Explode => {
+            if let Some(view) = bim {
+                view.explode_m = if view.explode_m > 0.0 { 0.0 } else { EXPLODE_STEP_M };
+            }
+        }
     }
 }
 
@@ -195,6 +218,7 @@ const DIGITS: [KeyCode; 9] = [
     KeyCode::Digit9,
 ];
 
+#[allow(clippy::too_many_arguments)]
 fn press_rows(
     keys: Res<ButtonInput<KeyCode>>,
     rows: Query<(&Interaction, &PanelRow, &mut BackgroundColor), Changed<Interaction>>,
@@ -203,6 +227,7 @@ fn press_rows(
     mut hidden: ResMut<Hidden>,
     mut heat: ResMut<HeatMap>,
     mut flight: ResMut<Flight>,
+    mut bim: Option<ResMut<BimView>>,
 ) {
     for (interaction, row, mut background) in rows {
         *background = BackgroundColor(match interaction {
@@ -211,19 +236,25 @@ fn press_rows(
             Interaction::None => Color::NONE,
         });
         if *interaction == Interaction::Pressed {
-            act(&row.action, &mut hidden, &mut heat, &mut flight, frame.as_deref());
+            act(&row.action, bim.as_deref_mut(), &mut hidden, &mut heat, &mut flight, frame.as_deref());
         }
     }
     for (n, key) in DIGITS.iter().enumerate() {
         if keys.just_pressed(*key)
             && let Some(row) = all.iter().find(|r| r.key == Some(n + 1))
         {
-            act(&row.action, &mut hidden, &mut heat, &mut flight, frame.as_deref());
+            act(&row.action, bim.as_deref_mut(), &mut hidden, &mut heat, &mut flight, frame.as_deref());
         }
     }
 }
 
-fn label_rows(hidden: Res<Hidden>, heat: Option<Res<HeatMap>>, mut rows: Query<(&PanelRow, &mut Text)>) {
+fn label_rows(
+    hidden: Res<Hidden>,
+    heat: Option<Res<HeatMap>>,
+    bim: Option<Res<BimView>>,
+    mut rows: Query<(&PanelRow, &mut Text)>,
+) {
+    let mark = |on: bool| if on { "[x]" } else { "[ ]" };
     for (row, mut text) in &mut rows {
         let label = match &row.action {
             RowAction::Toggle(key) => {
@@ -234,7 +265,11 @@ fn label_rows(hidden: Res<Hidden>, heat: Option<Res<HeatMap>>, mut rows: Query<(
             RowAction::FlyTo(_) => format!("   > {}", row.label),
             RowAction::Heat(kind) => {
                 let on = heat.as_ref().is_some_and(|h| h.0.as_ref() == Some(kind));
-                format!("  {} {}", if on { "[x]" } else { "[ ]" }, row.label)
+                format!("  {} {}", mark(on), row.label)
+            }
+            RowAction::Xray => format!("  {} {}", mark(bim.as_ref().is_some_and(|b| b.xray)), row.label),
+            RowAction::Explode => {
+                format!("  {} {}", mark(bim.as_ref().is_some_and(|b| b.explode_m > 0.0)), row.label)
             }
         };
         if text.0 != label {
@@ -257,15 +292,22 @@ mod tests {
                 bounds: Some([1.0, 2.0, 3.0, 4.0]),
                 tileset: Some("t".into()),
                 tilejson: Some("j".into()),
+                storeys: Vec::new(),
             },
-            LayerInfo { id: "roads".into(), bounds: None, tileset: None, tilejson: Some("j".into()) },
+            LayerInfo {
+                id: "roads".into(),
+                bounds: None,
+                tileset: None,
+                tilejson: Some("j".into()),
+                storeys: Vec::new(),
+            },
         ];
         let rows = rows_for(&catalogue);
         let toggles: Vec<_> = rows
             .iter()
             .filter_map(|r| match &r.action {
                 RowAction::Toggle(k) => Some((r.key, k.as_str())),
-                RowAction::FlyTo(_) | RowAction::Heat(_) => None,
+                RowAction::FlyTo(_) | RowAction::Heat(_) | RowAction::Xray | RowAction::Explode => None,
             })
             .collect();
         assert_eq!(
@@ -286,19 +328,45 @@ mod tests {
         let mut hidden = Hidden::default();
         let mut heat = HeatMap::default();
         let mut flight = Flight::default();
-        act(&RowAction::Toggle("roads".into()), &mut hidden, &mut heat, &mut flight, None);
+        act(&RowAction::Toggle("roads".into()), None, &mut hidden, &mut heat, &mut flight, None);
         assert!(!hidden.shows("roads"));
-        act(&RowAction::Toggle("roads".into()), &mut hidden, &mut heat, &mut flight, None);
+        act(&RowAction::Toggle("roads".into()), None, &mut hidden, &mut heat, &mut flight, None);
         assert!(hidden.shows("roads"));
         // Sensor kinds: a toggle keyed like --hide, and one heat map at a time.
         let [show, map] = kind_rows("temperature");
-        act(&show.action, &mut hidden, &mut heat, &mut flight, None);
+        act(&show.action, None, &mut hidden, &mut heat, &mut flight, None);
         assert!(!hidden.shows("sensors/temperature"));
-        act(&map.action, &mut hidden, &mut heat, &mut flight, None);
+        act(&map.action, None, &mut hidden, &mut heat, &mut flight, None);
         assert_eq!(heat.0.as_deref(), Some("temperature"));
-        act(&kind_rows("speed")[1].action, &mut hidden, &mut heat, &mut flight, None);
+        act(&kind_rows("speed")[1].action, None, &mut hidden, &mut heat, &mut flight, None);
         assert_eq!(heat.0.as_deref(), Some("speed"));
-        act(&kind_rows("speed")[1].action, &mut hidden, &mut heat, &mut flight, None);
+        act(&kind_rows("speed")[1].action, None, &mut hidden, &mut heat, &mut flight, None);
         assert_eq!(heat.0, None);
+    }
+
+    #[test]
+    fn bim_layers_get_a_row_per_storey_and_the_xray_and_explode_switches() {
+        let mut catalogue = Catalogue::default();
+        catalogue.layers = vec![LayerInfo {
+            id: "house".into(),
+            bounds: None,
+            tileset: Some("t".into()),
+            tilejson: None,
+            storeys: vec![("EG".into(), "a".into()), ("OG".into(), "b".into())],
+        }];
+        let rows = rows_for(&catalogue);
+        let labels: Vec<&str> = rows.iter().map(|r| r.label.as_str()).collect();
+        assert_eq!(
+            labels[..5],
+            ["house / buildings", "  storey OG", "  storey EG", "x-ray BIM shell", "explode storeys"]
+        );
+        assert_eq!(rows[1].action, RowAction::Toggle("house/storey/OG".into()));
+        let mut view = BimView { xray: false, explode_m: 0.0 };
+        let (mut hidden, mut heat, mut flight) = (Hidden::default(), HeatMap::default(), Flight::default());
+        act(&RowAction::Xray, Some(&mut view), &mut hidden, &mut heat, &mut flight, None);
+        act(&RowAction::Explode, Some(&mut view), &mut hidden, &mut heat, &mut flight, None);
+        assert_eq!(view, BimView { xray: true, explode_m: EXPLODE_STEP_M });
+        act(&RowAction::Explode, Some(&mut view), &mut hidden, &mut heat, &mut flight, None);
+        assert_eq!(view.explode_m, 0.0);
     }
 }

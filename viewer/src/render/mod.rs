@@ -5,6 +5,7 @@
 //! * [`ground_layers`]: streams vector tiles and drapes roads, land use, water and
 //!   borders on the ground, styled per class.
 //! * [`camera`]: orbit / pan / zoom / tilt, fly-to, home and north-up.
+//! * [`bim`]: BIM layers: storeys shown or hidden, exploded apart, x-ray of the shell.
 //! * [`pick`]: a click selects a building, highlights it and reports its feature id.
 //! * [`layer_panel`]: toggles each layer and ground class, flies to a layer.
 //! * [`sensors`]: live sensor markers by state, the alert list, a sensor's sparkline.
@@ -14,6 +15,7 @@
 //! * [`platform`]: network and threads behind one seam (native now, web later).
 
 pub mod bench;
+pub mod bim;
 pub mod camera;
 pub mod capture;
 pub mod catalogue;
@@ -52,6 +54,10 @@ pub struct ViewerOptions {
     pub shadows: bool,
     /// Sensor kind shown as a heat map at start.
     pub heat_map: Option<String>,
+    /// BIM layers: shell and glazing drawn translucent, picks go through them.
+    pub xray: bool,
+    /// BIM layers: storeys lifted apart by this many metres each (0: in place).
+    pub explode_m: f32,
 }
 
 /// Messages for the person at the screen: server unreachable, missing or corrupt tiles.
@@ -70,7 +76,8 @@ impl Problems {
 }
 
 /// What the layer panel has switched off. Keys: `<layer>/buildings`,
-/// `<layer>/ground`, and a ground group's label (`roads`, `water`, ...).
+/// `<layer>/ground`, `<layer>/storey/<name>` (BIM), and a ground group's label
+/// (`roads`, `water`, ...).
 #[derive(Resource, Debug, Default, Clone)]
 pub struct Hidden(pub HashSet<String>);
 
@@ -119,6 +126,7 @@ pub fn app(options: ViewerOptions, window: Window) -> App {
             capture::CapturePlugin,
             bench::BenchPlugin,
             sensors::SensorsPlugin,
+            bim::BimPlugin,
         ));
     app
 }

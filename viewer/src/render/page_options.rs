@@ -1,5 +1,6 @@
 //! In a browser the viewer has no command line: its options come from the page's
-//! address, `?camera=lon,lat,h,heading,pitch&hide=roads,sensors/noise&heat_map=temperature`,
+//! address, `?camera=lon,lat,h,heading,pitch&hide=roads,sensors/noise&heat_map=temperature`
+//! (BIM: `&xray=on&explode=4&hide=<layer>/storey/<name>`),
 //! and the server is the page's own origin unless `server=` names another.
 
 use super::ViewerOptions;
@@ -23,6 +24,8 @@ pub fn from_query(origin: &str, search: &str) -> Result<ViewerOptions, String> {
         bench_seconds: None,
         shadows: true,
         heat_map: None,
+        xray: false,
+        explode_m: 0.0,
     };
     for pair in search.trim_start_matches('?').split('&').filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
@@ -37,12 +40,12 @@ pub fn from_query(origin: &str, search: &str) -> Result<ViewerOptions, String> {
             "cache_mb" => options.cache_bytes = (positive(&value, key)? as usize).saturating_mul(1 << 20),
             "bench" => options.bench_seconds = Some(positive(&value, key)?),
             "heat_map" => options.heat_map = Some(value).filter(|v| !v.is_empty()),
-            "shadows" => {
-                options.shadows = match value.as_str() {
-                    "1" | "on" | "true" => true,
-                    "0" | "off" | "false" => false,
-                    other => return Err(format!("shadows: '{other}' is not on/off")),
-                }
+            "shadows" => options.shadows = on_off(&value, key)?,
+            "xray" => options.xray = on_off(&value, key)?,
+            "explode" => {
+                let metres = value.parse::<f32>().ok().filter(|m| (0.0..=100.0).contains(m));
+                options.explode_m =
+                    metres.ok_or_else(|| format!("explode: '{value}' is not 0..100 metres"))?;
             }
             other => return Err(format!("unknown option '{other}' in the page address")),
         }
@@ -51,6 +54,14 @@ pub fn from_query(origin: &str, search: &str) -> Result<ViewerOptions, String> {
         return Err(format!("server: '{}' is not an http(s) address", options.server));
     }
     Ok(options)
+}
+
+fn on_off(value: &str, key: &str) -> Result<bool, String> {
+    match value {
+        "1" | "on" | "true" => Ok(true),
+        "0" | "off" | "false" => Ok(false),
+        other => Err(format!("{key}: '{other}' is not on/off")),
+    }
 }
 
 fn numbers<const N: usize>(value: &str, key: &str) -> Result<[f64; N], String> {
@@ -111,6 +122,8 @@ mod tests {
         let huge = from_query("http://a", "cache_mb=1e30").expect("huge budget");
         assert_eq!(huge.cache_bytes, usize::MAX);
         assert!(plain.shadows && plain.camera.is_none() && plain.hidden.is_empty());
+        let bim = from_query("http://a", "xray=on&explode=3.5&hide=fzk%2Fstorey%2FOG").expect("bim");
+        assert!(bim.xray && bim.explode_m == 3.5 && bim.hidden == ["fzk/storey/OG"]);
         let other = from_query("http://a", "server=http%3A%2F%2Fb%3A9000%2F").expect("server");
         assert_eq!(other.server, "http://b:9000");
     }
@@ -122,6 +135,8 @@ mod tests {
             ("camera=1,2,x,4,5", "camera"),
             ("max_sse=-1", "max_sse"),
             ("bench=NaN", "bench"),
+            ("explode=200", "explode"),
+            ("xray=maybe", "xray"),
             ("shadows=maybe", "shadows"),
             ("hide=%G1", "hide"),
             ("zoom=3", "zoom"),

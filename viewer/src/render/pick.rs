@@ -9,6 +9,9 @@ use bevy::prelude::*;
 
 use super::tiles::TileMesh;
 
+/// Tile meshes a ray may hit: not an x-rayed BIM shell.
+pub type PickableTiles<'w, 's> = Query<'w, 's, &'static TileMesh, Without<super::bim::PickThrough>>;
+
 pub struct PickPlugin;
 
 impl Plugin for PickPlugin {
@@ -38,7 +41,7 @@ fn click_to_pick(
     ui: Query<&Interaction>,
     marker: Res<super::sensors::MarkerClick>,
     mut ray_cast: MeshRayCast,
-    tiles: Query<&TileMesh>,
+    tiles: PickableTiles,
     mut picked: ResMut<Picked>,
 ) {
     if !mouse.just_released(MouseButton::Left) || marker.0 {
@@ -64,7 +67,7 @@ pub fn pick_at(
     camera: &Camera,
     at: &GlobalTransform,
     ray_cast: &mut MeshRayCast,
-    tiles: &Query<&TileMesh>,
+    tiles: &PickableTiles,
 ) -> Option<(String, u64)> {
     let ray = camera.viewport_to_world(at, cursor).ok()?;
     // Only building tiles: not the ground, the draped layers or the highlight itself.

@@ -233,6 +233,7 @@ fn stream_tiles(
     mut meshes: ResMut<Assets<Mesh>>,
     mut materials: ResMut<Assets<StandardMaterial>>,
     mut visibility: Query<&mut Visibility>,
+    catalogue: Res<super::catalogue::Catalogue>,
 ) {
     let (Some(frame), Ok((cam, projection)), Ok(window)) = (frame, camera.single(), windows.single()) else {
         return;
@@ -263,9 +264,11 @@ fn stream_tiles(
             layer.pending.remove(&t);
             arrived += 1;
             let url = layer.tree.nodes[t].content.clone().unwrap_or_default();
+            let storey = storey_index(&catalogue, &layer.id, &url);
             match result {
                 Ok(Arrival::Glb(content)) => {
                     let entities = spawn_content(
+                        storey,
                         &mut commands,
                         &frame,
                         &layer.tree,
@@ -300,8 +303,18 @@ fn stream_tiles(
             Default::default()
         };
         let shown: HashSet<usize> = selection.render.iter().copied().collect();
+        let storeys =
+            catalogue.layers.iter().find(|l| l.id == layer.id).map_or(&[][..], |l| l.storeys.as_slice());
         for (tile, entities) in &layer.loaded {
-            let want = if shown.contains(tile) { Visibility::Inherited } else { Visibility::Hidden };
+            // A BIM storey switched off in the layer panel stays loaded but hidden.
+            let storey_shown = layer.tree.nodes[*tile].content.as_deref().is_none_or(|url| {
+                storeys
+                    .iter()
+                    .find(|(_, c)| c == url)
+                    .is_none_or(|(name, _)| hidden.shows(&format!("{}/storey/{name}", layer.id)))
+            });
+            let want =
+                if shown.contains(tile) && storey_shown { Visibility::Inherited } else { Visibility::Hidden };
             for e in entities {
                 if let Ok(mut v) = visibility.get_mut(*e)
                     && *v != want
@@ -340,8 +353,15 @@ fn stream_tiles(
     streaming.tiles_arrived += arrived;
 }
 
+/// Bottom-up index of the BIM storey whose content `url` is, if it is one.
+fn storey_index(catalogue: &super::catalogue::Catalogue, layer: &str, url: &str) -> Option<usize> {
+    let info = catalogue.layers.iter().find(|l| l.id == layer)?;
+    info.storeys.iter().position(|(_, c)| c == url)
+}
+
 #[allow(clippy::too_many_arguments)]
 fn spawn_content(
+    storey: Option<usize>,
     commands: &mut Commands,
     frame: &RenderFrame,
     tree: &TileTree,
@@ -375,23 +395,25 @@ fn spawn_content(
             mesh.compute_flat_normals();
             gpu_bytes += prim.indices.len() * 24;
         }
-        let e = commands
-            .spawn((
-                Mesh3d(meshes.add(mesh)),
-                MeshMaterial3d(material.clone()),
-                transform,
-                Visibility::Hidden,
-                // Tilesets from other tools do not all wind triangles the same way.
-                bevy::picking::mesh_picking::ray_cast::RayCastBackfaces,
-                TileMesh {
-                    layer: layer.to_owned(),
-                    indices: prim.indices,
-                    feature_ids: prim.feature_ids,
-                    fids: fids.clone(),
-                },
-            ))
-            .id();
-        out.push(e);
+        let kind = super::bim::PartKind::from_material(prim.material.as_deref());
+        let mut spawned = commands.spawn((
+            Mesh3d(meshes.add(mesh)),
+            MeshMaterial3d(material.clone()),
+            transform,
+            Visibility::Hidden,
+            // Tilesets from other tools do not all wind triangles the same way.
+            bevy::picking::mesh_picking::ray_cast::RayCastBackfaces,
+            TileMesh {
+                layer: layer.to_owned(),
+                indices: prim.indices,
+                feature_ids: prim.feature_ids,
+                fids: fids.clone(),
+            },
+        ));
+        if let Some(storey) = storey {
+            spawned.insert(super::bim::BimPart { storey, kind, base: transform });
+        }
+        out.push(spawned.id());
     }
     cache.insert(tile, gpu_bytes, frame_no);
     out
