@@ -1287,6 +1287,77 @@ mod tests {
         assert!(clockwise.iter().all(|p| p[1] >= -1e-12), "the arc passes over the top");
     }
 
+    /// A model of the given data lines, with the project and units every file has.
+    fn model(data: &str) -> IfcModel {
+        let text = format!(
+            "ISO-10303-21;HEADER;FILE_SCHEMA(('IFC4'));ENDSEC;DATA;\n\
+             #1=IFCPROJECT('0000000000000000000001',$,$,$,$,$,$,$,#2);\n\
+             #2=IFCUNITASSIGNMENT((#3));#3=IFCSIUNIT(*,.LENGTHUNIT.,.MILLI.,.METRE.);\n{data}\nENDSEC;END-ISO-10303-21;"
+        );
+        IfcModel::read(std::io::Cursor::new(text.into_bytes()), |_| {}).expect("model")
+    }
+
+    #[test]
+    fn tessellated_and_surface_model_items_mesh_what_they_say() {
+        // A unit tetrahedron three ways: triangulated, polygonal (one quad face split
+        // as a polygon), and as a shell-based surface model of poly loops.
+        let m = model(
+            "#10=IFCCARTESIANPOINTLIST3D(((0.,0.,0.),(1.,0.,0.),(0.,1.,0.),(0.,0.,1.)));\n\
+             #11=IFCTRIANGULATEDFACESET(#10,$,.T.,((1,3,2),(1,2,4),(2,3,4),(3,1,4)),$);\n\
+             #20=IFCINDEXEDPOLYGONALFACE((1,3,2));#21=IFCINDEXEDPOLYGONALFACE((1,2,4));\n\
+             #22=IFCINDEXEDPOLYGONALFACE((2,3,4));#23=IFCINDEXEDPOLYGONALFACE((3,1,4));\n\
+             #24=IFCPOLYGONALFACESET(#10,.T.,(#20,#21,#22,#23),$);\n\
+             #30=IFCCARTESIANPOINT((0.,0.,0.));#31=IFCCARTESIANPOINT((1.,0.,0.));\n\
+             #32=IFCCARTESIANPOINT((0.,1.,0.));#33=IFCCARTESIANPOINT((0.,0.,1.));\n\
+             #40=IFCPOLYLOOP((#30,#32,#31));#41=IFCPOLYLOOP((#30,#31,#33));\n\
+             #42=IFCPOLYLOOP((#31,#32,#33));#43=IFCPOLYLOOP((#33,#30,#32));\n\
+             #50=IFCFACEOUTERBOUND(#40,.T.);#51=IFCFACEOUTERBOUND(#41,.T.);\n\
+             #52=IFCFACEOUTERBOUND(#42,.T.);#53=IFCFACEOUTERBOUND(#43,.F.);\n\
+             #60=IFCFACE((#50));#61=IFCFACE((#51));#62=IFCFACE((#52));#63=IFCFACE((#53));\n\
+             #64=IFCOPENSHELL((#60,#61,#62,#63));#65=IFCSHELLBASEDSURFACEMODEL((#64));\n\
+             #70=IFCTRIANGULATEDFACESET(#10,$,.T.,((1,2,9)),$);",
+        );
+        let mut b = GeometryBuilder::new(&m);
+        let tri = b.item(m.get(11).expect("#11"), 0).expect("triangulated");
+        let poly = b.item(m.get(24).expect("#24"), 0).expect("polygonal");
+        let shell = b.item(m.get(65).expect("#65"), 0).expect("shell");
+        assert_eq!(tri.triangles.len(), 4);
+        assert!((volume(&tri) - 1.0 / 6.0).abs() < 1e-12, "{}", volume(&tri));
+        assert!((volume(&poly) - 1.0 / 6.0).abs() < 1e-12);
+        assert_eq!(shell.triangles.len(), 4);
+        // Every face looks away from the centre, the one whose loop is written
+        // inward and flagged .F. included.
+        for mesh in [&tri, &poly, &shell] {
+            for t in &mesh.triangles {
+                let n = cross(sub(t[1], t[0]), sub(t[2], t[0]));
+                assert!(dot(n, sub(t[0], [0.25, 0.25, 0.25])) > 0.0, "inward face {t:?}");
+            }
+        }
+        let e = b.item(m.get(70).expect("#70"), 0).expect_err("index past the points");
+        assert!(e.to_string().contains("#70") && e.to_string().contains("index 9"), "{e}");
+    }
+
+    #[test]
+    fn extrusions_place_profiles_and_scale_by_the_length_unit_later() {
+        // A 2000 × 1000 mm rectangle extruded 3000 mm up, and an I-beam profile.
+        let m = model(
+            "#10=IFCCARTESIANPOINT((0.,0.));#11=IFCAXIS2PLACEMENT2D(#10,$);\n\
+             #12=IFCRECTANGLEPROFILEDEF(.AREA.,$,#11,2000.,1000.);\n\
+             #13=IFCCARTESIANPOINT((0.,0.,0.));#14=IFCAXIS2PLACEMENT3D(#13,$,$);\n\
+             #15=IFCDIRECTION((0.,0.,1.));#16=IFCEXTRUDEDAREASOLID(#12,#14,#15,3000.);\n\
+             #20=IFCISHAPEPROFILEDEF(.AREA.,$,#11,200.,400.,10.,20.,$,$,$);\n\
+             #21=IFCEXTRUDEDAREASOLID(#20,#14,#15,1000.);",
+        );
+        assert_eq!(m.length_unit, 0.001);
+        let mut b = GeometryBuilder::new(&m);
+        let boxed = b.item(m.get(16).expect("#16"), 0).expect("box");
+        assert!((volume(&boxed) - 2000.0 * 1000.0 * 3000.0).abs() < 1e-3, "{}", volume(&boxed));
+        assert_eq!(boxed.bounds(), Some([[-1000.0, -500.0, 0.0], [1000.0, 500.0, 3000.0]]));
+        let beam = b.item(m.get(21).expect("#21"), 0).expect("beam");
+        let area = 2.0 * 200.0 * 20.0 + (400.0 - 40.0) * 10.0;
+        assert!((volume(&beam) - area * 1000.0).abs() < 1e-3, "{} vs {}", volume(&beam), area * 1000.0);
+    }
+
     #[test]
     fn affine_composition_applies_the_inner_map_first() {
         let rotate =
