@@ -6,14 +6,32 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/cim/target}"
 bash scripts/install-deps.sh
 (cd tests/oracles && npm ci --no-audit --no-fund --silent)
+# IfcOpenShell (PyPI) is the BIM tests' oracle (tests/oracles/ifc_bounds.py).
+if ! python3 -c "import ifcopenshell" 2>/dev/null; then
+  pip=$(command -v pip3 || command -v pip)
+  "$pip" install --quiet ifcopenshell==0.9.0.post1 2>/dev/null ||
+    "$pip" install --quiet --break-system-packages ifcopenshell==0.9.0.post1
+fi
 cargo fmt --all --check
-cargo clippy --workspace --all-targets --locked -- -D warnings
-cargo build --workspace --locked
 # The shared crate and the whole viewer must stay pure Rust: the browser bundle builds
 # them for wasm32 (bevy on WebGL2, render/platform/web.rs), and
-# tests/tests/browser_e2e.rs opens it in headless Chromium. About 25 min cold on
+# tests/tests/browser_e2e.rs opens it in headless Chromium. About 35 min cold on
 # 2 cores; a few minutes when $CARGO_TARGET_DIR-web is warm and the viewer changed.
-bash scripts/build-web.sh
+# It runs beside clippy and the native build: its own target directory, no shared
+# lock, and each build leaves a core idle at the single-crate stretches of bevy's
+# graph, so overlapping them shortens a cold run.
+web_log=$(mktemp)
+bash scripts/build-web.sh >"$web_log" 2>&1 &
+web_build=$!
+trap 'kill $web_build 2>/dev/null || true' EXIT
+cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo build --workspace --locked
+if ! wait $web_build; then
+  cat "$web_log" >&2
+  echo "the browser bundle failed to build" >&2
+  exit 1
+fi
+cat "$web_log"
 log=$(mktemp)
 cargo test --workspace --locked 2>&1 | tee "$log"
 # One closing line over every test binary (cargo prints one per binary, doc-tests last).

@@ -1145,11 +1145,7 @@ impl<'m> GeometryBuilder<'m> {
                         (y / b).atan2(x / a)
                     });
                     let from_parameter = parameter.map(|t| t * self.model.angle_unit);
-                    if prefer_cartesian {
-                        from_point.or(from_parameter)
-                    } else {
-                        from_parameter.or(from_point)
-                    }
+                    preferred(prefer_cartesian, from_point, from_parameter)
                 };
                 let (Some(a1), Some(a2)) = (angle_of(t1), angle_of(t2)) else {
                     return Err(self.malformed(curve, "trim values give no angle"));
@@ -1174,11 +1170,7 @@ impl<'m> GeometryBuilder<'m> {
                     let from_parameter = parameter
                         .map(|t| [origin[0] + t * magnitude * dir[0], origin[1] + t * magnitude * dir[1]]);
                     let from_point = point.map(|p| [p[0], p[1]]);
-                    if prefer_cartesian {
-                        from_point.or(from_parameter)
-                    } else {
-                        from_parameter.or(from_point)
-                    }
+                    preferred(prefer_cartesian, from_point, from_parameter)
                 };
                 let (Some(a), Some(b)) = (at(t1), at(t2)) else {
                     return Err(self.malformed(curve, "trim values give no point"));
@@ -1195,6 +1187,12 @@ impl<'m> GeometryBuilder<'m> {
             }
         }
     }
+}
+
+/// A trim given both ways: the one the curve's MasterRepresentation names, else the
+/// other.
+fn preferred<T>(cartesian_first: bool, from_point: Option<T>, from_parameter: Option<T>) -> Option<T> {
+    if cartesian_first { from_point.or(from_parameter) } else { from_parameter.or(from_point) }
 }
 
 /// Points of the circular arc from `a` through `m` to `b`.
