@@ -15,7 +15,7 @@ fi
 cargo fmt --all --check
 # The shared crate and the whole viewer must stay pure Rust: the browser bundle builds
 # them for wasm32 (bevy on WebGL2, render/platform/web.rs), and
-# tests/tests/browser_e2e.rs opens it in headless Chromium. About 35 min cold on
+# tests/tests/browser_e2e.rs opens it in headless Chromium. About 35 min cold (alone) on
 # 2 cores; a few minutes when $CARGO_TARGET_DIR-web is warm and the viewer changed.
 # It runs beside clippy and the native build: its own target directory, no shared
 # lock, and each build leaves a core idle at the single-crate stretches of bevy's
