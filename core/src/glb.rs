@@ -141,6 +141,28 @@ fn accessor_vec3(view: usize, values: &[[f32; 3]], bounds: bool) -> Value {
     a
 }
 
+/// Positions (with bounds), normals and indices as three views and accessors;
+/// returns the accessor indices.
+fn write_geometry(
+    b: &mut BinBuilder,
+    accessors: &mut Vec<Value>,
+    positions: &[[f32; 3]],
+    normals: &[[f32; 3]],
+    indices: &[u32],
+) -> (usize, usize, usize) {
+    let pos_view = b.view(&f32_bytes(positions.iter().flatten().copied()), Some(ARRAY_BUFFER));
+    let nrm_view = b.view(&f32_bytes(normals.iter().flatten().copied()), Some(ARRAY_BUFFER));
+    let idx_bytes: Vec<u8> = indices.iter().flat_map(|i| i.to_le_bytes()).collect();
+    let idx_view = b.view(&idx_bytes, Some(ELEMENT_ARRAY_BUFFER));
+    accessors.push(accessor_vec3(pos_view, positions, true));
+    accessors.push(accessor_vec3(nrm_view, normals, false));
+    accessors.push(
+        json!({"bufferView": idx_view, "componentType": UNSIGNED_INT, "count": indices.len(), "type": "SCALAR"}),
+    );
+    let n = accessors.len();
+    (n - 3, n - 2, n - 1)
+}
+
 /// Serialises merged meshes (drawn as they are, one primitive each with its
 /// material) plus instanced shared meshes, all with feature ids into one property
 /// table. Core glTF instancing: each instance is a
@@ -173,20 +195,12 @@ pub fn write_glb_scene(
         if mesh.positions.is_empty() || mesh.indices.is_empty() {
             continue;
         }
-        let pos_view = b.view(&f32_bytes(mesh.positions.iter().flatten().copied()), Some(ARRAY_BUFFER));
-        let nrm_view = b.view(&f32_bytes(mesh.normals.iter().flatten().copied()), Some(ARRAY_BUFFER));
+        let (pos, nrm, idx) =
+            write_geometry(&mut b, &mut accessors, &mesh.positions, &mesh.normals, &mesh.indices);
         let fid_view = b.view(&f32_bytes(mesh.feature_ids.iter().map(|&i| i as f32)), Some(ARRAY_BUFFER));
-        let idx_bytes: Vec<u8> = mesh.indices.iter().flat_map(|i| i.to_le_bytes()).collect();
-        let idx_view = b.view(&idx_bytes, Some(ELEMENT_ARRAY_BUFFER));
-        let pos = add_accessor(&mut accessors, accessor_vec3(pos_view, &mesh.positions, true));
-        let nrm = add_accessor(&mut accessors, accessor_vec3(nrm_view, &mesh.normals, false));
         let fid = add_accessor(
             &mut accessors,
             json!({"bufferView": fid_view, "componentType": FLOAT, "count": mesh.feature_ids.len(), "type": "SCALAR"}),
-        );
-        let idx = add_accessor(
-            &mut accessors,
-            json!({"bufferView": idx_view, "componentType": UNSIGNED_INT, "count": mesh.indices.len(), "type": "SCALAR"}),
         );
         merged_primitives.push(json!({
             "attributes": {"POSITION": pos, "NORMAL": nrm, "_FEATURE_ID_0": fid},
@@ -205,16 +219,7 @@ pub fn write_glb_scene(
             shared_accessors.push(None);
             continue;
         }
-        let pos_view = b.view(&f32_bytes(s.positions.iter().flatten().copied()), Some(ARRAY_BUFFER));
-        let nrm_view = b.view(&f32_bytes(s.normals.iter().flatten().copied()), Some(ARRAY_BUFFER));
-        let idx_bytes: Vec<u8> = s.indices.iter().flat_map(|i| i.to_le_bytes()).collect();
-        let idx_view = b.view(&idx_bytes, Some(ELEMENT_ARRAY_BUFFER));
-        let pos = add_accessor(&mut accessors, accessor_vec3(pos_view, &s.positions, true));
-        let nrm = add_accessor(&mut accessors, accessor_vec3(nrm_view, &s.normals, false));
-        let idx = add_accessor(
-            &mut accessors,
-            json!({"bufferView": idx_view, "componentType": UNSIGNED_INT, "count": s.indices.len(), "type": "SCALAR"}),
-        );
+        let (pos, nrm, idx) = write_geometry(&mut b, &mut accessors, &s.positions, &s.normals, &s.indices);
         shared_accessors.push(Some((pos, nrm, idx, s.positions.len(), s.material)));
     }
     for instance in instances {

@@ -172,22 +172,13 @@ fn read_model(
         // elements: measured (bounds_model) but not drawn.
         let drawn = !matches!(&*instance.class, "IFCSPACE" | "IFCSITE" | "IFCBUILDING" | "IFCBUILDINGSTOREY");
         let mut bounds: Option<[[f64; 3]; 2]> = None;
-        let mut grow = |b: [[f64; 3]; 2]| {
-            bounds = Some(match bounds {
-                None => b,
-                Some(a) => [
-                    [a[0][0].min(b[0][0]), a[0][1].min(b[0][1]), a[0][2].min(b[0][2])],
-                    [a[1][0].max(b[1][0]), a[1][1].max(b[1][1]), a[1][2].max(b[1][2])],
-                ],
-            });
-        };
         let mut scaled_parts = Vec::with_capacity(parts.len());
         for part in parts {
             match part {
                 BodyPart::Mesh(mesh) => {
                     let mesh = mesh.transformed(&unit);
                     if let Some(b) = mesh.bounds() {
-                        grow(b);
+                        bounds = Some(union(bounds, b));
                     }
                     scaled_parts.push(BodyPart::Mesh(mesh));
                 }
@@ -233,14 +224,8 @@ fn read_model(
                 let mesh = builder.map_mesh(*map, 0).map_err(|e| IngestError::source(path, e))?;
                 maps.insert(*map, mesh);
             }
-            if let Some(b) = maps[map].clone().transformed(transform).bounds() {
-                element.bounds_model = Some(match element.bounds_model {
-                    None => b,
-                    Some(a) => [
-                        [a[0][0].min(b[0][0]), a[0][1].min(b[0][1]), a[0][2].min(b[0][2])],
-                        [a[1][0].max(b[1][0]), a[1][1].max(b[1][1]), a[1][2].max(b[1][2])],
-                    ],
-                });
+            if let Some(b) = maps[map].bounds_under(transform) {
+                element.bounds_model = Some(union(element.bounds_model, b));
             }
         }
     }

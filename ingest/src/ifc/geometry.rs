@@ -132,8 +132,13 @@ impl TriMesh {
     }
 
     pub fn bounds(&self) -> Option<[[f64; 3]; 2]> {
-        let mut it = self.triangles.iter().flatten();
-        let first = *it.next()?;
+        self.bounds_under(&Affine::IDENTITY)
+    }
+
+    /// Bounds of the mesh as `m` would place it, without copying it.
+    pub fn bounds_under(&self, m: &Affine) -> Option<[[f64; 3]; 2]> {
+        let mut it = self.triangles.iter().flatten().map(|p| m.apply(*p));
+        let first = it.next()?;
         Some(it.fold([first, first], |[lo, hi], p| {
             [
                 [lo[0].min(p[0]), lo[1].min(p[1]), lo[2].min(p[2])],
