@@ -160,10 +160,7 @@ fn element_bounds_and_property_sets_agree_with_ifcopenshell() {
         ));
         assert!(both > 0, "{layer}: no element in common");
         assert_eq!(ours_only, 0, "{layer}: elements with geometry here but none in IfcOpenShell");
-        // Polygonally bounded half-spaces are clipped by their whole plane here; one
-        // duplex wall reaches past its bounding polygon and loses 5.7 cm more than
-        // IfcOpenShell cuts. Anything beyond that one is a regression.
-        assert!(off.len() <= usize::from(*layer == "duplex"), "{layer}: bounds differ by over 1 cm: {off:?}");
+        assert!(off.is_empty(), "{layer}: bounds differ by over 1 cm: {off:?}");
         // Property sets and quantities, value by value.
         let mut compared = 0;
         for (guid, sets) in theirs["psets"].as_object().expect("psets") {
