@@ -28,6 +28,8 @@ pub enum LayerKind {
     /// A BIM model (IFC): elements with IFC class, storey and property sets, as
     /// 3D Tiles with one content per storey.
     Bim,
+    /// A point cloud (LAS/LAZ/COPC) as 3D Tiles with `POINTS` content.
+    PointCloud,
     /// The live sensor registry: points with their latest reading and state, kept
     /// by the server rather than written by an ingest.
     Sensors,
@@ -83,6 +85,26 @@ pub struct CatalogueEntry {
     /// What a BIM layer holds, for storey filters and reports.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bim: Option<BimSummary>,
+    /// What a point cloud layer holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub point_cloud: Option<PointCloudSummary>,
+}
+
+/// The facts of a point cloud layer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PointCloudSummary {
+    /// Points written, over all tiles (each point is in exactly one: additive refinement).
+    pub points: u64,
+    /// Written points by LAS classification code.
+    pub points_by_class: BTreeMap<u8, u64>,
+    pub has_color: bool,
+    /// Octree depth (the root is level 0) and tile count.
+    pub levels: u8,
+    pub tiles: u64,
+    /// Distance between neighbouring points the root keeps, in metres.
+    pub root_spacing: f64,
+    /// Largest quantisation step of any tile, in metres.
+    pub max_quantisation_step: f64,
 }
 
 /// The facts of a BIM layer's models.
@@ -141,6 +163,9 @@ pub struct QualityReport {
     pub crs_area_of_use: Option<[f64; 4]>,
     /// The first problems found, for a person to look at.
     pub examples: Vec<QualityIssue>,
+    /// Doubts about a whole source (its CRS, units, header) that did not stop it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

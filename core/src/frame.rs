@@ -65,6 +65,17 @@ impl EnuFrame {
         [dot(self.east), dot(self.north), dot(self.up)]
     }
 
+    /// Local (east, north, up) metres back to ECEF.
+    pub fn to_ecef(&self, enu: [f64; 3]) -> [f64; 3] {
+        let (e, n, u, o) = (self.east, self.north, self.up, self.origin);
+        [0, 1, 2].map(|k| o[k] + enu[0] * e[k] + enu[1] * n[k] + enu[2] * u[k])
+    }
+
+    /// Local (east, north, up) metres to longitude, latitude (degrees) and height.
+    pub fn to_geodetic(&self, enu: [f64; 3]) -> (f64, f64, f64) {
+        ecef_to_geodetic(self.to_ecef(enu))
+    }
+
     /// Column-major 4×4 matrix taking local ENU metres to ECEF: a 3D Tiles `transform`.
     pub fn to_ecef_matrix(&self) -> [f64; 16] {
         let (e, n, u, o) = (self.east, self.north, self.up, self.origin);

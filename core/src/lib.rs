@@ -6,6 +6,8 @@
 //! * [`catalogue`]: the catalogue entry and data-quality report written per layer.
 //! * [`mvt`] and [`mvt_decode`]: a Mapbox Vector Tile 2.1 encoder and decoder.
 //! * [`pmtiles`]: PMTiles v3 archive writer and byte-level reader.
+//! * [`points`]: point cloud tile content (GLB `POINTS`, quantised, with intensity
+//!   and classification).
 //! * [`sensors`]: live sensors, readings, thresholds with hysteresis, RFC 3339 times.
 //! * [`tileset`] and [`glb`]: OGC 3D Tiles 1.1 `tileset.json` and GLB content with
 //!   `EXT_mesh_features` / `EXT_structural_metadata`.
@@ -20,6 +22,7 @@ pub mod glb;
 pub mod mvt;
 pub mod mvt_decode;
 pub mod pmtiles;
+pub mod points;
 pub mod sensors;
 pub mod tile;
 pub mod tileset;

@@ -696,6 +696,7 @@ pub fn ingest_bim(options: &IngestOptions) -> Result<IngestSummary, IngestError>
             elements_with_geometry: with_geometry,
             storeys,
         }),
+        point_cloud: None,
     };
     crate::layer::write_json(&dir.join(QUALITY_FILE), &quality)?;
     crate::layer::write_json(&dir.join(CATALOGUE_FILE), &catalogue)?;

@@ -295,6 +295,16 @@ pub(crate) fn progress_bar(show: bool, len: u64, what: &str) -> indicatif::Progr
 /// Runs one ingest; on any error the previously published layer stays as it was.
 pub fn ingest(options: &IngestOptions) -> Result<IngestSummary, IngestError> {
     validate_layer_name(&options.layer)?;
+    let clouds: Vec<bool> = options.files.iter().map(|f| crate::pointcloud::is_point_cloud(f)).collect();
+    if clouds.iter().any(|&c| c) {
+        if let Some(i) = clouds.iter().position(|&c| !c) {
+            return Err(IngestError::source(
+                &options.files[i],
+                "point clouds and other files go into separate layers; ingest them in separate runs",
+            ));
+        }
+        return crate::pointcloud::ingest_point_cloud(options);
+    }
     let ifc: Vec<bool> = options.files.iter().map(|f| crate::bim::is_ifc(f)).collect();
     if ifc.iter().any(|&i| i) {
         if let Some(i) = ifc.iter().position(|&i| !i) {
@@ -308,7 +318,7 @@ pub fn ingest(options: &IngestOptions) -> Result<IngestSummary, IngestError> {
     if options.anchor.is_some() {
         return Err(IngestError::source(
             options.files.first().map_or(Path::new(""), PathBuf::as_path),
-            "--anchor places IFC models only; GIS files carry their CRS",
+            "--anchor places IFC models and point clouds only; GIS files carry their CRS",
         ));
     }
     // Fail on a bad --src-crs before reading anything.
@@ -462,6 +472,7 @@ pub fn ingest(options: &IngestOptions) -> Result<IngestSummary, IngestError> {
         ingested_at: now.to_rfc3339(),
         tool: concat!("cim-ingest ", env!("CARGO_PKG_VERSION")).to_owned(),
         bim: None,
+        point_cloud: None,
     };
     write_json(&dir.join(QUALITY_FILE), &quality)?;
     write_json(&dir.join(CATALOGUE_FILE), &catalogue)?;

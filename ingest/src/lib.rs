@@ -16,6 +16,7 @@ pub mod gcj02;
 pub mod ifc;
 pub mod layer;
 pub mod mvt_tiles;
+pub mod pointcloud;
 pub mod repair;
 pub mod source;
 pub mod store;

@@ -63,6 +63,7 @@ fn publish(store: &Path, version: &str, n: u64) {
         ingested_at: "2026-11-22T00:00:00Z".into(),
         tool: "test".into(),
         bim: None,
+        point_cloud: None,
     };
     std::fs::write(dir.join("catalogue.json"), serde_json::to_vec(&catalogue).expect("json"))
         .expect("catalogue");

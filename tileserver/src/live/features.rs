@@ -108,6 +108,7 @@ pub fn catalogue_entry(live: &Live) -> CatalogueEntry {
         ingested_at: String::new(),
         tool: format!("cim-server live registry; kinds: {}", kinds.join(", ")),
         bim: None,
+        point_cloud: None,
     }
 }
 

@@ -1,0 +1,265 @@
+//! Where a point cloud's coordinates are: its CRS (WKT or GeoTIFF VLRs, or
+//! `--src-crs`), the unit of its heights, and the move into the layer's
+//! east-north-up frame.
+
+use cim_core::frame::EnuFrame;
+use gdal::spatial_ref::{AxisMappingStrategy, CoordTransform, SpatialRef};
+use las::Header;
+
+use crate::IngestError;
+use crate::ifc::georef::Anchor;
+
+/// GeoTIFF key ids (OGC 19-008r4) and EPSG unit codes this module reads.
+const PROJECTED_CRS_KEY: u16 = 3072;
+const GEODETIC_CRS_KEY: u16 = 2048;
+const VERTICAL_UNITS_KEY: u16 = 4099;
+const USER_DEFINED: u16 = 32767;
+
+fn unit_metres(epsg_unit: u16) -> Option<(f64, &'static str)> {
+    match epsg_unit {
+        9001 => Some((1.0, "metre")),
+        9002 => Some((0.3048, "foot")),
+        9003 => Some((1200.0 / 3937.0, "US survey foot")),
+        _ => None,
+    }
+}
+
+/// How a file's coordinates were placed.
+pub struct CloudCrs {
+    /// What the catalogue shows as the source CRS.
+    pub label: String,
+    kind: Kind,
+    /// Multiplies z before reprojection (feet to metres for CRSs without a vertical part).
+    z_to_metres: f64,
+    /// Doubts recorded in the quality report.
+    pub warnings: Vec<String>,
+}
+
+enum Kind {
+    Proj(CoordTransform),
+    /// Local metres: x east, y north after rotation, placed at the anchor.
+    Anchored {
+        origin: [f64; 3],
+        cos: f64,
+        sin: f64,
+        anchor: [f64; 3],
+    },
+}
+
+/// The CRS a file declares: its WKT record if it has one (LAS 1.4 says to prefer
+/// it), else its GeoTIFF keys.
+fn declared(header: &Header) -> Result<Option<(String, String, Option<(f64, &'static str)>)>, String> {
+    let geotiff = header.get_geotiff_crs().map_err(|e| format!("GeoTIFF CRS record: {e}"))?;
+    let key = |id: u16| {
+        geotiff.as_ref().and_then(|g| {
+            g.entries.iter().find(|e| e.id == id).and_then(|e| match e.data {
+                las::crs::GeoTiffData::U16(v) => Some(v),
+                _ => None,
+            })
+        })
+    };
+    let vertical_unit = key(VERTICAL_UNITS_KEY).and_then(unit_metres);
+    if let Some(bytes) = header.get_wkt_crs_bytes() {
+        let wkt = String::from_utf8_lossy(bytes).trim_end_matches('\0').trim().to_owned();
+        if !wkt.is_empty() {
+            return Ok(Some((wkt, "WKT record".into(), vertical_unit)));
+        }
+    }
+    let code = key(PROJECTED_CRS_KEY).filter(|&c| c != 0).or(key(GEODETIC_CRS_KEY).filter(|&c| c != 0));
+    match code {
+        Some(USER_DEFINED) => {
+            Err("its GeoTIFF keys define their own CRS (user-defined, 32767), which is not read here; pass --src-crs".into())
+        }
+        Some(code) => Ok(Some((format!("EPSG:{code}"), "GeoTIFF keys".into(), vertical_unit))),
+        None => Ok(None),
+    }
+}
+
+/// `[min, max]` per axis of the header.
+fn header_box(header: &Header) -> [[f64; 3]; 2] {
+    let b = header.bounds();
+    [[b.min.x, b.min.y, b.min.z], [b.max.x, b.max.y, b.max.z]]
+}
+
+impl CloudCrs {
+    /// Decides how to place `path`: `--anchor` (local metres), else `--src-crs`, else
+    /// what the header declares. Refuses a declared CRS its coordinates contradict.
+    pub fn resolve(
+        path: &std::path::Path,
+        header: &Header,
+        src_crs: Option<&str>,
+        anchor: Option<&Anchor>,
+    ) -> Result<Self, IngestError> {
+        let bad = |reason: String| IngestError::source(path, reason);
+        let declared = declared(header);
+        let coords = header_box(header);
+        let range = format!(
+            "x {:.1}..{:.1}, y {:.1}..{:.1}, z {:.1}..{:.1}",
+            coords[0][0], coords[1][0], coords[0][1], coords[1][1], coords[0][2], coords[1][2]
+        );
+        let mut warnings = Vec::new();
+        // A declared CRS that the coordinates contradict is worth a warning even when
+        // the user overrides it, and an error when nothing does.
+        let contradiction = match &declared {
+            Ok(Some((def, from, _))) => contradiction(def, &coords).map(|why| {
+                format!(
+                    "the header's CRS ({from}: {}) disagrees with its coordinates ({range}): {why}",
+                    short(def)
+                )
+            }),
+            _ => None,
+        };
+        if let Some(a) = anchor {
+            if let Some(c) = &contradiction {
+                warnings.push(c.clone());
+            }
+            let origin =
+                [(coords[0][0] + coords[1][0]) / 2.0, (coords[0][1] + coords[1][1]) / 2.0, coords[0][2]];
+            let r = a.rotation_deg.to_radians();
+            return Ok(Self {
+                label: format!(
+                    "local metres placed by --anchor {},{},{},{}",
+                    a.lon, a.lat, a.height, a.rotation_deg
+                ),
+                kind: Kind::Anchored { origin, cos: r.cos(), sin: r.sin(), anchor: [a.lon, a.lat, a.height] },
+                z_to_metres: 1.0,
+                warnings,
+            });
+        }
+        let (definition, from, vertical_unit) = match (src_crs, declared) {
+            (Some(spec), declared) => {
+                if let Some(c) = contradiction {
+                    warnings.push(format!("{c}; overridden by --src-crs {spec}"));
+                } else if let Ok(Some((def, from, _))) = declared {
+                    warnings.push(format!(
+                        "the header's CRS ({from}: {}) was overridden by --src-crs {spec}",
+                        short(&def)
+                    ));
+                }
+                (spec.to_owned(), "--src-crs".to_owned(), None)
+            }
+            (None, Err(why)) => return Err(bad(why)),
+            (None, Ok(None)) => return Err(IngestError::MissingCrs { path: path.to_path_buf() }),
+            (None, Ok(Some(d))) => {
+                if let Some(c) = contradiction {
+                    return Err(bad(format!("{c}; pass --src-crs (or --anchor for local coordinates)")));
+                }
+                d
+            }
+        };
+        let mut srs = SpatialRef::from_definition(&definition)
+            .map_err(|e| IngestError::UnknownCrs { crs: short(&definition), reason: e.to_string() })?;
+        let label = match (srs.auth_name(), srs.auth_code()) {
+            (Some(name), Ok(code)) => format!("{name}:{code}"),
+            _ => srs.name().unwrap_or_else(|| short(&definition)),
+        };
+        let label = format!("{label} ({from})");
+        // A compound CRS carries its height unit and PROJ converts it; a horizontal
+        // one leaves z alone, so it is scaled here: by the GeoTIFF vertical unit key,
+        // else by the horizontal unit, which is what feet-based surveys use.
+        let z_to_metres = if srs.is_compound() || srs.is_geocentric() {
+            1.0
+        } else if let Some((m, name)) = vertical_unit {
+            if m != 1.0 {
+                warnings.push(format!("heights converted from {name} (GeoTIFF vertical units key)"));
+            }
+            m
+        } else if srs.is_projected() && (srs.linear_units() - 1.0).abs() > 1e-12 {
+            let name = srs.linear_units_name().unwrap_or_else(|| "the horizontal unit".into());
+            warnings.push(format!(
+                "no vertical unit declared: heights taken in {name} like the horizontal axes ({} m each)",
+                srs.linear_units()
+            ));
+            srs.linear_units()
+        } else {
+            1.0
+        };
+        srs.set_axis_mapping_strategy(AxisMappingStrategy::TraditionalGisOrder);
+        let mut target = SpatialRef::from_epsg(4979)
+            .map_err(|e| IngestError::UnknownCrs { crs: "EPSG:4979".into(), reason: e.to_string() })?;
+        target.set_axis_mapping_strategy(AxisMappingStrategy::TraditionalGisOrder);
+        let transform = CoordTransform::new(&srs, &target)
+            .map_err(|e| IngestError::UnknownCrs { crs: label.clone(), reason: e.to_string() })?;
+        Ok(Self { label, kind: Kind::Proj(transform), z_to_metres, warnings })
+    }
+
+    /// Moves points (in place) to longitude, latitude (degrees), height (metres).
+    /// A point PROJ cannot move comes out as NaN.
+    pub fn to_geodetic(&self, xs: &mut [f64], ys: &mut [f64], zs: &mut [f64]) {
+        match &self.kind {
+            Kind::Proj(t) => {
+                if self.z_to_metres != 1.0 {
+                    zs.iter_mut().for_each(|z| *z *= self.z_to_metres);
+                }
+                if t.transform_coords(xs, ys, zs).is_err() {
+                    // One bad point fails the batch: redo it point by point.
+                    for i in 0..xs.len() {
+                        let (mut x, mut y, mut z) = ([xs[i]], [ys[i]], [zs[i]]);
+                        if t.transform_coords(&mut x, &mut y, &mut z).is_ok() {
+                            (xs[i], ys[i], zs[i]) = (x[0], y[0], z[0]);
+                        } else {
+                            (xs[i], ys[i], zs[i]) = (f64::NAN, f64::NAN, f64::NAN);
+                        }
+                    }
+                }
+            }
+            Kind::Anchored { origin, cos, sin, anchor } => {
+                let frame = EnuFrame::at(anchor[0], anchor[1], anchor[2]);
+                for i in 0..xs.len() {
+                    let (x, y) = (xs[i] - origin[0], ys[i] - origin[1]);
+                    let enu = [x * cos - y * sin, x * sin + y * cos, zs[i] - origin[2]];
+                    let (lon, lat, h) = frame.to_geodetic(enu);
+                    (xs[i], ys[i], zs[i]) = (lon, lat, h);
+                }
+            }
+        }
+    }
+}
+
+fn short(definition: &str) -> String {
+    let name = definition.split('"').nth(1).filter(|_| definition.contains('['));
+    name.map(str::to_owned).unwrap_or_else(|| definition.chars().take(60).collect())
+}
+
+/// Why coordinates cannot be in `definition`, judged from the header's box.
+fn contradiction(definition: &str, coords: &[[f64; 3]; 2]) -> Option<String> {
+    let srs = SpatialRef::from_definition(definition).ok()?;
+    if srs.is_geographic() {
+        let lon_ok = coords[0][0] >= -180.0 && coords[1][0] <= 360.0;
+        let lat_ok = coords[0][1] >= -90.0 && coords[1][1] <= 90.0;
+        return (!lon_ok || !lat_ok).then(|| {
+            "a geographic CRS needs longitudes within ±180° (or 0..360°) and latitudes within ±90°".into()
+        });
+    }
+    if srs.is_geocentric() {
+        let radius = |p: [f64; 3]| (p[0] * p[0] + p[1] * p[1] + p[2] * p[2]).sqrt();
+        let r = radius(coords[0]).max(radius(coords[1]));
+        return (!(6.2e6..6.5e6).contains(&r)).then(|| {
+            format!("a geocentric CRS puts points about 6 371 km from the Earth's centre, these lie {:.0} km away", r / 1000.0)
+        });
+    }
+    // A projected CRS: the box's centre must land within (a margin around) the
+    // area the CRS is meant for.
+    let area = srs.area_of_use()?;
+    let mut srs = srs;
+    srs.set_axis_mapping_strategy(AxisMappingStrategy::TraditionalGisOrder);
+    let mut wgs84 = SpatialRef::from_epsg(4326).ok()?;
+    wgs84.set_axis_mapping_strategy(AxisMappingStrategy::TraditionalGisOrder);
+    let t = CoordTransform::new(&srs, &wgs84).ok()?;
+    let (mut x, mut y) = ([(coords[0][0] + coords[1][0]) / 2.0], [(coords[0][1] + coords[1][1]) / 2.0]);
+    let moved = t.transform_coords(&mut x, &mut y, &mut []).is_ok() && x[0].is_finite() && y[0].is_finite();
+    let margin = 5.0;
+    let inside = moved
+        && (area.south_lat_degree - margin..=area.north_lat_degree + margin).contains(&y[0])
+        && if area.west_lon_degree <= area.east_lon_degree {
+            (area.west_lon_degree - margin..=area.east_lon_degree + margin).contains(&x[0])
+        } else {
+            x[0] >= area.west_lon_degree - margin || x[0] <= area.east_lon_degree + margin
+        };
+    (!inside).then(|| {
+        format!(
+            "their centre lands at {:.3}°, {:.3}°, outside the CRS's area of use ({:.1}..{:.1}°E, {:.1}..{:.1}°N)",
+            x[0], y[0], area.west_lon_degree, area.east_lon_degree, area.south_lat_degree, area.north_lat_degree
+        )
+    })
+}

@@ -1,0 +1,512 @@
+//! Point clouds (LAS 1.0–1.4, LAZ, COPC) to 3D Tiles 1.1 with `POINTS` content.
+//!
+//! Files stream chunk by chunk through the `las` crate; each chunk is reprojected
+//! in one PROJ batch into the layer's east-north-up frame and handed to the
+//! [`octree`] builder, which keeps only a few levels in memory and spills the rest.
+//! Each finished node becomes one GLB ([`cim_core::points`]); the tileset is written
+//! last, from the nodes' tight bounds, with additive refinement.
+
+pub mod crs;
+pub mod octree;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::Ordering;
+
+use cim_core::catalogue::{
+    CATALOGUE_FILE, CatalogueEntry, FEATURES_FILE, LayerKind, PointCloudSummary, QUALITY_FILE, QualityReport,
+    SERVICE_FRAME, SourceFile, TILESET_DIR,
+};
+use cim_core::frame::EnuFrame;
+use cim_core::points::{PointTile, write_points_glb};
+use cim_core::tileset::{Asset, BoundingVolume, Content, Refine, Tile, Tileset};
+
+use crate::IngestError;
+use crate::layer::{IngestOptions, IngestSummary};
+use crate::store::{Staging, validate_layer_name};
+use crs::CloudCrs;
+use octree::{Builder, CloudPoint, Cube, NodeId, NodeSink};
+
+const GENERATOR: &str = concat!("cim-ingest ", env!("CARGO_PKG_VERSION"));
+/// Points read and reprojected per batch.
+const CHUNK: u64 = 100_000;
+
+/// Whether a file is a point cloud (by extension or the `LASF` signature).
+pub fn is_point_cloud(path: &Path) -> bool {
+    let ext = crate::source::extension(path);
+    if ext.ends_with("las") || ext.ends_with("laz") {
+        return true;
+    }
+    let mut head = [0u8; 4];
+    std::fs::File::open(path).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head)).is_ok()
+        && &head == b"LASF"
+}
+
+fn open(path: &Path) -> Result<las::Reader, IngestError> {
+    las::Reader::from_path(path)
+        .map_err(|e| IngestError::source(path, format!("not a readable LAS/LAZ file: {e}")))
+}
+
+struct Source {
+    path: PathBuf,
+    crs: CloudCrs,
+    points: u64,
+    /// `[min, max]` of the header.
+    header_box: [[f64; 3]; 2],
+}
+
+/// One node's facts, for the tileset.
+#[derive(Debug, Clone)]
+struct NodeInfo {
+    points: u64,
+    /// Tight `[min, max]` in the layer's ENU frame.
+    bounds: [[f64; 3]; 2],
+    step: f64,
+}
+
+struct TileWriter {
+    content_dir: PathBuf,
+    with_color: bool,
+    nodes: Mutex<HashMap<NodeId, NodeInfo>>,
+    by_class: Mutex<BTreeMap<u8, u64>>,
+}
+
+impl NodeSink for TileWriter {
+    fn node(&self, id: NodeId, points: Vec<CloudPoint>) -> Result<(), String> {
+        let mut bounds = [[f64::INFINITY; 3], [f64::NEG_INFINITY; 3]];
+        let mut by_class: BTreeMap<u8, u64> = BTreeMap::new();
+        for p in &points {
+            for k in 0..3 {
+                bounds[0][k] = bounds[0][k].min(p.enu[k]);
+                bounds[1][k] = bounds[1][k].max(p.enu[k]);
+            }
+            *by_class.entry(p.class).or_default() += 1;
+        }
+        let centre: [f64; 3] = [0, 1, 2].map(|k| (bounds[0][k] + bounds[1][k]) / 2.0);
+        let half = (0..3).map(|k| (bounds[1][k] - bounds[0][k]) / 2.0).fold(1e-6, f64::max);
+        // glTF is y-up: (east, north, up) is (east, up, -north) there.
+        let gltf = |e: [f64; 3]| [e[0], e[2], -e[1]];
+        let mut tile = PointTile::new(gltf(centre), half, self.with_color);
+        for p in &points {
+            tile.push(gltf(p.enu), p.rgb, p.intensity, p.class)
+                .ok_or_else(|| format!("node {}: a point left its own bounds", id.name()))?;
+        }
+        let path = self.content_dir.join(format!("{}.glb", id.name()));
+        std::fs::write(&path, write_points_glb(&tile, GENERATOR))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let info = NodeInfo { points: points.len() as u64, bounds, step: tile.step };
+        self.nodes.lock().map_err(|e| e.to_string())?.insert(id, info);
+        let mut total = self.by_class.lock().map_err(|e| e.to_string())?;
+        for (c, n) in by_class {
+            *total.entry(c).or_default() += n;
+        }
+        Ok(())
+    }
+}
+
+/// Streams every file's points into the layer frame, counting what it drops.
+struct PointStream<'a> {
+    sources: &'a [Source],
+    frame: EnuFrame,
+    cube: Cube,
+    options: &'a IngestOptions,
+    next_source: usize,
+    reader: Option<(las::Reader, usize, u64)>,
+    /// Whether the current file's colours use 16 bits (else the 8-bit values sit in
+    /// the low byte, as many writers do).
+    wide_color: bool,
+    buffer: std::vec::IntoIter<CloudPoint>,
+    quality: &'a mut QualityReport,
+    progress: indicatif::ProgressBar,
+    read: u64,
+}
+
+impl PointStream<'_> {
+    fn refill(&mut self) -> Result<bool, IngestError> {
+        loop {
+            if self.options.cancel.load(Ordering::Relaxed) {
+                return Err(IngestError::Interrupted(self.options.layer.clone()));
+            }
+            if self.reader.is_none() {
+                let Some(source) = self.sources.get(self.next_source) else { return Ok(false) };
+                self.reader = Some((open(&source.path)?, self.next_source, 0));
+                self.next_source += 1;
+                self.wide_color = false;
+            }
+            let Some((reader, index, done)) = &mut self.reader else { return Ok(false) };
+            let source = &self.sources[*index];
+            let want = CHUNK.min(source.points - *done);
+            if want == 0 {
+                self.reader = None;
+                continue;
+            }
+            let data = reader.read_points(want).map_err(|e| {
+                IngestError::source(
+                    &source.path,
+                    format!("reading points after point {done} of {}: {e}", source.points),
+                )
+            })?;
+            if data.is_empty() {
+                return Err(IngestError::source(
+                    &source.path,
+                    format!("the header promises {} points but the file ends after {done}", source.points),
+                ));
+            }
+            let first = *done;
+            *done += data.len() as u64;
+            let mut xs: Vec<f64> = data.x().collect();
+            let mut ys: Vec<f64> = data.y().collect();
+            let mut zs: Vec<f64> = data.z().collect();
+            source.crs.to_geodetic(&mut xs, &mut ys, &mut zs);
+            let colors: Option<Vec<(u16, u16, u16)>> = data.rgb().map(Iterator::collect);
+            if let Some(c) = &colors
+                && c.iter().any(|&(r, g, b)| r.max(g).max(b) > 255)
+            {
+                self.wide_color = true;
+            }
+            let shift = if self.wide_color { 8 } else { 0 };
+            let mut out = Vec::with_capacity(data.len());
+            for (i, (intensity, class)) in data.intensity().zip(data.classification()).enumerate() {
+                let (lon, lat, h) = (xs[i], ys[i], zs[i]);
+                if !(lon.is_finite() && lat.is_finite() && h.is_finite()) || lat.abs() > 90.0 {
+                    self.quality.count_dropped("could not be reprojected");
+                    self.quality.example(
+                        &source.path.display().to_string(),
+                        &format!("point {}", first + i as u64),
+                        "PROJ could not move it into the service frame",
+                    );
+                    continue;
+                }
+                let enu = self.frame.to_local(lon, lat, h);
+                if !self.cube.contains(enu) {
+                    self.quality.count_dropped("outside the header's bounds");
+                    self.quality.example(
+                        &source.path.display().to_string(),
+                        &format!("point {}", first + i as u64),
+                        "lies outside the bounds its header declares",
+                    );
+                    continue;
+                }
+                let rgb = colors.as_ref().map_or([255; 3], |c| {
+                    let (r, g, b) = c[i];
+                    [(r >> shift) as u8, (g >> shift) as u8, (b >> shift) as u8]
+                });
+                out.push(CloudPoint { enu, rgb, intensity, class });
+            }
+            self.read += data.len() as u64;
+            self.progress.set_position(self.read);
+            self.buffer = out.into_iter();
+            return Ok(true);
+        }
+    }
+}
+
+impl Iterator for PointStream<'_> {
+    type Item = Result<CloudPoint, IngestError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(p) = self.buffer.next() {
+                return Some(Ok(p));
+            }
+            match self.refill() {
+                Ok(true) => continue,
+                Ok(false) => return None,
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+}
+
+/// The header box's corners, edge midpoints and centre in the layer frame.
+fn box_samples(source: &Source) -> Vec<[f64; 3]> {
+    let [lo, hi] = source.header_box;
+    let mut xs = Vec::new();
+    let mut ys = Vec::new();
+    let mut zs = Vec::new();
+    for i in 0..3 {
+        for j in 0..3 {
+            for k in 0..3 {
+                let t = |a: f64, b: f64, s: usize| a + (b - a) * s as f64 / 2.0;
+                xs.push(t(lo[0], hi[0], i));
+                ys.push(t(lo[1], hi[1], j));
+                zs.push(t(lo[2], hi[2], k));
+            }
+        }
+    }
+    source.crs.to_geodetic(&mut xs, &mut ys, &mut zs);
+    (0..xs.len()).map(|i| [xs[i], ys[i], zs[i]]).filter(|p| p.iter().all(|c| c.is_finite())).collect()
+}
+
+fn tile_tree(
+    id: NodeId,
+    nodes: &HashMap<NodeId, NodeInfo>,
+    children: &HashMap<NodeId, Vec<NodeId>>,
+    cube: &Cube,
+) -> (Tile, [[f64; 3]; 2]) {
+    let info = &nodes[&id];
+    let mut bounds = info.bounds;
+    let mut kids = Vec::new();
+    for &child in children.get(&id).map(Vec::as_slice).unwrap_or(&[]) {
+        let (tile, b) = tile_tree(child, nodes, children, cube);
+        for k in 0..3 {
+            bounds[0][k] = bounds[0][k].min(b[0][k]);
+            bounds[1][k] = bounds[1][k].max(b[1][k]);
+        }
+        kids.push(tile);
+    }
+    let centre = [0, 1, 2].map(|k| (bounds[0][k] + bounds[1][k]) / 2.0);
+    // A box may not be flat: give it a millimetre where all points share a plane.
+    let half = [0, 1, 2].map(|k| ((bounds[1][k] - bounds[0][k]) / 2.0).max(0.0005));
+    // Leaving out the children misses points by at most this node's cell diagonal.
+    let geometric_error = if kids.is_empty() { 0.0 } else { cube.cell(id.level) * 3f64.sqrt() };
+    let tile = Tile {
+        bounding_volume: BoundingVolume {
+            region: None,
+            oriented_box: Some([
+                centre[0], centre[1], centre[2], half[0], 0.0, 0.0, 0.0, half[1], 0.0, 0.0, 0.0, half[2],
+            ]),
+            sphere: None,
+        },
+        geometric_error,
+        refine: Some(Refine::Add),
+        content: Some(Content { uri: format!("content/{}.glb", id.name()), bounding_volume: None }),
+        transform: None,
+        children: kids,
+    };
+    (tile, bounds)
+}
+
+/// Ingests point cloud files into one layer; the previous version stays served on
+/// any error.
+pub fn ingest_point_cloud(options: &IngestOptions) -> Result<IngestSummary, IngestError> {
+    validate_layer_name(&options.layer)?;
+    let started = std::time::Instant::now();
+    let mut quality = QualityReport { layer: options.layer.clone(), ..Default::default() };
+    let mut sources = Vec::new();
+    let mut lineage = Vec::new();
+    let mut with_color = false;
+    for path in &options.files {
+        let reader = open(path)?;
+        let header = reader.header();
+        let crs = CloudCrs::resolve(path, header, options.src_crs.as_deref(), options.anchor.as_ref())?;
+        for w in &crs.warnings {
+            quality.warnings.push(format!("{}: {w}", path.display()));
+        }
+        with_color |= header.point_format().has_color;
+        let b = header.bounds();
+        let (bytes, sha256) = crate::layer::sha256_file(path)?;
+        let version = header.version();
+        let format = header.point_format();
+        lineage.push(SourceFile {
+            path: path.display().to_string(),
+            format: format!(
+                "LAS {}.{} point format {}{}",
+                version.major,
+                version.minor,
+                format.to_u8().unwrap_or(u8::MAX),
+                if format.is_compressed { " (LAZ)" } else { "" }
+            ),
+            bytes,
+            sha256,
+        });
+        sources.push(Source {
+            path: path.clone(),
+            crs,
+            points: header.number_of_points(),
+            header_box: [[b.min.x, b.min.y, b.min.z], [b.max.x, b.max.y, b.max.z]],
+        });
+    }
+    let total: u64 = sources.iter().map(|s| s.points).sum();
+    let Some(first) = sources.first() else {
+        return Err(IngestError::NoFeatures { layer: options.layer.clone(), why: "no input files".into() });
+    };
+    // The layer's frame sits at the first file's centre, at its lowest height.
+    let geodetic = box_samples(first);
+    let Some(centre) = geodetic.get(13).copied().filter(|_| geodetic.len() == 27) else {
+        return Err(IngestError::source(
+            &first.path,
+            "its header's bounds cannot be moved into the service frame",
+        ));
+    };
+    let lowest = geodetic.iter().map(|p| p[2]).fold(f64::INFINITY, f64::min);
+    let frame = EnuFrame::at(centre[0], centre[1], lowest);
+    // The root cube holds every header's box, with a margin for the curvature
+    // between sampled points and rounding in the headers.
+    let mut lo = [f64::INFINITY; 3];
+    let mut hi = [f64::NEG_INFINITY; 3];
+    for source in &sources {
+        for g in box_samples(source) {
+            let p = frame.to_local(g[0], g[1], g[2]);
+            for k in 0..3 {
+                lo[k] = lo[k].min(p[k]);
+                hi[k] = hi[k].max(p[k]);
+            }
+        }
+    }
+    let extent = (0..3).map(|k| hi[k] - lo[k]).fold(0.0, f64::max);
+    let size = extent * 1.01 + 0.02;
+    let cube = Cube { min: [0, 1, 2].map(|k| (lo[k] + hi[k]) / 2.0 - size / 2.0), size };
+
+    let now = chrono::Utc::now();
+    let version = format!("{}-{}", now.format("%Y%m%dT%H%M%S%.6fZ"), std::process::id());
+    let staging = Staging::begin(&options.store, &options.layer, &version)?;
+    let dir = staging.dir().to_path_buf();
+    let content_dir = dir.join(TILESET_DIR).join("content");
+    let spill_dir = dir.join(".spill");
+    for d in [&content_dir, &spill_dir] {
+        std::fs::create_dir_all(d).map_err(|e| IngestError::store(d, e))?;
+    }
+    let writer = TileWriter {
+        content_dir,
+        with_color,
+        nodes: Mutex::new(HashMap::new()),
+        by_class: Mutex::new(BTreeMap::new()),
+    };
+    let progress = crate::layer::progress_bar(options.show_progress, total, "points");
+    let mut stream = PointStream {
+        sources: &sources,
+        frame,
+        cube,
+        options,
+        next_source: 0,
+        reader: None,
+        wide_color: false,
+        buffer: Vec::new().into_iter(),
+        quality: &mut quality,
+        progress: progress.clone(),
+        read: 0,
+    };
+    let failure: Mutex<Option<IngestError>> = Mutex::new(None);
+    // The builder sees plain strings; an ingest error met on the way is kept whole.
+    let mut checked = std::iter::from_fn(|| match stream.next()? {
+        Ok(p) => Some(Ok(p)),
+        Err(e) => {
+            let text = e.to_string();
+            if let Ok(mut f) = failure.lock() {
+                *f = Some(e);
+            }
+            Some(Err(text))
+        }
+    });
+    let builder = Builder { cube, spill_dir: spill_dir.clone(), sink: &writer };
+    let built = if total <= octree::IN_MEMORY_POINTS {
+        checked
+            .by_ref()
+            .collect::<Result<Vec<_>, _>>()
+            .and_then(|points| builder.build_in_memory(NodeId::ROOT, points))
+    } else {
+        builder.build_stream(NodeId::ROOT, &mut checked)
+    };
+    drop(checked);
+    let read = stream.read;
+    progress.finish_and_clear();
+    if let Err(text) = built {
+        return Err(failure
+            .into_inner()
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| IngestError::source(&first.path, text)));
+    }
+    let _ = std::fs::remove_dir_all(&spill_dir);
+
+    let nodes =
+        writer.nodes.into_inner().map_err(|_| IngestError::source(&first.path, "a tile writer panicked"))?;
+    let by_class = writer
+        .by_class
+        .into_inner()
+        .map_err(|_| IngestError::source(&first.path, "a tile writer panicked"))?;
+    let written: u64 = nodes.values().map(|n| n.points).sum();
+    quality.features_read = read;
+    quality.features_written = written;
+    if written == 0 {
+        return Err(IngestError::NoFeatures { layer: options.layer.clone(), why: quality.summary_line() });
+    }
+    let mut children: HashMap<NodeId, Vec<NodeId>> = HashMap::new();
+    for id in nodes.keys() {
+        if let Some(parent) = id.parent() {
+            children.entry(parent).or_default().push(*id);
+        }
+    }
+    children.values_mut().for_each(|c| c.sort());
+    let (mut root, bounds) = tile_tree(NodeId::ROOT, &nodes, &children, &cube);
+    root.transform = Some(frame.to_ecef_matrix());
+    let diagonal = (0..3).map(|k| (bounds[1][k] - bounds[0][k]).powi(2)).sum::<f64>().sqrt();
+    let tileset = Tileset {
+        asset: Asset { version: "1.1".into(), tileset_version: None, generator: Some(GENERATOR.into()) },
+        geometric_error: diagonal.max(root.geometric_error),
+        root,
+    };
+    crate::layer::write_json(&dir.join(TILESET_DIR).join("tileset.json"), &tileset)?;
+    crate::layer::write_json(
+        &dir.join(FEATURES_FILE),
+        &serde_json::json!({"type": "FeatureCollection", "features": []}),
+    )?;
+
+    // Geographic bounds from the tight box's corners.
+    let mut wgs = [
+        f64::INFINITY,
+        f64::INFINITY,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::NEG_INFINITY,
+        f64::NEG_INFINITY,
+    ];
+    for i in 0..8 {
+        let corner = [0, 1, 2].map(|k| if i >> k & 1 == 0 { bounds[0][k] } else { bounds[1][k] });
+        let (lon, lat, h) = frame.to_geodetic(corner);
+        for (k, v) in [lon, lat, h].into_iter().enumerate() {
+            wgs[k] = wgs[k].min(v);
+            wgs[k + 3] = wgs[k + 3].max(v);
+        }
+    }
+    let levels = nodes.keys().map(|id| id.level).max().unwrap_or(0) + 1;
+    let catalogue = CatalogueEntry {
+        id: options.layer.clone(),
+        kind: LayerKind::PointCloud,
+        version,
+        bounds_wgs84: [wgs[0], wgs[1], wgs[3], wgs[4]],
+        bounds_service_frame: wgs,
+        service_frame: SERVICE_FRAME.to_owned(),
+        source_crs: sources.iter().map(|s| s.crs.label.clone()).collect::<Vec<_>>().join("; "),
+        sources: lineage,
+        feature_count: 0,
+        geometry_types: vec!["Point".into()],
+        attributes: Vec::new(),
+        min_zoom: 0,
+        max_zoom: 0,
+        mvt_archive: None,
+        tileset: Some(format!("{TILESET_DIR}/tileset.json")),
+        features: FEATURES_FILE.to_owned(),
+        building_count: 0,
+        ingested_at: now.to_rfc3339(),
+        tool: GENERATOR.to_owned(),
+        bim: None,
+        point_cloud: Some(PointCloudSummary {
+            points: written,
+            points_by_class: by_class,
+            has_color: with_color,
+            levels,
+            tiles: nodes.len() as u64,
+            root_spacing: cube.cell(0),
+            max_quantisation_step: nodes.values().map(|n| n.step).fold(0.0, f64::max),
+        }),
+    };
+    crate::layer::write_json(&dir.join(QUALITY_FILE), &quality)?;
+    crate::layer::write_json(&dir.join(CATALOGUE_FILE), &catalogue)?;
+    if options.cancel.load(Ordering::Relaxed) {
+        return Err(IngestError::Interrupted(options.layer.clone()));
+    }
+    let layer_dir = staging.commit()?;
+    let seconds = started.elapsed().as_secs_f64();
+    tracing::info!(
+        stage = "points",
+        points = written,
+        tiles = nodes.len(),
+        levels,
+        points_per_s = (read as f64 / seconds.max(1e-9)) as u64,
+        "point cloud written"
+    );
+    Ok(IngestSummary { catalogue, quality, layer_dir, mvt_tiles: 0, building_tiles: nodes.len() })
+}
