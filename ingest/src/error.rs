@@ -8,7 +8,9 @@ pub enum IngestError {
     UnknownFormat { path: PathBuf },
     #[error("unknown CRS '{crs}': {reason}")]
     UnknownCrs { crs: String, reason: String },
-    #[error("{path}: the file declares no CRS; pass --src-crs")]
+    #[error(
+        "{path}: the file declares no CRS; pass --src-crs (or, for a point cloud in local metres, --anchor lon,lat,height)"
+    )]
     MissingCrs { path: PathBuf },
     #[error(
         "invalid layer name '{0}': use 1-64 letters, digits, '-' and '_' ('sensors' is the live sensor layer)"

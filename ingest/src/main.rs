@@ -34,7 +34,9 @@ struct Cli {
     max_tiles_per_zoom: usize,
     /// Place IFC models here: longitude,latitude,height[,rotation] with the model's
     /// +x axis rotated that many degrees counter-clockwise from east. Overrides the
-    /// model's IfcMapConversion or IfcSite reference point.
+    /// model's IfcMapConversion or IfcSite reference point. For a point cloud in local
+    /// metres (or with a CRS it contradicts): the centre of its header's box, at its
+    /// lowest height, lands here.
     #[arg(long, allow_hyphen_values = true)]
     anchor: Option<cim_ingest::ifc::georef::Anchor>,
     /// Input files; the format is sniffed from content and extension.
@@ -96,6 +98,23 @@ fn run() -> anyhow::Result<()> {
             bim.models.iter().map(|m| m.georeference.as_str()).collect::<Vec<_>>().join("; "),
             summary.layer_dir.display()
         );
+        return Ok(());
+    }
+    if let Some(cloud) = &summary.catalogue.point_cloud {
+        println!(
+            "layer {} version {}: point cloud, {} points in {} 3D tiles over {} levels (root spacing {:.3} m), {} -> {}",
+            summary.catalogue.id,
+            summary.catalogue.version,
+            cloud.points,
+            cloud.tiles,
+            cloud.levels,
+            cloud.root_spacing,
+            summary.catalogue.source_crs,
+            summary.layer_dir.display()
+        );
+        for w in &summary.quality.warnings {
+            println!("warning: {w}");
+        }
         return Ok(());
     }
     println!(

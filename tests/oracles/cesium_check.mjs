@@ -36,9 +36,9 @@ try {
     };
     tick();
   });
-  let features = 0, tiles = 0;
+  let features = 0, tiles = 0, points = 0;
   const visit = (tile) => {
-    if (tile.content && tile.contentReady) { tiles++; features += tile.content.featuresLength; }
+    if (tile.content && tile.contentReady) { tiles++; features += tile.content.featuresLength; points += tile.content.pointsLength ?? 0; }
     tile.children.forEach(visit);
   };
   visit(tileset.root);
@@ -52,7 +52,7 @@ try {
       break;
     }
   }
-  Object.assign(out, { loaded, tiles, features, picked });
+  Object.assign(out, { loaded, tiles, features, points, picked });
 } catch (e) {
   out.errors.push(String(e && e.stack || e));
 }

@@ -86,6 +86,12 @@ fn collection_doc(base: &str, c: &CatalogueEntry) -> Value {
             c.feature_count,
             c.sources.iter().map(|s| s.path.as_str()).collect::<Vec<_>>().join(", ")
         ),
+        LayerKind::PointCloud => format!(
+            "point cloud: {} points from {} (3D Tiles at /3dtiles/{}/tileset.json)",
+            c.point_cloud.as_ref().map_or(0, |p| p.points),
+            c.sources.iter().map(|s| s.path.as_str()).collect::<Vec<_>>().join(", "),
+            c.id
+        ),
         LayerKind::Vector => format!(
             "{} features from {}",
             c.feature_count,
