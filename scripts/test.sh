@@ -6,12 +6,15 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/cim/target}"
 bash scripts/install-deps.sh
 (cd tests/oracles && npm ci --no-audit --no-fund --silent)
-# IfcOpenShell (PyPI) is the BIM tests' oracle (tests/oracles/ifc_bounds.py).
-if ! python3 -c "import ifcopenshell" 2>/dev/null; then
+# PyPI oracles: IfcOpenShell for the BIM tests (tests/oracles/ifc_bounds.py), laspy
+# with its LAZ backend for the point cloud tests (tests/oracles/las_facts.py).
+pip_install() {
+  local pip
   pip=$(command -v pip3 || command -v pip)
-  "$pip" install --quiet ifcopenshell==0.9.0.post1 2>/dev/null ||
-    "$pip" install --quiet --break-system-packages ifcopenshell==0.9.0.post1
-fi
+  "$pip" install --quiet "$@" 2>/dev/null || "$pip" install --quiet --break-system-packages "$@"
+}
+python3 -c "import ifcopenshell" 2>/dev/null || pip_install ifcopenshell==0.9.0.post1
+python3 -c "import laspy, lazrs" 2>/dev/null || pip_install "laspy[lazrs]==2.7.0"
 cargo fmt --all --check
 # The shared crate and the whole viewer must stay pure Rust: the browser bundle builds
 # them for wasm32 (bevy on WebGL2, render/platform/web.rs), and

@@ -116,25 +116,25 @@ struct PointStream<'a> {
     /// Whether the current file's colours use 16 bits (else the 8-bit values sit in
     /// the low byte, as many writers do).
     wide_color: bool,
-    buffer: std::vec::IntoIter<CloudPoint>,
     quality: &'a mut QualityReport,
     progress: indicatif::ProgressBar,
     read: u64,
 }
 
 impl PointStream<'_> {
-    fn refill(&mut self) -> Result<bool, IngestError> {
+    /// The next chunk's points, `None` after the last file.
+    fn next_chunk(&mut self) -> Result<Option<Vec<CloudPoint>>, IngestError> {
         loop {
             if self.options.cancel.load(Ordering::Relaxed) {
                 return Err(IngestError::Interrupted(self.options.layer.clone()));
             }
             if self.reader.is_none() {
-                let Some(source) = self.sources.get(self.next_source) else { return Ok(false) };
+                let Some(source) = self.sources.get(self.next_source) else { return Ok(None) };
                 self.reader = Some((open(&source.path)?, self.next_source, 0));
                 self.next_source += 1;
                 self.wide_color = false;
             }
-            let Some((reader, index, done)) = &mut self.reader else { return Ok(false) };
+            let Some((reader, index, done)) = &mut self.reader else { return Ok(None) };
             let source = &self.sources[*index];
             let want = CHUNK.min(source.points - *done);
             if want == 0 {
@@ -196,25 +196,7 @@ impl PointStream<'_> {
             }
             self.read += data.len() as u64;
             self.progress.set_position(self.read);
-            self.buffer = out.into_iter();
-            return Ok(true);
-        }
-    }
-}
-
-impl Iterator for PointStream<'_> {
-    type Item = Result<CloudPoint, IngestError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            if let Some(p) = self.buffer.next() {
-                return Some(Ok(p));
-            }
-            match self.refill() {
-                Ok(true) => continue,
-                Ok(false) => return None,
-                Err(e) => return Some(Err(e)),
-            }
+            return Ok(Some(out));
         }
     }
 }
@@ -373,42 +355,46 @@ pub fn ingest_point_cloud(options: &IngestOptions) -> Result<IngestSummary, Inge
         next_source: 0,
         reader: None,
         wide_color: false,
-        buffer: Vec::new().into_iter(),
         quality: &mut quality,
         progress: progress.clone(),
         read: 0,
     };
-    let failure: Mutex<Option<IngestError>> = Mutex::new(None);
-    // The builder sees plain strings; an ingest error met on the way is kept whole.
-    let mut checked = std::iter::from_fn(|| match stream.next()? {
-        Ok(p) => Some(Ok(p)),
-        Err(e) => {
-            let text = e.to_string();
-            if let Ok(mut f) = failure.lock() {
-                *f = Some(e);
-            }
-            Some(Err(text))
-        }
-    });
-    let builder = Builder { cube, spill_dir: spill_dir.clone(), sink: &writer };
-    let built = if total <= octree::IN_MEMORY_POINTS {
-        checked
-            .by_ref()
-            .collect::<Result<Vec<_>, _>>()
-            .and_then(|points| builder.build_in_memory(NodeId::ROOT, points))
-    } else {
-        builder.build_stream(NodeId::ROOT, &mut checked)
+    // This thread reads and reprojects while another builds the tree.
+    let builder = Builder {
+        cube,
+        in_memory_points: octree::IN_MEMORY_POINTS,
+        spill_dir: spill_dir.clone(),
+        sink: &writer,
     };
-    drop(checked);
-    let read = stream.read;
+    let (chunks, received) = std::sync::mpsc::sync_channel::<Vec<CloudPoint>>(4);
+    let (read, built) = std::thread::scope(|scope| {
+        let building = scope.spawn(move || {
+            let mut points = received.into_iter().flatten().map(Ok::<_, String>);
+            if total <= octree::IN_MEMORY_POINTS {
+                let all: Vec<CloudPoint> = points.by_ref().filter_map(Result::ok).collect();
+                builder.build_in_memory(NodeId::ROOT, all)
+            } else {
+                builder.build_stream(NodeId::ROOT, &mut points)
+            }
+        });
+        let read = loop {
+            match stream.next_chunk() {
+                Ok(Some(chunk)) => {
+                    if chunks.send(chunk).is_err() {
+                        break Ok(stream.read); // the builder stopped; its error says why
+                    }
+                }
+                Ok(None) => break Ok(stream.read),
+                Err(e) => break Err(e),
+            }
+        };
+        drop(chunks);
+        let built = building.join().unwrap_or_else(|_| Err("the octree builder panicked".into()));
+        (read, built)
+    });
     progress.finish_and_clear();
-    if let Err(text) = built {
-        return Err(failure
-            .into_inner()
-            .ok()
-            .flatten()
-            .unwrap_or_else(|| IngestError::source(&first.path, text)));
-    }
+    let read = read?;
+    built.map_err(|text| IngestError::source(&first.path, text))?;
     let _ = std::fs::remove_dir_all(&spill_dir);
 
     let nodes =

@@ -158,36 +158,6 @@ impl Levels {
         None
     }
 
-    /// Folds every subtree of at most [`LEAF_POINTS`] into its top node. Only for a
-    /// build that holds whole subtrees (nothing spilled below them).
-    fn collapse_small_subtrees(&mut self) {
-        let mut totals: HashMap<NodeId, usize> = HashMap::new();
-        for (id, (_, points)) in &self.nodes {
-            let mut at = Some(*id);
-            while let Some(a) = at.filter(|a| self.nodes.contains_key(a)) {
-                *totals.entry(a).or_default() += points.len();
-                at = a.parent();
-            }
-        }
-        let mut ids: Vec<NodeId> = self.nodes.keys().copied().collect();
-        ids.sort();
-        for id in ids.into_iter().rev() {
-            // The shallowest ancestor here whose whole subtree is small takes it.
-            let mut target = None;
-            let mut at = Some(id);
-            while let Some(a) = at.filter(|a| totals.get(a).is_some_and(|&t| t <= LEAF_POINTS)) {
-                target = Some(a);
-                at = a.parent();
-            }
-            if let Some(target) = target.filter(|t| *t != id)
-                && let Some((_, points)) = self.nodes.remove(&id)
-                && let Some(entry) = self.nodes.get_mut(&target)
-            {
-                entry.1.extend(points);
-            }
-        }
-    }
-
     fn emit(self, sink: &dyn NodeSink) -> Result<(), String> {
         let mut nodes: Vec<_> = self.nodes.into_iter().filter(|(_, (_, p))| !p.is_empty()).collect();
         nodes.sort_by_key(|(id, _)| *id);
@@ -198,6 +168,9 @@ impl Levels {
 /// Builds the tree under `root` from `points`; `spill_dir` holds the spill files.
 pub struct Builder<'a> {
     pub cube: Cube,
+    /// A spill file up to this many points is built in memory (normally
+    /// [`IN_MEMORY_POINTS`]); larger ones are streamed again.
+    pub in_memory_points: u64,
     pub spill_dir: PathBuf,
     pub sink: &'a dyn NodeSink,
 }
@@ -247,7 +220,7 @@ impl Builder<'_> {
         let path = self.spill_path(node);
         let file = File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
         let mut reader = BufReader::with_capacity(1 << 18, file);
-        let result = if count <= IN_MEMORY_POINTS {
+        let result = if count <= self.in_memory_points {
             let mut points = Vec::with_capacity(count as usize);
             for _ in 0..count {
                 points.push(read_record(&mut reader, &path)?);
@@ -263,15 +236,40 @@ impl Builder<'_> {
         result
     }
 
-    /// Builds from points held in memory.
-    pub fn build_in_memory(&self, root: NodeId, points: Vec<CloudPoint>) -> Result<(), String> {
-        let mut levels = Levels::new(self.cube);
-        for p in points {
-            // The deepest level takes whatever reaches it, so this always places.
-            levels.place(p, root.level, u8::MAX);
+    /// Builds from points held in memory: the node keeps one point per cell and
+    /// its eight children are built the same way, side by side. A node of at most
+    /// [`LEAF_POINTS`] keeps them all (a leaf).
+    pub fn build_in_memory(&self, node: NodeId, points: Vec<CloudPoint>) -> Result<(), String> {
+        if points.len() <= LEAF_POINTS || node.level >= self.cube.deepest_level() {
+            return if points.is_empty() { Ok(()) } else { self.sink.node(node, points) };
         }
-        levels.collapse_small_subtrees();
-        levels.emit(self.sink)
+        let mut taken = HashSet::with_capacity(points.len().min(1 << 16));
+        let mut kept = Vec::new();
+        let mut children: [Vec<CloudPoint>; 8] = Default::default();
+        for p in points {
+            let (_, cell) = self.cube.locate(p.enu, node.level);
+            if taken.insert(cell) {
+                kept.push(p);
+            } else {
+                let (child, _) = self.cube.locate(p.enu, node.level + 1);
+                let octant = (child.x & 1) | (child.y & 1) << 1 | (child.z & 1) << 2;
+                children[octant as usize].push(p);
+            }
+        }
+        self.sink.node(node, kept)?;
+        let level = node.level + 1;
+        children.into_par_iter().enumerate().filter(|(_, c)| !c.is_empty()).try_for_each(
+            |(octant, points)| {
+                let o = octant as u32;
+                let child = NodeId {
+                    level,
+                    x: node.x * 2 + (o & 1),
+                    y: node.y * 2 + (o >> 1 & 1),
+                    z: node.z * 2 + (o >> 2),
+                };
+                self.build_in_memory(child, points)
+            },
+        )
     }
 }
 
@@ -359,12 +357,13 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("cim-octree-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let in_memory = Collect::default();
-        Builder { cube, spill_dir: dir.clone(), sink: &in_memory }
+        Builder { cube, in_memory_points: IN_MEMORY_POINTS, spill_dir: dir.clone(), sink: &in_memory }
             .build_in_memory(NodeId::ROOT, input.clone())
             .expect("build");
         let streamed = Collect::default();
         let mut stream = input.iter().map(|p| Ok::<_, String>(*p));
-        Builder { cube, spill_dir: dir.clone(), sink: &streamed }
+        // Spill files of over 500 points stream again: several passes deep.
+        Builder { cube, in_memory_points: 500, spill_dir: dir.clone(), sink: &streamed }
             .build_stream(NodeId::ROOT, &mut stream)
             .expect("build");
         let mut a = in_memory.0.into_inner().expect("lock");
