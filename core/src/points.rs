@@ -201,6 +201,9 @@ impl std::fmt::Display for PointGlbError {
 
 impl std::error::Error for PointGlbError {}
 
+/// An attribute's element count, its buffer view's bytes and its stride.
+type Strided<'a> = (usize, &'a [u8], usize);
+
 /// Reads back what [`write_points_glb`] wrote (the viewer's decoder).
 pub fn read_points_glb(glb: &[u8]) -> Result<PointTile, PointGlbError> {
     let err = |what: &str| PointGlbError(what.to_owned());
@@ -225,8 +228,7 @@ pub fn read_points_glb(glb: &[u8]) -> Result<PointTile, PointGlbError> {
     let f = |v: &Value| v.as_f64().ok_or_else(|| err("node translation or scale is not a number"));
     let centre = [f(&node["translation"][0])?, f(&node["translation"][1])?, f(&node["translation"][2])?];
     let step = f(&node["scale"][0])?;
-    // Each attribute: (its bytes per element, the stride, the first element's offset).
-    let attribute = |name: &str, width: usize| -> Result<Option<(usize, &[u8], usize)>, PointGlbError> {
+    let attribute = |name: &str, width: usize| -> Result<Option<Strided<'_>>, PointGlbError> {
         let Some(index) = primitive["attributes"][name].as_u64() else { return Ok(None) };
         let accessor = &json["accessors"][index as usize];
         let count = accessor["count"].as_u64().ok_or_else(|| err("accessor without count"))? as usize;

@@ -183,9 +183,9 @@ fn decode_layer(store: &Path, layer: &str) -> Decoded {
         for (i, g) in p.chunks_exact(3).enumerate() {
             // glTF is y-up; 3D Tiles turns it z-up: (x, y, z) -> (x, -z, y).
             let enu = [g[0], -g[2], g[1]];
-            for k in 0..3 {
-                decoded.enu_box[0][k] = decoded.enu_box[0][k].min(enu[k]);
-                decoded.enu_box[1][k] = decoded.enu_box[1][k].max(enu[k]);
+            for (k, v) in enu.into_iter().enumerate() {
+                decoded.enu_box[0][k] = decoded.enu_box[0][k].min(v);
+                decoded.enu_box[1][k] = decoded.enu_box[1][k].max(v);
             }
             let ecef = apply(&transform, enu);
             decoded.points.push((ecef, intensity[i].as_u64().expect("u"), class[i].as_u64().expect("u")));

@@ -46,9 +46,13 @@ enum Kind {
     },
 }
 
+/// A CRS definition, where it came from, and the GeoTIFF vertical unit (metres per
+/// unit, name) if the file gives one.
+type Declared = (String, String, Option<(f64, &'static str)>);
+
 /// The CRS a file declares: its WKT record if it has one (LAS 1.4 says to prefer
 /// it), else its GeoTIFF keys.
-fn declared(header: &Header) -> Result<Option<(String, String, Option<(f64, &'static str)>)>, String> {
+fn declared(header: &Header) -> Result<Option<Declared>, String> {
     let geotiff = header.get_geotiff_crs().map_err(|e| format!("GeoTIFF CRS record: {e}"))?;
     let key = |id: u16| {
         geotiff.as_ref().and_then(|g| {

@@ -77,10 +77,7 @@ impl NodeSink for TileWriter {
         let mut bounds = [[f64::INFINITY; 3], [f64::NEG_INFINITY; 3]];
         let mut by_class: BTreeMap<u8, u64> = BTreeMap::new();
         for p in &points {
-            for k in 0..3 {
-                bounds[0][k] = bounds[0][k].min(p.enu[k]);
-                bounds[1][k] = bounds[1][k].max(p.enu[k]);
-            }
+            grow(&mut bounds, p.enu);
             *by_class.entry(p.class).or_default() += 1;
         }
         let centre: [f64; 3] = [0, 1, 2].map(|k| (bounds[0][k] + bounds[1][k]) / 2.0);
@@ -102,6 +99,13 @@ impl NodeSink for TileWriter {
             *total.entry(c).or_default() += n;
         }
         Ok(())
+    }
+}
+
+fn grow(bounds: &mut [[f64; 3]; 2], p: [f64; 3]) {
+    for (k, v) in p.into_iter().enumerate() {
+        bounds[0][k] = bounds[0][k].min(v);
+        bounds[1][k] = bounds[1][k].max(v);
     }
 }
 

@@ -220,7 +220,7 @@ impl Builder<'_> {
         let path = self.spill_path(node);
         let file = File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
         let mut reader = BufReader::with_capacity(1 << 18, file);
-        let result = if count <= self.in_memory_points {
+        if count <= self.in_memory_points {
             let mut points = Vec::with_capacity(count as usize);
             for _ in 0..count {
                 points.push(read_record(&mut reader, &path)?);
@@ -232,8 +232,7 @@ impl Builder<'_> {
             let r = self.build_stream(node, &mut stream);
             let _ = std::fs::remove_file(&path);
             r
-        };
-        result
+        }
     }
 
     /// Builds from points held in memory: the node keeps one point per cell and
