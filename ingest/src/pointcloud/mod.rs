@@ -123,6 +123,9 @@ struct PointStream<'a> {
     quality: &'a mut QualityReport,
     progress: indicatif::ProgressBar,
     read: u64,
+    /// Time spent decoding LAS/LAZ and in PROJ, for the log's stage split.
+    decode: std::time::Duration,
+    reproject: std::time::Duration,
 }
 
 impl PointStream<'_> {
@@ -145,6 +148,7 @@ impl PointStream<'_> {
                 self.reader = None;
                 continue;
             }
+            let decoding = std::time::Instant::now();
             let data = reader.read_points(want).map_err(|e| {
                 IngestError::source(
                     &source.path,
@@ -162,7 +166,10 @@ impl PointStream<'_> {
             let mut xs: Vec<f64> = data.x().collect();
             let mut ys: Vec<f64> = data.y().collect();
             let mut zs: Vec<f64> = data.z().collect();
+            let reprojecting = std::time::Instant::now();
+            self.decode += reprojecting - decoding;
             source.crs.to_geodetic(&mut xs, &mut ys, &mut zs);
+            self.reproject += reprojecting.elapsed();
             let colors: Option<Vec<(u16, u16, u16)>> = data.rgb().map(Iterator::collect);
             if let Some(c) = &colors
                 && c.iter().any(|&(r, g, b)| r.max(g).max(b) > 255)
@@ -362,6 +369,8 @@ pub fn ingest_point_cloud(options: &IngestOptions) -> Result<IngestSummary, Inge
         quality: &mut quality,
         progress: progress.clone(),
         read: 0,
+        decode: std::time::Duration::ZERO,
+        reproject: std::time::Duration::ZERO,
     };
     // This thread reads and reprojects while another builds the tree.
     let builder = Builder {
@@ -371,6 +380,7 @@ pub fn ingest_point_cloud(options: &IngestOptions) -> Result<IngestSummary, Inge
         sink: &writer,
     };
     let (chunks, received) = std::sync::mpsc::sync_channel::<Vec<CloudPoint>>(4);
+    let stages = std::time::Instant::now();
     let (read, built) = std::thread::scope(|scope| {
         let building = scope.spawn(move || {
             let mut points = received.into_iter().flatten().map(Ok::<_, String>);
@@ -397,6 +407,13 @@ pub fn ingest_point_cloud(options: &IngestOptions) -> Result<IngestSummary, Inge
         (read, built)
     });
     progress.finish_and_clear();
+    tracing::info!(
+        stage = "points_read",
+        decode_ms = stream.decode.as_millis() as u64,
+        reproject_ms = stream.reproject.as_millis() as u64,
+        total_ms = stages.elapsed().as_millis() as u64,
+        "points read and tiled"
+    );
     let read = read?;
     built.map_err(|text| IngestError::source(&first.path, text))?;
     let _ = std::fs::remove_dir_all(&spill_dir);
