@@ -220,6 +220,127 @@ impl CloudCrs {
     }
 }
 
+/// Chunks smaller than this go through PROJ point by point.
+const GRID_MIN_POINTS: usize = 4096;
+/// Largest distance (metres) an interpolated point may lie from PROJ's answer.
+const GRID_TOLERANCE_M: f64 = 0.001;
+
+impl CloudCrs {
+    /// As [`Self::to_geodetic`], but PROJ runs only on a grid over the chunk's box
+    /// (at its lowest and highest z) and the points are interpolated in it:
+    /// bilinearly across, linearly up. Every chunk checks a spread of its points
+    /// against PROJ; a grid that misses by over a millimetre is refined, and the
+    /// finest that still misses gives way to PROJ for every point.
+    pub fn to_geodetic_gridded(&self, xs: &mut [f64], ys: &mut [f64], zs: &mut [f64]) {
+        if matches!(self.kind, Kind::Anchored { .. }) || xs.len() < GRID_MIN_POINTS {
+            return self.to_geodetic(xs, ys, zs);
+        }
+        let span = |v: &[f64]| {
+            v.iter()
+                .filter(|c| c.is_finite())
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &c| (lo.min(c), hi.max(c)))
+        };
+        let ((x0, x1), (y0, y1), (z0, z1)) = (span(xs), span(ys), span(zs));
+        if !(x0.is_finite() && y0.is_finite() && z0.is_finite())
+            || xs.iter().chain(ys.iter()).chain(zs.iter()).any(|c| !c.is_finite())
+        {
+            return self.to_geodetic(xs, ys, zs);
+        }
+        let z1 = if z1 > z0 { z1 } else { z0 + 1.0 };
+        // A spread of points to check against PROJ.
+        let checks: Vec<usize> = (0..64).map(|i| i * (xs.len() - 1) / 63).collect();
+        let mut exact: Vec<[f64; 3]> = checks.iter().map(|&i| [xs[i], ys[i], zs[i]]).collect();
+        {
+            let (mut ex, mut ey, mut ez): (Vec<f64>, Vec<f64>, Vec<f64>) = (
+                exact.iter().map(|p| p[0]).collect(),
+                exact.iter().map(|p| p[1]).collect(),
+                exact.iter().map(|p| p[2]).collect(),
+            );
+            self.to_geodetic(&mut ex, &mut ey, &mut ez);
+            for (k, p) in exact.iter_mut().enumerate() {
+                *p = [ex[k], ey[k], ez[k]];
+            }
+        }
+        if exact.iter().flatten().any(|c| !c.is_finite()) {
+            return self.to_geodetic(xs, ys, zs);
+        }
+        for cells in [16usize, 64, 256] {
+            let Some(grid) = Grid::build(self, cells, [x0, x1], [y0, y1], [z0, z1]) else { break };
+            let fits = checks.iter().zip(&exact).all(|(&i, e)| {
+                let g = grid.at(xs[i], ys[i], zs[i]);
+                let (a, b) = (
+                    cim_core::frame::geodetic_to_ecef(g[0], g[1], g[2]),
+                    cim_core::frame::geodetic_to_ecef(e[0], e[1], e[2]),
+                );
+                (0..3).map(|k| (a[k] - b[k]).powi(2)).sum::<f64>().sqrt() <= GRID_TOLERANCE_M
+            });
+            if fits {
+                for i in 0..xs.len() {
+                    let g = grid.at(xs[i], ys[i], zs[i]);
+                    (xs[i], ys[i], zs[i]) = (g[0], g[1], g[2]);
+                }
+                return;
+            }
+        }
+        self.to_geodetic(xs, ys, zs);
+    }
+}
+
+/// PROJ's answers on a regular grid: `(cells + 1)²` nodes at two heights.
+struct Grid {
+    cells: usize,
+    origin: [f64; 3],
+    step: [f64; 3],
+    /// Longitude, latitude, height per node; the low layer first.
+    nodes: Vec<[f64; 3]>,
+}
+
+impl Grid {
+    fn build(crs: &CloudCrs, cells: usize, x: [f64; 2], y: [f64; 2], z: [f64; 2]) -> Option<Self> {
+        let side = cells + 1;
+        let step =
+            [(x[1] - x[0]).max(1e-9) / cells as f64, (y[1] - y[0]).max(1e-9) / cells as f64, z[1] - z[0]];
+        let (mut gx, mut gy, mut gz) = (Vec::new(), Vec::new(), Vec::new());
+        for height in z {
+            for j in 0..side {
+                for i in 0..side {
+                    gx.push(x[0] + i as f64 * step[0]);
+                    gy.push(y[0] + j as f64 * step[1]);
+                    gz.push(height);
+                }
+            }
+        }
+        crs.to_geodetic(&mut gx, &mut gy, &mut gz);
+        let nodes: Vec<[f64; 3]> = (0..gx.len()).map(|k| [gx[k], gy[k], gz[k]]).collect();
+        // A grid across the antimeridian or with unprojectable corners is no use.
+        let lon_jump = nodes.windows(2).any(|w| (w[0][0] - w[1][0]).abs() > 90.0);
+        (!lon_jump && nodes.iter().flatten().all(|c| c.is_finite())).then_some(Self {
+            cells,
+            origin: [x[0], y[0], z[0]],
+            step,
+            nodes,
+        })
+    }
+
+    fn at(&self, x: f64, y: f64, z: f64) -> [f64; 3] {
+        let side = self.cells + 1;
+        let cell = |v: f64, k: usize| {
+            let t = (v - self.origin[k]) / self.step[k];
+            let i = (t.floor().max(0.0) as usize).min(self.cells - 1);
+            (i, t - i as f64)
+        };
+        let ((i, u), (j, v)) = (cell(x, 0), cell(y, 1));
+        let w = (z - self.origin[2]) / self.step[2];
+        let layer = |l: usize| {
+            let n = |di: usize, dj: usize| self.nodes[l * side * side + (j + dj) * side + i + di];
+            let (a, b, c, d) = (n(0, 0), n(1, 0), n(0, 1), n(1, 1));
+            [0, 1, 2].map(|k| (a[k] * (1.0 - u) + b[k] * u) * (1.0 - v) + (c[k] * (1.0 - u) + d[k] * u) * v)
+        };
+        let (lo, hi) = (layer(0), layer(1));
+        [0, 1, 2].map(|k| lo[k] + (hi[k] - lo[k]) * w)
+    }
+}
+
 fn short(definition: &str) -> String {
     let name = definition.split('"').nth(1).filter(|_| definition.contains('['));
     name.map(str::to_owned).unwrap_or_else(|| definition.chars().take(60).collect())

@@ -168,7 +168,7 @@ impl PointStream<'_> {
             let mut zs: Vec<f64> = data.z().collect();
             let reprojecting = std::time::Instant::now();
             self.decode += reprojecting - decoding;
-            source.crs.to_geodetic(&mut xs, &mut ys, &mut zs);
+            source.crs.to_geodetic_gridded(&mut xs, &mut ys, &mut zs);
             self.reproject += reprojecting.elapsed();
             let colors: Option<Vec<(u16, u16, u16)>> = data.rgb().map(Iterator::collect);
             if let Some(c) = &colors
