@@ -10,6 +10,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
+use std::hash::BuildHasherDefault;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -26,6 +27,41 @@ pub const IN_MEMORY_POINTS: u64 = 2_000_000;
 pub const LEAF_POINTS: usize = 30_000;
 /// Cells are never smaller than this (metres): the deepest level keeps every point.
 const FINEST_CELL_M: f64 = 0.001;
+
+/// Multiply-rotate hashing (as in rustc's FxHash) for the small integer keys placed
+/// once per point per level: SipHash's resistance to chosen keys buys nothing here.
+#[derive(Default, Clone, Copy)]
+struct FastHasher(u64);
+
+impl FastHasher {
+    fn add(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+impl std::hash::Hasher for FastHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        bytes.iter().for_each(|&b| self.add(u64::from(b)));
+    }
+    fn write_u8(&mut self, v: u8) {
+        self.add(u64::from(v));
+    }
+    fn write_u32(&mut self, v: u32) {
+        self.add(u64::from(v));
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.add(v);
+    }
+    fn write_usize(&mut self, v: usize) {
+        self.add(v as u64);
+    }
+}
+
+type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
+type FastSet<K> = HashSet<K, BuildHasherDefault<FastHasher>>;
 
 /// A point in the layer's east-north-up frame with what the tiles carry.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -137,12 +173,12 @@ pub trait NodeSink: Sync {
 struct Levels {
     cube: Cube,
     deepest: u8,
-    nodes: HashMap<NodeId, (HashSet<u32>, Vec<CloudPoint>)>,
+    nodes: FastMap<NodeId, (FastSet<u32>, Vec<CloudPoint>)>,
 }
 
 impl Levels {
     fn new(cube: Cube) -> Self {
-        Self { cube, deepest: cube.deepest_level(), nodes: HashMap::new() }
+        Self { cube, deepest: cube.deepest_level(), nodes: FastMap::default() }
     }
 
     /// The level that keeps `p`, or `None` when every level in the range is full there.
@@ -184,7 +220,7 @@ impl Builder<'_> {
     ) -> Result<(), String> {
         let mut levels = Levels::new(self.cube);
         let spill_level = root.level + LEVELS_PER_PASS;
-        let mut spills: HashMap<NodeId, (BufWriter<File>, u64)> = HashMap::new();
+        let mut spills: FastMap<NodeId, (BufWriter<File>, u64)> = FastMap::default();
         for p in points {
             let p = p.map_err(|e| e.to_string())?;
             if levels.place(p, root.level, spill_level).is_some() {
@@ -242,7 +278,7 @@ impl Builder<'_> {
         if points.len() <= LEAF_POINTS || node.level >= self.cube.deepest_level() {
             return if points.is_empty() { Ok(()) } else { self.sink.node(node, points) };
         }
-        let mut taken = HashSet::with_capacity(points.len().min(1 << 16));
+        let mut taken = FastSet::with_capacity_and_hasher(points.len().min(1 << 16), Default::default());
         let mut kept = Vec::new();
         let mut children: [Vec<CloudPoint>; 8] = Default::default();
         for p in points {
