@@ -7,12 +7,12 @@
 
 use serde_json::{Value, json};
 
-const GLB_MAGIC: u32 = 0x4654_6C67;
+pub(crate) const GLB_MAGIC: u32 = 0x4654_6C67;
 const CHUNK_JSON: u32 = 0x4E4F_534A;
 const CHUNK_BIN: u32 = 0x004E_4942;
 const FLOAT: u32 = 5126;
 const UNSIGNED_INT: u32 = 5125;
-const ARRAY_BUFFER: u32 = 34962;
+pub(crate) const ARRAY_BUFFER: u32 = 34962;
 const ELEMENT_ARRAY_BUFFER: u32 = 34963;
 
 /// Triangles in a y-up local frame (glTF convention), indexed.
@@ -313,11 +313,17 @@ pub fn write_glb_scene(
         }
         gltf["scenes"] = json!([{}]);
     }
+    assemble(&gltf, &b.bin)
+}
+
+/// A GLB container: the header, the JSON chunk (space-padded) and the BIN chunk
+/// (already 4-byte aligned).
+pub(crate) fn assemble(gltf: &Value, bin: &[u8]) -> Vec<u8> {
     let mut json_bytes = gltf.to_string().into_bytes();
     while !json_bytes.len().is_multiple_of(4) {
         json_bytes.push(b' ');
     }
-    let total = 12 + 8 + json_bytes.len() + 8 + b.bin.len();
+    let total = 12 + 8 + json_bytes.len() + 8 + bin.len();
     let mut out = Vec::with_capacity(total);
     out.extend_from_slice(&GLB_MAGIC.to_le_bytes());
     out.extend_from_slice(&2u32.to_le_bytes());
@@ -325,9 +331,9 @@ pub fn write_glb_scene(
     out.extend_from_slice(&(json_bytes.len() as u32).to_le_bytes());
     out.extend_from_slice(&CHUNK_JSON.to_le_bytes());
     out.extend_from_slice(&json_bytes);
-    out.extend_from_slice(&(b.bin.len() as u32).to_le_bytes());
+    out.extend_from_slice(&(bin.len() as u32).to_le_bytes());
     out.extend_from_slice(&CHUNK_BIN.to_le_bytes());
-    out.extend_from_slice(&b.bin);
+    out.extend_from_slice(bin);
     out
 }
 

@@ -11,13 +11,11 @@
 
 use serde_json::{Value, json};
 
-const GLB_MAGIC: u32 = 0x4654_6C67;
-const CHUNK_JSON: u32 = 0x4E4F_534A;
-const CHUNK_BIN: u32 = 0x004E_4942;
+use crate::glb::{ARRAY_BUFFER, GLB_MAGIC, assemble};
+
 const UNSIGNED_BYTE: u32 = 5121;
 const SHORT: u32 = 5122;
 const UNSIGNED_SHORT: u32 = 5123;
-const ARRAY_BUFFER: u32 = 34962;
 const POINTS_MODE: u32 = 0;
 
 /// Largest quantised magnitude; -32768 is left out so negating an axis stays exact.
@@ -171,22 +169,7 @@ pub fn write_points_glb(tile: &PointTile, generator: &str) -> Vec<u8> {
             }}]
         }}
     });
-    let mut json_bytes = gltf.to_string().into_bytes();
-    while !json_bytes.len().is_multiple_of(4) {
-        json_bytes.push(b' ');
-    }
-    let total = 12 + 8 + json_bytes.len() + 8 + bin.len();
-    let mut out = Vec::with_capacity(total);
-    out.extend_from_slice(&GLB_MAGIC.to_le_bytes());
-    out.extend_from_slice(&2u32.to_le_bytes());
-    out.extend_from_slice(&(total as u32).to_le_bytes());
-    out.extend_from_slice(&(json_bytes.len() as u32).to_le_bytes());
-    out.extend_from_slice(&CHUNK_JSON.to_le_bytes());
-    out.extend_from_slice(&json_bytes);
-    out.extend_from_slice(&(bin.len() as u32).to_le_bytes());
-    out.extend_from_slice(&CHUNK_BIN.to_le_bytes());
-    out.extend_from_slice(&bin);
-    out
+    assemble(&gltf, &bin)
 }
 
 /// Why a point GLB could not be read.
