@@ -233,46 +233,38 @@ fn every_shared_point_cloud_ingests_and_agrees_with_laspy_and_gdal() {
         let step = cloud["max_quantisation_step"].as_f64().expect("step");
         let tolerance = step * 3f64.sqrt() / 2.0 + 0.002;
         let sample = facts["sample"].as_array().expect("sample");
-        let expected: Vec<[f64; 3]> = match case.and_then(|c| c.gdal) {
-            Some((crs, z_factor)) => {
-                let wkt_file = std::env::temp_dir().join(format!("cim-e2e-{layer}.wkt"));
-                let from = if crs == "wkt" {
-                    std::fs::write(&wkt_file, facts["wkt"].as_str().expect("the file's WKT")).expect("wkt");
-                    wkt_file.to_string_lossy().into_owned()
-                } else {
-                    crs.to_owned()
-                };
-                let source: Vec<[f64; 3]> = sample
-                    .iter()
-                    .map(|s| {
-                        [
-                            s["x"].as_f64().expect("x"),
-                            s["y"].as_f64().expect("y"),
-                            s["z"].as_f64().expect("z") * z_factor,
-                        ]
-                    })
-                    .collect();
-                gdal_to_ecef(&from, &source)
-            }
-            None => {
-                // --anchor: the header box's centre, at its lowest z, lands on the anchor.
-                let (mins, maxs) = (&facts["mins"], &facts["maxs"]);
-                let c = |k: usize| (mins[k].as_f64().expect("min") + maxs[k].as_f64().expect("max")) / 2.0;
-                let z0 = mins[2].as_f64().expect("min z");
-                let frame = cim_core::frame::EnuFrame::at(24.95, 60.17, 10.0);
-                sample
-                    .iter()
-                    .map(|s| {
-                        let enu = [
-                            s["x"].as_f64().expect("x") - c(0),
-                            s["y"].as_f64().expect("y") - c(1),
-                            s["z"].as_f64().expect("z") - z0,
-                        ];
-                        frame.to_ecef(enu)
-                    })
-                    .collect()
+        // Source coordinates to ECEF, independently of our code: GDAL from the file's
+        // CRS, or the anchor's definition for anchored files.
+        let wkt_file = std::env::temp_dir().join(format!("cim-e2e-{layer}.wkt"));
+        if let Some(wkt) = facts["wkt"].as_str() {
+            std::fs::write(&wkt_file, wkt).expect("wkt");
+        }
+        let (mins, maxs) = (&facts["mins"], &facts["maxs"]);
+        let place = |points: &[[f64; 3]]| -> Vec<[f64; 3]> {
+            match case.and_then(|c| c.gdal) {
+                Some((crs, z_factor)) => {
+                    let from =
+                        if crs == "wkt" { wkt_file.to_string_lossy().into_owned() } else { crs.to_owned() };
+                    gdal_to_ecef(
+                        &from,
+                        &points.iter().map(|p| [p[0], p[1], p[2] * z_factor]).collect::<Vec<_>>(),
+                    )
+                }
+                None => {
+                    // --anchor: the header box's centre, at its lowest z, lands on the anchor.
+                    let frame = cim_core::frame::EnuFrame::at(24.95, 60.17, 10.0);
+                    let c =
+                        |k: usize| (mins[k].as_f64().expect("min") + maxs[k].as_f64().expect("max")) / 2.0;
+                    let z0 = mins[2].as_f64().expect("min z");
+                    points.iter().map(|p| frame.to_ecef([p[0] - c(0), p[1] - c(1), p[2] - z0])).collect()
+                }
             }
         };
+        let source: Vec<[f64; 3]> = sample
+            .iter()
+            .map(|s| [s["x"].as_f64().expect("x"), s["y"].as_f64().expect("y"), s["z"].as_f64().expect("z")])
+            .collect();
+        let expected = place(&source);
         assert_eq!(expected.len(), sample.len(), "{name}: gdaltransform moved every sample point");
         let mut worst: f64 = 0.0;
         for (s, e) in sample.iter().zip(&expected) {
@@ -293,7 +285,6 @@ fn every_shared_point_cloud_ingests_and_agrees_with_laspy_and_gdal() {
         // fill most of it (a unit mistake would be off by 3.28 or 0.3048; the moved box
         // grows where grid north and true north differ, and data need not reach its
         // corners).
-        let (mins, maxs) = (&facts["mins"], &facts["maxs"]);
         // A 9 × 9 grid on the bottom and top faces: the Earth's curvature lifts a
         // face's middle above its corners in the layer frame.
         let at = |k: usize, t: f64| {
@@ -314,26 +305,7 @@ fn every_shared_point_cloud_ingests_and_agrees_with_laspy_and_gdal() {
             let d = [0, 1, 2].map(|k| ecef[k] - transform[12 + k]);
             [0, 1, 2].map(|c| (0..3).map(|k| transform[4 * c + k] * d[k]).sum::<f64>())
         };
-        let corners_ecef = match case.and_then(|c| c.gdal) {
-            Some(_) if !expected.is_empty() => {
-                let (crs, z_factor) = case.and_then(|c| c.gdal).expect("gdal case");
-                let from = if crs == "wkt" {
-                    std::env::temp_dir().join(format!("cim-e2e-{layer}.wkt")).to_string_lossy().into_owned()
-                } else {
-                    crs.to_owned()
-                };
-                gdal_to_ecef(
-                    &from,
-                    &corners.iter().map(|c| [c[0], c[1], c[2] * z_factor]).collect::<Vec<_>>(),
-                )
-            }
-            _ => {
-                let frame = cim_core::frame::EnuFrame::at(24.95, 60.17, 10.0);
-                let c = |k: usize| (mins[k].as_f64().expect("min") + maxs[k].as_f64().expect("max")) / 2.0;
-                let z0 = mins[2].as_f64().expect("min z");
-                corners.iter().map(|p| frame.to_ecef([p[0] - c(0), p[1] - c(1), p[2] - z0])).collect()
-            }
-        };
+        let corners_ecef = place(&corners);
         let mut header_box = [[f64::MAX; 3], [f64::MIN; 3]];
         for p in corners_ecef.into_iter().map(to_enu) {
             for k in 0..3 {

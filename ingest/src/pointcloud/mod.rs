@@ -180,23 +180,21 @@ impl PointStream<'_> {
             let mut out = Vec::with_capacity(data.len());
             for (i, (intensity, class)) in data.intensity().zip(data.classification()).enumerate() {
                 let (lon, lat, h) = (xs[i], ys[i], zs[i]);
-                if !(lon.is_finite() && lat.is_finite() && h.is_finite()) || lat.abs() > 90.0 {
-                    self.quality.count_dropped("could not be reprojected");
+                let mut drop_point = |reason: &str, problem: &str| {
+                    self.quality.count_dropped(reason);
                     self.quality.example(
                         &source.path.display().to_string(),
                         &format!("point {}", first + i as u64),
-                        "PROJ could not move it into the service frame",
+                        problem,
                     );
+                };
+                if !(lon.is_finite() && lat.is_finite() && h.is_finite()) || lat.abs() > 90.0 {
+                    drop_point("could not be reprojected", "PROJ could not move it into the service frame");
                     continue;
                 }
                 let enu = self.frame.to_local(lon, lat, h);
                 if !self.cube.contains(enu) {
-                    self.quality.count_dropped("outside the header's bounds");
-                    self.quality.example(
-                        &source.path.display().to_string(),
-                        &format!("point {}", first + i as u64),
-                        "lies outside the bounds its header declares",
-                    );
+                    drop_point("outside the header's bounds", "lies outside the bounds its header declares");
                     continue;
                 }
                 let rgb = colors.as_ref().map_or([255; 3], |c| {
