@@ -231,9 +231,13 @@ impl CloudCrs {
     /// bilinearly across, linearly up. Every chunk checks a spread of its points
     /// against PROJ; a grid that misses by over a millimetre is refined, and the
     /// finest that still misses gives way to PROJ for every point.
-    pub fn to_geodetic_gridded(&self, xs: &mut [f64], ys: &mut [f64], zs: &mut [f64]) {
+    pub fn to_geodetic_gridded(&self, xs: &mut [f64], ys: &mut [f64], zs: &mut [f64]) -> Reprojected {
+        let exactly = |xs: &mut [f64], ys: &mut [f64], zs: &mut [f64]| {
+            self.to_geodetic(xs, ys, zs);
+            Reprojected::PointByPoint
+        };
         if matches!(self.kind, Kind::Anchored { .. }) || xs.len() < GRID_MIN_POINTS {
-            return self.to_geodetic(xs, ys, zs);
+            return exactly(xs, ys, zs);
         }
         let span = |v: &[f64]| {
             v.iter()
@@ -244,7 +248,7 @@ impl CloudCrs {
         if !(x0.is_finite() && y0.is_finite() && z0.is_finite())
             || xs.iter().chain(ys.iter()).chain(zs.iter()).any(|c| !c.is_finite())
         {
-            return self.to_geodetic(xs, ys, zs);
+            return exactly(xs, ys, zs);
         }
         let z1 = if z1 > z0 { z1 } else { z0 + 1.0 };
         // A spread of points to check against PROJ.
@@ -262,7 +266,7 @@ impl CloudCrs {
             }
         }
         if exact.iter().flatten().any(|c| !c.is_finite()) {
-            return self.to_geodetic(xs, ys, zs);
+            return exactly(xs, ys, zs);
         }
         for cells in [16usize, 64, 256] {
             let Some(grid) = Grid::build(self, cells, [x0, x1], [y0, y1], [z0, z1]) else { break };
@@ -279,11 +283,20 @@ impl CloudCrs {
                     let g = grid.at(xs[i], ys[i], zs[i]);
                     (xs[i], ys[i], zs[i]) = (g[0], g[1], g[2]);
                 }
-                return;
+                return Reprojected::Grid { cells };
             }
         }
-        self.to_geodetic(xs, ys, zs);
+        exactly(xs, ys, zs)
     }
+}
+
+/// How a chunk was reprojected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reprojected {
+    /// Interpolated in a grid of `cells` x `cells` PROJ answers.
+    Grid { cells: usize },
+    /// PROJ for every point (small, local, odd or too curved for any grid).
+    PointByPoint,
 }
 
 /// PROJ's answers on a regular grid: `(cells + 1)²` nodes at two heights.
@@ -387,4 +400,65 @@ fn contradiction(definition: &str, coords: &[[f64; 3]; 2]) -> Option<String> {
             x[0], y[0], area.west_lon_degree, area.east_lon_degree, area.south_lat_degree, area.north_lat_degree
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn utm_32n() -> CloudCrs {
+        let header = las::Builder::from((1, 2)).into_header().expect("a LAS 1.2 header");
+        CloudCrs::resolve(std::path::Path::new("test.las"), &header, Some("EPSG:32632"), None)
+            .expect("UTM 32N")
+    }
+
+    /// `n` points scattered over a square `width` metres wide around 9°E 49.6°N, 0–300 m up.
+    fn chunk(width: f64, n: usize) -> [Vec<f64>; 3] {
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let mut out = [Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n)];
+        for _ in 0..n {
+            out[0].push(500_000.0 + (next() - 0.5) * width);
+            out[1].push(5_495_000.0 + (next() - 0.5) * width);
+            out[2].push(next() * 300.0);
+        }
+        out
+    }
+
+    #[test]
+    fn gridded_reprojection_stays_within_a_millimetre_of_proj_refining_or_giving_way_as_needed() {
+        let crs = utm_32n();
+        let mut seen = Vec::new();
+        for width in [500.0, 10_000.0, 30_000.0, 3_000_000.0] {
+            let [mut xs, mut ys, mut zs] = chunk(width, 20_000);
+            let (mut ex, mut ey, mut ez) = (xs.clone(), ys.clone(), zs.clone());
+            crs.to_geodetic(&mut ex, &mut ey, &mut ez);
+            let how = crs.to_geodetic_gridded(&mut xs, &mut ys, &mut zs);
+            let worst = (0..xs.len())
+                .map(|i| {
+                    let a = cim_core::frame::geodetic_to_ecef(xs[i], ys[i], zs[i]);
+                    let b = cim_core::frame::geodetic_to_ecef(ex[i], ey[i], ez[i]);
+                    (0..3).map(|k| (a[k] - b[k]).powi(2)).sum::<f64>().sqrt()
+                })
+                .fold(0.0, f64::max);
+            assert!(worst <= GRID_TOLERANCE_M, "{width} m wide, {how:?}: a point {worst} m off");
+            seen.push(how);
+        }
+        // A survey block fits the coarsest grid, wider drops refine it twice, and half a
+        // continent bends too much for any grid: PROJ takes every point.
+        assert_eq!(
+            seen,
+            [
+                Reprojected::Grid { cells: 16 },
+                Reprojected::Grid { cells: 64 },
+                Reprojected::Grid { cells: 256 },
+                Reprojected::PointByPoint
+            ]
+        );
+    }
 }
