@@ -28,7 +28,12 @@ wasm="$web_target/wasm32-unknown-unknown/web/cim-viewer.wasm"
 
 mkdir -p "$(dirname "$out")"
 stamp="$out/.built-from"
-fingerprint="$(sha256sum "$wasm" web/index.html | sha256sum | cut -c1-16) $bindgen_version opt=${WASM_OPT:-0}"
+# The UI fonts for non-ASCII and CJK text, fetched by the page only when some text
+# needs them (viewer/src/render/fonts.rs): Debian's fonts-dejavu-core (Bitstream Vera
+# licence terms) and fonts-wqy-microhei (Apache-2.0).
+sans_font=/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
+cjk_font=/usr/share/fonts/truetype/wqy/wqy-microhei.ttc
+fingerprint="$(sha256sum "$wasm" web/index.html "$sans_font" "$cjk_font" | sha256sum | cut -c1-16) $bindgen_version opt=${WASM_OPT:-0}"
 if [ "$(cat "$stamp" 2>/dev/null)" = "$fingerprint" ]; then
   echo "web bundle up to date in $out"
   exit 0
@@ -56,7 +61,9 @@ else
   mv "$work/cim_viewer_bg.wasm" "$bundle/"
 fi
 cp "$work/cim_viewer.js" web/index.html "$bundle/"
-for f in "$bundle"/cim_viewer_bg.wasm "$bundle"/cim_viewer.js "$bundle"/index.html; do
+cp "$sans_font" "$bundle/ui-sans.ttf"
+cp "$cjk_font" "$bundle/ui-cjk.ttc"
+for f in "$bundle"/cim_viewer_bg.wasm "$bundle"/cim_viewer.js "$bundle"/index.html "$bundle"/ui-sans.ttf "$bundle"/ui-cjk.ttc; do
   gzip -9 -k -f "$f"
   brotli -q 11 -k -f "$f"
 done

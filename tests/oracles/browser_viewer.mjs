@@ -1,6 +1,6 @@
 // Drives our WebAssembly viewer, as cim-server serves it, in headless Chromium (WebGL2
 // through SwiftShader) and reports what a user would see:
-//   node browser_viewer.mjs --url URL --out DIR [--click X,Y] [--bench | --until-status] [--timeout S]
+//   node browser_viewer.mjs --url URL --out DIR [--click X,Y [--wait-log TEXT]] [--bench | --until-status] [--timeout S]
 // It waits for the viewer's `milestone view_complete` console line (every visible tile
 // drawn), saves view.png, then (with --click) clicks, waits for the page's
 // #cim-selection to fill and saves clicked.png. With --bench it waits for the viewer's
@@ -33,8 +33,10 @@ try {
   const milestone = {};
   const reached = (name) => new Promise((resolve) => { milestone[name] = resolve; });
   const viewComplete = reached("view_complete");
+  const seen = [];
   page.on("console", (m) => {
     const text = m.text();
+    if (args["wait-log"] && text.includes(args["wait-log"])) seen.push(text);
     if (m.type() === "error") result.errors.push(text);
     if (result.log.length < 200) result.log.push(`${m.type()}: ${text.slice(0, 300)}`);
     const hit = /^milestone (\w+)/.exec(text);
@@ -88,6 +90,13 @@ try {
       await page.mouse.up();
       await page.waitForFunction(() => document.getElementById("cim-selection")?.textContent.includes(":"), null, { timeout: 60000 });
       result.selection = await page.evaluate(() => document.getElementById("cim-selection").textContent);
+      // --wait-log TEXT: something the click sets off (fonts fetched on demand) must
+      // log TEXT before the picture; result.waited says whether it did within 60 s.
+      if (args["wait-log"]) {
+        const deadline = Date.now() + 60000;
+        while (seen.length === 0 && Date.now() < deadline) await page.waitForTimeout(200);
+        result.waited = seen[0] ?? null;
+      }
       await page.waitForTimeout(1500);
       await page.screenshot({ path: join(args.out, "clicked.png") });
     }

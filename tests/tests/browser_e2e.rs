@@ -218,3 +218,57 @@ fn a_mistyped_page_option_is_named_on_the_page_instead_of_a_blank_canvas() {
     let responses = run["responses"].as_array().expect("responses");
     assert!(!responses.iter().any(|r| r["url"].as_str().is_some_and(|u| u.contains("/api/layers"))));
 }
+
+#[test]
+fn chinese_attributes_fetch_the_cjk_font_on_demand_and_the_canvas_panel_switches_to_it() {
+    // One 60 m x 40 m, 40 m tall building at Jiefangbei, Chongqing, named in Chinese.
+    let store = temp_dir("browser-cjk");
+    let (lon, lat): (f64, f64) = (106.5775, 29.5576);
+    let (dx, dy) = (30.0 / (111_320.0 * lat.to_radians().cos()), 20.0 / 110_574.0);
+    let ring = serde_json::json!([
+        [lon - dx, lat - dy],
+        [lon + dx, lat - dy],
+        [lon + dx, lat + dy],
+        [lon - dx, lat + dy],
+        [lon - dx, lat - dy]
+    ]);
+    let collection = serde_json::json!({"type": "FeatureCollection", "features": [{
+        "type": "Feature",
+        "properties": {"building": "commercial", "height": 40, "name": "解放碑步行街", "addr:street": "民族路"},
+        "geometry": {"type": "Polygon", "coordinates": [ring]}
+    }]});
+    let file = store.join("jiefangbei.geojson");
+    std::fs::write(&file, collection.to_string()).expect("write GeoJSON");
+    ingest_ok(&store, "cq", &[], &[&file]);
+    let bundle = web_bundle();
+    let server = Server::start_with(&store, &["--web", bundle.to_str().expect("utf-8 path")]);
+    let out = temp_dir("browser-cjk-shots");
+    let url = format!("{}/?camera={lon},{lat},300,0,-89.9&shadows=off", server.url);
+    let run = oracle(
+        "browser_viewer.mjs",
+        &[
+            "--url",
+            &url,
+            "--out",
+            out.to_str().expect("utf-8 path"),
+            "--click",
+            "400,300",
+            "--wait-log",
+            "UI fonts ready",
+        ],
+    );
+    assert!(run["failure"].is_null(), "{}", run);
+    assert_eq!(run["errors"], serde_json::json!([]), "console errors: {}", run["log"]);
+    let selection = run["selection"].as_str().expect("selection text");
+    assert!(selection.contains("name: 解放碑步行街"), "{selection}");
+    // Both fonts came from the server, compressed, only after the click needed them.
+    let responses = run["responses"].as_array().expect("responses");
+    for (file, kind) in [("/viewer/ui-sans.ttf", "font/ttf"), ("/viewer/ui-cjk.ttc", "font/collection")] {
+        let font = responses.iter().find(|r| r["url"].as_str().is_some_and(|u| u.ends_with(file)));
+        let font = font.unwrap_or_else(|| panic!("{file} fetched: {responses:?}"));
+        assert_eq!((font["status"].as_u64(), font["type"].as_str()), (Some(200), Some(kind)), "{font}");
+        assert!(font["encoding"] == "br" || font["encoding"] == "gzip", "{font}");
+    }
+    assert_eq!(run["waited"], "UI fonts ready: DejaVu Sans, WenQuanYi Micro Hei", "{}", run["log"]);
+    let _ = std::fs::copy(out.join("clicked.png"), std::env::temp_dir().join("cim-e2e-browser-cjk.png"));
+}

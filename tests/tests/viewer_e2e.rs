@@ -397,3 +397,130 @@ fn a_bim_model_stands_in_the_city_and_xray_picks_through_its_shell() {
     let moved: i32 = a.iter().zip(b).map(|(x, y)| (i32::from(*x) - i32::from(y)).abs()).sum();
     assert!(moved > 30, "x-ray changes the centre: {a:?} vs {b:?}");
 }
+
+/// A number printed after `label` on the viewer's summary line.
+fn figure(stdout: &str, label: &str) -> usize {
+    let at = stdout.find(label).unwrap_or_else(|| panic!("'{label}' in {stdout}")) + label.len();
+    stdout[at..]
+        .trim_start()
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("a number after '{label}' in {stdout}"))
+}
+
+/// Share of the pixels in a screen rectangle that pass `test`.
+fn share(
+    shot: &Shot,
+    xs: std::ops::Range<usize>,
+    ys: std::ops::Range<usize>,
+    test: impl Fn([u8; 3]) -> bool,
+) -> f64 {
+    let pixels: Vec<[u8; 3]> =
+        ys.flat_map(|y| xs.clone().map(move |x| (x, y))).map(|(x, y)| shot.px(x, y)).collect();
+    pixels.iter().filter(|p| test(**p)).count() as f64 / pixels.len() as f64
+}
+
+fn mean(shot: &Shot, xs: std::ops::Range<usize>, ys: std::ops::Range<usize>) -> [f64; 3] {
+    let pixels: Vec<[u8; 3]> =
+        ys.flat_map(|y| xs.clone().map(move |x| (x, y))).map(|(x, y)| shot.px(x, y)).collect();
+    [0, 1, 2].map(|k| pixels.iter().map(|p| f64::from(p[k])).sum::<f64>() / pixels.len() as f64)
+}
+
+fn near(p: [u8; 3], want: [u8; 3], tolerance: u8) -> bool {
+    p.iter().zip(want).all(|(a, b)| a.abs_diff(b) <= tolerance)
+}
+
+#[test]
+fn a_point_cloud_draws_every_point_in_each_colour_mode_and_the_point_budget_caps_what_is_resident() {
+    // A 200 m x 100 m survey written by laspy: west half red, class 2 (ground); east
+    // half blue, class 6 (building); intensity rising eastwards; heights rising 20 m
+    // northwards. Placed beside Helsinki, its lowest point 10 m up.
+    let store = temp_dir("viewer-points");
+    let las = store.join("split.las");
+    let made = std::process::Command::new("python3")
+        .arg(repo_root().join("tests/oracles/split_cloud.py"))
+        .arg(&las)
+        .output()
+        .expect("python3 with laspy (the README test command installs it)");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    ingest_ok(&store, "survey", &["--anchor", "24.95,60.17,10"], &[&las]);
+    let server = Server::start(&store);
+    let layers = get_json(&format!("{}/api/layers", server.url));
+    let survey =
+        layers.as_array().and_then(|l| l.iter().find(|l| l["id"] == "survey")).expect("survey layer");
+    let total = survey["point_cloud"]["points"].as_u64().expect("point count") as usize;
+    assert_eq!(total, 80_000);
+
+    // Straight down from 400 m over the survey's centre, north up: about 1.7 px per
+    // metre, so the survey spans x 231..569 and y 215..385 on the 800x600 picture.
+    let camera = "24.95,60.17,400,0,-89.9";
+    let (west, east, rows) = (250..380, 420..550, 230..370);
+    // Every tile refined: the finest level's points plus all coarser ones are drawn.
+    let all = ["--max-sse", "0.01", "--no-shadows"];
+    let rgb = shoot(&server.url, camera, &all, "points-rgb");
+    assert_eq!(figure(&rgb.stdout, "points drawn"), total, "{}", rgb.stdout);
+    assert_eq!(figure(&rgb.stdout, "errors"), 0, "{}\n{}", rgb.stdout, rgb.stderr);
+    let red = |[r, g, b]: [u8; 3]| r > 200 && g < 60 && b < 60;
+    let blue = |[r, g, b]: [u8; 3]| b > 200 && r < 60 && g < 60;
+    assert!(
+        share(&rgb, west.clone(), rows.clone(), red) > 0.95,
+        "west {:?}",
+        mean(&rgb, west.clone(), rows.clone())
+    );
+    assert!(
+        share(&rgb, east.clone(), rows.clone(), blue) > 0.95,
+        "east {:?}",
+        mean(&rgb, east.clone(), rows.clone())
+    );
+
+    // The shader's ASPRS palette: ground (0.63, 0.47, 0.31), building (0.90, 0.35, 0.25).
+    let class = shoot(
+        &server.url,
+        camera,
+        &[&all[..], &["--point-colour", "classification"]].concat(),
+        "points-class",
+    );
+    let ground = |p| near(p, [161, 120, 79], 6);
+    let building = |p| near(p, [230, 89, 64], 6);
+    assert!(
+        share(&class, west.clone(), rows.clone(), ground) > 0.95,
+        "{:?}",
+        mean(&class, west.clone(), rows.clone())
+    );
+    assert!(
+        share(&class, east.clone(), rows.clone(), building) > 0.95,
+        "{:?}",
+        mean(&class, east.clone(), rows.clone())
+    );
+
+    // Intensity: grey, brighter eastwards band by band.
+    let grey = shoot(
+        &server.url,
+        camera,
+        &[&all[..], &["--point-colour", "intensity"]].concat(),
+        "points-intensity",
+    );
+    let bands: Vec<f64> = [250..290, 330..370, 430..470, 510..550]
+        .into_iter()
+        .map(|xs| mean(&grey, xs, rows.clone())[1])
+        .collect();
+    assert!(bands.windows(2).all(|w| w[1] > w[0] + 10.0), "intensity bands {bands:?}");
+    let [r, g, b] = mean(&grey, 250..550, rows.clone());
+    assert!((r - g).abs() < 3.0 && (g - b).abs() < 3.0, "grey, not {r} {g} {b}");
+
+    // Elevation under a budget of 10 000 points: only the coarsest level fits, which
+    // still covers the survey; south (low) is blue-green, north (high) yellow-red.
+    let budget = shoot(
+        &server.url,
+        camera,
+        &[&all[..], &["--point-colour", "elevation", "--point-budget", "10000"]].concat(),
+        "points-elevation-budget",
+    );
+    let drawn = figure(&budget.stdout, "points drawn");
+    let resident = figure(&budget.stdout, "points resident");
+    assert!(drawn > 1_000 && drawn <= 10_000 && resident <= 10_000, "{}", budget.stdout);
+    let north = mean(&budget, 250..550, 225..245);
+    let south = mean(&budget, 250..550, 355..375);
+    assert!(north[0] > south[0] + 60.0 && south[2] > north[2] + 60.0, "north {north:?} south {south:?}");
+}

@@ -18,12 +18,17 @@ use crate::{ApiError, AppState};
 
 /// The page; its script and module live under `/viewer/`.
 pub const INDEX: &str = "index.html";
-/// What the bundle holds, with each file's media type.
-const FILES: [(&str, &str); 3] = [
-    (INDEX, "text/html; charset=utf-8"),
-    ("cim_viewer.js", "text/javascript; charset=utf-8"),
+/// What the bundle holds, with each file's media type and whether it must be there.
+const FILES: [(&str, &str, bool); 5] = [
+    (INDEX, "text/html; charset=utf-8", true),
+    ("cim_viewer.js", "text/javascript; charset=utf-8", true),
     // Browsers compile `application/wasm` while it downloads (streaming instantiation).
-    ("cim_viewer_bg.wasm", "application/wasm"),
+    ("cim_viewer_bg.wasm", "application/wasm", true),
+    // The UI's fonts for non-ASCII and CJK text, fetched only when some text needs
+    // them (viewer/src/render/fonts.rs). A bundle without them still serves; its
+    // viewer reports the missing font.
+    ("ui-sans.ttf", "font/ttf", false),
+    ("ui-cjk.ttc", "font/collection", false),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -53,7 +58,11 @@ impl WebBundle {
         let read =
             |path: PathBuf| std::fs::read(&path).map_err(|source| WebBundleError::Read { path, source });
         let mut files = HashMap::new();
-        for (name, content_type) in FILES {
+        for (name, content_type, required) in FILES {
+            if !required && !dir.join(name).is_file() {
+                tracing::warn!("{}: not in the web bundle; not served", dir.join(name).display());
+                continue;
+            }
             let identity = read(dir.join(name))?;
             let variant = |suffix: &str, decode: fn(&[u8]) -> std::io::Result<Vec<u8>>| {
                 let path = dir.join(format!("{name}.{suffix}"));

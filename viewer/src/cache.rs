@@ -23,6 +23,15 @@ impl TileCache {
         self.used
     }
 
+    /// What one tile counts against the budget (bytes, or points for point clouds).
+    pub fn cost(&self, tile: usize) -> Option<usize> {
+        self.entries.get(&tile).map(|e| e.0)
+    }
+
+    pub fn budget(&self) -> usize {
+        self.budget
+    }
+
     pub fn len(&self) -> usize {
         self.entries.len()
     }

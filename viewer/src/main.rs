@@ -37,6 +37,7 @@ mod native {
     use anyhow::{Context, bail};
     use bevy::prelude::*;
     use bevy::window::{MonitorSelection, WindowMode, WindowResolution};
+    use cim_viewer::points::PointColouring;
     use cim_viewer::render::{ViewerOptions, app};
     use clap::Parser;
 
@@ -89,6 +90,17 @@ mod native {
         /// BIM layers: lift storeys apart by this many metres each.
         #[arg(long, default_value_t = 0.0, value_name = "METRES")]
         explode: f32,
+        /// Point cloud layers: most points resident at once (about 88 bytes of GPU memory each).
+        #[arg(long, default_value_t = 3_000_000)]
+        point_budget: usize,
+        /// Point cloud colours at start: rgb, intensity, classification or elevation.
+        #[arg(long, default_value = "rgb", value_parser = colouring)]
+        point_colour: PointColouring,
+    }
+
+    fn colouring(name: &str) -> Result<PointColouring, String> {
+        PointColouring::parse(name)
+            .ok_or_else(|| format!("'{name}' is not rgb, intensity, classification or elevation"))
     }
 
     fn numbers<const N: usize>(s: &str, what: &str) -> anyhow::Result<[f64; N]> {
@@ -126,6 +138,8 @@ mod native {
             heat_map: cli.heat_map,
             xray: cli.xray,
             explode_m: cli.explode,
+            point_budget: cli.point_budget,
+            point_colouring: cli.point_colour,
         };
         if !(0.0..=100.0).contains(&options.explode_m) {
             bail!("--explode {} is outside 0..100 metres", options.explode_m);

@@ -128,6 +128,76 @@ fn visit(
     }
 }
 
+/// Point cloud layers: the tiles to draw and fetch under a budget of resident points
+/// (Potree's rule). Tiles are taken in order of screen-space error, biggest first, and
+/// the walk stops at the first tile that would overflow the budget, so a dense close
+/// view shows the coarse levels everywhere before the fine ones anywhere.
+/// `points(i)` is a loaded tile's point count; a tile not yet loaded is counted at
+/// `estimate`. The first tile with content (the coarsest level) is always taken, so a
+/// budget smaller than it still shows the cloud's outline rather than nothing.
+/// Additive trees only (what point clouds use); others go to [`select`].
+pub fn select_points(
+    tree: &TileTree,
+    view: &View,
+    max_sse: f64,
+    points: &dyn Fn(usize) -> Option<usize>,
+    estimate: usize,
+    budget: usize,
+) -> Selection {
+    let mut out = Selection::default();
+    let Some(root) = tree.nodes.first() else { return out };
+    let mut queue = std::collections::BinaryHeap::new();
+    let priority = |i: usize| {
+        let node = &tree.nodes[i];
+        OrderedSse(view.screen_space_error(node.geometric_error, &node.bounds), i)
+    };
+    if view.sees(&root.bounds) {
+        queue.push(priority(0));
+    }
+    let mut resident = 0usize;
+    while let Some(OrderedSse(sse, i)) = queue.pop() {
+        let node = &tree.nodes[i];
+        if node.content.is_some() {
+            let loaded = points(i);
+            let cost = loaded.unwrap_or(estimate);
+            let first = out.render.is_empty() && out.load.is_empty();
+            if resident + cost > budget && !first {
+                break;
+            }
+            resident += cost;
+            match loaded {
+                Some(_) => out.render.push(i),
+                None => out.load.push(i),
+            }
+        }
+        if sse > max_sse {
+            queue.extend(
+                node.children.iter().filter(|&&c| view.sees(&tree.nodes[c].bounds)).map(|&c| priority(c)),
+            );
+        }
+    }
+    out
+}
+
+/// A tile keyed by its screen-space error for the budget walk's max-heap.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct OrderedSse(f64, usize);
+
+impl Eq for OrderedSse {}
+
+impl PartialOrd for OrderedSse {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for OrderedSse {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        // Ties go to the lower index: parents before children, a stable order.
+        self.0.total_cmp(&other.0).then(other.1.cmp(&self.1))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,5 +276,40 @@ mod tests {
         let s = Sphere { centre: v.position + DVec3::new(1100.0, 0.0, 0.0), radius: 100.0 };
         let expected = 10.0 * 1080.0 / (2.0 * (30f64.to_radians()).tan()) / 1000.0;
         assert!((v.screen_space_error(10.0, &s) - expected).abs() < 1e-9);
+    }
+    #[test]
+    fn the_point_budget_takes_the_coarse_tiles_first_and_stops_at_the_budget() {
+        let t = tree(Refine::Add);
+        let v = view_from(24.945, 800.0);
+        let loaded = |i: usize| (i != 2).then_some(1_000);
+        // Everything fits: the root, then both children (1 loaded, 2 to fetch).
+        let s = select_points(&t, &v, 16.0, &loaded, 5_000, 10_000);
+        assert_eq!((s.render, s.load), (vec![0, 1], vec![2]));
+        // Room for the root and one 1 000-point child, not for the 5 000-point guess.
+        let s = select_points(&t, &v, 16.0, &loaded, 5_000, 2_500);
+        assert_eq!((s.render, s.load), (vec![0, 1], vec![]));
+        // Not even the root fits: it is drawn all the same, and nothing more.
+        let s = select_points(&t, &v, 16.0, &loaded, 5_000, 999);
+        assert_eq!((s.render, s.load), (vec![0], vec![]));
+        let s = select_points(&t, &v, 16.0, &|_| None, 5_000, 999);
+        assert_eq!((s.render, s.load), (vec![], vec![0]), "and fetched first");
+        // From far away the root's error is small enough: no children.
+        let s = select_points(&t, &view_from(24.945, 200_000.0), 16.0, &loaded, 5_000, 10_000);
+        assert_eq!(s.render, vec![0]);
+        // A child off screen is never counted against the budget.
+        let s = select_points(&t, &view_from(24.935, 300.0), 16.0, &|_| Some(1_000), 0, 3_000);
+        assert_eq!(s.render, vec![0, 1]);
+    }
+
+    #[test]
+    fn the_point_budget_walk_goes_by_screen_space_error_not_by_tree_order() {
+        // Two children at different distances under one root: the nearer one is bigger
+        // on screen and is taken first, whatever its index.
+        let mut t = tree(Refine::Add);
+        t.nodes[1].geometric_error = 10.0;
+        t.nodes[2].geometric_error = 10.0;
+        let v = view_from(24.950, 800.0);
+        let s = select_points(&t, &v, 1.0, &|_| Some(1_000), 0, 2_000);
+        assert_eq!(s.render, vec![0, 2], "the eastern child is nearer to a camera at 24.950");
     }
 }

@@ -60,10 +60,12 @@ fn capture(
                 eprintln!("viewer: {e}");
             }
             println!(
-                "tiles drawn {}, ground tiles drawn {}, draw calls {}, errors {}",
+                "tiles drawn {}, ground tiles drawn {}, draw calls {}, points drawn {}, points resident {}, errors {}",
                 streaming.drawn,
                 ground.drawn,
                 streaming.meshes_drawn + ground.meshes_drawn,
+                streaming.points_drawn,
+                streaming.points_resident,
                 problems.0.len()
             );
             exit.write(AppExit::Success);

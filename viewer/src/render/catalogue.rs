@@ -30,6 +30,8 @@ pub struct LayerInfo {
     /// BIM layers: storey names bottom to top, with the absolute URL of each one's
     /// content.
     pub storeys: Vec<(String, String)>,
+    /// A point cloud: its tiles hold `POINTS` and draw with the point material.
+    pub points: bool,
 }
 
 #[derive(Resource, Default)]
@@ -77,6 +79,7 @@ pub fn parse_layers(json: &[u8], base: &str, only: Option<&[String]>) -> Result<
                 .unwrap_or_default();
             Some(LayerInfo {
                 storeys,
+                points: l["kind"] == "point_cloud",
                 bounds,
                 tileset: l["tileset"].is_string().then(|| format!("{base}/3dtiles/{id}/tileset.json")),
                 tilejson: l["mvt_archive"].is_string().then(|| format!("{base}/tiles/{id}.json")),
@@ -131,10 +134,12 @@ mod tests {
             {"no_id":true},
             {"id":"sensors","kind":"sensors","bounds_wgs84":[0,0,1,1],"features":"/collections/sensors/items"},
             {"id":"house","kind":"bim","tileset":"3dtiles/tileset.json","bim":{"storeys":[
-                {"name":"EG","content":"3dtiles/content/m0_s1.glb"},{"name":"OG","content":"3dtiles/content/m0_s2.glb"}]}}
+                {"name":"EG","content":"3dtiles/content/m0_s1.glb"},{"name":"OG","content":"3dtiles/content/m0_s2.glb"}]}},
+            {"id":"survey","kind":"point_cloud","bounds_wgs84":[0,0,1,1],"tileset":"3dtiles/tileset.json"}
         ]"#;
         let layers = parse_layers(json, "http://h", None).expect("parses");
-        assert_eq!(layers.len(), 3, "the live sensor layer is not streamed as tiles");
+        assert_eq!(layers.len(), 4, "the live sensor layer is not streamed as tiles");
+        assert_eq!(layers.iter().map(|l| l.points).collect::<Vec<_>>(), [false, false, false, true]);
         assert_eq!(
             layers[2].storeys[1],
             ("OG".to_owned(), "http://h/3dtiles/house/content/m0_s2.glb".to_owned())

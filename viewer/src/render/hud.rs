@@ -42,8 +42,9 @@ impl Attributes {
 
 /// The UI font: the system's sans-serif (found through fontconfig), which covers
 /// street names in Finnish, Hebrew or Chinese where the built-in ASCII font cannot.
-/// A page cannot list the system's fonts, so the browser build uses bevy's built-in
-/// font (Latin only; the README says so).
+/// A page cannot list the system's fonts, so the browser build starts with bevy's
+/// built-in font and switches to the server's fonts once some text needs them
+/// ([`super::fonts`]).
 pub fn ui_font(size: f32) -> TextFont {
     TextFont {
         #[cfg(not(target_arch = "wasm32"))]
@@ -126,7 +127,11 @@ fn update_hud(
     *frame_time = if *frame_time == 0.0 { dt } else { 0.9 * *frame_time + 0.1 * dt };
     let fps = if *frame_time > 0.0 { 1.0 / *frame_time } else { 0.0 };
     let loaded: usize = streaming.layers.iter().map(|l| l.cache.len()).sum();
-    let bytes: usize = streaming.layers.iter().map(|l| l.cache.bytes()).sum::<usize>() + ground.gpu_bytes();
+    // Point layers count points in their cache; each takes four 16-byte vertices and
+    // six 4-byte indices on the GPU.
+    let bytes: usize =
+        streaming.layers.iter().map(|l| l.cache.bytes() * if l.points { 88 } else { 1 }).sum::<usize>()
+            + ground.gpu_bytes();
     if let Ok(mut text) = readout.single_mut() {
         let mut s = format!(
             "FPS {:.0}  |  3D tiles drawn {} loaded {} in flight {}  |  ground tiles drawn {} loaded {} in flight {}  |  draw calls {}  |  GPU est. {:.1} MB",
@@ -140,6 +145,13 @@ fn update_hud(
             streaming.meshes_drawn + ground.meshes_drawn,
             bytes as f64 / 1_048_576.0
         );
+        if streaming.layers.iter().any(|l| l.points) {
+            s.push_str(&format!(
+                "  |  points drawn {:.2} M resident {:.2} M",
+                streaming.points_drawn as f64 / 1e6,
+                streaming.points_resident as f64 / 1e6
+            ));
+        }
         for e in problems.0.iter().rev().take(3) {
             s.push_str("\n! ");
             s.push_str(e);
@@ -151,13 +163,7 @@ fn update_hud(
         if *visibility != want {
             *visibility = want;
         }
-        let mut shown = attribute_text(&picked, &attributes.lines);
-        // The browser build has only bevy's built-in font, ASCII in practice (see
-        // `ui_font`); the page's #cim-selection carries the full text.
-        if cfg!(target_arch = "wasm32") && !shown.is_ascii() {
-            shown.push_str("\n(some characters need the desktop viewer's fonts)");
-        }
-        **text = shown;
+        **text = attribute_text(&picked, &attributes.lines);
     }
 }
 

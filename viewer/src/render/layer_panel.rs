@@ -2,13 +2,15 @@
 //! (roads, rail, land use, water, borders) to switch on and off, and a fly-to row per
 //! layer. Keys 1–9 toggle the first nine rows; a click on a row does the same. Once
 //! live sensors arrive, each sensor kind gets a row to show or hide it and a row to
-//! lay its values over the city as a heat map.
+//! lay its values over the city as a heat map. Point cloud layers get a row that
+//! switches their colouring (RGB, intensity, classification, elevation), as `C` does.
 
 use bevy::prelude::*;
 
 use super::bim::{BimView, EXPLODE_STEP_M};
 use super::camera::{Flight, orbit_over};
 use super::catalogue::Catalogue;
+use super::points::PointColourMode;
 use super::sensors::{HeatMap, Live};
 use super::{Hidden, RenderFrame};
 use crate::ground::GroundGroup;
@@ -31,6 +33,8 @@ pub enum RowAction {
     Xray,
     /// BIM: storeys apart or together.
     Explode,
+    /// Point clouds: the next colour mode.
+    PointColour,
 }
 
 #[derive(Component, Debug, Clone)]
@@ -47,7 +51,8 @@ pub fn rows_for(catalogue: &Catalogue) -> Vec<PanelRow> {
     let toggle = |label: String, key: String| PanelRow { label, action: RowAction::Toggle(key), key: None };
     for layer in &catalogue.layers {
         if layer.tileset.is_some() {
-            rows.push(toggle(format!("{} / buildings", layer.id), format!("{}/buildings", layer.id)));
+            let part = if layer.points { "points" } else { "buildings" };
+            rows.push(toggle(format!("{} / {part}", layer.id), format!("{}/{part}", layer.id)));
         }
         if layer.tilejson.is_some() {
             rows.push(toggle(format!("{} / ground", layer.id), format!("{}/ground", layer.id)));
@@ -59,6 +64,9 @@ pub fn rows_for(catalogue: &Catalogue) -> Vec<PanelRow> {
     if catalogue.layers.iter().any(|l| !l.storeys.is_empty()) {
         rows.push(PanelRow { label: "x-ray BIM shell".to_owned(), action: RowAction::Xray, key: None });
         rows.push(PanelRow { label: "explode storeys".to_owned(), action: RowAction::Explode, key: None });
+    }
+    if catalogue.layers.iter().any(|l| l.points) {
+        rows.push(PanelRow { label: "point colour".to_owned(), action: RowAction::PointColour, key: None });
     }
     if catalogue.layers.iter().any(|l| l.tilejson.is_some()) {
         for group in GroundGroup::ALL {
@@ -174,6 +182,7 @@ fn build_panel(mut commands: Commands, catalogue: Res<Catalogue>, panel: Query<(
 fn act(
     action: &RowAction,
     bim: Option<&mut BimView>,
+    points: Option<&mut PointColourMode>,
     hidden: &mut Hidden,
     heat: &mut HeatMap,
     flight: &mut Flight,
@@ -203,6 +212,11 @@ fn act(
                 view.explode_m = if view.explode_m > 0.0 { 0.0 } else { EXPLODE_STEP_M };
             }
         }
+        RowAction::PointColour => {
+            if let Some(mode) = points {
+                mode.0 = mode.0.next();
+            }
+        }
     }
 }
 
@@ -228,6 +242,7 @@ fn press_rows(
     mut heat: ResMut<HeatMap>,
     mut flight: ResMut<Flight>,
     mut bim: Option<ResMut<BimView>>,
+    mut points: Option<ResMut<PointColourMode>>,
 ) {
     for (interaction, row, mut background) in rows {
         *background = BackgroundColor(match interaction {
@@ -236,14 +251,30 @@ fn press_rows(
             Interaction::None => Color::NONE,
         });
         if *interaction == Interaction::Pressed {
-            act(&row.action, bim.as_deref_mut(), &mut hidden, &mut heat, &mut flight, frame.as_deref());
+            act(
+                &row.action,
+                bim.as_deref_mut(),
+                points.as_deref_mut(),
+                &mut hidden,
+                &mut heat,
+                &mut flight,
+                frame.as_deref(),
+            );
         }
     }
     for (n, key) in DIGITS.iter().enumerate() {
         if keys.just_pressed(*key)
             && let Some(row) = all.iter().find(|r| r.key == Some(n + 1))
         {
-            act(&row.action, bim.as_deref_mut(), &mut hidden, &mut heat, &mut flight, frame.as_deref());
+            act(
+                &row.action,
+                bim.as_deref_mut(),
+                points.as_deref_mut(),
+                &mut hidden,
+                &mut heat,
+                &mut flight,
+                frame.as_deref(),
+            );
         }
     }
 }
@@ -252,6 +283,7 @@ fn label_rows(
     hidden: Res<Hidden>,
     heat: Option<Res<HeatMap>>,
     bim: Option<Res<BimView>>,
+    points: Option<Res<PointColourMode>>,
     mut rows: Query<(&PanelRow, &mut Text)>,
 ) {
     let mark = |on: bool| if on { "[x]" } else { "[ ]" };
@@ -270,6 +302,10 @@ fn label_rows(
             RowAction::Xray => format!("  {} {}", mark(bim.as_ref().is_some_and(|b| b.xray)), row.label),
             RowAction::Explode => {
                 format!("  {} {}", mark(bim.as_ref().is_some_and(|b| b.explode_m > 0.0)), row.label)
+            }
+            RowAction::PointColour => {
+                let mode = points.as_ref().map_or("", |p| p.0.label());
+                format!("   C {}: {mode}", row.label)
             }
         };
         if text.0 != label {
@@ -293,6 +329,7 @@ mod tests {
                 tileset: Some("t".into()),
                 tilejson: Some("j".into()),
                 storeys: Vec::new(),
+                points: false,
             },
             LayerInfo {
                 id: "roads".into(),
@@ -300,6 +337,7 @@ mod tests {
                 tileset: None,
                 tilejson: Some("j".into()),
                 storeys: Vec::new(),
+                points: false,
             },
         ];
         let rows = rows_for(&catalogue);
@@ -307,7 +345,11 @@ mod tests {
             .iter()
             .filter_map(|r| match &r.action {
                 RowAction::Toggle(k) => Some((r.key, k.as_str())),
-                RowAction::FlyTo(_) | RowAction::Heat(_) | RowAction::Xray | RowAction::Explode => None,
+                RowAction::FlyTo(_)
+                | RowAction::Heat(_)
+                | RowAction::Xray
+                | RowAction::Explode
+                | RowAction::PointColour => None,
             })
             .collect();
         assert_eq!(
@@ -328,19 +370,19 @@ mod tests {
         let mut hidden = Hidden::default();
         let mut heat = HeatMap::default();
         let mut flight = Flight::default();
-        act(&RowAction::Toggle("roads".into()), None, &mut hidden, &mut heat, &mut flight, None);
+        act(&RowAction::Toggle("roads".into()), None, None, &mut hidden, &mut heat, &mut flight, None);
         assert!(!hidden.shows("roads"));
-        act(&RowAction::Toggle("roads".into()), None, &mut hidden, &mut heat, &mut flight, None);
+        act(&RowAction::Toggle("roads".into()), None, None, &mut hidden, &mut heat, &mut flight, None);
         assert!(hidden.shows("roads"));
         // Sensor kinds: a toggle keyed like --hide, and one heat map at a time.
         let [show, map] = kind_rows("temperature");
-        act(&show.action, None, &mut hidden, &mut heat, &mut flight, None);
+        act(&show.action, None, None, &mut hidden, &mut heat, &mut flight, None);
         assert!(!hidden.shows("sensors/temperature"));
-        act(&map.action, None, &mut hidden, &mut heat, &mut flight, None);
+        act(&map.action, None, None, &mut hidden, &mut heat, &mut flight, None);
         assert_eq!(heat.0.as_deref(), Some("temperature"));
-        act(&kind_rows("speed")[1].action, None, &mut hidden, &mut heat, &mut flight, None);
+        act(&kind_rows("speed")[1].action, None, None, &mut hidden, &mut heat, &mut flight, None);
         assert_eq!(heat.0.as_deref(), Some("speed"));
-        act(&kind_rows("speed")[1].action, None, &mut hidden, &mut heat, &mut flight, None);
+        act(&kind_rows("speed")[1].action, None, None, &mut hidden, &mut heat, &mut flight, None);
         assert_eq!(heat.0, None);
     }
 
@@ -353,6 +395,7 @@ mod tests {
             tileset: Some("t".into()),
             tilejson: None,
             storeys: vec![("EG".into(), "a".into()), ("OG".into(), "b".into())],
+            points: false,
         }];
         let rows = rows_for(&catalogue);
         let labels: Vec<&str> = rows.iter().map(|r| r.label.as_str()).collect();
@@ -363,10 +406,31 @@ mod tests {
         assert_eq!(rows[1].action, RowAction::Toggle("house/storey/OG".into()));
         let mut view = BimView { xray: false, explode_m: 0.0 };
         let (mut hidden, mut heat, mut flight) = (Hidden::default(), HeatMap::default(), Flight::default());
-        act(&RowAction::Xray, Some(&mut view), &mut hidden, &mut heat, &mut flight, None);
-        act(&RowAction::Explode, Some(&mut view), &mut hidden, &mut heat, &mut flight, None);
+        act(&RowAction::Xray, Some(&mut view), None, &mut hidden, &mut heat, &mut flight, None);
+        act(&RowAction::Explode, Some(&mut view), None, &mut hidden, &mut heat, &mut flight, None);
         assert_eq!(view, BimView { xray: true, explode_m: EXPLODE_STEP_M });
-        act(&RowAction::Explode, Some(&mut view), &mut hidden, &mut heat, &mut flight, None);
+        act(&RowAction::Explode, Some(&mut view), None, &mut hidden, &mut heat, &mut flight, None);
         assert_eq!(view.explode_m, 0.0);
+    }
+    #[test]
+    fn point_cloud_layers_get_a_points_row_and_the_colour_switch() {
+        let mut catalogue = Catalogue::default();
+        catalogue.layers = vec![LayerInfo {
+            id: "survey".into(),
+            bounds: None,
+            tileset: Some("t".into()),
+            tilejson: None,
+            storeys: Vec::new(),
+            points: true,
+        }];
+        let rows = rows_for(&catalogue);
+        assert_eq!(rows[0].action, RowAction::Toggle("survey/points".into()));
+        assert_eq!(rows[1].action, RowAction::PointColour);
+        let mut mode = PointColourMode::default();
+        let (mut hidden, mut heat, mut flight) = (Hidden::default(), HeatMap::default(), Flight::default());
+        for _ in 0..2 {
+            act(&RowAction::PointColour, None, Some(&mut mode), &mut hidden, &mut heat, &mut flight, None);
+        }
+        assert_eq!(mode.0, crate::points::PointColouring::Classification);
     }
 }

@@ -8,7 +8,9 @@
 //! * [`bim`]: BIM layers: storeys shown or hidden, exploded apart, x-ray of the shell.
 //! * [`pick`]: a click selects a building, highlights it and reports its feature id.
 //! * [`layer_panel`]: toggles each layer and ground class, flies to a layer.
+//! * [`points`]: point cloud layers: the point shader's material and colour modes.
 //! * [`sensors`]: live sensor markers by state, the alert list, a sensor's sparkline.
+//! * [`fonts`]: in a browser, fetches the fonts for non-ASCII and CJK text on demand.
 //! * [`hud`]: FPS / tiles / memory readout, errors on screen, the picked building's attributes.
 //! * [`bench`]: `--bench`: flies a scripted path and reports frame times.
 //! * [`capture`]: `--screenshot` waits for the visible tiles, writes a PNG and exits.
@@ -19,6 +21,7 @@ pub mod bim;
 pub mod camera;
 pub mod capture;
 pub mod catalogue;
+pub mod fonts;
 pub mod glb;
 pub mod ground_layers;
 pub mod hud;
@@ -26,6 +29,7 @@ pub mod layer_panel;
 pub mod page_options;
 pub mod pick;
 pub mod platform;
+pub mod points;
 pub mod sensors;
 pub mod tiles;
 
@@ -58,6 +62,10 @@ pub struct ViewerOptions {
     pub xray: bool,
     /// BIM layers: storeys lifted apart by this many metres each (0: in place).
     pub explode_m: f32,
+    /// Point cloud layers: most points resident at once, all layers together.
+    pub point_budget: usize,
+    /// Point cloud layers: the colour mode at start (the layer panel and `C` switch it).
+    pub point_colouring: crate::points::PointColouring,
 }
 
 /// Messages for the person at the screen: server unreachable, missing or corrupt tiles.
@@ -127,6 +135,8 @@ pub fn app(options: ViewerOptions, window: Window) -> App {
             bench::BenchPlugin,
             sensors::SensorsPlugin,
             bim::BimPlugin,
+            points::PointsPlugin,
+            fonts::FontsPlugin,
         ));
     app
 }

@@ -1,13 +1,18 @@
 //! In a browser the viewer has no command line: its options come from the page's
 //! address, `?camera=lon,lat,h,heading,pitch&hide=roads,sensors/noise&heat_map=temperature`
-//! (BIM: `&xray=on&explode=4&hide=<layer>/storey/<name>`),
+//! (BIM: `&xray=on&explode=4&hide=<layer>/storey/<name>`; point clouds:
+//! `&point_budget=2000000&point_colour=classification`),
 //! and the server is the page's own origin unless `server=` names another.
 
 use super::ViewerOptions;
+use crate::points::PointColouring;
 
 /// Tile memory budget in a browser: a wasm32 page has 4 GiB of address space at most,
 /// and the browser's own copy of every GPU buffer counts against the tab too.
 pub const WEB_CACHE_MB: usize = 256;
+
+/// Points resident at once in a browser (about 90 MB of vertex buffers).
+pub const WEB_POINT_BUDGET: usize = 1_000_000;
 
 /// Options from a page address's query (`search`, with or without the leading `?`).
 /// Unknown keys are refused so that a typo does not silently show something else.
@@ -26,6 +31,8 @@ pub fn from_query(origin: &str, search: &str) -> Result<ViewerOptions, String> {
         heat_map: None,
         xray: false,
         explode_m: 0.0,
+        point_budget: WEB_POINT_BUDGET,
+        point_colouring: PointColouring::default(),
     };
     for pair in search.trim_start_matches('?').split('&').filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
@@ -38,6 +45,12 @@ pub fn from_query(origin: &str, search: &str) -> Result<ViewerOptions, String> {
             "camera" => options.camera = Some(numbers::<5>(&value, key)?),
             "max_sse" => options.max_sse = positive(&value, key)?,
             "cache_mb" => options.cache_bytes = (positive(&value, key)? as usize).saturating_mul(1 << 20),
+            "point_budget" => options.point_budget = positive(&value, key)? as usize,
+            "point_colour" => {
+                options.point_colouring = PointColouring::parse(&value).ok_or_else(|| {
+                    format!("point_colour: '{value}' is not rgb, intensity, classification or elevation")
+                })?
+            }
             "bench" => options.bench_seconds = Some(positive(&value, key)?),
             "heat_map" => options.heat_map = Some(value).filter(|v| !v.is_empty()),
             "shadows" => options.shadows = on_off(&value, key)?,
@@ -126,6 +139,9 @@ mod tests {
         assert!(bim.xray && bim.explode_m == 3.5 && bim.hidden == ["fzk/storey/OG"]);
         let other = from_query("http://a", "server=http%3A%2F%2Fb%3A9000%2F").expect("server");
         assert_eq!(other.server, "http://b:9000");
+        let points = from_query("http://a", "point_budget=2e6&point_colour=Elevation").expect("points");
+        assert_eq!((points.point_budget, points.point_colouring), (2_000_000, PointColouring::Elevation));
+        assert_eq!((plain.point_budget, plain.point_colouring), (WEB_POINT_BUDGET, PointColouring::Rgb));
     }
 
     #[test]
@@ -141,6 +157,8 @@ mod tests {
             ("hide=%G1", "hide"),
             ("zoom=3", "zoom"),
             ("server=file:///etc", "server"),
+            ("point_colour=height", "point_colour"),
+            ("point_budget=0", "point_budget"),
         ] {
             let e = from_query("http://a", query).expect_err(query);
             assert!(e.contains(names), "{query}: {e}");

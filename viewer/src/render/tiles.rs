@@ -13,13 +13,19 @@ use cim_core::tileset::Tileset;
 use super::catalogue::Catalogue;
 use super::glb::{Content, decode};
 use super::platform::{Pending, fetch_then};
+use super::points::{LayerRamp, PointColourMode, PointMaterial, spawn_point_tile};
 use super::{Hidden, Problems, RenderFrame, ViewerOptions};
 use crate::cache::TileCache;
-use crate::select::{View, select};
+use crate::points::{PointVertices, point_spacing};
+use crate::select::{View, select, select_points};
 use crate::tree::{TileTree, is_tileset_url};
 
 /// Requests in flight at most, across tilesets.
 const MAX_IN_FLIGHT: usize = 8;
+
+/// Points a point tile is assumed to hold before any has arrived (our leaves hold up
+/// to 30 000, coarser levels about as many).
+const POINTS_PER_TILE_GUESS: usize = 20_000;
 
 pub struct TilesPlugin;
 
@@ -34,6 +40,7 @@ impl Plugin for TilesPlugin {
 /// What a content request brings back: something to draw, or an external tileset.
 pub enum Arrival {
     Glb(Content),
+    Points(PointVertices),
     Tileset(Box<Tileset>),
 }
 
@@ -46,12 +53,17 @@ pub struct Layer {
     /// Entities per loaded tile.
     pub loaded: HashMap<usize, Vec<Entity>>,
     pub failed: HashSet<usize>,
+    /// A point cloud: its cache counts points against the point budget, not bytes.
+    pub points: bool,
+    /// Point clouds: the colour ramps, from the first tile to arrive.
+    pub ramp: Option<LayerRamp>,
 }
 
 #[derive(Resource, Default)]
 pub struct Streaming {
     requested: bool,
-    tilesets: Vec<(String, String, Pending<TileTree>)>,
+    /// Layer id, tileset URL, whether it is a point cloud, the answer.
+    tilesets: Vec<(String, String, bool, Pending<TileTree>)>,
     pub layers: Vec<Layer>,
     pub frame: u64,
     /// Set once the catalogue has been read and every tileset answered.
@@ -64,6 +76,9 @@ pub struct Streaming {
     pub meshes_drawn: usize,
     /// Tile contents arrived since start (for the benchmark's tiles per second).
     pub tiles_arrived: usize,
+    /// Points drawn this frame and resident, across point cloud layers.
+    pub points_drawn: usize,
+    pub points_resident: usize,
     material: Option<Handle<StandardMaterial>>,
 }
 
@@ -141,7 +156,7 @@ fn request_tilesets(catalogue: Res<Catalogue>, mut streaming: ResMut<Streaming>)
         let rx = fetch_then(url.clone(), move |bytes| {
             TileTree::parse(&bytes, &tileset_url).map_err(|e| e.to_string())
         });
-        streaming.tilesets.push((layer.id.clone(), url, rx));
+        streaming.tilesets.push((layer.id.clone(), url, layer.points, rx));
     }
 }
 
@@ -154,29 +169,36 @@ fn receive_tilesets(
 ) {
     let mut still = Vec::new();
     let mut arrived = Vec::new();
-    for (id, url, rx) in std::mem::take(&mut streaming.tilesets) {
+    for (id, url, points, rx) in std::mem::take(&mut streaming.tilesets) {
         match rx.take() {
-            Some(Ok(tree)) => arrived.push((id, tree)),
+            Some(Ok(tree)) => arrived.push((id, points, tree)),
             Some(Err(e)) => problems.report(format!("layer {id}: {e}")),
-            None => still.push((id, url, rx)),
+            None => still.push((id, url, points, rx)),
         }
     }
     streaming.tilesets = still;
     let mut have_frame = frame.is_some();
-    for (id, tree) in arrived {
+    let point_layers = streaming.tilesets.iter().filter(|t| t.2).count()
+        + streaming.layers.iter().filter(|l| l.points).count()
+        + arrived.iter().filter(|a| a.1).count();
+    for (id, points, tree) in arrived {
         if !have_frame {
             // A layer without bounds in the catalogue: centre on its tileset.
             let (lon, lat, _) = cim_core::frame::ecef_to_geodetic(tree.centre().to_array());
             commands.insert_resource(RenderFrame::at(lon, lat));
             have_frame = true;
         }
+        // The point budget is shared out between the point cloud layers.
+        let budget = if points { options.point_budget / point_layers.max(1) } else { options.cache_bytes };
         streaming.layers.push(Layer {
             id,
             tree,
-            cache: TileCache::new(options.cache_bytes),
+            cache: TileCache::new(budget),
             pending: HashMap::new(),
             loaded: HashMap::new(),
             failed: HashSet::new(),
+            points,
+            ramp: None,
         });
     }
     streaming.ready = streaming.requested && streaming.tilesets.is_empty();
@@ -208,7 +230,14 @@ pub fn view_of(
     )
 }
 
-fn fetch_content(url: String) -> Pending<Arrival> {
+fn fetch_content(url: String, points: bool) -> Pending<Arrival> {
+    if points && !is_tileset_url(&url) {
+        return fetch_then(url, |bytes| {
+            cim_core::points::read_points_glb(&bytes)
+                .map(|tile| Arrival::Points(PointVertices::from_tile(&tile)))
+                .map_err(|e| e.to_string())
+        });
+    }
     if is_tileset_url(&url) {
         fetch_then(url, |bytes| {
             serde_json::from_slice::<Tileset>(&bytes)
@@ -234,6 +263,8 @@ fn stream_tiles(
     mut materials: ResMut<Assets<StandardMaterial>>,
     mut visibility: Query<&mut Visibility>,
     catalogue: Res<super::catalogue::Catalogue>,
+    mut point_materials: ResMut<Assets<PointMaterial>>,
+    colouring: Res<PointColourMode>,
 ) {
     let (Some(frame), Ok((cam, projection)), Ok(window)) = (frame, camera.single(), windows.single()) else {
         return;
@@ -253,6 +284,7 @@ fn stream_tiles(
         })
         .clone();
     let (mut drawn, mut in_flight, mut wanted, mut meshes_drawn) = (0, 0, 0, 0);
+    let (mut points_drawn, mut points_resident) = (0, 0);
     let budget_left = MAX_IN_FLIGHT.saturating_sub(streaming.layers.iter().map(|l| l.pending.len()).sum());
     let mut starts = budget_left;
     let mut arrived = 0;
@@ -282,6 +314,23 @@ fn stream_tiles(
                     );
                     layer.loaded.insert(t, entities);
                 }
+                Ok(Arrival::Points(vertices)) => {
+                    let content_to_render = frame.ecef_to_render * layer.tree.nodes[t].content_to_ecef();
+                    let ramp = *layer.ramp.get_or_insert_with(|| LayerRamp::of(&vertices, content_to_render));
+                    let points = vertices.points();
+                    let entity = spawn_point_tile(
+                        &mut commands,
+                        &mut meshes,
+                        &mut point_materials,
+                        content_to_render,
+                        vertices,
+                        point_spacing(&layer.tree, t),
+                        ramp,
+                        colouring.0,
+                    );
+                    layer.loaded.insert(t, vec![entity]);
+                    layer.cache.insert(t, points, frame_no);
+                }
                 Ok(Arrival::Tileset(tileset)) => {
                     if let Err(e) = layer.tree.graft(t, &tileset, &url) {
                         problems.report(format!("layer {} {url}: {e}", layer.id));
@@ -294,13 +343,22 @@ fn stream_tiles(
                 }
             }
         }
-        let shows = hidden.shows(&format!("{}/buildings", layer.id));
+        let shows =
+            hidden.shows(&format!("{}/{}", layer.id, if layer.points { "points" } else { "buildings" }));
         let loaded = &layer.loaded;
         let failed = &layer.failed;
-        let selection = if shows {
-            select(&layer.tree, &view, options.max_sse, &|i| loaded.contains_key(&i) || failed.contains(&i))
-        } else {
+        let selection = if !shows {
             Default::default()
+        } else if layer.points
+            && layer.tree.nodes.first().is_some_and(|r| r.refine == cim_core::tileset::Refine::Add)
+        {
+            let cache = &layer.cache;
+            let estimate = cache.bytes().checked_div(cache.len()).unwrap_or(POINTS_PER_TILE_GUESS);
+            // A tile that failed costs nothing and is not asked for again.
+            let points = |i| if failed.contains(&i) { Some(0) } else { cache.cost(i) };
+            select_points(&layer.tree, &view, options.max_sse, &points, estimate, cache.budget())
+        } else {
+            select(&layer.tree, &view, options.max_sse, &|i| loaded.contains_key(&i) || failed.contains(&i))
         };
         let shown: HashSet<usize> = selection.render.iter().copied().collect();
         let storeys =
@@ -325,6 +383,9 @@ fn stream_tiles(
             if shown.contains(tile) {
                 layer.cache.touch(*tile, frame_no);
                 meshes_drawn += entities.len();
+                if layer.points {
+                    points_drawn += layer.cache.cost(*tile).unwrap_or(0);
+                }
             }
         }
         for &tile in &selection.load {
@@ -335,7 +396,7 @@ fn stream_tiles(
                 break;
             }
             if let Some(url) = layer.tree.nodes[tile].content.clone() {
-                layer.pending.insert(tile, fetch_content(url));
+                layer.pending.insert(tile, fetch_content(url, layer.points));
                 starts -= 1;
             }
         }
@@ -345,12 +406,16 @@ fn stream_tiles(
             }
         }
         drawn += shown.len();
+        if layer.points {
+            points_resident += layer.cache.bytes();
+        }
         in_flight += layer.pending.len();
         wanted += selection.load.iter().filter(|t| !layer.failed.contains(t)).count();
     }
     (streaming.drawn, streaming.in_flight, streaming.wanted, streaming.meshes_drawn) =
         (drawn, in_flight, wanted, meshes_drawn);
     streaming.tiles_arrived += arrived;
+    (streaming.points_drawn, streaming.points_resident) = (points_drawn, points_resident);
 }
 
 /// Bottom-up index of the BIM storey whose content `url` is, if it is one.
