@@ -91,11 +91,13 @@ try {
       await page.waitForFunction(() => document.getElementById("cim-selection")?.textContent.includes(":"), null, { timeout: 60000 });
       result.selection = await page.evaluate(() => document.getElementById("cim-selection").textContent);
       // --wait-log TEXT: something the click sets off (fonts fetched on demand) must
-      // log TEXT before the picture; result.waited says whether it did within 60 s.
+      // log TEXT before the picture; result.waited says whether it did within 3 min, and
+      // result.waited_ms how long that took.
       if (args["wait-log"]) {
-        const deadline = Date.now() + 60000;
-        while (seen.length === 0 && Date.now() < deadline) await page.waitForTimeout(200);
+        const since = Date.now();
+        while (seen.length === 0 && Date.now() < since + 180000) await page.waitForTimeout(200);
         result.waited = seen[0] ?? null;
+        result.waited_ms = Date.now() - since;
       }
       await page.waitForTimeout(1500);
       await page.screenshot({ path: join(args.out, "clicked.png") });

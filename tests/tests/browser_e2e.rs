@@ -254,7 +254,7 @@ fn chinese_attributes_fetch_the_cjk_font_on_demand_and_the_canvas_panel_switches
             "--click",
             "400,300",
             "--wait-log",
-            "UI fonts ready",
+            "WenQuanYi",
         ],
     );
     assert!(run["failure"].is_null(), "{}", run);
@@ -270,5 +270,6 @@ fn chinese_attributes_fetch_the_cjk_font_on_demand_and_the_canvas_panel_switches
         assert!(font["encoding"] == "br" || font["encoding"] == "gzip", "{font}");
     }
     assert_eq!(run["waited"], "UI fonts ready: DejaVu Sans, WenQuanYi Micro Hei", "{}", run["log"]);
+    eprintln!("fonts ready {} ms after the attributes arrived", run["waited_ms"]);
     let _ = std::fs::copy(out.join("clicked.png"), std::env::temp_dir().join("cim-e2e-browser-cjk.png"));
 }

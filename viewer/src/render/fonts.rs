@@ -3,10 +3,11 @@
 //! so the browser fetches the fonts `cim-server` ships beside the viewer, and only once
 //! some on-screen text needs them: `ui-sans.ttf` (DejaVu Sans: Latin with accents,
 //! Greek, Cyrillic, Hebrew, Arabic) at the first non-ASCII character, `ui-cjk.ttc`
-//! (WenQuanYi Micro Hei: Chinese, Japanese kana, Korean) at the first CJK one. Both
-//! then become the UI's sans-serif family, tried in that order.
+//! (WenQuanYi Micro Hei: Chinese, Japanese kana, Korean) at the first CJK one. The
+//! first becomes the UI's font family, the second the fallback for CJK scripts.
 
 use bevy::prelude::*;
+use parley::fontique::Script;
 
 /// The fonts a piece of text needs beyond bevy's built-in (ASCII) font.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -64,6 +65,11 @@ struct WebFonts {
     added: Vec<&'static WebFont>,
     /// How many of `added` the sans-serif family currently lists.
     in_use: usize,
+    /// Frames spent waiting for the text engine to know the added families.
+    waited: u32,
+    /// The font assets: a dropped handle unloads the font, and bevy then rebuilds its
+    /// font collection without it.
+    handles: Vec<Handle<Font>>,
 }
 
 fn request_fonts(
@@ -104,7 +110,8 @@ fn receive_fonts(
         match pending.take() {
             None => still.push((font, pending)),
             Some(Ok(bytes)) => {
-                fonts.add(Font::from_bytes(bytes));
+                let handle = fonts.add(Font::from_bytes(bytes));
+                state.handles.push(handle);
                 state.added.push(font);
             }
             Some(Err(e)) => problems.report(format!("font {}: {e}", font.file)),
@@ -114,11 +121,12 @@ fn receive_fonts(
     // Sans first, CJK after, whatever order they arrived in.
     state.added.sort_by_key(|f| f.file != SANS.file);
     if state.added.len() == state.in_use {
-        if state.in_use > 0 {
+        if let Some(first) = state.added.first().filter(|_| state.in_use > 0) {
             // Text spawned since (the sensor kinds' rows) takes the family too.
+            let family = bevy::text::FontSource::Family(first.family.into());
             for mut text_font in &mut text_fonts {
-                if !matches!(text_font.font, bevy::text::FontSource::SansSerif) {
-                    text_font.font = bevy::text::FontSource::SansSerif;
+                if text_font.font != family {
+                    text_font.font = family.clone();
                 }
             }
         }
@@ -128,17 +136,36 @@ fn receive_fonts(
     let Some(ids) =
         state.added.iter().map(|f| font_cx.collection.family_id(f.family)).collect::<Option<Vec<_>>>()
     else {
+        state.waited += 1;
+        if state.waited == 300 {
+            let known: Vec<String> = font_cx.collection.family_names().map(str::to_owned).collect();
+            let missing: Vec<&str> = state.added.iter().map(|f| f.family).collect();
+            problems.report(format!("fonts {missing:?} not registered; the text engine knows {known:?}"));
+        }
         return;
     };
-    font_cx.collection.set_generic_families(parley::GenericFamily::SansSerif, ids.into_iter());
+    state.waited = 0;
+    // The first font becomes the UI's family by name; the CJK font is the text
+    // engine's fallback for the scripts it covers, so a line mixing both shapes.
+    for (font, id) in state.added.iter().zip(&ids) {
+        if font.file == CJK.file {
+            for script in CJK_SCRIPTS {
+                font_cx.collection.append_fallbacks(Script::from_bytes(script), std::iter::once(*id));
+            }
+        }
+    }
     state.in_use = state.added.len();
     let families: Vec<&str> = state.added.iter().map(|f| f.family).collect();
     super::platform::report(&format!("UI fonts ready: {}", families.join(", ")));
+    let family = bevy::text::FontSource::Family(families[0].into());
     for mut text_font in &mut text_fonts {
-        // Every text re-lays out with the new family (even those already sans-serif).
-        text_font.font = bevy::text::FontSource::SansSerif;
+        // Every text re-lays out with the new fonts (even one already in that family).
+        text_font.font = family.clone();
     }
 }
+
+/// ISO 15924 codes of the scripts WenQuanYi Micro Hei stands in for.
+const CJK_SCRIPTS: [[u8; 4]; 5] = [*b"Hani", *b"Hira", *b"Kana", *b"Hang", *b"Bopo"];
 
 #[cfg(test)]
 mod tests {
