@@ -273,3 +273,48 @@ fn chinese_attributes_fetch_the_cjk_font_on_demand_and_the_canvas_panel_switches
     eprintln!("fonts ready {} ms after the attributes arrived", run["waited_ms"]);
     let _ = std::fs::copy(out.join("clicked.png"), std::env::temp_dir().join("cim-e2e-browser-cjk.png"));
 }
+
+#[test]
+fn a_point_cloud_draws_in_the_browser_coloured_by_class() {
+    // The viewer test's split survey (tests/oracles/split_cloud.py): west half class 2
+    // (ground), east half class 6 (building), 200 m x 100 m beside Helsinki.
+    let store = temp_dir("browser-points");
+    let las = store.join("split.las");
+    let made = std::process::Command::new("python3")
+        .arg(repo_root().join("tests/oracles/split_cloud.py"))
+        .arg(&las)
+        .output()
+        .expect("python3 with laspy (the README test command installs it)");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    ingest_ok(&store, "survey", &["--anchor", "24.95,60.17,10"], &[&las]);
+    let bundle = web_bundle();
+    let server = Server::start_with(&store, &["--web", bundle.to_str().expect("utf-8 path")]);
+    let out = temp_dir("browser-points-shots");
+    let url = format!(
+        "{}/?camera=24.95,60.17,400,0,-89.9&max_sse=0.01&point_colour=classification&shadows=off",
+        server.url
+    );
+    let run = oracle("browser_viewer.mjs", &["--url", &url, "--out", out.to_str().expect("utf-8 path")]);
+    assert!(run["failure"].is_null(), "{}", run);
+    assert_eq!(run["errors"], serde_json::json!([]), "console errors: {}", run["log"]);
+    let responses = run["responses"].as_array().expect("responses");
+    let tiles = responses
+        .iter()
+        .filter(|r| {
+            r["url"].as_str().is_some_and(|u| u.contains("/3dtiles/survey/"))
+                && r["type"] == "model/gltf-binary"
+        })
+        .count();
+    assert_eq!(tiles, 5, "the root and its four leaves: {responses:?}");
+    let (width, _, view) = read_png_rgb(&out.join("view.png"));
+    let _ = std::fs::copy(out.join("view.png"), std::env::temp_dir().join("cim-e2e-browser-points.png"));
+    // As in the desktop test: about 1.7 px per metre around the centre of 800x600.
+    let share = |xs: std::ops::Range<usize>, want: [u8; 3]| {
+        let pixels: Vec<[u8; 3]> =
+            (230..370).flat_map(|y| xs.clone().map(move |x| y * width + x)).map(|i| view[i]).collect();
+        let near = |p: &[u8; 3]| p.iter().zip(want).all(|(a, b)| a.abs_diff(b) <= 8);
+        pixels.iter().filter(|p| near(p)).count() as f64 / pixels.len() as f64
+    };
+    let (ground, building) = (share(250..380, [161, 120, 79]), share(420..550, [230, 89, 64]));
+    assert!(ground > 0.9 && building > 0.9, "ground brown {ground:.3} west, building red {building:.3} east");
+}

@@ -244,6 +244,8 @@ fn press_rows(
     mut bim: Option<ResMut<BimView>>,
     mut points: Option<ResMut<PointColourMode>>,
 ) {
+    // Clicked rows, then rows whose digit key went down.
+    let mut actions = Vec::new();
     for (interaction, row, mut background) in rows {
         *background = BackgroundColor(match interaction {
             Interaction::Pressed => Color::srgba(1.0, 1.0, 1.0, 0.35),
@@ -251,31 +253,26 @@ fn press_rows(
             Interaction::None => Color::NONE,
         });
         if *interaction == Interaction::Pressed {
-            act(
-                &row.action,
-                bim.as_deref_mut(),
-                points.as_deref_mut(),
-                &mut hidden,
-                &mut heat,
-                &mut flight,
-                frame.as_deref(),
-            );
+            actions.push(row.action.clone());
         }
     }
     for (n, key) in DIGITS.iter().enumerate() {
         if keys.just_pressed(*key)
             && let Some(row) = all.iter().find(|r| r.key == Some(n + 1))
         {
-            act(
-                &row.action,
-                bim.as_deref_mut(),
-                points.as_deref_mut(),
-                &mut hidden,
-                &mut heat,
-                &mut flight,
-                frame.as_deref(),
-            );
+            actions.push(row.action.clone());
         }
+    }
+    for action in &actions {
+        act(
+            action,
+            bim.as_deref_mut(),
+            points.as_deref_mut(),
+            &mut hidden,
+            &mut heat,
+            &mut flight,
+            frame.as_deref(),
+        );
     }
 }
 

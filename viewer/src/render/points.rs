@@ -113,8 +113,8 @@ impl Material for PointMaterial {
 }
 
 /// What a point layer's tiles share: the elevation ramp's ends and the intensity
-/// shown as white, fixed by the first tile that arrives (the root, in practice,
-/// which samples the whole cloud).
+/// shown as white. Tiles arrive in any order, so the ramp widens with each one
+/// ([`LayerRamp::union`]) and the layer's materials follow ([`LayerRamp::restyle`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LayerRamp {
     pub elevation: [f32; 2],
@@ -127,6 +127,19 @@ impl LayerRamp {
         let up = |y: f64| content_to_render.transform_point3(DVec3::new(x, y, z)).y as f32;
         let (a, b) = (up(vertices.up_range[0]), up(vertices.up_range[1]));
         Self { elevation: [a.min(b), a.max(b)], intensity_top: f32::from(vertices.intensity_top.max(1)) }
+    }
+
+    pub fn union(self, other: Self) -> Self {
+        Self {
+            elevation: [self.elevation[0].min(other.elevation[0]), self.elevation[1].max(other.elevation[1])],
+            intensity_top: self.intensity_top.max(other.intensity_top),
+        }
+    }
+
+    pub fn restyle(&self, style: &mut PointStyle) {
+        style.elevation_low = self.elevation[0];
+        style.elevation_high = self.elevation[1];
+        style.intensity_top = self.intensity_top;
     }
 }
 
@@ -149,18 +162,16 @@ pub fn spawn_point_tile(
         * DMat4::from_scale(DVec3::splat(vertices.step));
     let transform =
         Transform::from_matrix(Mat4::from_cols_array(&quantised_to_render.to_cols_array().map(|v| v as f32)));
-    let style = PointStyle {
+    let mut style = PointStyle {
         mode: colouring as u32,
         has_color: u32::from(vertices.has_color),
         spacing_m: spacing_m as f32,
         size_scale: 1.0,
         min_pixels: MIN_PIXELS,
         max_pixels: MAX_PIXELS,
-        elevation_low: ramp.elevation[0],
-        elevation_high: ramp.elevation[1],
-        intensity_top: ramp.intensity_top,
         ..default()
     };
+    ramp.restyle(&mut style);
     // Render world only: the main world keeps no copy of millions of vertices.
     let mesh = Mesh::new(PrimitiveTopology::TriangleList, RenderAssetUsages::RENDER_WORLD)
         .with_inserted_attribute(ATTRIBUTE_POINT_CORNER, VertexAttributeValues::Sint16x4(vertices.corners))
@@ -221,5 +232,13 @@ mod tests {
             "{ramp:?}"
         );
         assert_eq!(ramp.intensity_top, 500.0);
+        let wider = ramp.union(LayerRamp { elevation: [120.0, 150.0], intensity_top: 300.0 });
+        assert_eq!((wider.elevation, wider.intensity_top), ([ramp.elevation[0], 150.0], 500.0));
+        let mut style = PointStyle::default();
+        wider.restyle(&mut style);
+        assert_eq!(
+            (style.elevation_low, style.elevation_high, style.intensity_top),
+            (ramp.elevation[0], 150.0, 500.0)
+        );
     }
 }

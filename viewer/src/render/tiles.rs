@@ -55,7 +55,7 @@ pub struct Layer {
     pub failed: HashSet<usize>,
     /// A point cloud: its cache counts points against the point budget, not bytes.
     pub points: bool,
-    /// Point clouds: the colour ramps, from the first tile to arrive.
+    /// Point clouds: the colour ramps, widened by every tile that arrives.
     pub ramp: Option<LayerRamp>,
 }
 
@@ -265,6 +265,7 @@ fn stream_tiles(
     catalogue: Res<super::catalogue::Catalogue>,
     mut point_materials: ResMut<Assets<PointMaterial>>,
     colouring: Res<PointColourMode>,
+    point_handles: Query<&MeshMaterial3d<PointMaterial>>,
 ) {
     let (Some(frame), Ok((cam, projection)), Ok(window)) = (frame, camera.single(), windows.single()) else {
         return;
@@ -316,7 +317,19 @@ fn stream_tiles(
                 }
                 Ok(Arrival::Points(vertices)) => {
                     let content_to_render = frame.ecef_to_render * layer.tree.nodes[t].content_to_ecef();
-                    let ramp = *layer.ramp.get_or_insert_with(|| LayerRamp::of(&vertices, content_to_render));
+                    let tile_ramp = LayerRamp::of(&vertices, content_to_render);
+                    let ramp = layer.ramp.map_or(tile_ramp, |r| r.union(tile_ramp));
+                    if layer.ramp.is_some_and(|r| r != ramp) {
+                        // A tile beyond the ramp so far: the tiles already drawn follow.
+                        for e in layer.loaded.values().flatten() {
+                            if let Ok(handle) = point_handles.get(*e)
+                                && let Some(mut material) = point_materials.get_mut(&handle.0)
+                            {
+                                ramp.restyle(&mut material.style);
+                            }
+                        }
+                    }
+                    layer.ramp = Some(ramp);
                     let points = vertices.points();
                     let entity = spawn_point_tile(
                         &mut commands,
