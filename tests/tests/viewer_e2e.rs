@@ -56,8 +56,11 @@ fn shoot(server: &str, camera: &str, extra: &[&str], name: &str) -> Shot {
     }
     // Seen once in CI: the UI drawn over a frame whose 3D pass llvmpipe lost, so
     // not even the ground plane shows, only the clear colour. Also taken again.
+    // Nearly all: the layer panel grows past the area `samples` leaves out when a
+    // row's label is long.
     let sky = |p: &[u8; 3]| p.iter().zip([158u8, 184, 209]).all(|(c, s)| c.abs_diff(s) <= 3);
-    if shot.samples().iter().all(|&(x, y)| sky(&shot.px(x, y))) {
+    let samples = shot.samples();
+    if samples.iter().filter(|&&(x, y)| sky(&shot.px(x, y))).count() * 100 >= samples.len() * 98 {
         eprintln!("{name}: a capture without the 3D scene; taking it again");
         return shoot_once(server, camera, extra, name);
     }
