@@ -276,17 +276,8 @@ fn chinese_attributes_fetch_the_cjk_font_on_demand_and_the_canvas_panel_switches
 
 #[test]
 fn a_point_cloud_draws_in_the_browser_coloured_by_class() {
-    // The viewer test's split survey (tests/oracles/split_cloud.py): west half class 2
-    // (ground), east half class 6 (building), 200 m x 100 m beside Helsinki.
-    let store = temp_dir("browser-points");
-    let las = store.join("split.las");
-    let made = std::process::Command::new("python3")
-        .arg(repo_root().join("tests/oracles/split_cloud.py"))
-        .arg(&las)
-        .output()
-        .expect("python3 with laspy (the README test command installs it)");
-    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
-    ingest_ok(&store, "survey", &["--anchor", "24.95,60.17,10"], &[&las]);
+    // West half class 2 (ground), east half class 6 (building).
+    let store = split_survey("browser-points");
     let bundle = web_bundle();
     let server = Server::start_with(&store, &["--web", bundle.to_str().expect("utf-8 path")]);
     let out = temp_dir("browser-points-shots");

@@ -451,15 +451,7 @@ fn a_point_cloud_draws_every_point_in_each_colour_mode_and_the_point_budget_caps
     // A 200 m x 100 m survey written by laspy: west half red, class 2 (ground); east
     // half blue, class 6 (building); intensity rising eastwards; heights rising 20 m
     // northwards. Placed beside Helsinki, its lowest point 10 m up.
-    let store = temp_dir("viewer-points");
-    let las = store.join("split.las");
-    let made = std::process::Command::new("python3")
-        .arg(repo_root().join("tests/oracles/split_cloud.py"))
-        .arg(&las)
-        .output()
-        .expect("python3 with laspy (the README test command installs it)");
-    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
-    ingest_ok(&store, "survey", &["--anchor", "24.95,60.17,10"], &[&las]);
+    let store = split_survey("viewer-points");
     let server = Server::start(&store);
     let layers = get_json(&format!("{}/api/layers", server.url));
     let survey =

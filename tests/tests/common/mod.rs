@@ -381,3 +381,20 @@ pub fn post_json(url: &str, body: &Value) -> u16 {
         Err(e) => panic!("POST {url}: {e}"),
     }
 }
+
+/// A store with layer `survey`: the 200 m x 100 m, 80 000-point LAS that laspy writes
+/// (tests/oracles/split_cloud.py), placed beside Helsinki with its lowest point 10 m
+/// up. West half red RGB and class 2 (ground), east half blue and class 6 (building);
+/// intensity rises eastwards, heights rise 20 m northwards.
+pub fn split_survey(tag: &str) -> TempDir {
+    let store = temp_dir(tag);
+    let las = store.join("split.las");
+    let made = Command::new("python3")
+        .arg(repo_root().join("tests/oracles/split_cloud.py"))
+        .arg(&las)
+        .output()
+        .expect("python3 with laspy (the README test command installs it)");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    ingest_ok(&store, "survey", &["--anchor", "24.95,60.17,10"], &[&las]);
+    store
+}
