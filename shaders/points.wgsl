@@ -15,7 +15,6 @@ struct PointStyle {
     has_color: u32,
     // Metres between neighbouring points at this tile's level.
     spacing_m: f32,
-    size_scale: f32,
     min_pixels: f32,
     max_pixels: f32,
     // Render-frame heights (y) of the layer's lowest and highest points.
@@ -26,6 +25,7 @@ struct PointStyle {
     pad0: f32,
     pad1: f32,
     pad2: f32,
+    pad3: f32,
 }
 
 @group(#{MATERIAL_BIND_GROUP}) @binding(0) var<uniform> style: PointStyle;
@@ -106,7 +106,7 @@ fn vertex(v: Vertex) -> VertexOutput {
     // Pixels per metre at this depth; clip.w is the depth for a perspective view and
     // 1 for an orthographic one, where clip_from_view[1][1] is 2 / height instead.
     let pixels_per_metre = view.viewport.w * view.clip_from_view[1][1] * 0.5 / max(clip.w, 1e-3);
-    let size = clamp(style.spacing_m * style.size_scale * pixels_per_metre, style.min_pixels, style.max_pixels);
+    let size = clamp(style.spacing_m * pixels_per_metre, style.min_pixels, style.max_pixels);
     clip.x += offset.x * size / view.viewport.z * clip.w;
     clip.y += offset.y * size / view.viewport.w * clip.w;
     out.clip = clip;

@@ -19,7 +19,8 @@ impl TileCache {
         self.entries.contains_key(&tile)
     }
 
-    pub fn bytes(&self) -> usize {
+    /// What the resident tiles count against the budget: bytes, or points for point clouds.
+    pub fn used(&self) -> usize {
         self.used
     }
 
@@ -87,7 +88,7 @@ mod tests {
         c.insert(3, 100, 3);
         c.touch(1, 4);
         assert_eq!(c.evict(&HashSet::new()), vec![2], "2 is the least recently used");
-        assert_eq!(c.bytes(), 200);
+        assert_eq!(c.used(), 200);
         c.insert(4, 100, 5);
         let keep: HashSet<usize> = [3, 1].into();
         assert_eq!(c.evict(&keep), vec![4], "only tile 4 is outside the frame's set");

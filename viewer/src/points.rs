@@ -15,6 +15,10 @@ use crate::tree::TileTree;
 /// The point shader; the render module compiles it in (no asset fetch in a browser).
 pub const SHADER_SOURCE: &str = include_str!("../../shaders/points.wgsl");
 
+/// GPU memory per point: four vertices of 16 bytes (quantised position and corner,
+/// colour and class, intensity) and six 4-byte indices.
+pub const GPU_BYTES_PER_POINT: usize = 4 * 16 + 6 * 4;
+
 /// Bytes of the shader's `PointStyle` uniform: twelve 4-byte fields.
 pub const SHADER_STYLE_BYTES: u64 = 48;
 
@@ -116,11 +120,6 @@ impl PointVertices {
     pub fn points(&self) -> usize {
         self.corners.len() / 4
     }
-
-    /// GPU bytes this tile takes (vertex buffers and indices).
-    pub fn gpu_bytes(&self) -> usize {
-        self.corners.len() * (8 + 8) + self.indices.len() * 4
-    }
 }
 
 fn percentile(values: &[u16], q: f64) -> u16 {
@@ -212,7 +211,10 @@ mod tests {
         );
         assert_eq!(v.intensity_top, 1970, "the 99th percentile of 0, 10, .. 1990");
         assert!(v.has_color);
-        assert_eq!(v.gpu_bytes(), 800 * 16 + 1200 * 4);
+        let buffers = std::mem::size_of_val(&v.corners[..])
+            + std::mem::size_of_val(&v.attributes[..])
+            + std::mem::size_of_val(&v.indices[..]);
+        assert_eq!(buffers, v.points() * GPU_BYTES_PER_POINT);
     }
 
     #[test]

@@ -270,14 +270,10 @@ impl CloudCrs {
         }
         for cells in [16usize, 64, 256] {
             let Some(grid) = Grid::build(self, cells, [x0, x1], [y0, y1], [z0, z1]) else { break };
-            let fits = checks.iter().zip(&exact).all(|(&i, e)| {
-                let g = grid.at(xs[i], ys[i], zs[i]);
-                let (a, b) = (
-                    cim_core::frame::geodetic_to_ecef(g[0], g[1], g[2]),
-                    cim_core::frame::geodetic_to_ecef(e[0], e[1], e[2]),
-                );
-                (0..3).map(|k| (a[k] - b[k]).powi(2)).sum::<f64>().sqrt() <= GRID_TOLERANCE_M
-            });
+            let fits = checks
+                .iter()
+                .zip(&exact)
+                .all(|(&i, e)| metres_apart(grid.at(xs[i], ys[i], zs[i]), *e) <= GRID_TOLERANCE_M);
             if fits {
                 for i in 0..xs.len() {
                     let g = grid.at(xs[i], ys[i], zs[i]);
@@ -288,6 +284,15 @@ impl CloudCrs {
         }
         exactly(xs, ys, zs)
     }
+}
+
+/// The distance between two longitude, latitude, height points.
+fn metres_apart(a: [f64; 3], b: [f64; 3]) -> f64 {
+    let (a, b) = (
+        cim_core::frame::geodetic_to_ecef(a[0], a[1], a[2]),
+        cim_core::frame::geodetic_to_ecef(b[0], b[1], b[2]),
+    );
+    (0..3).map(|k| (a[k] - b[k]).powi(2)).sum::<f64>().sqrt()
 }
 
 /// How a chunk was reprojected.
@@ -414,13 +419,7 @@ mod tests {
 
     /// `n` points scattered over a square `width` metres wide around 9°E 49.6°N, 0–300 m up.
     fn chunk(width: f64, n: usize) -> [Vec<f64>; 3] {
-        let mut state = 0x9E37_79B9_7F4A_7C15u64;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 11) as f64 / (1u64 << 53) as f64
-        };
+        let mut next = super::super::scatter(0x9E37_79B9_7F4A_7C15);
         let mut out = [Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n)];
         for _ in 0..n {
             out[0].push(500_000.0 + (next() - 0.5) * width);
@@ -440,11 +439,7 @@ mod tests {
             crs.to_geodetic(&mut ex, &mut ey, &mut ez);
             let how = crs.to_geodetic_gridded(&mut xs, &mut ys, &mut zs);
             let worst = (0..xs.len())
-                .map(|i| {
-                    let a = cim_core::frame::geodetic_to_ecef(xs[i], ys[i], zs[i]);
-                    let b = cim_core::frame::geodetic_to_ecef(ex[i], ey[i], ez[i]);
-                    (0..3).map(|k| (a[k] - b[k]).powi(2)).sum::<f64>().sqrt()
-                })
+                .map(|i| metres_apart([xs[i], ys[i], zs[i]], [ex[i], ey[i], ez[i]]))
                 .fold(0.0, f64::max);
             assert!(worst <= GRID_TOLERANCE_M, "{width} m wide, {how:?}: a point {worst} m off");
             seen.push(how);

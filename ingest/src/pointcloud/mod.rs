@@ -9,6 +9,18 @@
 pub mod crs;
 pub mod octree;
 
+/// Tests' deterministic numbers in 0..1 (xorshift64), the same on every machine.
+#[cfg(test)]
+fn scatter(seed: u64) -> impl FnMut() -> f64 {
+    let mut state = seed;
+    move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;

@@ -332,13 +332,7 @@ mod tests {
 
     fn cloud(n: usize) -> Vec<CloudPoint> {
         // A deterministic scatter over a 100 m square with some relief.
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 11) as f64 / (1u64 << 53) as f64
-        };
+        let mut next = super::super::scatter(0x2545_f491_4f6c_dd1d);
         (0..n)
             .map(|i| {
                 let (x, y) = (next() * 100.0, next() * 100.0);

@@ -77,7 +77,7 @@ fn fly_and_measure(
         bench.frame_ms.push(time.delta_secs_f64() * 1000.0);
     }
     bench.max_draw_calls = bench.max_draw_calls.max(streaming.meshes_drawn + ground.meshes_drawn);
-    let gpu = streaming.layers.iter().map(|l| l.cache.bytes()).sum::<usize>() + ground.gpu_bytes();
+    let gpu = streaming.layers.iter().map(|l| l.gpu_bytes()).sum::<usize>() + ground.gpu_bytes();
     bench.max_gpu_bytes = bench.max_gpu_bytes.max(gpu);
     let base = orbit_over(&frame, bounds, 50f32.to_radians());
     *orbit = path_at(&base, (elapsed / seconds).min(1.0) as f32);

@@ -63,7 +63,7 @@ struct WebFonts {
     pending: Vec<(&'static WebFont, super::platform::Pending<Vec<u8>>)>,
     /// Fetched and added as assets, in family order; waiting for bevy to register them.
     added: Vec<&'static WebFont>,
-    /// How many of `added` the sans-serif family currently lists.
+    /// How many of `added` the UI text currently uses (family and fallback).
     in_use: usize,
     /// Frames spent waiting for the text engine to know the added families.
     waited: u32,

@@ -122,7 +122,7 @@ impl Ground {
     }
 
     pub fn gpu_bytes(&self) -> usize {
-        self.layers.iter().map(|l| l.cache.bytes()).sum()
+        self.layers.iter().map(|l| l.cache.used()).sum()
     }
 
     pub fn loaded(&self) -> usize {

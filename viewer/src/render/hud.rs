@@ -127,11 +127,7 @@ fn update_hud(
     *frame_time = if *frame_time == 0.0 { dt } else { 0.9 * *frame_time + 0.1 * dt };
     let fps = if *frame_time > 0.0 { 1.0 / *frame_time } else { 0.0 };
     let loaded: usize = streaming.layers.iter().map(|l| l.cache.len()).sum();
-    // Point layers count points in their cache; each takes four 16-byte vertices and
-    // six 4-byte indices on the GPU.
-    let bytes: usize =
-        streaming.layers.iter().map(|l| l.cache.bytes() * if l.points { 88 } else { 1 }).sum::<usize>()
-            + ground.gpu_bytes();
+    let bytes: usize = streaming.layers.iter().map(|l| l.gpu_bytes()).sum::<usize>() + ground.gpu_bytes();
     if let Ok(mut text) = readout.single_mut() {
         let mut s = format!(
             "FPS {:.0}  |  3D tiles drawn {} loaded {} in flight {}  |  ground tiles drawn {} loaded {} in flight {}  |  draw calls {}  |  GPU est. {:.1} MB",

@@ -17,11 +17,10 @@ use bevy::shader::ShaderRef;
 use glam::{DMat4, DVec3};
 
 use super::ViewerOptions;
-use crate::points::{PointColouring, PointVertices};
+use crate::points::{PointColouring, PointVertices, SHADER_SOURCE};
 
-/// The point shader, compiled in so the browser bundle needs no asset fetch.
+/// The point shader ([`SHADER_SOURCE`], compiled in: the browser bundle needs no asset fetch).
 const SHADER: Handle<Shader> = uuid_handle!("5b0e7a52-3f4c-4a38-9d1e-6f2c8b7a9d10");
-use crate::points::SHADER_SOURCE;
 
 /// The point's quantised position and its square's corner ([`PointVertices::corners`]).
 pub const ATTRIBUTE_POINT_CORNER: MeshVertexAttribute =
@@ -61,7 +60,6 @@ pub struct PointStyle {
     pub mode: u32,
     pub has_color: u32,
     pub spacing_m: f32,
-    pub size_scale: f32,
     pub min_pixels: f32,
     pub max_pixels: f32,
     pub elevation_low: f32,
@@ -70,6 +68,7 @@ pub struct PointStyle {
     pub pad0: f32,
     pub pad1: f32,
     pub pad2: f32,
+    pub pad3: f32,
 }
 
 #[derive(Asset, TypePath, AsBindGroup, Debug, Clone)]
@@ -166,7 +165,6 @@ pub fn spawn_point_tile(
         mode: colouring as u32,
         has_color: u32::from(vertices.has_color),
         spacing_m: spacing_m as f32,
-        size_scale: 1.0,
         min_pixels: MIN_PIXELS,
         max_pixels: MAX_PIXELS,
         ..default()
@@ -183,8 +181,8 @@ pub fn spawn_point_tile(
             MeshMaterial3d(materials.add(PointMaterial { style })),
             transform,
             Visibility::Hidden,
-            // Four vertices share each position, so a bounding box from them would be
-            // the points' box; the squares reach a few pixels beyond it.
+            // The mesh has no POSITION for bevy to box, and the tile selection has
+            // already culled by frustum.
             bevy::camera::visibility::NoFrustumCulling,
             bevy::picking::Pickable::IGNORE,
         ))

@@ -59,6 +59,13 @@ pub struct Layer {
     pub ramp: Option<LayerRamp>,
 }
 
+impl Layer {
+    /// Estimated GPU memory of the resident tiles (point layers count points).
+    pub fn gpu_bytes(&self) -> usize {
+        self.cache.used() * if self.points { crate::points::GPU_BYTES_PER_POINT } else { 1 }
+    }
+}
+
 #[derive(Resource, Default)]
 pub struct Streaming {
     requested: bool,
@@ -366,7 +373,7 @@ fn stream_tiles(
             && layer.tree.nodes.first().is_some_and(|r| r.refine == cim_core::tileset::Refine::Add)
         {
             let cache = &layer.cache;
-            let estimate = cache.bytes().checked_div(cache.len()).unwrap_or(POINTS_PER_TILE_GUESS);
+            let estimate = cache.used().checked_div(cache.len()).unwrap_or(POINTS_PER_TILE_GUESS);
             // A tile that failed costs nothing and is not asked for again.
             let points = |i| if failed.contains(&i) { Some(0) } else { cache.cost(i) };
             select_points(&layer.tree, &view, options.max_sse, &points, estimate, cache.budget())
@@ -420,7 +427,7 @@ fn stream_tiles(
         }
         drawn += shown.len();
         if layer.points {
-            points_resident += layer.cache.bytes();
+            points_resident += layer.cache.used();
         }
         in_flight += layer.pending.len();
         wanted += selection.load.iter().filter(|t| !layer.failed.contains(t)).count();
