@@ -15,6 +15,8 @@ pub const FEATURES_FILE: &str = "features.json";
 pub const TILESET_DIR: &str = "3dtiles";
 /// The BIM element property a BIM layer's features are keyed by.
 pub const GLOBAL_ID: &str = "GlobalId";
+/// A terrain layer's finest meshes ([`crate::terrain::TerrainSurface`]).
+pub const TERRAIN_SURFACE_FILE: &str = "terrain_surface.bin";
 
 /// The CRS every served position is in: WGS84 longitude, latitude (degrees) and
 /// ellipsoidal height (metres).
@@ -30,6 +32,12 @@ pub enum LayerKind {
     Bim,
     /// A point cloud (LAS/LAZ/COPC) as 3D Tiles with `POINTS` content.
     PointCloud,
+    /// A DEM as terrain meshes: 3D Tiles with replacement refinement, plus the finest
+    /// level as a [`crate::terrain::TerrainSurface`] for height queries.
+    Terrain,
+    /// 3D city models (CityJSON): buildings, roads, vegetation … as 3D Tiles with one
+    /// feature per city object, surfaces coloured by their semantics.
+    CityModel,
     /// The live sensor registry: points with their latest reading and state, kept
     /// by the server rather than written by an ingest.
     Sensors,
@@ -88,6 +96,64 @@ pub struct CatalogueEntry {
     /// What a point cloud layer holds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub point_cloud: Option<PointCloudSummary>,
+    /// What a terrain layer holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub terrain: Option<TerrainSummary>,
+    /// What a city model layer holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub city_model: Option<CityModelSummary>,
+}
+
+/// The facts of a terrain layer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TerrainSummary {
+    /// Raster width and height in pixels, and its pixel size in metres.
+    pub raster_size: [u32; 2],
+    pub pixel_size_m: f64,
+    /// The raster's no-data value, if it declares one.
+    pub nodata: Option<f64>,
+    /// Valid raster pixels.
+    pub valid_pixels: u64,
+    /// Zoom levels of the geographic tiling scheme, coarsest first.
+    pub levels: Vec<TerrainLevel>,
+    /// The finest level's meshes, for `/api/elevation`.
+    pub surface: String,
+    /// Heights are the raster's values as given (no geoid applied).
+    pub height_reference: String,
+}
+
+/// One zoom level of terrain tiles.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TerrainLevel {
+    pub zoom: u8,
+    pub tiles: u64,
+    /// Surface triangles (skirts not counted), all tiles together.
+    pub triangles: u64,
+    /// The simplification's bound: every grid sample is at most this far from the mesh.
+    pub error_bound_m: f64,
+    /// Largest distance, in metres, between the mesh and any raster pixel centre:
+    /// the tiles' declared geometric error.
+    pub geometric_error_m: f64,
+    /// 99th percentile of that distance over the pixels measured (steep steps between
+    /// neighbouring pixels dominate the maximum).
+    pub pixel_error_p99_m: f64,
+    /// Raster pixel centres the errors were measured at.
+    pub pixels_measured: u64,
+}
+
+/// The facts of a city model layer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CityModelSummary {
+    /// CityJSON version of each source, as read (`1.0`, `1.1`, `2.0`).
+    pub versions: Vec<String>,
+    /// City objects by type (`Building`, `Road`, ...), every object counted.
+    pub objects_by_type: BTreeMap<String, u64>,
+    /// Levels of detail present, with the objects that have each.
+    pub objects_by_lod: BTreeMap<String, u64>,
+    /// Triangles by semantic surface (`RoofSurface`, `WallSurface`, ... or `none`).
+    pub triangles_by_surface: BTreeMap<String, u64>,
+    /// What was read but not carried into tiles (appearances, say).
+    pub skipped: Vec<String>,
 }
 
 /// The facts of a point cloud layer.

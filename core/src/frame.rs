@@ -76,6 +76,17 @@ impl EnuFrame {
         ecef_to_geodetic(self.to_ecef(enu))
     }
 
+    /// A direction given in the east-north-up axes at another place, in this frame's
+    /// axes (normals of a surface far from the frame's origin).
+    pub fn direction_to_local(&self, lon_deg: f64, lat_deg: f64, enu_there: [f64; 3]) -> [f64; 3] {
+        let there = Self::at(lon_deg, lat_deg, 0.0);
+        let v = [0, 1, 2].map(|k| {
+            enu_there[0] * there.east[k] + enu_there[1] * there.north[k] + enu_there[2] * there.up[k]
+        });
+        let dot = |a: [f64; 3]| v[0] * a[0] + v[1] * a[1] + v[2] * a[2];
+        [dot(self.east), dot(self.north), dot(self.up)]
+    }
+
     /// Column-major 4×4 matrix taking local ENU metres to ECEF: a 3D Tiles `transform`.
     pub fn to_ecef_matrix(&self) -> [f64; 16] {
         let (e, n, u, o) = (self.east, self.north, self.up, self.origin);

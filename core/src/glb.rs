@@ -11,6 +11,7 @@ pub(crate) const GLB_MAGIC: u32 = 0x4654_6C67;
 const CHUNK_JSON: u32 = 0x4E4F_534A;
 const CHUNK_BIN: u32 = 0x004E_4942;
 const FLOAT: u32 = 5126;
+const UNSIGNED_BYTE: u32 = 5121;
 const UNSIGNED_INT: u32 = 5125;
 pub(crate) const ARRAY_BUFFER: u32 = 34962;
 const ELEMENT_ARRAY_BUFFER: u32 = 34963;
@@ -23,6 +24,8 @@ pub struct FeatureMesh {
     /// Index into the property table's rows, per vertex.
     pub feature_ids: Vec<u32>,
     pub indices: Vec<u32>,
+    /// `COLOR_0` per vertex (linear RGBA), or empty for the material's colour alone.
+    pub colors: Vec<[u8; 4]>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -163,6 +166,99 @@ fn write_geometry(
     (n - 3, n - 2, n - 1)
 }
 
+/// A `COLOR_0` accessor (normalised unsigned bytes), when there is one colour per vertex.
+fn write_colors(
+    b: &mut BinBuilder,
+    accessors: &mut Vec<Value>,
+    colors: &[[u8; 4]],
+    vertices: usize,
+) -> Option<usize> {
+    if colors.is_empty() || colors.len() != vertices {
+        return None;
+    }
+    let view = b.view(&colors.concat(), Some(ARRAY_BUFFER));
+    accessors.push(json!({
+        "bufferView": view, "componentType": UNSIGNED_BYTE, "normalized": true,
+        "count": colors.len(), "type": "VEC4"
+    }));
+    Some(accessors.len() - 1)
+}
+
+/// A primitive without feature metadata (a terrain tile's surface or its skirts).
+#[derive(Debug, Clone, Default)]
+pub struct PlainPrimitive {
+    pub positions: Vec<[f32; 3]>,
+    pub normals: Vec<[f32; 3]>,
+    /// `COLOR_0` per vertex, or empty.
+    pub colors: Vec<[u8; 4]>,
+    pub indices: Vec<u32>,
+    /// Index into the materials.
+    pub material: usize,
+}
+
+/// Serialises primitives with no metadata into one mesh on one node.
+pub fn write_plain_glb(primitives: &[PlainPrimitive], materials: &[GlbMaterial], generator: &str) -> Vec<u8> {
+    let mut b = BinBuilder { bin: Vec::new(), views: Vec::new() };
+    let mut accessors: Vec<Value> = Vec::new();
+    let mut out = Vec::new();
+    for p in primitives.iter().filter(|p| !p.positions.is_empty() && !p.indices.is_empty()) {
+        let (pos, nrm, idx) = write_geometry(&mut b, &mut accessors, &p.positions, &p.normals, &p.indices);
+        let mut attributes = json!({"POSITION": pos, "NORMAL": nrm});
+        if let Some(color) = write_colors(&mut b, &mut accessors, &p.colors, p.positions.len()) {
+            attributes["COLOR_0"] = json!(color);
+        }
+        out.push(json!({"attributes": attributes, "indices": idx, "material": p.material, "mode": 4}));
+    }
+    while !b.bin.len().is_multiple_of(4) {
+        b.bin.push(0);
+    }
+    let mut gltf = json!({
+        "asset": {"version": "2.0", "generator": generator},
+        "scene": 0,
+        "scenes": [{"nodes": [0]}],
+        "nodes": [{"mesh": 0}],
+        "materials": materials.iter().map(|m| json!({
+            "name": m.name,
+            "pbrMetallicRoughness": {"baseColorFactor": m.base_color, "metallicFactor": 0.0, "roughnessFactor": 0.95}
+        })).collect::<Vec<_>>(),
+        "meshes": [{"primitives": out}],
+        "accessors": accessors,
+        "bufferViews": b.views,
+        "buffers": [{"byteLength": b.bin.len()}],
+    });
+    if out_is_empty(&gltf) {
+        for key in ["meshes", "accessors", "nodes", "bufferViews", "buffers"] {
+            if let Some(o) = gltf.as_object_mut() {
+                o.remove(key);
+            }
+        }
+        gltf["scenes"] = json!([{}]);
+        return assemble_json_only(&gltf);
+    }
+    assemble(&gltf, &b.bin)
+}
+
+fn out_is_empty(gltf: &Value) -> bool {
+    gltf["meshes"][0]["primitives"].as_array().is_none_or(Vec::is_empty)
+}
+
+/// A GLB with only a JSON chunk (no buffers).
+fn assemble_json_only(gltf: &Value) -> Vec<u8> {
+    let mut json_bytes = gltf.to_string().into_bytes();
+    while !json_bytes.len().is_multiple_of(4) {
+        json_bytes.push(b' ');
+    }
+    let total = 12 + 8 + json_bytes.len();
+    let mut out = Vec::with_capacity(total);
+    out.extend_from_slice(&GLB_MAGIC.to_le_bytes());
+    out.extend_from_slice(&2u32.to_le_bytes());
+    out.extend_from_slice(&(total as u32).to_le_bytes());
+    out.extend_from_slice(&(json_bytes.len() as u32).to_le_bytes());
+    out.extend_from_slice(&CHUNK_JSON.to_le_bytes());
+    out.extend_from_slice(&json_bytes);
+    out
+}
+
 /// Serialises merged meshes (drawn as they are, one primitive each with its
 /// material) plus instanced shared meshes, all with feature ids into one property
 /// table. Core glTF instancing: each instance is a
@@ -202,8 +298,12 @@ pub fn write_glb_scene(
             &mut accessors,
             json!({"bufferView": fid_view, "componentType": FLOAT, "count": mesh.feature_ids.len(), "type": "SCALAR"}),
         );
+        let mut attributes = json!({"POSITION": pos, "NORMAL": nrm, "_FEATURE_ID_0": fid});
+        if let Some(color) = write_colors(&mut b, &mut accessors, &mesh.colors, mesh.positions.len()) {
+            attributes["COLOR_0"] = json!(color);
+        }
         merged_primitives.push(json!({
-            "attributes": {"POSITION": pos, "NORMAL": nrm, "_FEATURE_ID_0": fid},
+            "attributes": attributes,
             "indices": idx, "material": material, "mode": 4,
             "extensions": feature_ids_extension()
         }));

@@ -8,6 +8,8 @@
 //! * [`pmtiles`]: PMTiles v3 archive writer and byte-level reader.
 //! * [`points`]: point cloud tile content (GLB `POINTS`, quantised, with intensity
 //!   and classification).
+//! * [`terrain`]: the geographic terrain tiling scheme and the terrain surface
+//!   heights are sampled from.
 //! * [`sensors`]: live sensors, readings, thresholds with hysteresis, RFC 3339 times.
 //! * [`tileset`] and [`glb`]: OGC 3D Tiles 1.1 `tileset.json` and GLB content with
 //!   `EXT_mesh_features` / `EXT_structural_metadata`.
@@ -24,5 +26,6 @@ pub mod mvt_decode;
 pub mod pmtiles;
 pub mod points;
 pub mod sensors;
+pub mod terrain;
 pub mod tile;
 pub mod tileset;

@@ -697,6 +697,8 @@ pub fn ingest_bim(options: &IngestOptions) -> Result<IngestSummary, IngestError>
             storeys,
         }),
         point_cloud: None,
+        terrain: None,
+        city_model: None,
     };
     crate::layer::write_json(&dir.join(QUALITY_FILE), &quality)?;
     crate::layer::write_json(&dir.join(CATALOGUE_FILE), &catalogue)?;

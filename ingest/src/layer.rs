@@ -45,6 +45,11 @@ pub struct IngestOptions {
     pub show_progress: bool,
     /// Places IFC models, overriding their own georeference.
     pub anchor: Option<crate::ifc::georef::Anchor>,
+    /// Error bound of a terrain layer's finest level, metres.
+    pub terrain_error: Option<f64>,
+    /// A published terrain layer whose surface sets the base height of extruded
+    /// buildings (its directory in the store).
+    pub ground: Option<PathBuf>,
 }
 
 impl IngestOptions {
@@ -62,6 +67,8 @@ impl IngestOptions {
             cancel: Arc::new(AtomicBool::new(false)),
             show_progress: false,
             anchor: None,
+            terrain_error: None,
+            ground: None,
         }
     }
 }
@@ -315,6 +322,16 @@ pub fn ingest(options: &IngestOptions) -> Result<IngestSummary, IngestError> {
         }
         return crate::bim::ingest_bim(options);
     }
+    let rasters: Vec<bool> = options.files.iter().map(|f| crate::terrain::is_raster(f)).collect();
+    if rasters.iter().any(|&r| r) {
+        if let Some(i) = rasters.iter().position(|&r| !r) {
+            return Err(IngestError::source(
+                &options.files[i],
+                "DEM rasters and other files go into separate layers; ingest them in separate runs",
+            ));
+        }
+        return crate::terrain::ingest_terrain(options);
+    }
     if options.anchor.is_some() {
         return Err(IngestError::source(
             options.files.first().map_or(Path::new(""), PathBuf::as_path),
@@ -473,6 +490,8 @@ pub fn ingest(options: &IngestOptions) -> Result<IngestSummary, IngestError> {
         tool: concat!("cim-ingest ", env!("CARGO_PKG_VERSION")).to_owned(),
         bim: None,
         point_cloud: None,
+        terrain: None,
+        city_model: None,
     };
     write_json(&dir.join(QUALITY_FILE), &quality)?;
     write_json(&dir.join(CATALOGUE_FILE), &catalogue)?;

@@ -20,6 +20,7 @@ pub mod pointcloud;
 pub mod repair;
 pub mod source;
 pub mod store;
+pub mod terrain;
 
 pub use error::IngestError;
 pub use layer::{IngestOptions, IngestSummary, ingest};

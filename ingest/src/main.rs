@@ -39,6 +39,12 @@ struct Cli {
     /// lowest height, lands here.
     #[arg(long, allow_hyphen_values = true)]
     anchor: Option<cim_ingest::ifc::georef::Anchor>,
+    /// Terrain: the finest level's error bound in metres (each coarser level doubles it).
+    #[arg(long)]
+    terrain_error: Option<f64>,
+    /// Set extruded buildings on this published terrain layer (its name in --store).
+    #[arg(long)]
+    ground: Option<String>,
     /// Input files; the format is sniffed from content and extension.
     #[arg(required = true)]
     files: Vec<PathBuf>,
@@ -80,6 +86,11 @@ fn run() -> anyhow::Result<()> {
     options.max_zoom = cli.max_zoom;
     options.max_tiles_per_zoom = cli.max_tiles_per_zoom;
     options.anchor = cli.anchor;
+    if let Some(e) = cli.terrain_error {
+        anyhow::ensure!(e.is_finite() && e > 0.0, "--terrain-error {e} must be a positive number of metres");
+    }
+    options.terrain_error = cli.terrain_error;
+    options.ground = cli.ground.map(|g| cli.store.join(g));
     options.show_progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let cancel = options.cancel.clone();
     ctrlc::set_handler(move || cancel.store(true, Ordering::Relaxed))
@@ -97,6 +108,29 @@ fn run() -> anyhow::Result<()> {
             summary.building_tiles,
             bim.models.iter().map(|m| m.georeference.as_str()).collect::<Vec<_>>().join("; "),
             summary.layer_dir.display()
+        );
+        return Ok(());
+    }
+    if let Some(terrain) = &summary.catalogue.terrain {
+        println!(
+            "layer {} version {}: terrain, {}x{} pixels of {:.2} m from {}, zoom {}-{}: {}",
+            summary.catalogue.id,
+            summary.catalogue.version,
+            terrain.raster_size[0],
+            terrain.raster_size[1],
+            terrain.pixel_size_m,
+            summary.catalogue.source_crs,
+            summary.catalogue.min_zoom,
+            summary.catalogue.max_zoom,
+            terrain
+                .levels
+                .iter()
+                .map(|l| format!(
+                    "z{} {} tiles {} triangles error {:.2} m (p99 {:.2}, bound {:.2})",
+                    l.zoom, l.tiles, l.triangles, l.geometric_error_m, l.pixel_error_p99_m, l.error_bound_m
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
         );
         return Ok(());
     }

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use cim_core::catalogue::{CATALOGUE_FILE, CatalogueEntry, GLOBAL_ID, LayerKind, MVT_ARCHIVE_FILE};
 use cim_core::features::from_geojson;
 use cim_core::pmtiles::{Entry, Header, Lookup, find, tile_entries};
+use cim_core::terrain::TerrainSurface;
 use cim_core::tile::TileId;
 use geo::{BoundingRect, Intersects};
 use geo_types::{Geometry, Point, Rect};
@@ -58,6 +59,8 @@ pub struct Layer {
     tree: RTree<Indexed>,
     /// BIM layers: feature index by IFC GlobalId.
     global_ids: HashMap<String, usize>,
+    /// Terrain layers: the finest level's meshes.
+    pub terrain: Option<TerrainSurface>,
 }
 
 impl Layer {
@@ -102,8 +105,15 @@ impl Layer {
         } else {
             HashMap::new()
         };
+        let terrain = match &catalogue.terrain {
+            Some(t) if catalogue.kind == LayerKind::Terrain => Some(
+                TerrainSurface::from_bytes(&read(&t.surface)?).map_err(|e| format!("{}: {e}", t.surface))?,
+            ),
+            _ => None,
+        };
         Ok(Self {
             dir,
+            terrain,
             catalogue,
             archive,
             prepared: Mutex::new(HashMap::new()),

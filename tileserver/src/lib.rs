@@ -5,6 +5,7 @@
 
 mod api;
 mod bim;
+mod elevation;
 mod error;
 mod http_cache;
 mod layers;
@@ -70,6 +71,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(api::routes())
         .merge(bim::routes())
+        .merge(elevation::routes())
         .merge(tiles::routes())
         .merge(ogc::routes())
         .merge(live::routes())

@@ -92,7 +92,12 @@ fn collection_doc(base: &str, c: &CatalogueEntry) -> Value {
             c.sources.iter().map(|s| s.path.as_str()).collect::<Vec<_>>().join(", "),
             c.id
         ),
-        LayerKind::Vector => format!(
+        LayerKind::Terrain => format!(
+            "terrain from {} (3D Tiles at /3dtiles/{}/tileset.json, heights at /api/elevation)",
+            c.sources.iter().map(|s| s.path.as_str()).collect::<Vec<_>>().join(", "),
+            c.id
+        ),
+        LayerKind::CityModel | LayerKind::Vector => format!(
             "{} features from {}",
             c.feature_count,
             c.sources.iter().map(|s| s.path.as_str()).collect::<Vec<_>>().join(", ")

@@ -64,6 +64,8 @@ fn publish(store: &Path, version: &str, n: u64) {
         tool: "test".into(),
         bim: None,
         point_cloud: None,
+        terrain: None,
+        city_model: None,
     };
     std::fs::write(dir.join("catalogue.json"), serde_json::to_vec(&catalogue).expect("json"))
         .expect("catalogue");

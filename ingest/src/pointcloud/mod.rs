@@ -514,6 +514,8 @@ pub fn ingest_point_cloud(options: &IngestOptions) -> Result<IngestSummary, Inge
             root_spacing: cube.cell(0),
             max_quantisation_step: nodes.values().map(|n| n.step).fold(0.0, f64::max),
         }),
+        terrain: None,
+        city_model: None,
     };
     crate::layer::write_json(&dir.join(QUALITY_FILE), &quality)?;
     crate::layer::write_json(&dir.join(CATALOGUE_FILE), &catalogue)?;

@@ -109,6 +109,8 @@ pub fn catalogue_entry(live: &Live) -> CatalogueEntry {
         tool: format!("cim-server live registry; kinds: {}", kinds.join(", ")),
         bim: None,
         point_cloud: None,
+        terrain: None,
+        city_model: None,
     }
 }
 
