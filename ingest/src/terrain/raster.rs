@@ -37,16 +37,18 @@ impl Grid {
         self.values[row * self.width + col]
     }
 
-    /// Bilinear between pixel centres, skipping pixels of no data; NaN outside the
-    /// raster or where the nearest pixel has no data.
+    /// Bilinear between pixel centres, skipping pixels of no data; NaN where the
+    /// nearest pixel has no data or more than one pixel outside the raster. (The
+    /// edge pixels reach one pixel out so that a mesh whose samples do not line up
+    /// with the pixels still covers every pixel centre.)
     pub fn sample(&self, x: f64, y: f64) -> f64 {
         let (px, py) = self.pixel_of(x, y);
-        if !(px >= 0.0 && py >= 0.0 && px <= self.width as f64 && py <= self.height as f64) {
+        let (w, h) = (self.width, self.height);
+        if !(px >= -1.0 && py >= -1.0 && px <= w as f64 + 1.0 && py <= h as f64 + 1.0) {
             return f64::NAN;
         }
-        let (w, h) = (self.width, self.height);
-        let nearest_col = (px.floor() as usize).min(w - 1);
-        let nearest_row = (py.floor() as usize).min(h - 1);
+        let nearest_col = (px.floor().max(0.0) as usize).min(w - 1);
+        let nearest_row = (py.floor().max(0.0) as usize).min(h - 1);
         if self.value(nearest_col, nearest_row).is_nan() {
             return f64::NAN;
         }
@@ -186,9 +188,10 @@ mod tests {
         assert_eq!(g.sample(x, y), 5.0);
         assert_eq!(g.sample(1010.0, 1985.0), 4.5);
         assert_eq!(g.sample(1010.0, 1990.0), 3.0);
-        assert!(g.sample(999.0, 1990.0).is_nan());
-        // Inside the outer half pixel, the edge value holds.
+        assert!(g.sample(989.0, 1990.0).is_nan());
+        // In the outer half pixel, and one pixel beyond, the edge value holds.
         assert_eq!(g.sample(1001.0, 1999.0), 1.0);
+        assert_eq!(g.sample(995.0, 2005.0), 1.0);
     }
 
     #[test]

@@ -398,3 +398,67 @@ pub fn split_survey(tag: &str) -> TempDir {
     ingest_ok(&store, "survey", &["--anchor", "24.95,60.17,10"], &[&las]);
     store
 }
+
+/// `gdaltransform` of many points at once (`-output_xy`, traditional GIS order).
+#[allow(dead_code)]
+pub fn gdal_transform_many(from: &str, to: &str, points: &[[f64; 2]]) -> Vec<[f64; 2]> {
+    use std::io::Write;
+    let mut child = Command::new("gdaltransform")
+        .args(["-s_srs", from, "-t_srs", to, "-output_xy"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("gdaltransform (apt-get install gdal-bin)");
+    let mut input = String::new();
+    for [x, y] in points {
+        input.push_str(&format!("{x:.9} {y:.9}\n"));
+    }
+    child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write");
+    let out = child.wait_with_output().expect("gdaltransform");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v: Vec<[f64; 2]> = text
+        .lines()
+        .map(|l| {
+            let n: Vec<f64> = l.split_whitespace().map(|t| t.parse().expect("number")).collect();
+            [n[0], n[1]]
+        })
+        .collect();
+    assert_eq!(v.len(), points.len(), "gdaltransform answered every point");
+    v
+}
+
+/// Raster values at pixels `(col, row)` of band 1, read by GDAL's `gdallocationinfo`.
+#[allow(dead_code)]
+pub fn gdal_pixel_values(file: &Path, pixels: &[(usize, usize)]) -> Vec<f64> {
+    use std::io::Write;
+    let mut child = Command::new("gdallocationinfo")
+        .args(["-valonly", "-b", "1"])
+        .arg(file)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("gdallocationinfo (apt-get install gdal-bin)");
+    let input: String = pixels.iter().map(|(c, r)| format!("{c} {r}\n")).collect();
+    child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write");
+    let out = child.wait_with_output().expect("gdallocationinfo");
+    let v: Vec<f64> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim().parse().expect("pixel value"))
+        .collect();
+    assert_eq!(v.len(), pixels.len(), "gdallocationinfo answered every pixel");
+    v
+}
+
+/// Decodes triangle GLBs with glTF-Transform: per file, its primitives.
+#[allow(dead_code)]
+pub fn decode_meshes(files: &[PathBuf]) -> Vec<Value> {
+    let mut out = Vec::new();
+    for chunk in files.chunks(200) {
+        let args: Vec<&str> = chunk.iter().map(|p| p.to_str().expect("utf-8 path")).collect();
+        match oracle("decode_mesh.mjs", &args) {
+            Value::Array(a) => out.extend(a),
+            other => panic!("decode_mesh.mjs: {other}"),
+        }
+    }
+    out
+}
