@@ -1,11 +1,12 @@
 //! Right-triangulated irregular networks over a `(2^k + 1)²` height grid: the
 //! error-bounded simplification of Martini (Evans et al. 1997; mapbox/martini).
 //!
-//! Every triangle of the hierarchy is split at the midpoint of its hypotenuse. A
-//! midpoint's error is how far the grid sample there lies from the hypotenuse's
-//! interpolation, raised to the largest error of its descendants, so a mesh cut at
-//! `max_error` has every grid sample within `max_error` of it and never a T-junction
-//! inside the tile. Samples of no data (NaN) force the full subdivision around them
+//! Every triangle of the hierarchy is split at the midpoint of its hypotenuse. Unlike
+//! Martini, whose midpoint deviation lets errors of nested triangles add up, a
+//! midpoint's error here is the largest distance of any grid sample from the plane
+//! of either triangle split there, raised to the largest error of its descendants;
+//! so a mesh cut at `max_error` has every grid sample within `max_error` of it and
+//! never a T-junction inside the tile. Samples of no data (NaN) force the full subdivision around them
 //! and triangles touching them are left out. Vertices can be forced in, which is how
 //! neighbouring tiles are made to agree on their shared edges.
 
@@ -64,13 +65,7 @@ impl Rtin {
             let (ax, ay, bx, by) = (usize::from(ax), usize::from(ay), usize::from(bx), usize::from(by));
             let (mx, my) = ((ax + bx) >> 1, (ay + by) >> 1);
             let (cx, cy) = (mx + my - ay, my + ax - mx);
-            let (ha, hb, hm) = (heights[ay * size + ax], heights[by * size + bx], heights[my * size + mx]);
-            let nodata = [ha, hb, hm].iter().filter(|h| h.is_nan()).count();
-            let middle_error = match nodata {
-                0 => (hm - (ha + hb) / 2.0).abs(),
-                3 => 0.0,
-                _ => f64::INFINITY,
-            };
+            let middle_error = triangle_error(heights, size, [ax, ay, bx, by, cx, cy]);
             let middle = my * size + mx;
             let mut e = errors[middle].max(middle_error);
             if i < self.parents {
@@ -125,6 +120,41 @@ impl Rtin {
             triangles.push(tri);
         }
         (vertices, triangles)
+    }
+}
+
+/// Largest distance between the triangle's plane and the grid samples it covers:
+/// a true bound, unlike the midpoint deviation alone (errors of nested triangles
+/// add up). Infinite when it mixes samples with and without data, 0 when all lack it.
+fn triangle_error(heights: &[f64], size: usize, t: [usize; 6]) -> f64 {
+    let [ax, ay, bx, by, cx, cy] = t;
+    let (ha, hb, hc) = (heights[ay * size + ax], heights[by * size + bx], heights[cy * size + cx]);
+    let corners_nodata = [ha, hb, hc].iter().filter(|h| h.is_nan()).count();
+    let ti = t.map(|v| v as i32);
+    let mut worst = 0.0f64;
+    let mut any_nodata = corners_nodata > 0;
+    let mut any_data = corners_nodata < 3;
+    for y in ay.min(by).min(cy)..=ay.max(by).max(cy) {
+        for x in ax.min(bx).min(cx)..=ax.max(bx).max(cx) {
+            let w = weights(ti, x as f64, y as f64);
+            if w.iter().any(|&v| v < -1e-9) {
+                continue;
+            }
+            let h = heights[y * size + x];
+            if h.is_nan() {
+                any_nodata = true;
+                continue;
+            }
+            any_data = true;
+            if corners_nodata == 0 {
+                worst = worst.max((h - (w[0] * ha + w[1] * hb + w[2] * hc)).abs());
+            }
+        }
+    }
+    match (any_data, any_nodata) {
+        (true, true) => f64::INFINITY,
+        (false, _) => 0.0,
+        (true, false) => worst,
     }
 }
 
