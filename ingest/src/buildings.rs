@@ -30,6 +30,8 @@ const MAX_ATTRIBUTE_COLUMNS: usize = 64;
 struct Building<'a> {
     feature: &'a LayerFeature,
     height: f64,
+    /// Floor height (the ground under it, or 0).
+    base: f64,
     /// Largest of footprint diagonal and height, metres.
     size: f64,
     centre: [f64; 2],
@@ -63,6 +65,7 @@ pub fn build_tileset(
             Some(Building {
                 feature: f,
                 height,
+                base: f.base_height,
                 size: (w * w + h * h).sqrt().max(height),
                 centre: [c.x(), c.y()],
                 bbox: [r.min().x, r.min().y, r.max().x, r.max().y],
@@ -165,7 +168,8 @@ impl Ctx<'_> {
         }
         // The region must hold this tile's content and all of its children.
         let mut bounds = [f64::MAX, f64::MAX, f64::MIN, f64::MIN];
-        let mut top: f64 = 0.0;
+        let mut top: f64 = f64::NEG_INFINITY;
+        let mut bottom: f64 = f64::INFINITY;
         for &i in members {
             let b = &self.buildings[i];
             bounds = [
@@ -174,10 +178,11 @@ impl Ctx<'_> {
                 bounds[2].max(b.bbox[2]),
                 bounds[3].max(b.bbox[3]),
             ];
-            top = top.max(b.height);
+            top = top.max(b.base + b.height);
+            bottom = bottom.min(b.base);
         }
         Ok(Tile {
-            bounding_volume: BoundingVolume::region(region_from_degrees(bounds, 0.0, top)),
+            bounding_volume: BoundingVolume::region(region_from_degrees(bounds, bottom, top)),
             geometric_error: rest.first().map_or(0.0, |&i| self.buildings[i].size),
             refine: Some(Refine::Add),
             content: Some(Content { uri, bounding_volume: None }),
@@ -194,7 +199,7 @@ impl Ctx<'_> {
         for (row, &i) in members.iter().enumerate() {
             let b = &self.buildings[i];
             for poly in polygons(&b.feature.geometry) {
-                extrude(&self.frame, poly, b.height, row as u32, &mut mesh);
+                extrude(&self.frame, poly, b.base, b.height, row as u32, &mut mesh);
             }
             fids.push(b.feature.fid);
             heights.push(b.height);
@@ -226,20 +231,17 @@ fn signed_area(ring: &[[f64; 2]]) -> f64 {
     (0..n).map(|i| ring[i][0] * ring[(i + 1) % n][1] - ring[(i + 1) % n][0] * ring[i][1]).sum::<f64>() / 2.0
 }
 
-/// Local (east, north) ring, open, oriented counter-clockwise (exterior) or clockwise.
-fn local_ring(frame: &EnuFrame, ring: &LineString<f64>, ccw: bool) -> Vec<[f64; 2]> {
-    let mut pts: Vec<[f64; 2]> = ring
-        .0
-        .iter()
-        .map(|c| {
-            let l = frame.to_local(c.x, c.y, 0.0);
-            [l[0], l[1]]
-        })
-        .collect();
+/// Local (east, north, up) ring at ellipsoidal height 0, open, oriented
+/// counter-clockwise (exterior) or clockwise. The up value is the Earth's curvature
+/// below the frame's plane (−d²/2R): kept, so a floor at a given height lands on
+/// terrain drawn at that height, kilometres from the layer's centre too.
+fn local_ring(frame: &EnuFrame, ring: &LineString<f64>, ccw: bool) -> Vec<[f64; 3]> {
+    let mut pts: Vec<[f64; 3]> = ring.0.iter().map(|c| frame.to_local(c.x, c.y, 0.0)).collect();
     if pts.len() > 1 && pts.first() == pts.last() {
         pts.pop();
     }
-    if (signed_area(&pts) > 0.0) != ccw {
+    let flat: Vec<[f64; 2]> = pts.iter().map(|p| [p[0], p[1]]).collect();
+    if (signed_area(&flat) > 0.0) != ccw {
         pts.reverse();
     }
     pts
@@ -250,9 +252,11 @@ fn gltf(e: f64, n: f64, up: f64) -> [f32; 3] {
     [e as f32, up as f32, -n as f32]
 }
 
-fn extrude(frame: &EnuFrame, poly: &Polygon<f64>, height: f64, row: u32, mesh: &mut FeatureMesh) {
+/// Walls from `floor` to `floor + height` (metres above the ellipsoid) and a flat roof.
+fn extrude(frame: &EnuFrame, poly: &Polygon<f64>, floor: f64, height: f64, row: u32, mesh: &mut FeatureMesh) {
+    let roof = floor + height;
     let exterior = local_ring(frame, poly.exterior(), true);
-    let holes: Vec<Vec<[f64; 2]>> = poly.interiors().iter().map(|r| local_ring(frame, r, false)).collect();
+    let holes: Vec<Vec<[f64; 3]>> = poly.interiors().iter().map(|r| local_ring(frame, r, false)).collect();
     if exterior.len() < 3 {
         return;
     }
@@ -267,41 +271,45 @@ fn extrude(frame: &EnuFrame, poly: &Polygon<f64>, height: f64, row: u32, mesh: &
             }
             // Outward for a counter-clockwise exterior, into the courtyard for holes.
             let normal = gltf(dy / len, -dx / len, 0.0);
-            let base = mesh.positions.len() as u32;
+            let first = mesh.positions.len() as u32;
             for p in [
-                gltf(a[0], a[1], 0.0),
-                gltf(b[0], b[1], 0.0),
-                gltf(b[0], b[1], height),
-                gltf(a[0], a[1], height),
+                gltf(a[0], a[1], a[2] + floor),
+                gltf(b[0], b[1], b[2] + floor),
+                gltf(b[0], b[1], b[2] + roof),
+                gltf(a[0], a[1], a[2] + roof),
             ] {
                 mesh.positions.push(p);
                 mesh.normals.push(normal);
                 mesh.feature_ids.push(row);
             }
-            mesh.indices.extend_from_slice(&[base, base + 1, base + 2, base, base + 2, base + 3]);
+            mesh.indices.extend_from_slice(&[first, first + 1, first + 2, first, first + 2, first + 3]);
         }
     }
-    let to_ls = |r: &Vec<[f64; 2]>| LineString(r.iter().map(|p| Coord { x: p[0], y: p[1] }).collect());
+    let to_ls = |r: &Vec<[f64; 3]>| LineString(r.iter().map(|p| Coord { x: p[0], y: p[1] }).collect());
     let local = Polygon::new(to_ls(&exterior), holes.iter().map(to_ls).collect());
     if local.unsigned_area() <= 0.0 {
         return;
     }
     let tri = local.earcut_triangles_raw();
-    let base = mesh.positions.len() as u32;
-    for v in &tri.vertices {
-        mesh.positions.push(gltf(v[0], v[1], height));
+    // earcut keeps the input's vertices in order: exterior, then each hole.
+    let drops: Vec<f64> = exterior.iter().chain(holes.iter().flatten()).map(|p| p[2]).collect();
+    let first = mesh.positions.len() as u32;
+    for (k, v) in tri.vertices.iter().enumerate() {
+        let drop = if drops.len() == tri.vertices.len() { drops[k] } else { 0.0 };
+        mesh.positions.push(gltf(v[0], v[1], drop + roof));
         mesh.normals.push([0.0, 1.0, 0.0]);
         mesh.feature_ids.push(row);
     }
+    let at = |k: usize| tri.vertices[k];
     for t in tri.triangle_indices.chunks_exact(3) {
-        let (p0, p1, p2) = (tri.vertices[t[0]], tri.vertices[t[1]], tri.vertices[t[2]]);
+        let (p0, p1, p2) = (at(t[0]), at(t[1]), at(t[2]));
         let cross = (p1[0] - p0[0]) * (p2[1] - p0[1]) - (p1[1] - p0[1]) * (p2[0] - p0[0]);
         if cross.abs() < 1e-9 {
             continue;
         }
         // Counter-clockwise seen from above, so the roof faces up.
         let (i1, i2) = if cross > 0.0 { (t[1], t[2]) } else { (t[2], t[1]) };
-        mesh.indices.extend_from_slice(&[base + t[0] as u32, base + i1 as u32, base + i2 as u32]);
+        mesh.indices.extend_from_slice(&[first + t[0] as u32, first + i1 as u32, first + i2 as u32]);
     }
 }
 
@@ -320,7 +328,7 @@ mod tests {
             interiors: [[(x: 24.9406, y: 60.1703), (x: 24.9412, y: 60.1703), (x: 24.9412, y: 60.1706), (x: 24.9406, y: 60.1706)]],
         );
         let mut mesh = FeatureMesh::default();
-        extrude(&frame, &poly, 12.0, 3, &mut mesh);
+        extrude(&frame, &poly, 0.0, 12.0, 3, &mut mesh);
         // 8 wall quads (4 outside, 4 courtyard) of 4 vertices + 8 roof vertices.
         assert_eq!(mesh.positions.len(), 8 * 4 + 8);
         assert!(mesh.feature_ids.iter().all(|&f| f == 3));
@@ -334,9 +342,12 @@ mod tests {
             assert!(cross < 0.0, "roof triangle faces up (y) when x×(-z) is negative");
             roof_area += -cross as f64 / 2.0;
         }
-        let ring = |r: &LineString<f64>| local_ring(&frame, r, true);
+        let ring = |r: &LineString<f64>| -> Vec<[f64; 2]> {
+            local_ring(&frame, r, true).iter().map(|p| [p[0], p[1]]).collect()
+        };
         let want = signed_area(&ring(poly.exterior())) - signed_area(&ring(&poly.interiors()[0]));
         assert!((roof_area - want).abs() / want < 1e-4, "{roof_area} vs {want}");
-        assert!(mesh.positions.iter().all(|p| p[1] == 0.0 || p[1] == 12.0));
+        // Floor and roof, lowered by the Earth's curvature only (millimetres here).
+        assert!(mesh.positions.iter().all(|p| p[1].abs() < 0.01 || (p[1] - 12.0).abs() < 0.01));
     }
 }

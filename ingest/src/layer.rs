@@ -81,6 +81,9 @@ pub struct LayerFeature {
     pub properties: Map<String, Value>,
     /// Extrusion height in metres, for features that become buildings.
     pub building_height: Option<f64>,
+    /// Height of a building's floor: the lowest ground under its footprint when the
+    /// ingest is given a terrain layer (`--ground`), else 0.
+    pub base_height: f64,
 }
 
 #[derive(Debug)]
@@ -242,9 +245,55 @@ impl FeatureSink for Collector<'_> {
         }
         self.geometry_types.insert(type_name(&geometry));
         self.pending_fids.push(raw.fid);
-        self.features.push(LayerFeature { fid: 0, geometry, properties: raw.properties, building_height });
+        self.features.push(LayerFeature {
+            fid: 0,
+            geometry,
+            properties: raw.properties,
+            building_height,
+            base_height: 0.0,
+        });
         Ok(())
     }
+}
+
+/// Sets each building's floor on the lowest ground under its footprint's corners,
+/// from a published terrain layer's finest meshes, so no building floats (and one
+/// on a slope reaches into the ground on its high side, as real ones do).
+fn set_on_ground(
+    features: &mut [LayerFeature],
+    ground: &Path,
+    quality: &mut QualityReport,
+) -> Result<(), IngestError> {
+    let catalogue: CatalogueEntry = std::fs::read(ground.join(CATALOGUE_FILE))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or_else(|| IngestError::source(ground, "--ground names no published layer"))?;
+    let Some(summary) = catalogue.terrain.filter(|_| catalogue.kind == LayerKind::Terrain) else {
+        return Err(IngestError::source(ground, "--ground must name a terrain layer"));
+    };
+    let path = ground.join(&summary.surface);
+    let bytes = std::fs::read(&path).map_err(|e| IngestError::store(&path, e))?;
+    let surface =
+        cim_core::terrain::TerrainSurface::from_bytes(&bytes).map_err(|e| IngestError::source(&path, e))?;
+    for f in features.iter_mut().filter(|f| f.building_height.is_some()) {
+        let mut lowest = f64::INFINITY;
+        let mut missed = false;
+        for c in geo::CoordsIter::coords_iter(&f.geometry) {
+            match surface.height_at(c.x, c.y) {
+                Some(h) => lowest = lowest.min(h),
+                None => missed = true,
+            }
+        }
+        if lowest.is_finite() {
+            f.base_height = lowest;
+            f.properties.insert("base_height".into(), Value::from((lowest * 1000.0).round() / 1000.0));
+        }
+        if missed {
+            quality.count_repaired("building partly or wholly off the ground layer");
+            quality.example(&catalogue.id, &f.fid.to_string(), "a footprint corner lies outside the terrain");
+        }
+    }
+    Ok(())
 }
 
 /// Gives every feature a unique id: its source id where that is unique, else a new
@@ -321,6 +370,16 @@ pub fn ingest(options: &IngestOptions) -> Result<IngestSummary, IngestError> {
             ));
         }
         return crate::bim::ingest_bim(options);
+    }
+    let city: Vec<bool> = options.files.iter().map(|f| crate::citymodel::is_cityjson(f)).collect();
+    if city.iter().any(|&c| c) {
+        if let Some(i) = city.iter().position(|&c| !c) {
+            return Err(IngestError::source(
+                &options.files[i],
+                "CityJSON models and other files go into separate layers; ingest them in separate runs",
+            ));
+        }
+        return crate::citymodel::ingest_city_model(options);
     }
     let rasters: Vec<bool> = options.files.iter().map(|f| crate::terrain::is_raster(f)).collect();
     if rasters.iter().any(|&r| r) {
@@ -403,6 +462,9 @@ pub fn ingest(options: &IngestOptions) -> Result<IngestSummary, IngestError> {
     assign_fids(&mut features, &pending_fids, &mut quality);
     features.sort_by_key(|f| f.fid);
     quality.features_written = features.len() as u64;
+    if let Some(ground) = &options.ground {
+        set_on_ground(&mut features, ground, &mut quality)?;
+    }
 
     let bounds = features
         .iter()
@@ -410,7 +472,8 @@ pub fn ingest(options: &IngestOptions) -> Result<IngestSummary, IngestError> {
         .fold([f64::MAX, f64::MAX, f64::MIN, f64::MIN], |b, r| {
             [b[0].min(r.min().x), b[1].min(r.min().y), b[2].max(r.max().x), b[3].max(r.max().y)]
         });
-    let max_height = features.iter().filter_map(|f| f.building_height).fold(0.0, f64::max);
+    let max_height =
+        features.iter().filter_map(|f| f.building_height.map(|h| h + f.base_height)).fold(0.0, f64::max);
 
     let now = chrono::Utc::now();
     let version = format!("{}-{}", now.format("%Y%m%dT%H%M%S%.6fZ"), std::process::id());
@@ -548,6 +611,7 @@ mod tests {
             fid: 0,
             geometry: Geometry::Point(geo_types::point!(x: 0., y: 0.)),
             properties: Map::new(),
+            base_height: 0.0,
             building_height: None,
         };
         let mut features: Vec<LayerFeature> = (0..4).map(f).collect();

@@ -9,6 +9,7 @@
 
 pub mod bim;
 pub mod buildings;
+pub mod citymodel;
 pub mod clip;
 pub mod crs;
 pub mod error;

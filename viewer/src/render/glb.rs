@@ -18,6 +18,9 @@ pub struct Primitive {
     /// The glTF material's name, if it has one (BIM contents: `shell`, `glazing`,
     /// `interior`).
     pub material: Option<String>,
+    /// `COLOR_0` as linear RGBA, when the primitive has it (terrain tint, city
+    /// model surfaces coloured by semantics).
+    pub colors: Vec<[f32; 4]>,
 }
 
 #[derive(Debug, Default)]
@@ -81,6 +84,11 @@ pub fn decode(bytes: Vec<u8>) -> Result<Content, String> {
                     .and_then(|(_, accessor)| read_scalar_u32(&accessor, blob))
                     .unwrap_or_default();
                 let material = prim.material().index().and_then(|i| material_names.get(i).cloned().flatten());
+                let colors: Vec<[f32; 4]> = reader
+                    .read_colors(0)
+                    .map(|c| c.into_rgba_f32().collect())
+                    .filter(|c: &Vec<[f32; 4]>| c.len() == positions.len())
+                    .unwrap_or_default();
                 content.primitives.push(Primitive {
                     positions,
                     normals,
@@ -88,6 +96,7 @@ pub fn decode(bytes: Vec<u8>) -> Result<Content, String> {
                     feature_ids,
                     node: world,
                     material,
+                    colors,
                 });
             }
         }

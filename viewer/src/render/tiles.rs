@@ -87,6 +87,7 @@ pub struct Streaming {
     pub points_drawn: usize,
     pub points_resident: usize,
     material: Option<Handle<StandardMaterial>>,
+    coloured_material: Option<Handle<StandardMaterial>>,
 }
 
 impl Streaming {
@@ -291,6 +292,16 @@ fn stream_tiles(
             })
         })
         .clone();
+    let coloured_material = streaming
+        .coloured_material
+        .get_or_insert_with(|| {
+            materials.add(StandardMaterial {
+                base_color: Color::WHITE,
+                perceptual_roughness: 0.95,
+                ..default()
+            })
+        })
+        .clone();
     let (mut drawn, mut in_flight, mut wanted, mut meshes_drawn) = (0, 0, 0, 0);
     let (mut points_drawn, mut points_resident) = (0, 0);
     let budget_left = MAX_IN_FLIGHT.saturating_sub(streaming.layers.iter().map(|l| l.pending.len()).sum());
@@ -316,7 +327,7 @@ fn stream_tiles(
                         &layer.id,
                         content,
                         &mut meshes,
-                        &material,
+                        (&material, &coloured_material),
                         &mut layer.cache,
                         frame_no,
                     );
@@ -454,7 +465,8 @@ fn spawn_content(
     layer: &str,
     content: Content,
     meshes: &mut Assets<Mesh>,
-    material: &Handle<StandardMaterial>,
+    // Plain surfaces, and surfaces whose vertices carry their own colour.
+    materials: (&Handle<StandardMaterial>, &Handle<StandardMaterial>),
     cache: &mut TileCache,
     frame_no: u64,
 ) -> Vec<Entity> {
@@ -472,6 +484,11 @@ fn spawn_content(
         )
         .with_inserted_attribute(Mesh::ATTRIBUTE_POSITION, prim.positions.clone())
         .with_inserted_indices(Indices::U32(prim.indices.clone()));
+        let coloured = !prim.colors.is_empty();
+        if coloured {
+            gpu_bytes += prim.colors.len() * 16;
+            mesh.insert_attribute(Mesh::ATTRIBUTE_COLOR, prim.colors);
+        }
         if prim.normals.len() == prim.positions.len() {
             mesh.insert_attribute(Mesh::ATTRIBUTE_NORMAL, prim.normals);
             gpu_bytes += prim.positions.len() * 24 + prim.indices.len() * 4;
@@ -483,7 +500,7 @@ fn spawn_content(
         let kind = super::bim::PartKind::from_material(prim.material.as_deref());
         let mut spawned = commands.spawn((
             Mesh3d(meshes.add(mesh)),
-            MeshMaterial3d(material.clone()),
+            MeshMaterial3d(if coloured { materials.1.clone() } else { materials.0.clone() }),
             transform,
             Visibility::Hidden,
             // Tilesets from other tools do not all wind triangles the same way.
