@@ -333,26 +333,6 @@ fn http_caching_compression_cors_and_errors_behave() {
     assert_eq!(get(&format!("{}/healthz", server.url), &[]).status, 200);
 }
 
-/// The `fid` column of a GLB's first property table, decoded from the binary chunk by
-/// the glTF 2.0 and EXT_structural_metadata layouts.
-fn glb_fids(glb: &[u8]) -> Vec<u64> {
-    let u32_at = |o: usize| u32::from_le_bytes(glb[o..o + 4].try_into().expect("4 bytes")) as usize;
-    let json_len = u32_at(12);
-    let json: Value = serde_json::from_slice(&glb[20..20 + json_len]).expect("json chunk");
-    let bin = 20 + json_len + 8;
-    let table = &json["extensions"]["EXT_structural_metadata"]["propertyTables"][0];
-    let class = &json["extensions"]["EXT_structural_metadata"]["schema"]["classes"]
-        [table["class"].as_str().expect("class")];
-    assert_eq!(class["properties"]["fid"]["componentType"], "UINT64");
-    let view = &json["bufferViews"][table["properties"]["fid"]["values"].as_u64().expect("view") as usize];
-    let start = bin + view["byteOffset"].as_u64().expect("offset") as usize;
-    let count = table["count"].as_u64().expect("count") as usize;
-    assert_eq!(view["byteLength"].as_u64(), Some(count as u64 * 8));
-    (0..count)
-        .map(|i| u64::from_le_bytes(glb[start + i * 8..start + i * 8 + 8].try_into().expect("8 bytes")))
-        .collect()
-}
-
 #[test]
 fn cesiumjs_loads_every_building_tile_and_picks_a_feature_back_to_the_feature_api() {
     let server = Server::start(city_store());

@@ -27,7 +27,8 @@ use cim_core::features::to_geojson;
 use cim_core::frame::EnuFrame;
 use cim_core::glb::{FeatureMesh, GlbMaterial, PropertyColumn, PropertyTable, identifier, write_glb_scene};
 use cim_core::tileset::{Asset, BoundingVolume, Content, Refine, Tile, Tileset, region_from_degrees};
-use geo::{BooleanOps, BoundingRect};
+use geo::orient::{Direction, Orient};
+use geo::{Area, BoundingRect};
 use geo_types::{Coord, Geometry, LineString, MultiPolygon, Point, Polygon};
 use serde_json::{Map, Value, json};
 
@@ -149,6 +150,25 @@ fn newell_up(ring: &[[f64; 3]]) -> f64 {
     }
     let len = (n[0] * n[0] + n[1] * n[1] + n[2] * n[2]).sqrt();
     if len > 0.0 { n[2] / len } else { 0.0 }
+}
+
+/// The union of an object's non-wall surfaces seen from above: in metres around
+/// its first vertex (so the overlay's precision is a fraction of a millimetre),
+/// all faces turned counter-clockwise (ground faces look down), in one pass.
+fn footprint_of(parts: Vec<Polygon<f64>>) -> Option<MultiPolygon<f64>> {
+    let first = parts.first()?.exterior().0.first().copied()?;
+    let k_lon = 111_320.0 * first.y.to_radians().cos();
+    let k_lat = 110_540.0;
+    let to_m = |c: Coord<f64>| Coord { x: (c.x - first.x) * k_lon, y: (c.y - first.y) * k_lat };
+    let to_deg = |c: Coord<f64>| Coord { x: first.x + c.x / k_lon, y: first.y + c.y / k_lat };
+    let local: Vec<Polygon<f64>> = parts
+        .iter()
+        .map(|p| geo::MapCoords::map_coords(p, to_m).orient(Direction::Default))
+        .filter(|p| p.unsigned_area() > 1e-6)
+        .collect();
+    let union = geo::unary_union(&local);
+    let cleaned: Vec<Polygon<f64>> = union.0.into_iter().filter(|p| p.unsigned_area() > 1e-4).collect();
+    (!cleaned.is_empty()).then(|| geo::MapCoords::map_coords(&MultiPolygon(cleaned), to_deg))
 }
 
 /// Flattens an attribute value for a string column.
@@ -351,11 +371,7 @@ pub fn ingest_city_model(options: &IngestOptions) -> Result<IngestSummary, Inges
             quality.example(&options.layer, &raw.id, "every surface degenerate");
             continue;
         }
-        let footprint = footprint_parts
-            .into_iter()
-            .map(|p| MultiPolygon(vec![p]))
-            .reduce(|a, b| a.union(&b))
-            .filter(|m| !m.0.is_empty());
+        let footprint = footprint_of(footprint_parts);
         let lat = ((bbox[1] + bbox[3]) / 2.0).to_radians();
         let (w, h) = ((bbox[2] - bbox[0]) * 111_320.0 * lat.cos(), (bbox[3] - bbox[1]) * 110_540.0);
         let size = (w * w + h * h).sqrt().max(heights[1] - heights[0]);

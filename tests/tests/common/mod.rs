@@ -413,8 +413,11 @@ pub fn gdal_transform_many(from: &str, to: &str, points: &[[f64; 2]]) -> Vec<[f6
     for [x, y] in points {
         input.push_str(&format!("{x:.9} {y:.9}\n"));
     }
-    child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write");
+    // Written from another thread: the answers fill the pipe while input still flows.
+    let mut stdin = child.stdin.take().expect("stdin");
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
     let out = child.wait_with_output().expect("gdaltransform");
+    writer.join().expect("writer").expect("write");
     let text = String::from_utf8_lossy(&out.stdout);
     let v: Vec<[f64; 2]> = text
         .lines()
@@ -439,8 +442,10 @@ pub fn gdal_pixel_values(file: &Path, pixels: &[(usize, usize)]) -> Vec<f64> {
         .spawn()
         .expect("gdallocationinfo (apt-get install gdal-bin)");
     let input: String = pixels.iter().map(|(c, r)| format!("{c} {r}\n")).collect();
-    child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
     let out = child.wait_with_output().expect("gdallocationinfo");
+    writer.join().expect("writer").expect("write");
     let v: Vec<f64> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| l.trim().parse().expect("pixel value"))
@@ -461,4 +466,25 @@ pub fn decode_meshes(files: &[PathBuf]) -> Vec<Value> {
         }
     }
     out
+}
+
+/// The `fid` column of a GLB's first property table, decoded from the binary chunk by
+/// the glTF 2.0 and EXT_structural_metadata layouts.
+#[allow(dead_code)]
+pub fn glb_fids(glb: &[u8]) -> Vec<u64> {
+    let u32_at = |o: usize| u32::from_le_bytes(glb[o..o + 4].try_into().expect("4 bytes")) as usize;
+    let json_len = u32_at(12);
+    let json: Value = serde_json::from_slice(&glb[20..20 + json_len]).expect("json chunk");
+    let bin = 20 + json_len + 8;
+    let table = &json["extensions"]["EXT_structural_metadata"]["propertyTables"][0];
+    let class = &json["extensions"]["EXT_structural_metadata"]["schema"]["classes"]
+        [table["class"].as_str().expect("class")];
+    assert_eq!(class["properties"]["fid"]["componentType"], "UINT64");
+    let view = &json["bufferViews"][table["properties"]["fid"]["values"].as_u64().expect("view") as usize];
+    let start = bin + view["byteOffset"].as_u64().expect("offset") as usize;
+    let count = table["count"].as_u64().expect("count") as usize;
+    assert_eq!(view["byteLength"].as_u64(), Some(count as u64 * 8));
+    (0..count)
+        .map(|i| u64::from_le_bytes(glb[start + i * 8..start + i * 8 + 8].try_into().expect("8 bytes")))
+        .collect()
 }
