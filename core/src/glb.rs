@@ -454,6 +454,7 @@ mod tests {
             normals: vec![[0.0, 1.0, 0.0]; 3],
             feature_ids: vec![0; 3],
             indices: vec![0, 1, 2],
+            colors: Vec::new(),
         };
         let table = PropertyTable {
             class: "building".into(),

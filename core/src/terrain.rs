@@ -221,6 +221,9 @@ impl TerrainSurface {
         }
         if gy < 1e-9 && tile.y > 0 {
             candidates.push((tile.x, tile.y - 1));
+            if gx < 1e-9 && tile.x > 0 {
+                candidates.push((tile.x - 1, tile.y - 1));
+            }
         }
         for (x, y) in candidates {
             let Some(t) = self.tile(x, y) else { continue };

@@ -390,3 +390,78 @@ fn float_dems_with_no_data_holes_missing_crs_and_corrupt_files_are_handled_and_t
     assert!(!wrong.ok && wrong.stderr.contains("not on the Earth"), "{}", wrong.stderr);
     assert_eq!(get_json(&format!("{}/api/layers", server.url))[0]["version"], version);
 }
+
+#[test]
+fn buildings_ingested_on_the_terrain_stand_on_it_however_far_from_the_layer_centre() {
+    let store = lyon_on_terrain("terrain-buildings");
+    let server = Server::start(&store);
+    let items = get_json(&format!("{}/collections/buildings/items?limit=100", server.url));
+    let items = items["features"].as_array().expect("features");
+    assert_eq!(items.len(), 30);
+    let tileset: Value = serde_json::from_slice(
+        &std::fs::read(store.join("buildings/3dtiles/tileset.json")).expect("tileset"),
+    )
+    .expect("json");
+    let m: Vec<f64> = tileset["root"]["transform"]
+        .as_array()
+        .expect("transform")
+        .iter()
+        .map(|v| v.as_f64().expect("f64"))
+        .collect();
+    let files: Vec<PathBuf> = std::fs::read_dir(store.join("buildings/3dtiles/content"))
+        .expect("content")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    // Each building's lowest drawn vertex, in metres above the ellipsoid, by fid.
+    let mut floors: HashMap<u64, f64> = HashMap::new();
+    for (file, decoded) in files.iter().zip(decode_meshes(&files)) {
+        let fids = glb_fids(&std::fs::read(file).expect("glb"));
+        for p in decoded["primitives"].as_array().expect("primitives") {
+            let pos: Vec<f64> =
+                p["positions"].as_array().expect("p").iter().map(|v| v.as_f64().expect("f")).collect();
+            let rows: Vec<u64> =
+                p["feature_ids"].as_array().expect("ids").iter().map(|v| v.as_u64().expect("u")).collect();
+            for (k, g) in pos.chunks(3).enumerate() {
+                let (e, n, u) = (g[0], -g[2], g[1]);
+                let ecef = [0, 1, 2].map(|i| m[i] * e + m[4 + i] * n + m[8 + i] * u + m[12 + i]);
+                let (_, _, h) = ecef_to_geodetic(ecef);
+                let floor = floors.entry(fids[rows[k] as usize]).or_insert(f64::INFINITY);
+                *floor = floor.min(h);
+            }
+        }
+    }
+    let mut slopes = Vec::new();
+    for item in items {
+        let fid = item["id"].as_u64().expect("fid");
+        let ring = item["geometry"]["coordinates"][0].as_array().expect("ring");
+        let ground: Vec<f64> = ring[..4]
+            .iter()
+            .map(|c| {
+                let reply = get_json(&format!("{}/api/elevation?lon={}&lat={}", server.url, c[0], c[1]));
+                reply["height"].as_f64().expect("height")
+            })
+            .collect();
+        let lowest = ground.iter().copied().fold(f64::INFINITY, f64::min);
+        let highest = ground.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let base = item["properties"]["base_height"].as_f64().expect("base_height");
+        assert!((base - lowest).abs() < 0.002, "fid {fid}: base {base} vs lowest ground {lowest}");
+        let floor = floors[&fid];
+        // Drawn where the API says, to the centimetre: no floating, no sinking
+        // beyond the slope under the footprint.
+        assert!(
+            (floor - lowest).abs() < 0.02,
+            "fid {fid}: floor drawn at {floor}, ground {lowest}..{highest}"
+        );
+        slopes.push(highest - lowest);
+    }
+    let steepest = slopes.iter().copied().fold(0.0, f64::max);
+    println!("30 buildings on the ground; the steepest footprint spans {steepest:.1} m of height");
+    assert!(steepest > 3.0, "some blocks stand on the hillside ({steepest} m)");
+    let quality: Value =
+        serde_json::from_slice(&std::fs::read(store.join("buildings/quality.json")).expect("quality"))
+            .expect("json");
+    assert!(quality["repaired"].get("building partly or wholly off the ground layer").is_none(), "{quality}");
+    // Asking for ground that is not a terrain layer is refused by name.
+    let o = ingest(&store, "more", &["--ground", "buildings"], &[&store.join("lyon_blocks.geojson")]);
+    assert!(!o.ok && o.stderr.contains("--ground must name a terrain layer"), "{}", o.stderr);
+}

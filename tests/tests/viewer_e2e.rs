@@ -515,3 +515,20 @@ fn a_point_cloud_draws_every_point_in_each_colour_mode_and_the_point_budget_caps
     let south = mean(&budget, 250..550, 355..375);
     assert!(north[0] > south[0] + 60.0 && south[2] > north[2] + 60.0, "north {north:?} south {south:?}");
 }
+
+#[test]
+fn buildings_stand_on_the_lyon_terrain_tinted_by_height() {
+    let store = lyon_on_terrain("viewer-terrain");
+    let server = Server::start(&store);
+    // From the east bank, looking west at Fourvière's slope.
+    let shot = shoot(&server.url, "4.845,45.7645,450,270,-20", &["--max-sse", "2"], "lyon-terrain");
+    assert!(shot.stdout.contains("tiles drawn"), "{}", shot.stdout);
+    let samples = shot.samples();
+    let green = |[r, g, b]: [u8; 3]| g > r && g > b && g > 40;
+    let stone = |[r, g, b]: [u8; 3]| r > 150 && g > 140 && b > 120 && r.abs_diff(b) < 60;
+    let terrain = samples.iter().filter(|&&(x, y)| green(shot.px(x, y))).count();
+    let buildings = samples.iter().filter(|&&(x, y)| stone(shot.px(x, y))).count();
+    println!("lyon terrain: {terrain} tinted ground and {buildings} building samples of {}", samples.len());
+    assert!(terrain * 5 > samples.len(), "the ground fills the lower view: {terrain}/{}", samples.len());
+    assert!(buildings * 50 > samples.len(), "buildings show: {buildings}/{}", samples.len());
+}

@@ -180,6 +180,11 @@ fn attribute_text(v: &Value) -> String {
     }
 }
 
+/// A surface's rings in degrees (heights as given) with its semantic label.
+type PlacedSurface = (Vec<Vec<[f64; 3]>>, Option<String>);
+/// One level of detail's surfaces.
+type PlacedLod = (String, Vec<PlacedSurface>);
+
 /// Ingests CityJSON files into one city model layer; the previous version stays
 /// served on any error.
 pub fn ingest_city_model(options: &IngestOptions) -> Result<IngestSummary, IngestError> {
@@ -190,8 +195,7 @@ pub fn ingest_city_model(options: &IngestOptions) -> Result<IngestSummary, Inges
     let mut versions = Vec::new();
     let mut crs_labels = BTreeSet::new();
     let mut skipped = BTreeSet::new();
-    // (object, its surfaces' vertices in degrees and metres, per level)
-    let mut objects: Vec<(RawObject, Vec<(String, Vec<(Vec<Vec<[f64; 3]>>, Option<String>)>)>)> = Vec::new();
+    let mut objects: Vec<(RawObject, Vec<PlacedLod>)> = Vec::new();
     let user_crs = options.src_crs.as_deref().map(Reprojector::from_user).transpose()?;
     for path in &options.files {
         let file = read::read_city_file(path)?;

@@ -112,7 +112,10 @@ fn read_vertices(
     Ok(Vertices { list })
 }
 
-fn read_transform(path: &Path, doc: &Value) -> Result<Option<([f64; 3], [f64; 3])>, IngestError> {
+/// `(scale, translate)` of quantised vertices.
+type Transform = ([f64; 3], [f64; 3]);
+
+fn read_transform(path: &Path, doc: &Value) -> Result<Option<Transform>, IngestError> {
     let Some(t) = doc.get("transform") else { return Ok(None) };
     let three = |key: &str| -> Result<[f64; 3], IngestError> {
         let a = t[key]

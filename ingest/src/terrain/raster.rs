@@ -203,6 +203,6 @@ mod tests {
         let half = g.halve();
         assert_eq!((half.width, half.height, half.values[0]), (1, 1, 10.0));
         assert_eq!(half.geo[1], 20.0);
-        assert_eq!(grid(vec![n, n, n, n], 2).halve().values[0].is_nan(), true);
+        assert!(grid(vec![n, n, n, n], 2).halve().values[0].is_nan());
     }
 }

@@ -308,9 +308,9 @@ mod tests {
         let rtin = Rtin::new(64);
         let size = rtin.size();
         let mut heights = rough_grid(size, 3);
-        for k in 0..size * size {
+        for (k, h) in heights.iter_mut().enumerate() {
             if k % size < 20 {
-                heights[k] = f64::NAN;
+                *h = f64::NAN;
             }
         }
         let errors = rtin.errors(&heights, &[]);

@@ -488,3 +488,29 @@ pub fn glb_fids(glb: &[u8]) -> Vec<u64> {
         .map(|i| u64::from_le_bytes(glb[start + i * 8..start + i * 8 + 8].try_into().expect("8 bytes")))
         .collect()
 }
+
+/// A store with the Lyon DEM as terrain layer `ground` and thirty square buildings
+/// over Fourvière's slope as layer `buildings`, set on that ground at ingest.
+#[allow(dead_code)]
+pub fn lyon_on_terrain(tag: &str) -> TempDir {
+    let store = temp_dir(tag);
+    ingest_ok(&store, "ground", &[], &[&data("dem/lyon_dem.tif")]);
+    let mut features = Vec::new();
+    for i in 0..6 {
+        for j in 0..5 {
+            let (lon, lat) = (4.8200 + 0.003 * f64::from(i), 45.7590 + 0.0025 * f64::from(j));
+            let (dx, dy) = (0.0004, 0.00027); // about 30 m by 30 m
+            let ring = [[lon, lat], [lon + dx, lat], [lon + dx, lat + dy], [lon, lat + dy], [lon, lat]];
+            features.push(serde_json::json!({
+                "type": "Feature",
+                "properties": {"name": format!("block {i}-{j}"), "height": 12 + (i * 7 + j * 3) % 25},
+                "geometry": {"type": "Polygon", "coordinates": [ring]}
+            }));
+        }
+    }
+    let file = store.join("lyon_blocks.geojson");
+    std::fs::write(&file, serde_json::json!({"type": "FeatureCollection", "features": features}).to_string())
+        .expect("write");
+    ingest_ok(&store, "buildings", &["--ground", "ground", "--height-attr", "height"], &[&file]);
+    store
+}

@@ -32,6 +32,20 @@ pub struct LayerInfo {
     pub storeys: Vec<(String, String)>,
     /// A point cloud: its tiles hold `POINTS` and draw with the point material.
     pub points: bool,
+    /// The catalogue's `kind` (`vector`, `terrain`, `city_model`, ...).
+    pub kind: String,
+}
+
+impl LayerInfo {
+    /// What the layer's 3D tiles are, as the layer panel and `--hide` name them.
+    pub fn tiles_part(&self) -> &'static str {
+        match self.kind.as_str() {
+            "point_cloud" => "points",
+            "terrain" => "terrain",
+            "city_model" => "city objects",
+            _ => "buildings",
+        }
+    }
 }
 
 #[derive(Resource, Default)]
@@ -80,6 +94,7 @@ pub fn parse_layers(json: &[u8], base: &str, only: Option<&[String]>) -> Result<
             Some(LayerInfo {
                 storeys,
                 points: l["kind"] == "point_cloud",
+                kind: l["kind"].as_str().unwrap_or("vector").to_owned(),
                 bounds,
                 tileset: l["tileset"].is_string().then(|| format!("{base}/3dtiles/{id}/tileset.json")),
                 tilejson: l["mvt_archive"].is_string().then(|| format!("{base}/tiles/{id}.json")),

@@ -51,7 +51,7 @@ pub fn rows_for(catalogue: &Catalogue) -> Vec<PanelRow> {
     let toggle = |label: String, key: String| PanelRow { label, action: RowAction::Toggle(key), key: None };
     for layer in &catalogue.layers {
         if layer.tileset.is_some() {
-            let part = if layer.points { "points" } else { "buildings" };
+            let part = layer.tiles_part();
             rows.push(toggle(format!("{} / {part}", layer.id), format!("{}/{part}", layer.id)));
         }
         if layer.tilejson.is_some() {
@@ -326,6 +326,7 @@ mod tests {
                 tileset: Some("t".into()),
                 tilejson: Some("j".into()),
                 storeys: Vec::new(),
+                kind: "vector".into(),
                 points: false,
             },
             LayerInfo {
@@ -334,6 +335,7 @@ mod tests {
                 tileset: None,
                 tilejson: Some("j".into()),
                 storeys: Vec::new(),
+                kind: "vector".into(),
                 points: false,
             },
         ];
@@ -392,6 +394,7 @@ mod tests {
             tileset: Some("t".into()),
             tilejson: None,
             storeys: vec![("EG".into(), "a".into()), ("OG".into(), "b".into())],
+            kind: "bim".into(),
             points: false,
         }];
         let rows = rows_for(&catalogue);
@@ -410,6 +413,23 @@ mod tests {
         assert_eq!(view.explode_m, 0.0);
     }
     #[test]
+    fn terrain_and_city_model_layers_name_their_tiles() {
+        let mut catalogue = Catalogue::default();
+        let layer = |id: &str, kind: &str| LayerInfo {
+            id: id.into(),
+            bounds: None,
+            tileset: Some("t".into()),
+            tilejson: None,
+            storeys: Vec::new(),
+            kind: kind.into(),
+            points: false,
+        };
+        catalogue.layers = vec![layer("lyon", "terrain"), layer("delft", "city_model")];
+        let labels: Vec<String> = rows_for(&catalogue).into_iter().map(|r| r.label).collect();
+        assert_eq!(labels[..2], ["lyon / terrain", "delft / city objects"]);
+    }
+
+    #[test]
     fn point_cloud_layers_get_a_points_row_and_the_colour_switch() {
         let mut catalogue = Catalogue::default();
         catalogue.layers = vec![LayerInfo {
@@ -418,6 +438,7 @@ mod tests {
             tileset: Some("t".into()),
             tilejson: None,
             storeys: Vec::new(),
+            kind: "point_cloud".into(),
             points: true,
         }];
         let rows = rows_for(&catalogue);

@@ -374,8 +374,8 @@ fn stream_tiles(
                 }
             }
         }
-        let shows =
-            hidden.shows(&format!("{}/{}", layer.id, if layer.points { "points" } else { "buildings" }));
+        let part = catalogue.layers.iter().find(|l| l.id == layer.id).map_or("buildings", |l| l.tiles_part());
+        let shows = hidden.shows(&format!("{}/{part}", layer.id));
         let loaded = &layer.loaded;
         let failed = &layer.failed;
         let selection = if !shows {
