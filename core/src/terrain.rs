@@ -91,7 +91,13 @@ pub struct SurfaceTile {
     pub y: u32,
     pub vertices: Vec<SurfaceVertex>,
     pub triangles: Vec<[u32; 3]>,
+    /// Triangles overlapping each of `BUCKETS`² cells, so a height query tests a
+    /// handful rather than all of them. Built by [`SurfaceTile::index`].
+    buckets: Vec<Vec<u32>>,
 }
+
+/// Cells of a tile's triangle index per side.
+const BUCKETS: usize = 16;
 
 /// One zoom level of terrain meshes, tiles sorted by `(x, y)`.
 #[derive(Debug, Clone, PartialEq)]
@@ -196,7 +202,7 @@ impl TerrainSurface {
                 }
                 triangles.push(tri);
             }
-            tiles.push(SurfaceTile { x, y, vertices, triangles });
+            tiles.push(SurfaceTile::new(x, y, vertices, triangles));
         }
         tiles.sort_by_key(|t| (t.x, t.y));
         Ok(Self { zoom, tiles })
@@ -239,10 +245,57 @@ impl TerrainSurface {
 }
 
 impl SurfaceTile {
+    pub fn new(x: u32, y: u32, vertices: Vec<SurfaceVertex>, triangles: Vec<[u32; 3]>) -> Self {
+        let mut tile = Self { x, y, vertices, triangles, buckets: Vec::new() };
+        tile.index();
+        tile
+    }
+
+    /// (Re)builds the triangle index.
+    fn index(&mut self) {
+        let cell = f64::from(TILE_CELLS) / BUCKETS as f64;
+        let mut buckets = vec![Vec::new(); BUCKETS * BUCKETS];
+        for (k, tri) in self.triangles.iter().enumerate() {
+            let vs = tri.map(|v| {
+                self.vertices.get(v as usize).map_or((0.0, 0.0), |p| (f64::from(p.i), f64::from(p.j)))
+            });
+            let range = |lo: f64, hi: f64| {
+                let a = ((lo / cell).floor().max(0.0) as usize).min(BUCKETS - 1);
+                let b = ((hi / cell).floor().max(0.0) as usize).min(BUCKETS - 1);
+                a..=b
+            };
+            let (min_x, max_x) = (
+                vs.iter().map(|v| v.0).fold(f64::MAX, f64::min),
+                vs.iter().map(|v| v.0).fold(f64::MIN, f64::max),
+            );
+            let (min_y, max_y) = (
+                vs.iter().map(|v| v.1).fold(f64::MAX, f64::min),
+                vs.iter().map(|v| v.1).fold(f64::MIN, f64::max),
+            );
+            for by in range(min_y, max_y) {
+                for bx in range(min_x, max_x) {
+                    buckets[by * BUCKETS + bx].push(k as u32);
+                }
+            }
+        }
+        self.buckets = buckets;
+    }
+
     /// Height at grid coordinates (fractional cells from the tile's south-west).
     pub fn height_at_grid(&self, gx: f64, gy: f64) -> Option<f64> {
         const EPS: f64 = 1e-9;
-        for tri in &self.triangles {
+        let cell = f64::from(TILE_CELLS) / BUCKETS as f64;
+        let bucket = |v: f64| ((v / cell).floor().max(0.0) as usize).min(BUCKETS - 1);
+        let candidates = self.buckets.get(bucket(gy) * BUCKETS + bucket(gx));
+        let all: Vec<u32>;
+        let list: &[u32] = match candidates {
+            Some(c) => c,
+            None => {
+                all = (0..self.triangles.len() as u32).collect();
+                &all
+            }
+        };
+        for tri in list.iter().filter_map(|&k| self.triangles.get(k as usize)) {
             let [a, b, c] = tri.map(|k| self.vertices[k as usize]);
             let (ax, ay) = (f64::from(a.i), f64::from(a.j));
             let (bx, by) = (f64::from(b.i), f64::from(b.j));
@@ -278,7 +331,7 @@ mod tests {
         let vertices = [(0, 0), (n, 0), (n, n), (0, n)]
             .map(|(i, j)| SurfaceVertex { i, j, h: f(f64::from(i), f64::from(j)) as f32 })
             .to_vec();
-        SurfaceTile { x, y, vertices, triangles: vec![[0, 1, 2], [0, 2, 3]] }
+        SurfaceTile::new(x, y, vertices, vec![[0, 1, 2], [0, 2, 3]])
     }
 
     #[test]

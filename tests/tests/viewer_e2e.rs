@@ -528,7 +528,13 @@ fn buildings_stand_on_the_lyon_terrain_tinted_by_height() {
     let stone = |[r, g, b]: [u8; 3]| r > 150 && g > 140 && b > 120 && r.abs_diff(b) < 60;
     let terrain = samples.iter().filter(|&&(x, y)| green(shot.px(x, y))).count();
     let buildings = samples.iter().filter(|&&(x, y)| stone(shot.px(x, y))).count();
-    println!("lyon terrain: {terrain} tinted ground and {buildings} building samples of {}", samples.len());
+    // The road is a ground layer: draped on the terrain, not buried under it at 0 m.
+    let road = samples.iter().filter(|&&(x, y)| is_major_road(shot.px(x, y))).count();
+    println!(
+        "lyon terrain: {terrain} tinted ground, {buildings} building and {road} road samples of {}",
+        samples.len()
+    );
+    assert!(road > 20, "the road shows on the hillside: {road} samples");
     assert!(terrain * 5 > samples.len(), "the ground fills the lower view: {terrain}/{}", samples.len());
     assert!(buildings * 50 > samples.len(), "buildings show: {buildings}/{}", samples.len());
 }

@@ -1,4 +1,6 @@
-//! Ground heights: `GET /api/elevation?lon=&lat=[&layer=]`.
+//! Ground heights: `GET /api/elevation?lon=&lat=[&layer=]`, and a terrain layer's
+//! finest meshes whole (`GET /api/terrain/{layer}/surface`, the
+//! [`cim_core::terrain::TerrainSurface`] bytes) for clients that drape on it.
 //!
 //! Heights come from a terrain layer's finest meshes, the very triangles a client
 //! draws at full detail, so what the API says and what the screen shows agree.
@@ -6,7 +8,7 @@
 use std::collections::HashMap;
 
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
@@ -17,7 +19,7 @@ use crate::http_cache::{Freshness, respond};
 use crate::{ApiError, AppState};
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/api/elevation", get(elevation))
+    Router::new().route("/api/elevation", get(elevation)).route("/api/terrain/{layer}/surface", get(surface))
 }
 
 fn coordinate(params: &HashMap<String, String>, key: &str, limit: f64) -> Result<f64, ApiError> {
@@ -74,4 +76,22 @@ async fn elevation(
         ));
     }
     Err(ApiError::NotFound(format!("no terrain layer covers lon {lon}, lat {lat}")))
+}
+
+async fn surface(
+    State(state): State<AppState>,
+    Path(layer_name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let layer = state.layers.get(&layer_name).await?;
+    let Some(summary) =
+        layer.catalogue.terrain.as_ref().filter(|_| layer.catalogue.kind == LayerKind::Terrain)
+    else {
+        return Err(ApiError::NotFound(format!("layer '{layer_name}' is not a terrain layer")));
+    };
+    let path = layer.dir.join(&summary.surface);
+    let bytes =
+        tokio::fs::read(&path).await.map_err(|e| ApiError::Internal(format!("{}: {e}", path.display())))?;
+    let etag = format!("\"{}-surface\"", layer.catalogue.version);
+    Ok(respond(&headers, bytes, "application/octet-stream", None, Some(&etag), Freshness::Content))
 }

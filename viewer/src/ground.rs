@@ -206,7 +206,9 @@ impl GroundMesh {
         }
     }
 
-    fn fill(&mut self, rings: &[Vec<TilePoint>], place: &impl Fn(TilePoint) -> DVec3) {
+    /// Fills a polygon; with a `step` (tile units), triangles are split until no edge
+    /// is longer, so the fill can follow the terrain between its vertices.
+    fn fill(&mut self, rings: &[Vec<TilePoint>], place: &impl Fn([f64; 2]) -> DVec3, step: Option<f64>) {
         let mut flat: Vec<[f64; 2]> = Vec::new();
         let mut holes: Vec<u32> = Vec::new();
         for (k, ring) in rings.iter().enumerate() {
@@ -220,36 +222,106 @@ impl GroundMesh {
         }
         let mut triangles: Vec<u32> = Vec::new();
         earcut::Earcut::new().earcut(flat.iter().copied(), &holes, &mut triangles);
+        if let Some(step) = step {
+            (flat, triangles) = refine(flat, &triangles, step);
+        }
         let base = self.positions.len() as u32;
-        self.positions.extend(flat.iter().map(|&[x, y]| place([x as i32, y as i32]).as_vec3().to_array()));
+        self.positions.extend(flat.iter().map(|&p| place(p).as_vec3().to_array()));
         self.indices.extend(triangles.iter().map(|i| base + i));
     }
 }
 
+/// Splits triangles at the midpoint of their longest edge until no edge is longer
+/// than `step`; a split edge's midpoint is shared by both triangles on it.
+fn refine(mut points: Vec<[f64; 2]>, triangles: &[u32], step: f64) -> (Vec<[f64; 2]>, Vec<u32>) {
+    let mut midpoints: std::collections::HashMap<(u32, u32), u32> = std::collections::HashMap::new();
+    let mut out = Vec::with_capacity(triangles.len());
+    let mut stack: Vec<[u32; 3]> = triangles.chunks_exact(3).map(|t| [t[0], t[1], t[2]]).collect();
+    let len = |p: &[[f64; 2]], a: u32, b: u32| {
+        let (a, b) = (p[a as usize], p[b as usize]);
+        ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2)).sqrt()
+    };
+    // Bounded: a triangle of a 4096-unit tile split down to one unit is ~2^24 pieces.
+    let limit = triangles.len() * 4096 + 1024;
+    while let Some(t) = stack.pop() {
+        let edges = [(t[0], t[1], t[2]), (t[1], t[2], t[0]), (t[2], t[0], t[1])];
+        let (a, b, c) = edges
+            .into_iter()
+            .max_by(|x, y| len(&points, x.0, x.1).total_cmp(&len(&points, y.0, y.1)))
+            .unwrap_or(edges[0]);
+        if len(&points, a, b) <= step || out.len() + stack.len() > limit {
+            out.extend_from_slice(&t);
+            continue;
+        }
+        let key = (a.min(b), a.max(b));
+        let m = *midpoints.entry(key).or_insert_with(|| {
+            let (pa, pb) = (points[a as usize], points[b as usize]);
+            points.push([(pa[0] + pb[0]) / 2.0, (pa[1] + pb[1]) / 2.0]);
+            points.len() as u32 - 1
+        });
+        stack.push([a, m, c]);
+        stack.push([m, b, c]);
+    }
+    (points, out)
+}
+
+/// Points along a line no further apart than `step` (tile units).
+fn densify(line: &[TilePoint], step: Option<f64>) -> Vec<[f64; 2]> {
+    let mut out = Vec::with_capacity(line.len());
+    for p in line {
+        let p = [f64::from(p[0]), f64::from(p[1])];
+        if let (Some(step), Some(prev)) = (step, out.last().copied()) {
+            let [px, py]: [f64; 2] = prev;
+            let d = ((p[0] - px).powi(2) + (p[1] - py).powi(2)).sqrt();
+            let n = (d / step).ceil().min(4096.0) as usize;
+            for k in 1..n {
+                let f = k as f64 / n as f64;
+                out.push([px + (p[0] - px) * f, py + (p[1] - py) * f]);
+            }
+        }
+        out.push(p);
+    }
+    out
+}
+
 /// Tile pixel (x right, y down, `0..extent`) to longitude / latitude in degrees.
 pub fn tile_point_to_lonlat(tile: TileId, extent: u32, [x, y]: TilePoint) -> (f64, f64) {
+    tile_xy_to_lonlat(tile, extent, [f64::from(x), f64::from(y)])
+}
+
+/// [`tile_point_to_lonlat`] for fractional tile coordinates.
+pub fn tile_xy_to_lonlat(tile: TileId, extent: u32, [x, y]: [f64; 2]) -> (f64, f64) {
     let [min_x, min_y, max_x, max_y] = tile.bounds_mercator();
     let e = f64::from(extent.max(1));
-    let mx = min_x + f64::from(x) / e * (max_x - min_x);
-    let my = max_y - f64::from(y) / e * (max_y - min_y);
+    let mx = min_x + x / e * (max_x - min_x);
+    let my = max_y - y / e * (max_y - min_y);
     mercator_to_lonlat(mx, my)
 }
 
 /// Drapes the features of a decoded tile: one mesh per class, positions from
-/// `to_render(lon, lat, height)`.
+/// `to_render(lon, lat, height)`. On a terrain surface, heights are the ground's
+/// plus the class's lift, and lines and fills are split finely enough (the
+/// terrain's sample spacing) to follow it.
 pub fn tessellate(
     layers: &[DecodedLayer],
     tile: TileId,
     to_render: &dyn Fn(f64, f64, f64) -> DVec3,
+    ground: Option<&cim_core::terrain::TerrainSurface>,
 ) -> Vec<(GroundClass, GroundMesh)> {
     let mut meshes: Vec<(GroundClass, GroundMesh)> = Vec::new();
+    let tile_degrees = 360.0 / f64::from(1u32 << tile.z);
     for layer in layers {
+        let step = ground.map(|g| {
+            let spacing = cim_core::terrain::TerrainTile::sample_step(g.zoom);
+            (f64::from(layer.extent) * spacing / tile_degrees).max(1.0)
+        });
         for feature in &layer.features {
             let Some(class) = classify(&feature.properties) else { continue };
             let style = class.style();
-            let place = |p: TilePoint| {
-                let (lon, lat) = tile_point_to_lonlat(tile, layer.extent, p);
-                to_render(lon, lat, style.lift_m)
+            let place = |p: [f64; 2]| {
+                let (lon, lat) = tile_xy_to_lonlat(tile, layer.extent, p);
+                let floor = ground.and_then(|g| g.height_at(lon, lat)).unwrap_or(0.0);
+                to_render(lon, lat, floor + style.lift_m)
             };
             let slot = match meshes.iter().position(|(c, _)| *c == class) {
                 Some(i) => i,
@@ -263,20 +335,22 @@ pub fn tessellate(
                 TileGeometry::Points(_) => {}
                 TileGeometry::Lines(lines) => {
                     for line in lines {
-                        let points: Vec<DVec3> = line.iter().map(|p| place(*p)).collect();
+                        let points: Vec<DVec3> = densify(line, step).into_iter().map(place).collect();
                         mesh.ribbon(&points, style.line_width_m);
                     }
                 }
                 TileGeometry::Polygons(polygons) => {
                     for rings in polygons {
                         if style.fill {
-                            mesh.fill(rings, &place);
+                            mesh.fill(rings, &place, step);
                         } else {
                             for ring in rings {
-                                let mut points: Vec<DVec3> = ring.iter().map(|p| place(*p)).collect();
-                                if let Some(first) = points.first().copied() {
-                                    points.push(first);
+                                let mut closed = ring.clone();
+                                if let Some(first) = ring.first().copied() {
+                                    closed.push(first);
                                 }
+                                let points: Vec<DVec3> =
+                                    densify(&closed, step).into_iter().map(place).collect();
                                 mesh.ribbon(&points, style.line_width_m);
                             }
                         }
@@ -426,6 +500,79 @@ mod tests {
     }
 
     #[test]
+    fn on_terrain_fills_and_lines_follow_the_ground_between_their_vertices() {
+        use cim_core::terrain::{SurfaceTile, SurfaceVertex, TerrainSurface, TerrainTile};
+        // A terrain tile whose surface is a tilted plane, and a map tile inside it.
+        let ground_tile = TerrainTile::containing(13, 4.84, 45.76).expect("tile");
+        let [west, south, east, north] = ground_tile.bounds();
+        let plane = |lon: f64, lat: f64| 100.0 + 2000.0 * (lon - west) + 3000.0 * (lat - south);
+        let n = 64u16;
+        let corners = [(0, 0), (n, 0), (n, n), (0, n)].map(|(i, j)| {
+            let lon = west + (east - west) * f64::from(i) / 64.0;
+            let lat = south + (north - south) * f64::from(j) / 64.0;
+            SurfaceVertex { i, j, h: plane(lon, lat) as f32 }
+        });
+        let surface = TerrainSurface {
+            zoom: 13,
+            tiles: vec![SurfaceTile::new(
+                ground_tile.x,
+                ground_tile.y,
+                corners.to_vec(),
+                vec![[0, 1, 2], [0, 2, 3]],
+            )],
+        };
+        let (cx, cy) = ((west + east) / 2.0, (south + north) / 2.0);
+        let scale = f64::from(1u32 << 16);
+        let lat_r = cy.to_radians();
+        let tx = ((cx + 180.0) / 360.0 * scale).floor() as u32;
+        let ty = ((1.0 - (lat_r.tan() + 1.0 / lat_r.cos()).ln() / std::f64::consts::PI) / 2.0 * scale).floor()
+            as u32;
+        let tile = TileId::new(16, tx, ty).expect("map tile");
+        let layer = DecodedLayer {
+            name: "city".into(),
+            extent: 4096,
+            features: vec![
+                DecodedFeature {
+                    id: Some(1),
+                    geometry: TileGeometry::Polygons(vec![vec![vec![
+                        [0, 0],
+                        [0, 4096],
+                        [4096, 4096],
+                        [4096, 0],
+                    ]]]),
+                    properties: props(&[("landuse", "grass")]),
+                },
+                DecodedFeature {
+                    id: Some(2),
+                    geometry: TileGeometry::Lines(vec![vec![[0, 2048], [4096, 2048]]]),
+                    properties: props(&[("highway", "primary")]),
+                },
+            ],
+        };
+        // Metres east and south of the terrain tile's corner, so heights can be
+        // checked against the plane.
+        let (k_lon, k_lat) = (111_320.0 * 45.76f64.to_radians().cos(), 110_540.0);
+        let to = |lon: f64, lat: f64, h: f64| DVec3::new((lon - west) * k_lon, h, -(lat - south) * k_lat);
+        let meshes = tessellate(&[layer], tile, &to, Some(&surface));
+        let (green, road) = (&meshes[0].1, &meshes[1].1);
+        // The road's edges sit half its width beside the centre line, whose height they
+        // share: the plane rises 0.027 m per metre northwards.
+        for (mesh, class, tolerance) in
+            [(green, GroundClass::Green, 0.01), (road, GroundClass::MajorRoad, 0.2)]
+        {
+            for p in &mesh.positions {
+                let (lon, lat) = (west + f64::from(p[0]) / k_lon, south - f64::from(p[2]) / k_lat);
+                let want = plane(lon, lat) + class.style().lift_m;
+                assert!((f64::from(p[1]) - want).abs() < tolerance, "{class:?} at {p:?}: {} vs {want}", p[1]);
+            }
+        }
+        // A z16 tile is about 430 m wide here and the zoom-13 ground's samples 27 m
+        // apart east-west: the square becomes hundreds of triangles, the road 17 points.
+        assert!(green.indices.len() / 3 > 500, "{} triangles", green.indices.len() / 3);
+        assert_eq!(road.positions.len(), 2 * 17, "ribbon vertices");
+    }
+
+    #[test]
     fn polygons_fill_with_their_holes_and_lines_become_ribbons_of_the_styled_width() {
         let tile = TileId::new(20, 1 << 19, (1 << 19) - 1).expect("tile");
         let square = |lo: i32, hi: i32| vec![[lo, lo], [lo, hi], [hi, hi], [hi, lo]];
@@ -450,7 +597,7 @@ mod tests {
                 },
             ],
         };
-        let meshes = tessellate(&[layer], tile, &flat);
+        let meshes = tessellate(&[layer], tile, &flat, None);
         assert_eq!(
             meshes.iter().map(|(c, _)| *c).collect::<Vec<_>>(),
             [GroundClass::Green, GroundClass::MajorRoad]

@@ -127,31 +127,39 @@ fn stitched_errors(rtin: &Rtin, grids: &[TileGrid], max_error: f64) -> Vec<Vec<f
         grids.iter().enumerate().map(|(k, g)| ((g.tile.x, g.tile.y), k)).collect();
     let mut forced = vec![vec![false; SIDE * SIDE]; grids.len()];
     let last = SIDE - 1;
+    let mut errors: Vec<Vec<f64>> = grids.par_iter().map(|g| rtin.errors(&g.inner, &[])).collect();
     loop {
-        let errors: Vec<Vec<f64>> =
-            grids.par_iter().zip(&forced).map(|(g, f)| rtin.errors(&g.inner, f)).collect();
-        let mut changed = false;
+        let mut dirty = vec![false; grids.len()];
         for (t, g) in grids.iter().enumerate() {
-            // (neighbour, this tile's edge sample, the neighbour's matching sample)
             let east = index.get(&(g.tile.x + 1, g.tile.y)).map(|&n| (n, true));
             let north = index.get(&(g.tile.x, g.tile.y + 1)).map(|&n| (n, false));
             for (n, vertical) in [east, north].into_iter().flatten() {
                 for k in 0..SIDE {
+                    // This tile's edge sample and the neighbour's matching one.
                     let (here, there) = if vertical { ((last, k), (0, k)) } else { ((k, last), (k, 0)) };
                     let a = rtin.has_vertex(&errors[t], max_error, here.0, here.1);
                     let b = rtin.has_vertex(&errors[n], max_error, there.0, there.1);
                     if a && !b {
                         forced[n][there.1 * SIDE + there.0] = true;
-                        changed = true;
+                        dirty[n] = true;
                     } else if b && !a {
                         forced[t][here.1 * SIDE + here.0] = true;
-                        changed = true;
+                        dirty[t] = true;
                     }
                 }
             }
         }
-        if !changed {
+        if !dirty.contains(&true) {
             return errors;
+        }
+        // Only tiles that gained a forced vertex change.
+        let redone: Vec<(usize, Vec<f64>)> = (0..grids.len())
+            .into_par_iter()
+            .filter(|&t| dirty[t])
+            .map(|t| (t, rtin.errors(&grids[t].inner, &forced[t])))
+            .collect();
+        for (t, e) in redone {
+            errors[t] = e;
         }
     }
 }
@@ -279,7 +287,7 @@ fn build_tile(
     );
     Some(BuiltTile {
         tile,
-        surface: SurfaceTile { x: tile.x, y: tile.y, vertices, triangles },
+        surface: SurfaceTile::new(tile.x, tile.y, vertices, triangles),
         glb,
         bounds,
         heights,

@@ -490,7 +490,8 @@ pub fn glb_fids(glb: &[u8]) -> Vec<u64> {
 }
 
 /// A store with the Lyon DEM as terrain layer `ground` and thirty square buildings
-/// over Fourvière's slope as layer `buildings`, set on that ground at ingest.
+/// over Fourvière's slope as layer `buildings`, set on that ground at ingest, with a
+/// main road across the hill.
 #[allow(dead_code)]
 pub fn lyon_on_terrain(tag: &str) -> TempDir {
     let store = temp_dir(tag);
@@ -508,6 +509,12 @@ pub fn lyon_on_terrain(tag: &str) -> TempDir {
             }));
         }
     }
+    // A main road across the hill, drawn by the viewer on the ground.
+    features.push(serde_json::json!({
+        "type": "Feature",
+        "properties": {"name": "montée", "highway": "primary"},
+        "geometry": {"type": "LineString", "coordinates": [[4.8195, 45.7628], [4.8300, 45.7628], [4.8390, 45.7628]]}
+    }));
     let file = store.join("lyon_blocks.geojson");
     std::fs::write(&file, serde_json::json!({"type": "FeatureCollection", "features": features}).to_string())
         .expect("write");

@@ -113,6 +113,10 @@ pub struct Ground {
     pub meshes_drawn: usize,
     /// Tiles arrived since start (for the benchmark's tiles per second).
     pub tiles_arrived: usize,
+    /// The first terrain layer's finest meshes, which ground layers drape on; tiles
+    /// wait for it (or its failure) so nothing is draped twice.
+    terrain: Option<std::sync::Arc<cim_core::terrain::TerrainSurface>>,
+    terrain_pending: Option<Pending<cim_core::terrain::TerrainSurface>>,
 }
 
 impl Ground {
@@ -130,11 +134,17 @@ impl Ground {
     }
 }
 
-fn request_tilejson(catalogue: Res<Catalogue>, mut ground: ResMut<Ground>) {
+fn request_tilejson(catalogue: Res<Catalogue>, options: Res<ViewerOptions>, mut ground: ResMut<Ground>) {
     if ground.requested || !catalogue.loaded {
         return;
     }
     ground.requested = true;
+    if let Some(terrain) = catalogue.layers.iter().find(|l| l.kind == "terrain") {
+        let url = format!("{}/api/terrain/{}/surface", options.server.trim_end_matches('/'), terrain.id);
+        ground.terrain_pending = Some(fetch_then(url, |bytes| {
+            cim_core::terrain::TerrainSurface::from_bytes(&bytes).map_err(|e| e.to_string())
+        }));
+    }
     for layer in &catalogue.layers {
         if let Some(url) = layer.tilejson.clone() {
             ground.tilejson.push((layer.id.clone(), fetch_then(url, |b| parse_tilejson(&b))));
@@ -186,6 +196,19 @@ fn stream_ground(
         }
     }
     ground.tilejson = still;
+    if let Some(rx) = &ground.terrain_pending {
+        match rx.take() {
+            Some(Ok(surface)) => {
+                ground.terrain = Some(std::sync::Arc::new(surface));
+                ground.terrain_pending = None;
+            }
+            Some(Err(e)) => {
+                problems.report(format!("terrain for draping: {e}"));
+                ground.terrain_pending = None;
+            }
+            None => return,
+        }
+    }
     ground.ready = ground.requested && ground.tilejson.is_empty();
     let (Some(frame), Ok((cam, projection)), Ok(window)) = (frame, camera.single(), windows.single()) else {
         return;
@@ -195,6 +218,7 @@ fn stream_ground(
     ground.frame += 1;
     let frame_no = ground.frame;
     let materials_by_class = &mut ground.materials;
+    let ground_surface = ground.terrain.clone();
     let mut starts = MAX_IN_FLIGHT.saturating_sub(ground.layers.iter().map(|l| l.pending.len()).sum());
     let (mut drawn, mut in_flight, mut wanted, mut meshes_drawn, mut arrived) = (0, 0, 0, 0, 0);
     for layer in &mut ground.layers {
@@ -275,7 +299,7 @@ fn stream_ground(
                 continue;
             }
             let url = tile_url(&layer.source.template, *t);
-            let (to_render, tile) = (frame.ecef_to_render, *t);
+            let (to_render, tile, terrain) = (frame.ecef_to_render, *t, ground_surface.clone());
             layer.pending.insert(
                 *t,
                 fetch_then(url, move |bytes| {
@@ -290,7 +314,7 @@ fn stream_ground(
                         to_render
                             .transform_point3(DVec3::from(cim_core::frame::geodetic_to_ecef(lon, lat, h)))
                     };
-                    let meshes = tessellate(&layers, tile, &place);
+                    let meshes = tessellate(&layers, tile, &place, terrain.as_deref());
                     let gpu_bytes = meshes.iter().map(|(_, m)| m.gpu_bytes()).sum();
                     Ok(Draped { meshes, gpu_bytes })
                 }),
