@@ -15,8 +15,8 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 
 use cim_core::catalogue::{
-    AttributeField, BimModel, BimSummary, CATALOGUE_FILE, CatalogueEntry, FEATURES_FILE, GLOBAL_ID,
-    LayerKind, QUALITY_FILE, QualityReport, SERVICE_FRAME, SourceFile, Storey, TILESET_DIR,
+    AttributeField, BimModel, BimSummary, CatalogueEntry, FEATURES_FILE, GLOBAL_ID, LayerKind, QualityReport,
+    SERVICE_FRAME, SourceFile, Storey, TILESET_DIR,
 };
 use cim_core::frame::{EnuFrame, ecef_to_geodetic};
 use cim_core::glb::{
@@ -596,8 +596,7 @@ pub fn ingest_bim(options: &IngestOptions) -> Result<IngestSummary, IngestError>
             ),
         });
     }
-    let now = chrono::Utc::now();
-    let version = format!("{}-{}", now.format("%Y%m%dT%H%M%S%.6fZ"), std::process::id());
+    let (now, version) = crate::layer::new_version();
     let staging = Staging::begin(&options.store, &options.layer, &version)?;
     let dir = staging.dir().to_path_buf();
     let content_dir = dir.join(TILESET_DIR).join("content");
@@ -700,12 +699,7 @@ pub fn ingest_bim(options: &IngestOptions) -> Result<IngestSummary, IngestError>
         terrain: None,
         city_model: None,
     };
-    crate::layer::write_json(&dir.join(QUALITY_FILE), &quality)?;
-    crate::layer::write_json(&dir.join(CATALOGUE_FILE), &catalogue)?;
-    if options.cancel.load(Ordering::Relaxed) {
-        return Err(IngestError::Interrupted(options.layer.clone()));
-    }
-    let layer_dir = staging.commit()?;
+    let layer_dir = crate::layer::publish(staging, options, &quality, &catalogue)?;
     Ok(IngestSummary { catalogue, quality, layer_dir, mvt_tiles: 0, building_tiles: contents })
 }
 

@@ -46,6 +46,27 @@ fn polygons(g: &Geometry<f64>) -> Vec<&Polygon<f64>> {
     }
 }
 
+/// Splits `members` (in order) between the four quarters of `area` by their centre:
+/// south-west, south-east, north-west, north-east.
+pub(crate) fn quadrants(
+    area: [f64; 4],
+    members: &[usize],
+    centre: impl Fn(usize) -> [f64; 2],
+) -> [([f64; 4], Vec<usize>); 4] {
+    let mid = [(area[0] + area[2]) / 2.0, (area[1] + area[3]) / 2.0];
+    let mut quads: [([f64; 4], Vec<usize>); 4] = [
+        ([area[0], area[1], mid[0], mid[1]], Vec::new()),
+        ([mid[0], area[1], area[2], mid[1]], Vec::new()),
+        ([area[0], mid[1], mid[0], area[3]], Vec::new()),
+        ([mid[0], mid[1], area[2], area[3]], Vec::new()),
+    ];
+    for &i in members {
+        let c = centre(i);
+        quads[usize::from(c[0] >= mid[0]) + 2 * usize::from(c[1] >= mid[1])].1.push(i);
+    }
+    quads
+}
+
 /// Returns the number of tiles written.
 pub fn build_tileset(
     features: &[LayerFeature],
@@ -147,23 +168,11 @@ impl Ctx<'_> {
         let uri = format!("content/{name}.glb");
         self.write_content(own, &self.out.join(&uri))?;
         let mut children = Vec::new();
-        if !rest.is_empty() {
-            let mid = [(area[0] + area[2]) / 2.0, (area[1] + area[3]) / 2.0];
-            let mut quads: [Vec<usize>; 4] = Default::default();
-            for &i in rest {
-                let c = self.buildings[i].centre;
-                quads[usize::from(c[0] >= mid[0]) + 2 * usize::from(c[1] >= mid[1])].push(i);
-            }
-            let areas = [
-                [area[0], area[1], mid[0], mid[1]],
-                [mid[0], area[1], area[2], mid[1]],
-                [area[0], mid[1], mid[0], area[3]],
-                [mid[0], mid[1], area[2], area[3]],
-            ];
-            for (q, quad) in quads.iter().enumerate() {
-                if !quad.is_empty() {
-                    children.push(self.node(quad, areas[q], &format!("{name}{q}"), depth + 1)?);
-                }
+        for (q, (quad_area, quad)) in
+            quadrants(area, rest, |i| self.buildings[i].centre).into_iter().enumerate()
+        {
+            if !quad.is_empty() {
+                children.push(self.node(&quad, quad_area, &format!("{name}{q}"), depth + 1)?);
             }
         }
         // The region must hold this tile's content and all of its children.

@@ -256,6 +256,30 @@ impl FeatureSink for Collector<'_> {
     }
 }
 
+/// A new layer version: the time it was made (for `ingested_at`) and its name,
+/// unique per run.
+pub(crate) fn new_version() -> (chrono::DateTime<chrono::Utc>, String) {
+    let now = chrono::Utc::now();
+    let version = format!("{}-{}", now.format("%Y%m%dT%H%M%S%.6fZ"), std::process::id());
+    (now, version)
+}
+
+/// Writes the quality report and catalogue into the staged version and publishes
+/// it, unless the run was interrupted meanwhile; returns the published directory.
+pub(crate) fn publish(
+    staging: Staging,
+    options: &IngestOptions,
+    quality: &QualityReport,
+    catalogue: &CatalogueEntry,
+) -> Result<PathBuf, IngestError> {
+    write_json(&staging.dir().join(QUALITY_FILE), quality)?;
+    write_json(&staging.dir().join(CATALOGUE_FILE), catalogue)?;
+    if options.cancel.load(Ordering::Relaxed) {
+        return Err(IngestError::Interrupted(options.layer.clone()));
+    }
+    staging.commit()
+}
+
 /// Sets each building's floor on the lowest ground under its footprint's corners,
 /// from a published terrain layer's finest meshes, so no building floats (and one
 /// on a slope reaches into the ground on its high side, as real ones do).
@@ -475,8 +499,7 @@ pub fn ingest(options: &IngestOptions) -> Result<IngestSummary, IngestError> {
     let max_height =
         features.iter().filter_map(|f| f.building_height.map(|h| h + f.base_height)).fold(0.0, f64::max);
 
-    let now = chrono::Utc::now();
-    let version = format!("{}-{}", now.format("%Y%m%dT%H%M%S%.6fZ"), std::process::id());
+    let (now, version) = new_version();
     let staging = Staging::begin(&options.store, &options.layer, &version)?;
     let dir = staging.dir().to_path_buf();
 
@@ -556,12 +579,7 @@ pub fn ingest(options: &IngestOptions) -> Result<IngestSummary, IngestError> {
         terrain: None,
         city_model: None,
     };
-    write_json(&dir.join(QUALITY_FILE), &quality)?;
-    write_json(&dir.join(CATALOGUE_FILE), &catalogue)?;
-    if options.cancel.load(Ordering::Relaxed) {
-        return Err(IngestError::Interrupted(options.layer.clone()));
-    }
-    let layer_dir = staging.commit()?;
+    let layer_dir = publish(staging, options, &quality, &catalogue)?;
     Ok(IngestSummary { catalogue, quality, layer_dir, mvt_tiles: stats.tiles, building_tiles })
 }
 

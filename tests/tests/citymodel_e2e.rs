@@ -8,7 +8,6 @@ mod common;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use cim_core::frame::ecef_to_geodetic;
 use common::*;
 use serde_json::{Value, json};
 
@@ -229,13 +228,7 @@ fn every_delft_object_lands_where_gdal_puts_its_source_vertices_within_a_centime
     let source = json_file(&data("cityjson/delft.json"));
     let by_id = source_vertices(&source);
     let dir = store.join("delft");
-    let tileset = json_file(&dir.join("3dtiles/tileset.json"));
-    let m: Vec<f64> = tileset["root"]["transform"]
-        .as_array()
-        .expect("transform")
-        .iter()
-        .map(|v| v.as_f64().expect("f"))
-        .collect();
+    let m = root_transform(&dir);
     let features = json_file(&dir.join("features.json"));
     let id_of_fid: HashMap<u64, String> = features["features"]
         .as_array()
@@ -262,9 +255,7 @@ fn every_delft_object_lands_where_gdal_puts_its_source_vertices_within_a_centime
                 .map(|v| v.as_u64().expect("u"))
                 .collect();
             for (k, g) in pos.chunks(3).enumerate() {
-                let (e, n, u) = (g[0], -g[2], g[1]);
-                let ecef = [0, 1, 2].map(|i| m[i] * e + m[4 + i] * n + m[8 + i] * u + m[12 + i]);
-                let (lon, lat, h) = ecef_to_geodetic(ecef);
+                let [lon, lat, h] = gltf_to_geodetic(&m, g);
                 drawn.entry(fids[rows[k] as usize]).or_default().push([lon, lat, h]);
             }
         }

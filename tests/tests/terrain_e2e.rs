@@ -8,7 +8,6 @@ mod common;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use cim_core::frame::ecef_to_geodetic;
 use common::*;
 use serde_json::Value;
 
@@ -30,15 +29,7 @@ fn tile_bounds(z: u32, x: u32, y: u32) -> [f64; 4] {
 /// Every tile's surface, decoded by glTF-Transform and placed with the tileset's
 /// root transform (glTF y-up to the 3D Tiles z-up frame first).
 fn decode_terrain(layer_dir: &Path) -> HashMap<(u32, u32, u32), TileMesh> {
-    let tileset: Value =
-        serde_json::from_slice(&std::fs::read(layer_dir.join("3dtiles/tileset.json")).expect("tileset"))
-            .expect("json");
-    let m: Vec<f64> = tileset["root"]["transform"]
-        .as_array()
-        .expect("transform")
-        .iter()
-        .map(|v| v.as_f64().expect("f64"))
-        .collect();
+    let m = root_transform(layer_dir);
     let mut files: Vec<PathBuf> = std::fs::read_dir(layer_dir.join("3dtiles/content"))
         .expect("content")
         .map(|e| e.expect("entry").path())
@@ -60,15 +51,7 @@ fn decode_terrain(layer_dir: &Path) -> HashMap<(u32, u32, u32), TileMesh> {
             .iter()
             .map(|v| v.as_f64().expect("f64"))
             .collect();
-        let vertices = p
-            .chunks(3)
-            .map(|g| {
-                let (e, n, u) = (g[0], -g[2], g[1]);
-                let ecef = [0, 1, 2].map(|k| m[k] * e + m[4 + k] * n + m[8 + k] * u + m[12 + k]);
-                let (lon, lat, h) = ecef_to_geodetic(ecef);
-                [lon, lat, h]
-            })
-            .collect();
+        let vertices = p.chunks(3).map(|g| gltf_to_geodetic(&m, g)).collect();
         let idx: Vec<usize> = surface["indices"]
             .as_array()
             .expect("indices")
@@ -403,16 +386,7 @@ fn buildings_ingested_on_the_terrain_stand_on_it_however_far_from_the_layer_cent
         .filter(|f| f["geometry"]["type"] == "Polygon")
         .collect();
     assert_eq!(items.len(), 30);
-    let tileset: Value = serde_json::from_slice(
-        &std::fs::read(store.join("buildings/3dtiles/tileset.json")).expect("tileset"),
-    )
-    .expect("json");
-    let m: Vec<f64> = tileset["root"]["transform"]
-        .as_array()
-        .expect("transform")
-        .iter()
-        .map(|v| v.as_f64().expect("f64"))
-        .collect();
+    let m = root_transform(&store.join("buildings"));
     let files: Vec<PathBuf> = std::fs::read_dir(store.join("buildings/3dtiles/content"))
         .expect("content")
         .map(|e| e.expect("entry").path())
@@ -427,9 +401,7 @@ fn buildings_ingested_on_the_terrain_stand_on_it_however_far_from_the_layer_cent
             let rows: Vec<u64> =
                 p["feature_ids"].as_array().expect("ids").iter().map(|v| v.as_u64().expect("u")).collect();
             for (k, g) in pos.chunks(3).enumerate() {
-                let (e, n, u) = (g[0], -g[2], g[1]);
-                let ecef = [0, 1, 2].map(|i| m[i] * e + m[4 + i] * n + m[8 + i] * u + m[12 + i]);
-                let (_, _, h) = ecef_to_geodetic(ecef);
+                let [_, _, h] = gltf_to_geodetic(&m, g);
                 let floor = floors.entry(fids[rows[k] as usize]).or_insert(f64::INFINITY);
                 *floor = floor.min(h);
             }

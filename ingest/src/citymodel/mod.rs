@@ -20,8 +20,8 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 
 use cim_core::catalogue::{
-    AttributeField, CATALOGUE_FILE, CatalogueEntry, CityModelSummary, FEATURES_FILE, LayerKind, QUALITY_FILE,
-    QualityReport, SERVICE_FRAME, SourceFile, TILESET_DIR,
+    AttributeField, CatalogueEntry, CityModelSummary, FEATURES_FILE, LayerKind, QualityReport, SERVICE_FRAME,
+    SourceFile, TILESET_DIR,
 };
 use cim_core::features::to_geojson;
 use cim_core::frame::EnuFrame;
@@ -140,14 +140,9 @@ impl CityObject {
     }
 }
 
+/// The up component of a ring's unit normal.
 fn newell_up(ring: &[[f64; 3]]) -> f64 {
-    let mut n = [0.0; 3];
-    for i in 0..ring.len() {
-        let (a, b) = (ring[i], ring[(i + 1) % ring.len()]);
-        n[0] += (a[1] - b[1]) * (a[2] + b[2]);
-        n[1] += (a[2] - b[2]) * (a[0] + b[0]);
-        n[2] += (a[0] - b[0]) * (a[1] + b[1]);
-    }
+    let n = crate::ifc::geometry::newell(ring);
     let len = (n[0] * n[0] + n[1] * n[1] + n[2] * n[2]).sqrt();
     if len > 0.0 { n[2] / len } else { 0.0 }
 }
@@ -420,8 +415,7 @@ pub fn ingest_city_model(options: &IngestOptions) -> Result<IngestSummary, Inges
         return Err(IngestError::NoFeatures { layer: options.layer.clone(), why: quality.summary_line() });
     }
 
-    let now = chrono::Utc::now();
-    let version = format!("{}-{}", now.format("%Y%m%dT%H%M%S%.6fZ"), std::process::id());
+    let (now, version) = crate::layer::new_version();
     let staging = Staging::begin(&options.store, &options.layer, &version)?;
     let dir = staging.dir().to_path_buf();
     let content_dir = dir.join(TILESET_DIR).join("content");
@@ -551,12 +545,7 @@ pub fn ingest_city_model(options: &IngestOptions) -> Result<IngestSummary, Inges
         }),
     };
     let tiles = writer.written;
-    crate::layer::write_json(&dir.join(QUALITY_FILE), &quality)?;
-    crate::layer::write_json(&dir.join(CATALOGUE_FILE), &catalogue)?;
-    if options.cancel.load(Ordering::Relaxed) {
-        return Err(IngestError::Interrupted(options.layer.clone()));
-    }
-    let layer_dir = staging.commit()?;
+    let layer_dir = crate::layer::publish(staging, options, &quality, &catalogue)?;
     tracing::info!(
         stage = "city_model",
         objects = city.len(),
@@ -602,23 +591,11 @@ impl TileWriter<'_> {
         let leaf = members.len() <= LEAF_CAPACITY || depth >= MAX_DEPTH;
         let (own, rest) = if leaf { (members, &[][..]) } else { members.split_at(INNER_CAPACITY) };
         let mut children = Vec::new();
-        if !rest.is_empty() {
-            let mid = [(area[0] + area[2]) / 2.0, (area[1] + area[3]) / 2.0];
-            let mut quads: [Vec<usize>; 4] = Default::default();
-            for &i in rest {
-                let c = self.city[i].centre;
-                quads[usize::from(c[0] >= mid[0]) + 2 * usize::from(c[1] >= mid[1])].push(i);
-            }
-            let areas = [
-                [area[0], area[1], mid[0], mid[1]],
-                [mid[0], area[1], area[2], mid[1]],
-                [area[0], mid[1], mid[0], area[3]],
-                [mid[0], mid[1], area[2], area[3]],
-            ];
-            for (q, quad) in quads.iter().enumerate() {
-                if !quad.is_empty() {
-                    children.push(self.node(quad, areas[q], &format!("{name}{q}"), depth + 1, options)?);
-                }
+        for (q, (quad_area, quad)) in
+            crate::buildings::quadrants(area, rest, |i| self.city[i].centre).into_iter().enumerate()
+        {
+            if !quad.is_empty() {
+                children.push(self.node(&quad, quad_area, &format!("{name}{q}"), depth + 1, options)?);
             }
         }
         let left_out = rest.first().map_or(0.0, |&i| self.city[i].size);

@@ -368,7 +368,7 @@ fn cap(segments: &[[[f64; 3]; 2]], normal: [f64; 3]) -> TriMesh {
 }
 
 /// Newell's normal of a 3D loop (length = twice its area).
-fn newell(ring: &[[f64; 3]]) -> [f64; 3] {
+pub(crate) fn newell(ring: &[[f64; 3]]) -> [f64; 3] {
     let mut n = [0.0; 3];
     for i in 0..ring.len() {
         let (a, b) = (ring[i], ring[(i + 1) % ring.len()]);

@@ -27,8 +27,8 @@ use std::sync::Mutex;
 use std::sync::atomic::Ordering;
 
 use cim_core::catalogue::{
-    CATALOGUE_FILE, CatalogueEntry, FEATURES_FILE, LayerKind, PointCloudSummary, QUALITY_FILE, QualityReport,
-    SERVICE_FRAME, SourceFile, TILESET_DIR,
+    CatalogueEntry, FEATURES_FILE, LayerKind, PointCloudSummary, QualityReport, SERVICE_FRAME, SourceFile,
+    TILESET_DIR,
 };
 use cim_core::frame::EnuFrame;
 use cim_core::points::{PointTile, write_points_glb};
@@ -352,8 +352,7 @@ pub fn ingest_point_cloud(options: &IngestOptions) -> Result<IngestSummary, Inge
     let size = extent * 1.01 + 0.02;
     let cube = Cube { min: [0, 1, 2].map(|k| (lo[k] + hi[k]) / 2.0 - size / 2.0), size };
 
-    let now = chrono::Utc::now();
-    let version = format!("{}-{}", now.format("%Y%m%dT%H%M%S%.6fZ"), std::process::id());
+    let (now, version) = crate::layer::new_version();
     let staging = Staging::begin(&options.store, &options.layer, &version)?;
     let dir = staging.dir().to_path_buf();
     let content_dir = dir.join(TILESET_DIR).join("content");
@@ -517,12 +516,7 @@ pub fn ingest_point_cloud(options: &IngestOptions) -> Result<IngestSummary, Inge
         terrain: None,
         city_model: None,
     };
-    crate::layer::write_json(&dir.join(QUALITY_FILE), &quality)?;
-    crate::layer::write_json(&dir.join(CATALOGUE_FILE), &catalogue)?;
-    if options.cancel.load(Ordering::Relaxed) {
-        return Err(IngestError::Interrupted(options.layer.clone()));
-    }
-    let layer_dir = staging.commit()?;
+    let layer_dir = crate::layer::publish(staging, options, &quality, &catalogue)?;
     let seconds = started.elapsed().as_secs_f64();
     tracing::info!(
         stage = "points",

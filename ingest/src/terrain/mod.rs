@@ -22,8 +22,8 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 
 use cim_core::catalogue::{
-    CATALOGUE_FILE, CatalogueEntry, FEATURES_FILE, LayerKind, QUALITY_FILE, QualityReport, SERVICE_FRAME,
-    SourceFile, TERRAIN_SURFACE_FILE, TILESET_DIR, TerrainLevel, TerrainSummary,
+    CatalogueEntry, FEATURES_FILE, LayerKind, QualityReport, SERVICE_FRAME, SourceFile, TERRAIN_SURFACE_FILE,
+    TILESET_DIR, TerrainLevel, TerrainSummary,
 };
 use cim_core::frame::{EnuFrame, geodetic_to_ecef};
 use cim_core::glb::{GlbMaterial, PlainPrimitive, write_plain_glb};
@@ -423,8 +423,7 @@ pub fn ingest_terrain(options: &IngestOptions) -> Result<IngestSummary, IngestEr
         measured.extend(mx.into_iter().zip(my).zip(mv).map(|((x, y), v)| (x, y, v)));
     }
 
-    let now = chrono::Utc::now();
-    let version = format!("{}-{}", now.format("%Y%m%dT%H%M%S%.6fZ"), std::process::id());
+    let (now, version) = crate::layer::new_version();
     let staging = Staging::begin(&options.store, &options.layer, &version)?;
     let dir = staging.dir().to_path_buf();
     let content_dir = dir.join(TILESET_DIR).join("content");
@@ -681,12 +680,7 @@ pub fn ingest_terrain(options: &IngestOptions) -> Result<IngestSummary, IngestEr
         }),
         city_model: None,
     };
-    crate::layer::write_json(&dir.join(QUALITY_FILE), &quality)?;
-    crate::layer::write_json(&dir.join(CATALOGUE_FILE), &catalogue)?;
-    if options.cancel.load(Ordering::Relaxed) {
-        return Err(IngestError::Interrupted(options.layer.clone()));
-    }
-    let layer_dir = staging.commit()?;
+    let layer_dir = crate::layer::publish(staging, options, &quality, &catalogue)?;
     tracing::info!(
         stage = "terrain",
         tiles = written,

@@ -521,3 +521,26 @@ pub fn lyon_on_terrain(tag: &str) -> TempDir {
     ingest_ok(&store, "buildings", &["--ground", "ground", "--height-attr", "height"], &[&file]);
     store
 }
+
+/// The root `transform` (column-major, content frame to ECEF) of a layer's tileset.
+#[allow(dead_code)]
+pub fn root_transform(layer_dir: &Path) -> Vec<f64> {
+    let text = std::fs::read(layer_dir.join("3dtiles/tileset.json")).expect("tileset.json");
+    let tileset: Value = serde_json::from_slice(&text).expect("tileset JSON");
+    tileset["root"]["transform"]
+        .as_array()
+        .expect("a root transform")
+        .iter()
+        .map(|v| v.as_f64().expect("f64"))
+        .collect()
+}
+
+/// A decoded glTF position (y-up) through a root transform (3D Tiles z-up first) to
+/// longitude, latitude (degrees) and ellipsoidal height.
+#[allow(dead_code)]
+pub fn gltf_to_geodetic(m: &[f64], g: &[f64]) -> [f64; 3] {
+    let (e, n, u) = (g[0], -g[2], g[1]);
+    let ecef = [0, 1, 2].map(|k| m[k] * e + m[4 + k] * n + m[8 + k] * u + m[12 + k]);
+    let (lon, lat, h) = cim_core::frame::ecef_to_geodetic(ecef);
+    [lon, lat, h]
+}
