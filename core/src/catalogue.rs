@@ -17,6 +17,9 @@ pub const TILESET_DIR: &str = "3dtiles";
 pub const GLOBAL_ID: &str = "GlobalId";
 /// A terrain layer's finest meshes ([`crate::terrain::TerrainSurface`]).
 pub const TERRAIN_SURFACE_FILE: &str = "terrain_surface.bin";
+/// A terrain layer's quantized-mesh-1.0 tiles (`{z}/{x}/{y}.terrain`) and their
+/// `layer.json`.
+pub const QUANTIZED_MESH_DIR: &str = "quantized-mesh";
 
 /// The CRS every served position is in: WGS84 longitude, latitude (degrees) and
 /// ellipsoidal height (metres).

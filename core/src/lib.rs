@@ -8,6 +8,7 @@
 //! * [`pmtiles`]: PMTiles v3 archive writer and byte-level reader.
 //! * [`points`]: point cloud tile content (GLB `POINTS`, quantised, with intensity
 //!   and classification).
+//! * [`quantized_mesh`]: Cesium's quantized-mesh-1.0 terrain tiles.
 //! * [`terrain`]: the geographic terrain tiling scheme and the terrain surface
 //!   heights are sampled from.
 //! * [`sensors`]: live sensors, readings, thresholds with hysteresis, RFC 3339 times.
@@ -25,6 +26,7 @@ pub mod mvt;
 pub mod mvt_decode;
 pub mod pmtiles;
 pub mod points;
+pub mod quantized_mesh;
 pub mod sensors;
 pub mod terrain;
 pub mod tile;

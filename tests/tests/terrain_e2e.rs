@@ -270,6 +270,41 @@ fn a_dem_becomes_validated_crack_free_terrain_whose_heights_match_the_raster_wit
     assert_eq!(get(&format!("{}/api/elevation?lon=4.8&lat=95", server.url), &[]).status, 400);
     assert_eq!(get(&format!("{}/api/elevation?lon=10&lat=10", server.url), &[]).status, 404);
 
+    // CesiumJS's own terrain provider reads the quantized-mesh tiles: its most
+    // detailed heights are ours to the quantisation step (height range / 32767 per
+    // tile, a few millimetres).
+    let points: Vec<[f64; 2]> = samples.iter().take(40).map(|&(lon, lat, _)| [lon, lat]).collect();
+    let layer_json = get_json(&format!("{}/terrain/ground/layer.json", server.url));
+    assert_eq!(layer_json["format"], "quantized-mesh-1.0");
+    assert_eq!(layer_json["maxzoom"], last_zoom);
+    let flat = get(&format!("{}/terrain/ground/0/0/0.terrain", server.url), &[]);
+    assert_eq!((flat.status, flat.header("content-type")), (200, Some("application/vnd.quantized-mesh")));
+    assert_eq!(
+        get(&format!("{}/terrain/ground/15/0/0.terrain", server.url), &[]).status,
+        404,
+        "no data there"
+    );
+    assert_eq!(get(&format!("{}/terrain/ground/15/x/0.terrain", server.url), &[]).status, 400);
+    let globe = std::env::temp_dir().join("cim-e2e-cesium-terrain-globe.png");
+    let seen = oracle(
+        "cesium_terrain.mjs",
+        &[
+            &format!("{}/terrain/ground", server.url),
+            &serde_json::to_string(&points).expect("json"),
+            globe.to_str().expect("path"),
+        ],
+    );
+    assert_eq!(seen["errors"], serde_json::json!([]), "CesiumJS reported: {seen}");
+    assert_eq!(seen["loaded"], true, "{seen}");
+    let cesium: Vec<f64> =
+        seen["heights"].as_array().expect("heights").iter().map(|h| h.as_f64().expect("height")).collect();
+    for ([lon, lat], h) in points.iter().zip(&cesium) {
+        let ours = get_json(&format!("{}/api/elevation?lon={lon}&lat={lat}", server.url))["height"]
+            .as_f64()
+            .expect("height");
+        assert!((h - ours).abs() < 0.02, "at {lon},{lat}: CesiumJS {h} vs ours {ours}");
+    }
+
     // CesiumJS loads the whole tree at full detail without a failed tile.
     let shot = std::env::temp_dir().join("cim-e2e-cesium-terrain.png");
     let seen = oracle(

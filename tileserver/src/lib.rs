@@ -5,12 +5,12 @@
 
 mod api;
 mod bim;
-mod elevation;
 mod error;
 mod http_cache;
 mod layers;
 pub mod live;
 mod ogc;
+mod terrain;
 mod tiles;
 pub mod web;
 
@@ -71,7 +71,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(api::routes())
         .merge(bim::routes())
-        .merge(elevation::routes())
+        .merge(terrain::routes())
         .merge(tiles::routes())
         .merge(ogc::routes())
         .merge(live::routes())

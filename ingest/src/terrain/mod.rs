@@ -22,8 +22,8 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 
 use cim_core::catalogue::{
-    CatalogueEntry, FEATURES_FILE, LayerKind, QualityReport, SERVICE_FRAME, SourceFile, TERRAIN_SURFACE_FILE,
-    TILESET_DIR, TerrainLevel, TerrainSummary,
+    CatalogueEntry, FEATURES_FILE, LayerKind, QUANTIZED_MESH_DIR, QualityReport, SERVICE_FRAME, SourceFile,
+    TERRAIN_SURFACE_FILE, TILESET_DIR, TerrainLevel, TerrainSummary,
 };
 use cim_core::frame::{EnuFrame, geodetic_to_ecef};
 use cim_core::glb::{GlbMaterial, PlainPrimitive, write_plain_glb};
@@ -506,6 +506,11 @@ pub fn ingest_terrain(options: &IngestOptions) -> Result<IngestSummary, IngestEr
             triangles += b.surface.triangles.len() as u64;
             let file = content_dir.join(format!("{}-{}-{}.glb", b.tile.z, b.tile.x, b.tile.y));
             std::fs::write(&file, &b.glb).map_err(|err| IngestError::store(&file, err))?;
+            let qm_dir = dir.join(QUANTIZED_MESH_DIR).join(b.tile.z.to_string()).join(b.tile.x.to_string());
+            std::fs::create_dir_all(&qm_dir).map_err(|err| IngestError::store(&qm_dir, err))?;
+            let qm = qm_dir.join(format!("{}.terrain", b.tile.y));
+            std::fs::write(&qm, cim_core::quantized_mesh::encode_surface(b.tile, &b.surface))
+                .map_err(|err| IngestError::store(&qm, err))?;
             tiles.insert((b.tile.x, b.tile.y), (b, e));
         }
         if z == max_zoom {
@@ -622,6 +627,51 @@ pub fn ingest_terrain(options: &IngestOptions) -> Result<IngestSummary, IngestEr
         root,
     };
     crate::layer::write_json(&dir.join(TILESET_DIR).join("tileset.json"), &tileset)?;
+    // Cesium's terrain provider: every zoom above the data is available (the server
+    // fills it with flat tiles), below it the tiles that exist, as runs along rows.
+    let available: Vec<Vec<serde_json::Value>> = (0..=max_zoom)
+        .map(|z| {
+            if z < min_zoom {
+                return vec![serde_json::json!({"startX": 0, "startY": 0, "endX": (2u64 << z) - 1, "endY": (1u64 << z) - 1})];
+            }
+            let Some(level) = levels.get(usize::from(z - min_zoom)) else { return Vec::new() };
+            let mut keys: Vec<(u32, u32)> = level.tiles.keys().map(|&(x, y)| (y, x)).collect();
+            keys.sort();
+            let mut runs: Vec<serde_json::Value> = Vec::new();
+            let mut run: Option<(u32, u32, u32)> = None;
+            for (y, x) in keys {
+                run = match run {
+                    Some((ry, start, end)) if ry == y && end + 1 == x => Some((ry, start, x)),
+                    Some((ry, start, end)) => {
+                        runs.push(serde_json::json!({"startX": start, "startY": ry, "endX": end, "endY": ry}));
+                        Some((y, x, x))
+                    }
+                    None => Some((y, x, x)),
+                };
+            }
+            if let Some((ry, start, end)) = run {
+                runs.push(serde_json::json!({"startX": start, "startY": ry, "endX": end, "endY": ry}));
+            }
+            runs
+        })
+        .collect();
+    crate::layer::write_json(
+        &dir.join(QUANTIZED_MESH_DIR).join("layer.json"),
+        &serde_json::json!({
+            "tilejson": "2.1.0",
+            "name": options.layer,
+            "format": "quantized-mesh-1.0",
+            "version": "1.0.0",
+            "scheme": "tms",
+            "projection": "EPSG:4326",
+            "tiles": [format!("{{z}}/{{x}}/{{y}}.terrain?v={version}")],
+            "minzoom": 0,
+            "maxzoom": max_zoom,
+            "bounds": [wgs[0], wgs[1], wgs[3], wgs[4]],
+            "available": available,
+            "attribution": format!("{} ({})", path.display(), crs.label),
+        }),
+    )?;
     crate::layer::write_json(
         &dir.join(FEATURES_FILE),
         &serde_json::json!({"type": "FeatureCollection", "features": []}),

@@ -1,6 +1,10 @@
-//! Ground heights: `GET /api/elevation?lon=&lat=[&layer=]`, and a terrain layer's
-//! finest meshes whole (`GET /api/terrain/{layer}/surface`, the
-//! [`cim_core::terrain::TerrainSurface`] bytes) for clients that drape on it.
+//! Terrain layers over HTTP:
+//! * `GET /api/elevation?lon=&lat=[&layer=]`: ground heights;
+//! * `GET /api/terrain/{layer}/surface`: the finest meshes whole (the
+//!   [`cim_core::terrain::TerrainSurface`] bytes) for clients that drape on them;
+//! * `GET /terrain/{layer}/layer.json` and `/terrain/{layer}/{z}/{x}/{y}.terrain`:
+//!   quantized-mesh-1.0 for Cesium's terrain provider, with flat tiles filling the
+//!   zooms above the data.
 //!
 //! Heights come from a terrain layer's finest meshes, the very triangles a client
 //! draws at full detail, so what the API says and what the screen shows agree.
@@ -12,14 +16,19 @@ use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
-use cim_core::catalogue::LayerKind;
+use cim_core::catalogue::{LayerKind, QUANTIZED_MESH_DIR};
+use cim_core::terrain::TerrainTile;
 use serde_json::json;
 
 use crate::http_cache::{Freshness, respond};
 use crate::{ApiError, AppState};
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/api/elevation", get(elevation)).route("/api/terrain/{layer}/surface", get(surface))
+    Router::new()
+        .route("/api/elevation", get(elevation))
+        .route("/api/terrain/{layer}/surface", get(surface))
+        .route("/terrain/{layer}/layer.json", get(layer_json))
+        .route("/terrain/{layer}/{z}/{x}/{file}", get(quantized_tile))
 }
 
 fn coordinate(params: &HashMap<String, String>, key: &str, limit: f64) -> Result<f64, ApiError> {
@@ -94,4 +103,59 @@ async fn surface(
         tokio::fs::read(&path).await.map_err(|e| ApiError::Internal(format!("{}: {e}", path.display())))?;
     let etag = format!("\"{}-surface\"", layer.catalogue.version);
     Ok(respond(&headers, bytes, "application/octet-stream", None, Some(&etag), Freshness::Content))
+}
+
+fn terrain_layer(layer: &crate::layers::Layer, name: &str) -> Result<(), ApiError> {
+    if layer.catalogue.kind == LayerKind::Terrain && layer.catalogue.terrain.is_some() {
+        Ok(())
+    } else {
+        Err(ApiError::NotFound(format!("layer '{name}' is not a terrain layer")))
+    }
+}
+
+async fn layer_json(
+    State(state): State<AppState>,
+    Path(layer_name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let layer = state.layers.get(&layer_name).await?;
+    terrain_layer(&layer, &layer_name)?;
+    let path = layer.dir.join(QUANTIZED_MESH_DIR).join("layer.json");
+    let bytes = tokio::fs::read(&path).await.map_err(|_| {
+        ApiError::NotFound(format!("layer '{layer_name}' has no quantized-mesh tiles (re-ingest it)"))
+    })?;
+    Ok(respond(&headers, bytes, "application/json", None, None, Freshness::Content))
+}
+
+async fn quantized_tile(
+    State(state): State<AppState>,
+    Path((layer_name, z, x, file)): Path<(String, String, String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let bad = || ApiError::BadRequest("terrain tiles are /terrain/{layer}/{z}/{x}/{y}.terrain".into());
+    let y = file.strip_suffix(".terrain").ok_or_else(bad)?;
+    let (z, x, y): (u8, u32, u32) =
+        (z.parse().map_err(|_| bad())?, x.parse().map_err(|_| bad())?, y.parse().map_err(|_| bad())?);
+    let layer = state.layers.get(&layer_name).await?;
+    terrain_layer(&layer, &layer_name)?;
+    let max_zoom = layer.catalogue.max_zoom;
+    if z > max_zoom || z > 30 || x >= (2u32 << z) || y >= (1u32 << z) {
+        return Err(ApiError::NotFound(format!("no terrain tile {z}/{x}/{y} in layer '{layer_name}'")));
+    }
+    let tile = TerrainTile { z, x, y };
+    let path = layer
+        .dir
+        .join(QUANTIZED_MESH_DIR)
+        .join(z.to_string())
+        .join(x.to_string())
+        .join(format!("{y}.terrain"));
+    let bytes = match tokio::fs::read(&path).await {
+        Ok(bytes) => bytes,
+        // Above the data every tile is available: flat ones where there is no data.
+        Err(_) if z < layer.catalogue.min_zoom => cim_core::quantized_mesh::flat_tile(tile),
+        Err(_) => {
+            return Err(ApiError::NotFound(format!("no terrain tile {z}/{x}/{y} in layer '{layer_name}'")));
+        }
+    };
+    Ok(respond(&headers, bytes, "application/vnd.quantized-mesh", None, None, Freshness::Content))
 }
