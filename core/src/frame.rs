@@ -87,6 +87,11 @@ impl EnuFrame {
         [dot(self.east), dot(self.north), dot(self.up)]
     }
 
+    /// A direction in this frame's east-north-up axes, in ECEF axes.
+    pub fn direction_to_ecef(&self, enu: [f64; 3]) -> [f64; 3] {
+        [0, 1, 2].map(|k| enu[0] * self.east[k] + enu[1] * self.north[k] + enu[2] * self.up[k])
+    }
+
     /// Column-major 4×4 matrix taking local ENU metres to ECEF: a 3D Tiles `transform`.
     pub fn to_ecef_matrix(&self) -> [f64; 16] {
         let (e, n, u, o) = (self.east, self.north, self.up, self.origin);

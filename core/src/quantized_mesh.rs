@@ -47,9 +47,39 @@ fn horizon_occlusion_point(centre: [f64; 3], points: &[[f64; 3]]) -> [f64; 3] {
     direction.map(|v| v * magnitude)
 }
 
+/// A unit vector in the two bytes of the `octvertexnormals` extension.
+pub fn oct_encode(v: [f64; 3]) -> [u8; 2] {
+    let l1 = v[0].abs() + v[1].abs() + v[2].abs();
+    if l1 == 0.0 {
+        return [128, 128];
+    }
+    let (mut x, mut y) = (v[0] / l1, v[1] / l1);
+    let sign = |a: f64| if a < 0.0 { -1.0 } else { 1.0 };
+    if v[2] < 0.0 {
+        (x, y) = ((1.0 - y.abs()) * sign(x), (1.0 - x.abs()) * sign(y));
+    }
+    [x, y].map(|c| ((c.clamp(-1.0, 1.0) * 0.5 + 0.5) * 255.0).round() as u8)
+}
+
+/// The `octvertexnormals` extension block for a tile, appended to its bytes when a
+/// client asks for it.
+pub fn normals_extension(encoded: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(encoded.len() + 5);
+    out.push(1);
+    out.extend_from_slice(&(encoded.len() as u32).to_le_bytes());
+    out.extend_from_slice(encoded);
+    out
+}
+
 /// Encodes one tile: vertices `(i, j)` on the tile's 64-cell grid with heights, and
-/// triangles counter-clockwise seen from above.
-pub fn encode(tile: TerrainTile, vertices: &[(u16, u16, f64)], triangles: &[[u32; 3]]) -> Vec<u8> {
+/// triangles counter-clockwise seen from above. With ECEF unit normals per vertex,
+/// also returns them oct-encoded in the tile's vertex order (else empty).
+pub fn encode_with_normals(
+    tile: TerrainTile,
+    vertices: &[(u16, u16, f64)],
+    triangles: &[[u32; 3]],
+    normals: Option<&[[f64; 3]]>,
+) -> (Vec<u8>, Vec<u8>) {
     // Vertices in order of first use, as the high-water-mark code needs.
     let mut order: Vec<u32> = Vec::with_capacity(vertices.len());
     let mut new_index = vec![u32::MAX; vertices.len()];
@@ -63,6 +93,12 @@ pub fn encode(tile: TerrainTile, vertices: &[(u16, u16, f64)], triangles: &[[u32
         indices.push(new_index[k]);
     }
     let used: Vec<(u16, u16, f64)> = order.iter().map(|&k| vertices[k as usize]).collect();
+    let oct: Vec<u8> = match normals {
+        Some(n) if n.len() == vertices.len() => {
+            order.iter().flat_map(|&k| oct_encode(n[k as usize])).collect()
+        }
+        _ => Vec::new(),
+    };
     let (min_h, max_h) =
         used.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v.2), hi.max(v.2)));
     let (min_h, max_h) = if used.is_empty() { (0.0, 0.0) } else { (min_h, max_h) };
@@ -146,14 +182,20 @@ pub fn encode(tile: TerrainTile, vertices: &[(u16, u16, f64)], triangles: &[[u32
             write_index(&mut out, k);
         }
     }
-    out
+    (out, oct)
 }
 
-/// A surface tile as quantized-mesh.
-pub fn encode_surface(tile: TerrainTile, surface: &SurfaceTile) -> Vec<u8> {
+/// [`encode_with_normals`] without normals.
+pub fn encode(tile: TerrainTile, vertices: &[(u16, u16, f64)], triangles: &[[u32; 3]]) -> Vec<u8> {
+    encode_with_normals(tile, vertices, triangles, None).0
+}
+
+/// A surface tile as quantized-mesh, with its normals (ECEF, one per vertex)
+/// oct-encoded for the extension.
+pub fn encode_surface(tile: TerrainTile, surface: &SurfaceTile, normals: &[[f64; 3]]) -> (Vec<u8>, Vec<u8>) {
     let vertices: Vec<(u16, u16, f64)> =
         surface.vertices.iter().map(|v| (v.i, v.j, f64::from(v.h))).collect();
-    encode(tile, &vertices, &surface.triangles)
+    encode_with_normals(tile, &vertices, &surface.triangles, Some(normals))
 }
 
 /// A flat tile at ellipsoid height 0: what fills the zooms above (and the places
@@ -222,6 +264,26 @@ mod tests {
         }
         let flat = decode(&flat_tile(tile));
         assert_eq!((flat.0, flat.1, flat.2.len(), flat.3.len()), (0.0, 0.0, 4, 6));
+    }
+
+    #[test]
+    fn oct_encoding_round_trips_unit_vectors_to_a_degree() {
+        let decode = |[a, b]: [u8; 2]| {
+            let (mut x, mut y) = (f64::from(a) / 255.0 * 2.0 - 1.0, f64::from(b) / 255.0 * 2.0 - 1.0);
+            let z = 1.0 - x.abs() - y.abs();
+            if z < 0.0 {
+                let (ox, oy) = (x, y);
+                x = (1.0 - oy.abs()) * ox.signum();
+                y = (1.0 - ox.abs()) * oy.signum();
+            }
+            let l = (x * x + y * y + z * z).sqrt();
+            [x / l, y / l, z / l]
+        };
+        for v in [[0.0, 0.0, 1.0], [0.6, 0.0, -0.8], [-0.48, 0.6, 0.64], [0.0, -1.0, 0.0]] {
+            let back = decode(oct_encode(v));
+            let dot: f64 = (0..3).map(|k| v[k] * back[k]).sum();
+            assert!(dot > 1f64.to_radians().cos(), "{v:?} came back as {back:?}");
+        }
     }
 
     #[test]

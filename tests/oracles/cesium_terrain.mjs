@@ -1,7 +1,7 @@
 // Reads a quantized-mesh terrain with CesiumJS's own terrain provider inside headless
 // Chromium: samples the most detailed heights at the given points
-// (sampleTerrainMostDetailed), then shows the terrain on Cesium's globe looking at
-// the first point and saves a screenshot.
+// (sampleTerrainMostDetailed), then shows the terrain lit by its vertex normals
+// (the octvertexnormals extension) on Cesium's globe and saves a screenshot.
 // usage: node cesium_terrain.mjs TERRAIN_URL '[[lon,lat],...]' SCREENSHOT.png
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -17,7 +17,8 @@ const page = `<!doctype html><html><head>
 <body><div id="c"></div><script type="module">
 const out = { errors: [] };
 try {
-  const provider = await Cesium.CesiumTerrainProvider.fromUrl(${JSON.stringify(terrainUrl)});
+  const provider = await Cesium.CesiumTerrainProvider.fromUrl(${JSON.stringify(terrainUrl)}, { requestVertexNormals: true });
+  out.hasVertexNormals = provider.hasVertexNormals;
   provider.errorEvent.addEventListener((e) => out.errors.push(String(e.message)));
   const points = ${pointsJson};
   const sampled = await Cesium.sampleTerrainMostDetailed(provider, points.map(([lon, lat]) => Cesium.Cartographic.fromDegrees(lon, lat)));
@@ -28,7 +29,8 @@ try {
     infoBox: false, selectionIndicator: false, fullscreenButton: false, skyBox: false, skyAtmosphere: false,
   });
   viewer.scene.globe.baseColor = Cesium.Color.fromCssColorString("#7a9a6a");
-  viewer.scene.globe.enableLighting = false;
+  viewer.scene.globe.enableLighting = true;
+  viewer.scene.light = new Cesium.DirectionalLight({ direction: new Cesium.Cartesian3(0.3, 0.6, -0.75) });
   const [lon, lat] = points[0];
   viewer.camera.setView({
     destination: Cesium.Cartesian3.fromDegrees(lon + 0.02, lat - 0.025, 1800),

@@ -296,6 +296,7 @@ fn a_dem_becomes_validated_crack_free_terrain_whose_heights_match_the_raster_wit
     );
     assert_eq!(seen["errors"], serde_json::json!([]), "CesiumJS reported: {seen}");
     assert_eq!(seen["loaded"], true, "{seen}");
+    assert_eq!(seen["hasVertexNormals"], true, "{seen}");
     let cesium: Vec<f64> =
         seen["heights"].as_array().expect("heights").iter().map(|h| h.as_f64().expect("height")).collect();
     for ([lon, lat], h) in points.iter().zip(&cesium) {

@@ -150,12 +150,45 @@ async fn quantized_tile(
         .join(x.to_string())
         .join(format!("{y}.terrain"));
     let bytes = match tokio::fs::read(&path).await {
-        Ok(bytes) => bytes,
+        Ok(mut bytes) => {
+            // The normals extension only when asked for (Accept: ...;extensions=octvertexnormals).
+            let wants_normals = headers
+                .get(axum::http::header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|a| a.contains("octvertexnormals"));
+            if wants_normals && let Ok(oct) = tokio::fs::read(path.with_extension("normals")).await {
+                bytes.extend(cim_core::quantized_mesh::normals_extension(&oct));
+            }
+            bytes
+        }
         // Above the data every tile is available: flat ones where there is no data.
-        Err(_) if z < layer.catalogue.min_zoom => cim_core::quantized_mesh::flat_tile(tile),
+        Err(_) if z < layer.catalogue.min_zoom => flat_with_normals(tile, &headers),
         Err(_) => {
             return Err(ApiError::NotFound(format!("no terrain tile {z}/{x}/{y} in layer '{layer_name}'")));
         }
     };
     Ok(respond(&headers, bytes, "application/vnd.quantized-mesh", None, None, Freshness::Content))
+}
+
+/// A flat tile, with straight-up normals when the client asked for normals.
+fn flat_with_normals(tile: TerrainTile, headers: &HeaderMap) -> Vec<u8> {
+    let mut bytes = cim_core::quantized_mesh::flat_tile(tile);
+    let wants = headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("octvertexnormals"));
+    if wants {
+        let [west, south, east, north] = tile.bounds();
+        let up = |lon: f64, lat: f64| {
+            let (lon, lat) = (lon.to_radians(), lat.to_radians());
+            cim_core::quantized_mesh::oct_encode([lat.cos() * lon.cos(), lat.cos() * lon.sin(), lat.sin()])
+        };
+        // Vertex order of the flat tile: south-west, south-east, north-east, north-west.
+        let oct: Vec<u8> = [(west, south), (east, south), (east, north), (west, north)]
+            .iter()
+            .flat_map(|&(lon, lat)| up(lon, lat))
+            .collect();
+        bytes.extend(cim_core::quantized_mesh::normals_extension(&oct));
+    }
+    bytes
 }

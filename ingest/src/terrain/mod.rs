@@ -184,6 +184,8 @@ fn tint(t: f64) -> [u8; 4] {
 struct BuiltTile {
     tile: TerrainTile,
     surface: SurfaceTile,
+    /// quantized-mesh-1.0 bytes and the oct-encoded normals of its vertices.
+    quantized: (Vec<u8>, Vec<u8>),
     glb: Vec<u8>,
     /// `[west, south, east, north]` of the vertices, and heights with skirts.
     bounds: [f64; 4],
@@ -215,6 +217,7 @@ fn build_tile(
     let mut bounds = [f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY];
     let mut heights = [f64::INFINITY, f64::NEG_INFINITY];
     let mut geodetic = Vec::with_capacity(vertex_samples.len());
+    let mut normals_ecef = Vec::with_capacity(vertex_samples.len());
     for &k in &vertex_samples {
         let (i, j) = (k as usize % SIDE, k as usize / SIDE);
         let h = grid.inner[k as usize];
@@ -237,6 +240,9 @@ fn build_tile(
         };
         let de = slope(at(-1, 0), at(1, 0), metres_east);
         let dn = slope(at(0, -1), at(0, 1), metres_north);
+        let there = EnuFrame::at(lon, lat, 0.0).direction_to_ecef([-de, -dn, 1.0]);
+        let there_len = (there[0] * there[0] + there[1] * there[1] + there[2] * there[2]).sqrt();
+        normals_ecef.push(there.map(|c| c / there_len));
         let n = ctx.frame.direction_to_local(lon, lat, [-de, -dn, 1.0]);
         let len = (n[0] * n[0] + n[1] * n[1] + n[2] * n[2]).sqrt();
         surface.normals.push([(n[0] / len) as f32, (n[2] / len) as f32, (-n[1] / len) as f32]);
@@ -287,11 +293,54 @@ fn build_tile(
     );
     Some(BuiltTile {
         tile,
+        quantized: quantized_tile(grid, rtin, errors, max_error, &vertices, &triangles, &normals_ecef),
         surface: SurfaceTile::new(tile.x, tile.y, vertices, triangles),
         glb,
         bounds,
         heights,
     })
+}
+
+/// The tile as quantized-mesh: the same mesh where there is data; where a tile has
+/// none, triangles at ellipsoid height 0 cover the rest (a globe wants no holes, and
+/// the flat tiles above the data are at 0 too).
+fn quantized_tile(
+    grid: &TileGrid,
+    rtin: &Rtin,
+    errors: &[f64],
+    max_error: f64,
+    vertices: &[SurfaceVertex],
+    triangles: &[[u32; 3]],
+    normals: &[[f64; 3]],
+) -> (Vec<u8>, Vec<u8>) {
+    let tile = grid.tile;
+    if grid.inner.iter().all(|h| !h.is_nan()) {
+        let v: Vec<(u16, u16, f64)> = vertices.iter().map(|v| (v.i, v.j, f64::from(v.h))).collect();
+        return cim_core::quantized_mesh::encode_with_normals(tile, &v, triangles, Some(normals));
+    }
+    let (samples, covering) = rtin.mesh_covering(&grid.inner, errors, max_error);
+    let by_sample: HashMap<(u16, u16), usize> =
+        vertices.iter().enumerate().map(|(k, v)| ((v.i, v.j), k)).collect();
+    let [west, south, east, north] = tile.bounds();
+    let mut v = Vec::with_capacity(samples.len());
+    let mut n = Vec::with_capacity(samples.len());
+    for &k in &samples {
+        let (i, j) = ((k as usize % SIDE) as u16, (k as usize / SIDE) as u16);
+        match by_sample.get(&(i, j)) {
+            Some(&m) => {
+                v.push((i, j, f64::from(vertices[m].h)));
+                n.push(normals[m]);
+            }
+            None => {
+                let h = grid.inner[k as usize];
+                v.push((i, j, if h.is_nan() { 0.0 } else { h }));
+                let lon = west + (east - west) * f64::from(i) / f64::from(TILE_CELLS);
+                let lat = south + (north - south) * f64::from(j) / f64::from(TILE_CELLS);
+                n.push(EnuFrame::at(lon, lat, 0.0).direction_to_ecef([0.0, 0.0, 1.0]));
+            }
+        }
+    }
+    cim_core::quantized_mesh::encode_with_normals(tile, &v, &covering, Some(&n))
 }
 
 /// Ingests one DEM raster into a terrain layer; the previous version stays served on
@@ -508,9 +557,13 @@ pub fn ingest_terrain(options: &IngestOptions) -> Result<IngestSummary, IngestEr
             std::fs::write(&file, &b.glb).map_err(|err| IngestError::store(&file, err))?;
             let qm_dir = dir.join(QUANTIZED_MESH_DIR).join(b.tile.z.to_string()).join(b.tile.x.to_string());
             std::fs::create_dir_all(&qm_dir).map_err(|err| IngestError::store(&qm_dir, err))?;
-            let qm = qm_dir.join(format!("{}.terrain", b.tile.y));
-            std::fs::write(&qm, cim_core::quantized_mesh::encode_surface(b.tile, &b.surface))
-                .map_err(|err| IngestError::store(&qm, err))?;
+            let (qm_bytes, oct) = &b.quantized;
+            for (name, bytes) in
+                [(format!("{}.terrain", b.tile.y), qm_bytes), (format!("{}.normals", b.tile.y), oct)]
+            {
+                let file = qm_dir.join(name);
+                std::fs::write(&file, bytes).map_err(|err| IngestError::store(&file, err))?;
+            }
             tiles.insert((b.tile.x, b.tile.y), (b, e));
         }
         if z == max_zoom {
@@ -669,6 +722,7 @@ pub fn ingest_terrain(options: &IngestOptions) -> Result<IngestSummary, IngestEr
             "maxzoom": max_zoom,
             "bounds": [wgs[0], wgs[1], wgs[3], wgs[4]],
             "available": available,
+            "extensions": ["octvertexnormals"],
             "attribution": format!("{} ({})", path.display(), crs.label),
         }),
     )?;

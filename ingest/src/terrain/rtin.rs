@@ -88,6 +88,29 @@ impl Rtin {
     /// counter-clockwise triangles (x east, y north) over them; triangles touching a
     /// sample of no data are left out.
     pub fn mesh(&self, heights: &[f64], errors: &[f64], max_error: f64) -> (Vec<u32>, Vec<[u32; 3]>) {
+        self.mesh_with(heights, errors, max_error, false)
+    }
+
+    /// [`Rtin::mesh`] keeping the triangles that touch no data too: the same
+    /// triangles over the data, plus the ones that cover the rest of the tile (a
+    /// globe client wants every tile covered; the caller gives those vertices a
+    /// height).
+    pub fn mesh_covering(
+        &self,
+        heights: &[f64],
+        errors: &[f64],
+        max_error: f64,
+    ) -> (Vec<u32>, Vec<[u32; 3]>) {
+        self.mesh_with(heights, errors, max_error, true)
+    }
+
+    fn mesh_with(
+        &self,
+        heights: &[f64],
+        errors: &[f64],
+        max_error: f64,
+        cover: bool,
+    ) -> (Vec<u32>, Vec<[u32; 3]>) {
         let size = self.size;
         let last = (size - 1) as i32;
         let mut vertex_of = vec![u32::MAX; size * size];
@@ -103,7 +126,7 @@ impl Rtin {
                 continue;
             }
             let corners = [(ax, ay), (bx, by), (cx, cy)].map(|(x, y)| (y as usize) * size + x as usize);
-            if corners.iter().any(|&k| heights[k].is_nan()) {
+            if !cover && corners.iter().any(|&k| heights[k].is_nan()) {
                 continue;
             }
             let mut tri = corners.map(|k| {
@@ -301,6 +324,36 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_covering_mesh_adds_triangles_over_no_data_and_keeps_the_others() {
+        let rtin = Rtin::new(64);
+        let size = rtin.size();
+        let mut heights = rough_grid(size, 5);
+        for (k, h) in heights.iter_mut().enumerate() {
+            if k / size > 40 {
+                *h = f64::NAN;
+            }
+        }
+        let errors = rtin.errors(&heights, &[]);
+        let (v1, t1) = rtin.mesh(&heights, &errors, 3.0);
+        let (v2, t2) = rtin.mesh_covering(&heights, &errors, 3.0);
+        let key = |v: &[u32], t: &[u32; 3]| {
+            let mut k = t.map(|i| v[i as usize]);
+            k.sort();
+            k
+        };
+        let covering: std::collections::HashSet<[u32; 3]> = t2.iter().map(|t| key(&v2, t)).collect();
+        assert!(t1.iter().all(|t| covering.contains(&key(&v1, t))), "every data triangle kept");
+        let area: usize = t2
+            .iter()
+            .map(|t| {
+                let p = t.map(|i| v2[i as usize] as i64).map(|k| (k % size as i64, k / size as i64));
+                ((p[1].0 - p[0].0) * (p[2].1 - p[0].1) - (p[1].1 - p[0].1) * (p[2].0 - p[0].0)) as usize
+            })
+            .sum();
+        assert_eq!(area, 2 * 64 * 64, "the whole tile covered");
     }
 
     #[test]
