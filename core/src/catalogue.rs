@@ -46,6 +46,29 @@ pub enum LayerKind {
     Sensors,
 }
 
+/// How sensitive a layer is; a caller sees layers at or below its clearance.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Classification {
+    #[default]
+    Public,
+    Internal,
+    Restricted,
+}
+
+impl std::str::FromStr for Classification {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "public" => Ok(Self::Public),
+            "internal" => Ok(Self::Internal),
+            "restricted" => Ok(Self::Restricted),
+            other => Err(format!("'{other}' is not a classification (public, internal, restricted)")),
+        }
+    }
+}
+
 /// The id of the live sensor layer, in `/api/layers` and OGC API `/collections`.
 /// Ingest refuses it as a layer name so the two never collide.
 pub const SENSORS_LAYER: &str = "sensors";
@@ -105,6 +128,14 @@ pub struct CatalogueEntry {
     /// What a city model layer holds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub city_model: Option<CityModelSummary>,
+    /// Who may see the layer (older catalogues without one are public).
+    #[serde(default)]
+    pub classification: Classification,
+    /// The department that owns the data, and how often it is updated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_cycle: Option<String>,
 }
 
 /// The facts of a terrain layer.

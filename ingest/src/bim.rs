@@ -698,6 +698,9 @@ pub fn ingest_bim(options: &IngestOptions) -> Result<IngestSummary, IngestError>
         point_cloud: None,
         terrain: None,
         city_model: None,
+        classification: options.classification,
+        owner: options.owner.clone(),
+        update_cycle: options.update_cycle.clone(),
     };
     let layer_dir = crate::layer::publish(staging, options, &quality, &catalogue)?;
     Ok(IngestSummary { catalogue, quality, layer_dir, mvt_tiles: 0, building_tiles: contents })

@@ -50,6 +50,10 @@ pub struct IngestOptions {
     /// A published terrain layer whose surface sets the base height of extruded
     /// buildings (its directory in the store).
     pub ground: Option<PathBuf>,
+    /// Who may see the layer, who owns it and how often it is updated (catalogue).
+    pub classification: cim_core::catalogue::Classification,
+    pub owner: Option<String>,
+    pub update_cycle: Option<String>,
 }
 
 impl IngestOptions {
@@ -69,6 +73,9 @@ impl IngestOptions {
             anchor: None,
             terrain_error: None,
             ground: None,
+            classification: cim_core::catalogue::Classification::Public,
+            owner: None,
+            update_cycle: None,
         }
     }
 }
@@ -578,6 +585,9 @@ pub fn ingest(options: &IngestOptions) -> Result<IngestSummary, IngestError> {
         point_cloud: None,
         terrain: None,
         city_model: None,
+        classification: options.classification,
+        owner: options.owner.clone(),
+        update_cycle: options.update_cycle.clone(),
     };
     let layer_dir = publish(staging, options, &quality, &catalogue)?;
     Ok(IngestSummary { catalogue, quality, layer_dir, mvt_tiles: stats.tiles, building_tiles })

@@ -45,6 +45,16 @@ struct Cli {
     /// Set extruded buildings on this published terrain layer (its name in --store).
     #[arg(long)]
     ground: Option<String>,
+    /// Who may see the layer: public, internal or restricted (server tokens carry a
+    /// clearance).
+    #[arg(long, default_value = "public")]
+    classification: cim_core::catalogue::Classification,
+    /// The department that owns the data (catalogue).
+    #[arg(long)]
+    owner: Option<String>,
+    /// How often the data is updated, e.g. "monthly" (catalogue).
+    #[arg(long)]
+    update_cycle: Option<String>,
     /// Input files; the format is sniffed from content and extension.
     #[arg(required = true)]
     files: Vec<PathBuf>,
@@ -91,6 +101,9 @@ fn run() -> anyhow::Result<()> {
     }
     options.terrain_error = cli.terrain_error;
     options.ground = cli.ground.map(|g| cli.store.join(g));
+    options.classification = cli.classification;
+    options.owner = cli.owner;
+    options.update_cycle = cli.update_cycle;
     options.show_progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let cancel = options.cancel.clone();
     ctrlc::set_handler(move || cancel.store(true, Ordering::Relaxed))

@@ -8,7 +8,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use cim_core::catalogue::{CATALOGUE_FILE, CatalogueEntry, GLOBAL_ID, LayerKind, MVT_ARCHIVE_FILE};
+use cim_core::catalogue::{
+    CATALOGUE_FILE, CatalogueEntry, Classification, GLOBAL_ID, LayerKind, MVT_ARCHIVE_FILE,
+};
 use cim_core::features::from_geojson;
 use cim_core::pmtiles::{Entry, Header, Lookup, find, tile_entries};
 use cim_core::terrain::TerrainSurface;
@@ -222,8 +224,16 @@ impl LayerCache {
         }
         let dir = std::fs::canonicalize(self.store.join(name))
             .map_err(|_| ApiError::NotFound(format!("no layer '{name}'")))?;
+        // A layer above the caller's clearance does not exist for it.
+        let visible = |layer: Arc<Layer>| {
+            if crate::access::current().may_see(layer.catalogue.classification) {
+                Ok(layer)
+            } else {
+                Err(ApiError::NotFound(format!("no layer '{name}'")))
+            }
+        };
         if let Some(layer) = self.cached(name).filter(|l| l.dir == dir) {
-            return Ok(layer);
+            return visible(layer);
         }
         let loaded = tokio::task::spawn_blocking(move || Layer::load(dir))
             .await
@@ -234,15 +244,39 @@ impl LayerCache {
             map.insert(name.to_owned(), layer.clone());
         }
         tracing::info!(layer = name, version = layer.catalogue.version, "layer loaded");
-        Ok(layer)
+        visible(layer)
     }
 
     fn cached(&self, name: &str) -> Option<Arc<Layer>> {
         self.loaded.lock().ok().and_then(|m| m.get(name).cloned())
     }
 
-    /// Names of the published layers, sorted.
+    /// Names of the published layers the caller may see, sorted.
     pub fn names(&self) -> Vec<String> {
+        let principal = crate::access::current();
+        self.all_names().into_iter().filter(|n| principal.may_see(self.classification(n))).collect()
+    }
+
+    /// A layer's classification, from its loaded version when current, else from
+    /// its catalogue file (restricted when unreadable: fail closed).
+    fn classification(&self, name: &str) -> Classification {
+        let dir = std::fs::canonicalize(self.store.join(name)).ok();
+        if let Some(layer) = self.cached(name).filter(|l| Some(&l.dir) == dir.as_ref()) {
+            return layer.catalogue.classification;
+        }
+        #[derive(serde::Deserialize)]
+        struct Only {
+            #[serde(default)]
+            classification: Classification,
+        }
+        std::fs::read(self.store.join(name).join(CATALOGUE_FILE))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Only>(&b).ok())
+            .map_or(Classification::Restricted, |o| o.classification)
+    }
+
+    /// Names of every published layer, sorted.
+    fn all_names(&self) -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir(&self.store)
             .into_iter()
             .flatten()

@@ -3,6 +3,7 @@
 //! [`app`] builds the whole router so tests drive it with `oneshot`; each module
 //! holds the handlers of one API beside its routes.
 
+pub mod access;
 mod api;
 mod bim;
 mod error;
@@ -34,6 +35,8 @@ pub struct AppState {
     pub live: Option<Arc<live::Live>>,
     /// The browser viewer's bundle (`--web DIR`), served at `/` to browsers.
     pub web: Option<Arc<web::WebBundle>>,
+    /// API tokens (`--tokens FILE`); without them writes are open (development).
+    pub tokens: access::SharedTokens,
 }
 
 /// Where the live sensor database sits inside a store.
@@ -58,7 +61,7 @@ impl AppState {
             }
             Err(e) => return Err(e),
         };
-        Ok(Self { layers: Arc::new(LayerCache::new(store)), live, web: None })
+        Ok(Self { layers: Arc::new(LayerCache::new(store)), live, web: None, tokens: None })
     }
 }
 
@@ -66,7 +69,13 @@ pub fn app(state: AppState) -> Router {
     let cors = CorsLayer::new()
         .allow_origin(Any)
         .allow_methods([Method::GET, Method::HEAD, Method::OPTIONS, Method::POST, Method::DELETE])
-        .allow_headers([header::IF_NONE_MATCH, header::ACCEPT, header::ACCEPT_ENCODING, header::CONTENT_TYPE])
+        .allow_headers([
+            header::IF_NONE_MATCH,
+            header::ACCEPT,
+            header::ACCEPT_ENCODING,
+            header::CONTENT_TYPE,
+            header::AUTHORIZATION,
+        ])
         .expose_headers([header::ETAG, header::CONTENT_ENCODING, HeaderName::from_static("content-length")]);
     Router::new()
         .merge(api::routes())
@@ -77,6 +86,7 @@ pub fn app(state: AppState) -> Router {
         .merge(live::routes())
         .merge(web::routes())
         .fallback(|| async { ApiError::NotFound("no such resource".into()) })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), access::middleware))
         .with_state(state)
         .layer(CompressionLayer::new().gzip(true).br(true))
         .layer(cors)

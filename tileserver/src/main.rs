@@ -37,6 +37,11 @@ struct Cli {
     /// browsers opening / get the 3D city view.
     #[arg(long, value_name = "DIR")]
     web: Option<PathBuf>,
+    /// API tokens (JSON: name, sha256 of the token, role, clearance, expires): with
+    /// them writes need the ingest or admin role; callers without a token always see
+    /// public layers only.
+    #[arg(long, value_name = "FILE")]
+    tokens: Option<PathBuf>,
 }
 
 fn main() {
@@ -74,6 +79,12 @@ async fn run() -> anyhow::Result<()> {
     }
     let _ = stdout.flush();
     let mut state = AppState::open(&cli.store).context("opening the live sensor database")?;
+    match &cli.tokens {
+        Some(path) => state.tokens = Some(std::sync::Arc::new(cim_tileserver::access::Tokens::load(path)?)),
+        None => tracing::warn!(
+            "no --tokens: writes (sensors, readings) are open to anyone; callers see public layers only"
+        ),
+    }
     if let Some(dir) = &cli.web {
         state.web = Some(std::sync::Arc::new(cim_tileserver::web::WebBundle::load(dir)?));
     }

@@ -66,6 +66,9 @@ fn publish(store: &Path, version: &str, n: u64) {
         point_cloud: None,
         terrain: None,
         city_model: None,
+        classification: cim_core::catalogue::Classification::Public,
+        owner: None,
+        update_cycle: None,
     };
     std::fs::write(dir.join("catalogue.json"), serde_json::to_vec(&catalogue).expect("json"))
         .expect("catalogue");

@@ -543,6 +543,9 @@ pub fn ingest_city_model(options: &IngestOptions) -> Result<IngestSummary, Inges
             triangles_by_surface,
             skipped: skipped.into_iter().collect(),
         }),
+        classification: options.classification,
+        owner: options.owner.clone(),
+        update_cycle: options.update_cycle.clone(),
     };
     let tiles = writer.written;
     let layer_dir = crate::layer::publish(staging, options, &quality, &catalogue)?;

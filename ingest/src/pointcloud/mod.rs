@@ -515,6 +515,9 @@ pub fn ingest_point_cloud(options: &IngestOptions) -> Result<IngestSummary, Inge
         }),
         terrain: None,
         city_model: None,
+        classification: options.classification,
+        owner: options.owner.clone(),
+        update_cycle: options.update_cycle.clone(),
     };
     let layer_dir = crate::layer::publish(staging, options, &quality, &catalogue)?;
     let seconds = started.elapsed().as_secs_f64();

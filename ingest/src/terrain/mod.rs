@@ -783,6 +783,9 @@ pub fn ingest_terrain(options: &IngestOptions) -> Result<IngestSummary, IngestEr
             height_reference: "the raster's heights as given (no geoid model applied)".into(),
         }),
         city_model: None,
+        classification: options.classification,
+        owner: options.owner.clone(),
+        update_cycle: options.update_cycle.clone(),
     };
     let layer_dir = crate::layer::publish(staging, options, &quality, &catalogue)?;
     tracing::info!(

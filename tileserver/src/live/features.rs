@@ -111,6 +111,9 @@ pub fn catalogue_entry(live: &Live) -> CatalogueEntry {
         point_cloud: None,
         terrain: None,
         city_model: None,
+        classification: cim_core::catalogue::Classification::Public,
+        owner: None,
+        update_cycle: None,
     }
 }
 

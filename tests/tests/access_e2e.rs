@@ -1,0 +1,198 @@
+//! Classified access: layers ingested as public, internal and restricted, served by
+//! the real `cim-server --tokens FILE`, asked for by every kind of caller on every
+//! read endpoint, plus bad, expired and missing tokens, writes and path tricks.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+use serde_json::{Value, json};
+
+/// SHA-256 in hex by coreutils' `sha256sum`, as an operator would make the file.
+fn sha256_hex(token: &str) -> String {
+    use std::io::Write;
+    let mut child = Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("sha256sum");
+    child.stdin.take().expect("stdin").write_all(token.as_bytes()).expect("write");
+    let out = child.wait_with_output().expect("sha256sum");
+    String::from_utf8_lossy(&out.stdout).split_whitespace().next().expect("digest").to_owned()
+}
+
+const LAYERS: [(&str, &str); 3] = [("open", "public"), ("plans", "internal"), ("secret", "restricted")];
+/// (token, clearance rank: 0 public .. 2 restricted); `None` is no token.
+const CALLERS: [(Option<&str>, usize); 4] =
+    [(None, 0), (Some("viewer-token"), 0), (Some("planner-token"), 1), (Some("admin-token"), 2)];
+
+fn ask(url: &str, token: Option<&str>) -> Reply {
+    match token {
+        Some(t) => get(url, &[("authorization", &format!("Bearer {t}"))]),
+        None => get(url, &[]),
+    }
+}
+
+fn post(url: &str, token: Option<&str>, body: &Value) -> u16 {
+    let mut req = ureq::post(url).set("content-type", "application/json");
+    if let Some(t) = token {
+        req = req.set("authorization", &format!("Bearer {t}"));
+    }
+    match req.send_string(&body.to_string()) {
+        Ok(r) => r.status(),
+        Err(ureq::Error::Status(code, _)) => code,
+        Err(e) => panic!("POST {url}: {e}"),
+    }
+}
+
+#[test]
+fn every_caller_sees_exactly_the_layers_at_or_below_its_clearance_on_every_endpoint() {
+    let store = temp_dir("access");
+    // Two buildings near Helsinki's centre, in every layer.
+    let (lon, lat) = (24.9445, 60.1716);
+    let square = |x: f64, y: f64| {
+        json!([[[x, y], [x + 0.0004, y], [x + 0.0004, y + 0.0002], [x, y + 0.0002], [x, y]]])
+    };
+    let geojson = json!({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"building": "yes", "height": 20, "name": "a"}, "geometry": {"type": "Polygon", "coordinates": square(lon, lat)}},
+        {"type": "Feature", "properties": {"building": "yes", "height": 12, "name": "b"}, "geometry": {"type": "Polygon", "coordinates": square(lon + 0.001, lat)}}
+    ]});
+    let file = store.join("blocks.geojson");
+    std::fs::write(&file, geojson.to_string()).expect("write");
+    for (layer, classification) in LAYERS {
+        ingest_ok(
+            &store,
+            layer,
+            &["--classification", classification, "--owner", "planning bureau", "--max-zoom", "15"],
+            &[&file],
+        );
+    }
+    let catalogue: Value =
+        serde_json::from_slice(&std::fs::read(store.join("secret/catalogue.json")).expect("catalogue"))
+            .expect("json");
+    assert_eq!(
+        (catalogue["classification"].as_str(), catalogue["owner"].as_str()),
+        (Some("restricted"), Some("planning bureau"))
+    );
+
+    let tokens = json!([
+        {"name": "wall", "sha256": sha256_hex("viewer-token"), "role": "viewer", "clearance": "public"},
+        {"name": "planner", "sha256": sha256_hex("planner-token"), "role": "planner", "clearance": "internal"},
+        {"name": "admin", "sha256": sha256_hex("admin-token"), "role": "admin", "clearance": "restricted"},
+        {"name": "feeder", "sha256": sha256_hex("ingest-token"), "role": "ingest", "clearance": "public"},
+        {"name": "old", "sha256": sha256_hex("expired-token"), "role": "admin", "clearance": "restricted", "expires": "2020-01-01T00:00:00Z"}
+    ]);
+    let token_file = store.join("tokens.json");
+    std::fs::write(&token_file, tokens.to_string()).expect("write");
+    assert!(
+        !std::fs::read_to_string(&token_file).expect("read").contains("admin-token"),
+        "tokens are stored hashed"
+    );
+    let server = Server::start_with(&store, &["--tokens", token_file.to_str().expect("path")]);
+    let base = &server.url;
+
+    let (tx, ty) = tile_of(lon + 0.0002, lat + 0.0001, 15);
+    let endpoints = |layer: &str| -> Vec<String> {
+        vec![
+            format!("{base}/tiles/{layer}.json"),
+            format!("{base}/tiles/{layer}/15/{tx}/{ty}.mvt"),
+            format!("{base}/3dtiles/{layer}/tileset.json"),
+            format!("{base}/collections/{layer}"),
+            format!("{base}/collections/{layer}/items"),
+            format!("{base}/collections/{layer}/items/1"),
+            format!("{base}/api/pick?lon={}&lat={}&layer={layer}", lon + 0.0002, lat + 0.0001),
+            format!(
+                "{base}/api/query?bbox={},{},{},{}&layer={layer}",
+                lon - 0.01,
+                lat - 0.01,
+                lon + 0.01,
+                lat + 0.01
+            ),
+        ]
+    };
+    let mut checked = 0;
+    for (token, clearance) in CALLERS {
+        let listed: Vec<String> = ask(&format!("{base}/api/layers"), token)
+            .json()
+            .as_array()
+            .expect("layers")
+            .iter()
+            .filter_map(|l| l["id"].as_str().map(str::to_owned))
+            .filter(|id| id != "sensors")
+            .collect();
+        let collections: Vec<String> = ask(&format!("{base}/collections"), token).json()["collections"]
+            .as_array()
+            .expect("collections")
+            .iter()
+            .filter_map(|c| c["id"].as_str().map(str::to_owned))
+            .filter(|id| id != "sensors")
+            .collect();
+        let picked_anywhere =
+            ask(&format!("{base}/api/pick?lon={}&lat={}", lon + 0.0002, lat + 0.0001), token).json();
+        for (rank, (layer, _)) in LAYERS.iter().enumerate() {
+            let may = rank <= clearance;
+            assert_eq!(listed.contains(&layer.to_string()), may, "{token:?} lists {layer}: {listed:?}");
+            assert_eq!(collections.contains(&layer.to_string()), may, "{token:?} collections {layer}");
+            assert_eq!(
+                picked_anywhere.to_string().contains(&format!("\"{layer}\"")),
+                may,
+                "{token:?} pick across layers: {picked_anywhere}"
+            );
+            for url in endpoints(layer) {
+                let r = ask(&url, token);
+                if may {
+                    assert_eq!(r.status, 200, "{token:?} {url}: {}", String::from_utf8_lossy(&r.body));
+                } else {
+                    assert_eq!(r.status, 404, "{token:?} must not see {url}");
+                    assert!(
+                        !String::from_utf8_lossy(&r.body).contains("\"name\""),
+                        "no attributes leak: {url}"
+                    );
+                }
+                checked += 1;
+            }
+        }
+    }
+    // The restricted layer's GLB is served to the admin only, byte for byte.
+    let glb = store.join("secret/3dtiles/content/r.glb");
+    let url = format!("{base}/3dtiles/secret/content/r.glb");
+    assert_eq!(ask(&url, Some("admin-token")).body, std::fs::read(&glb).expect("glb"));
+    assert_eq!(ask(&url, Some("planner-token")).status, 404);
+    // The query parameter works where a header cannot be set.
+    assert_eq!(get(&format!("{base}/collections/secret?access_token=admin-token"), &[]).status, 200);
+    println!("access: {checked} endpoint checks for 4 callers and 3 classifications");
+
+    // Bad, expired and malformed tokens are refused, not treated as public.
+    for token in ["expired-token", "nonsense", "", "admin-token "] {
+        let r = get(&format!("{base}/api/layers"), &[("authorization", &format!("Bearer {token}"))]);
+        let want = if token == "admin-token " { 200 } else { 401 };
+        assert_eq!(r.status, want, "token {token:?}: {}", String::from_utf8_lossy(&r.body));
+    }
+    let expired = get(&format!("{base}/api/layers"), &[("authorization", "Bearer expired-token")]);
+    assert!(String::from_utf8_lossy(&expired.body).contains("expired"), "says why");
+
+    // Writes need the ingest or admin role.
+    let reading = json!({"sensor": "nope", "value": 1.0});
+    assert_eq!(post(&format!("{base}/api/readings"), None, &reading), 401);
+    assert_eq!(post(&format!("{base}/api/readings"), Some("viewer-token"), &reading), 403);
+    assert_eq!(post(&format!("{base}/api/readings"), Some("planner-token"), &reading), 403);
+    for token in ["ingest-token", "admin-token"] {
+        let status = post(&format!("{base}/api/readings"), Some(token), &reading);
+        assert!(status != 401 && status != 403, "{token} may write: {status}");
+    }
+
+    // Path tricks reach nothing.
+    for path in [
+        "/3dtiles/..%2Fsecret/tileset.json",
+        "/3dtiles/open/..%2F..%2Fsecret%2F3dtiles%2Ftileset.json",
+        "/3dtiles/open/../secret/tileset.json",
+        "/tiles/..%2Fsecret.json",
+        "/collections/%2E%2E%2Fsecret",
+        "/collections/secret%00/items",
+    ] {
+        let r = get(&format!("{base}{path}"), &[]);
+        assert!(r.status == 404 || r.status == 400, "{path}: {}", r.status);
+        assert!(!String::from_utf8_lossy(&r.body).contains("\"name\""), "{path} leaks");
+    }
+}

@@ -1,0 +1,180 @@
+//! Who is asking, and what they may see: API tokens with a role and a clearance.
+//!
+//! Tokens live in a JSON file (`cim-server --tokens FILE`) as SHA-256 digests, never
+//! in clear: `[{"name": "ops-wall", "sha256": "<hex>", "role": "viewer",
+//! "clearance": "internal", "expires": "2027-01-01T00:00:00Z"}]`. A request names
+//! its token as `Authorization: Bearer <token>` (or `?access_token=` where a client
+//! cannot set headers, such as a browser's WebSocket). Its digest is compared with
+//! every stored one in constant time.
+//!
+//! A request without a token is public: it sees public layers only, whether or not
+//! a token file is configured. A token that is unknown or expired is refused (401),
+//! never quietly downgraded. Layers above a request's clearance do not exist for it
+//! (404, the same answer as a missing layer), everywhere: listings, tiles, 3D Tiles,
+//! features, pick, query, terrain. With a token file, writes (sensor registry,
+//! readings) need the `ingest` or `admin` role; without one the server is in
+//! development mode and writes are open, which it logs at start.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use cim_core::catalogue::Classification;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::{ApiError, AppState};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Viewer,
+    Planner,
+    Ingest,
+    Admin,
+}
+
+/// The caller of one request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Principal {
+    pub name: String,
+    pub role: Role,
+    pub clearance: Classification,
+}
+
+impl Principal {
+    pub fn public() -> Self {
+        Self { name: "public".into(), role: Role::Viewer, clearance: Classification::Public }
+    }
+
+    pub fn may_see(&self, classification: Classification) -> bool {
+        classification <= self.clearance
+    }
+}
+
+tokio::task_local! {
+    static PRINCIPAL: Principal;
+}
+
+/// The caller of the request being handled (public outside a request).
+pub fn current() -> Principal {
+    PRINCIPAL.try_with(Clone::clone).unwrap_or_else(|_| Principal::public())
+}
+
+#[derive(Debug, Deserialize)]
+struct StoredToken {
+    name: String,
+    sha256: String,
+    role: Role,
+    clearance: Classification,
+    #[serde(default)]
+    expires: Option<String>,
+}
+
+struct Token {
+    principal: Principal,
+    digest: [u8; 32],
+    /// Unix milliseconds.
+    expires: Option<i64>,
+}
+
+/// The configured tokens.
+pub struct Tokens {
+    tokens: Vec<Token>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TokenFileError {
+    #[error("{path}: {reason}")]
+    Invalid { path: String, reason: String },
+}
+
+impl Tokens {
+    pub fn load(path: &Path) -> Result<Self, TokenFileError> {
+        let invalid = |reason: String| TokenFileError::Invalid { path: path.display().to_string(), reason };
+        let text = std::fs::read(path).map_err(|e| invalid(e.to_string()))?;
+        let stored: Vec<StoredToken> = serde_json::from_slice(&text).map_err(|e| invalid(e.to_string()))?;
+        let mut tokens = Vec::with_capacity(stored.len());
+        for (k, t) in stored.into_iter().enumerate() {
+            let digest: [u8; 32] = hex::decode(t.sha256.trim())
+                .ok()
+                .and_then(|d| d.try_into().ok())
+                .ok_or_else(|| invalid(format!("token {k} ({}): sha256 is not 64 hex digits", t.name)))?;
+            let expires = match &t.expires {
+                Some(e) => Some(
+                    cim_core::sensors::parse_rfc3339_ms(e)
+                        .map_err(|err| invalid(format!("token {k} ({}): expires '{e}': {err}", t.name)))?,
+                ),
+                None => None,
+            };
+            tokens.push(Token {
+                principal: Principal { name: t.name, role: t.role, clearance: t.clearance },
+                digest,
+                expires,
+            });
+        }
+        Ok(Self { tokens })
+    }
+
+    /// The principal of a presented token; every stored digest is compared, each in
+    /// constant time, so timing tells nothing about which or how much matched.
+    fn resolve(&self, presented: &str) -> Result<Principal, ApiError> {
+        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        let mut found: Option<&Token> = None;
+        for t in &self.tokens {
+            let diff = t.digest.iter().zip(&digest).fold(0u8, |acc, (a, b)| acc | (a ^ b));
+            if diff == 0 {
+                found = Some(t);
+            }
+        }
+        let t = found.ok_or_else(|| ApiError::Unauthorized("unknown token".into()))?;
+        if t.expires.is_some_and(|e| e <= crate::live::now_ms()) {
+            return Err(ApiError::Unauthorized(format!("token '{}' has expired", t.principal.name)));
+        }
+        Ok(t.principal.clone())
+    }
+}
+
+/// The token a request presents, if any.
+fn presented(request: &Request) -> Option<String> {
+    if let Some(value) = request.headers().get(header::AUTHORIZATION) {
+        let text = value.to_str().unwrap_or_default();
+        return Some(text.strip_prefix("Bearer ").unwrap_or(text).trim().to_owned());
+    }
+    request
+        .uri()
+        .query()
+        .and_then(|q| q.split('&').find_map(|pair| pair.strip_prefix("access_token=").map(str::to_owned)))
+}
+
+/// Resolves the caller, refuses bad tokens and unauthorised writes, and runs the
+/// request with the caller known to every handler ([`current`]).
+pub async fn middleware(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let principal = match (presented(&request), &state.tokens) {
+        (None, _) => Principal::public(),
+        (Some(token), Some(tokens)) => match tokens.resolve(&token) {
+            Ok(p) => p,
+            Err(e) => return e.into_response(),
+        },
+        (Some(_), None) => {
+            return ApiError::Unauthorized("this server has no tokens configured".into()).into_response();
+        }
+    };
+    let writes = !matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if writes && state.tokens.is_some() && principal.role < Role::Ingest {
+        let status =
+            if principal == Principal::public() { StatusCode::UNAUTHORIZED } else { StatusCode::FORBIDDEN };
+        let body = serde_json::json!({
+            "code": if status == StatusCode::UNAUTHORIZED { "Unauthorized" } else { "Forbidden" },
+            "description": format!("{} {} needs a token with the ingest or admin role", request.method(), request.uri().path()),
+        });
+        return (status, axum::Json(body)).into_response();
+    }
+    PRINCIPAL.scope(principal, next.run(request)).await
+}
+
+/// Shared by `AppState`.
+pub type SharedTokens = Option<Arc<Tokens>>;
