@@ -27,14 +27,23 @@ const LAYERS: [(&str, &str); 3] = [("open", "public"), ("plans", "internal"), ("
 const CALLERS: [(Option<&str>, usize); 4] =
     [(None, 0), (Some("viewer-token"), 0), (Some("planner-token"), 1), (Some("admin-token"), 2)];
 
+/// Requests this test made, each of which the audit log must hold.
+static REQUESTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+fn hit(url: &str, headers: &[(&str, &str)]) -> Reply {
+    REQUESTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    get(url, headers)
+}
+
 fn ask(url: &str, token: Option<&str>) -> Reply {
     match token {
-        Some(t) => get(url, &[("authorization", &format!("Bearer {t}"))]),
-        None => get(url, &[]),
+        Some(t) => hit(url, &[("authorization", &format!("Bearer {t}"))]),
+        None => hit(url, &[]),
     }
 }
 
 fn post(url: &str, token: Option<&str>, body: &Value) -> u16 {
+    REQUESTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut req = ureq::post(url).set("content-type", "application/json");
     if let Some(t) = token {
         req = req.set("authorization", &format!("Bearer {t}"));
@@ -160,16 +169,16 @@ fn every_caller_sees_exactly_the_layers_at_or_below_its_clearance_on_every_endpo
     assert_eq!(ask(&url, Some("admin-token")).body, std::fs::read(&glb).expect("glb"));
     assert_eq!(ask(&url, Some("planner-token")).status, 404);
     // The query parameter works where a header cannot be set.
-    assert_eq!(get(&format!("{base}/collections/secret?access_token=admin-token"), &[]).status, 200);
+    assert_eq!(hit(&format!("{base}/collections/secret?access_token=admin-token"), &[]).status, 200);
     println!("access: {checked} endpoint checks for 4 callers and 3 classifications");
 
     // Bad, expired and malformed tokens are refused, not treated as public.
     for token in ["expired-token", "nonsense", "", "admin-token "] {
-        let r = get(&format!("{base}/api/layers"), &[("authorization", &format!("Bearer {token}"))]);
+        let r = hit(&format!("{base}/api/layers"), &[("authorization", &format!("Bearer {token}"))]);
         let want = if token == "admin-token " { 200 } else { 401 };
         assert_eq!(r.status, want, "token {token:?}: {}", String::from_utf8_lossy(&r.body));
     }
-    let expired = get(&format!("{base}/api/layers"), &[("authorization", "Bearer expired-token")]);
+    let expired = hit(&format!("{base}/api/layers"), &[("authorization", "Bearer expired-token")]);
     assert!(String::from_utf8_lossy(&expired.body).contains("expired"), "says why");
 
     // Writes need the ingest or admin role.
@@ -191,8 +200,36 @@ fn every_caller_sees_exactly_the_layers_at_or_below_its_clearance_on_every_endpo
         "/collections/%2E%2E%2Fsecret",
         "/collections/secret%00/items",
     ] {
-        let r = get(&format!("{base}{path}"), &[]);
+        let r = hit(&format!("{base}{path}"), &[]);
         assert!(r.status == 404 || r.status == 400, "{path}: {}", r.status);
         assert!(!String::from_utf8_lossy(&r.body).contains("\"name\""), "{path} leaks");
     }
+
+    // Every request above is in the audit log, whose chain holds; only an admin reads it.
+    let made = REQUESTS.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(ask(&format!("{base}/api/audit"), Some("planner-token")).status, 404);
+    let audit = ask(&format!("{base}/api/audit?limit=10000"), Some("admin-token")).json();
+    let records = audit["records"].as_array().expect("records");
+    assert_eq!(records.len(), made + 1, "one record per request (the planner's refused look included)");
+    let refused = records.iter().filter(|r| r["who"] == "invalid token" && r["status"] == 401).count();
+    assert_eq!(refused, 4, "bad and expired tokens are recorded too");
+    assert!(records.iter().any(|r| r["who"] == "admin"
+        && r["target"] == "/3dtiles/secret/content/r.glb"
+        && r["status"] == 200));
+    assert!(records.iter().any(|r| r["who"] == "wall" && r["method"] == "POST" && r["status"] == 403));
+    let verify = ask(&format!("{base}/api/audit/verify"), Some("admin-token")).json();
+    assert_eq!(verify["intact"], true, "{verify}");
+    // Breaking one record breaks the chain there.
+    let path = store.join(".audit/audit.jsonl");
+    let text = std::fs::read_to_string(&path).expect("audit log");
+    let tampered = text.replacen("\"who\":\"wall\"", "\"who\":\"someone else\"", 1);
+    assert_ne!(tampered, text);
+    std::fs::write(&path, &tampered).expect("write");
+    let first = text.lines().position(|l| l.contains("\"who\":\"wall\"")).expect("a wall record") + 1;
+    let verify = ask(&format!("{base}/api/audit/verify"), Some("admin-token")).json();
+    assert_eq!(
+        (verify["intact"].as_bool(), verify["first_broken"].as_u64()),
+        (Some(false), Some(first as u64)),
+        "{verify}"
+    );
 }

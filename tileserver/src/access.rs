@@ -153,14 +153,28 @@ fn presented(request: &Request) -> Option<String> {
 /// Resolves the caller, refuses bad tokens and unauthorised writes, and runs the
 /// request with the caller known to every handler ([`current`]).
 pub async fn middleware(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    // Refusals here never reach the audit layer inside, so they are recorded here.
+    let refuse = |who: &str, response: Response| {
+        if let Some(log) = &state.audit {
+            let target = request
+                .uri()
+                .path_and_query()
+                .map_or_else(|| request.uri().path().to_owned(), |p| p.to_string());
+            log.append(who, request.method().as_str(), &target, response.status().as_u16());
+        }
+        response
+    };
     let principal = match (presented(&request), &state.tokens) {
         (None, _) => Principal::public(),
         (Some(token), Some(tokens)) => match tokens.resolve(&token) {
             Ok(p) => p,
-            Err(e) => return e.into_response(),
+            Err(e) => return refuse("invalid token", e.into_response()),
         },
         (Some(_), None) => {
-            return ApiError::Unauthorized("this server has no tokens configured".into()).into_response();
+            return refuse(
+                "invalid token",
+                ApiError::Unauthorized("this server has no tokens configured".into()).into_response(),
+            );
         }
     };
     let writes = !matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
@@ -171,7 +185,7 @@ pub async fn middleware(State(state): State<AppState>, request: Request, next: N
             "code": if status == StatusCode::UNAUTHORIZED { "Unauthorized" } else { "Forbidden" },
             "description": format!("{} {} needs a token with the ingest or admin role", request.method(), request.uri().path()),
         });
-        return (status, axum::Json(body)).into_response();
+        return refuse(&principal.name, (status, axum::Json(body)).into_response());
     }
     PRINCIPAL.scope(principal, next.run(request)).await
 }

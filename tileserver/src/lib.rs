@@ -5,6 +5,7 @@
 
 pub mod access;
 mod api;
+pub mod audit;
 mod bim;
 mod error;
 mod http_cache;
@@ -37,6 +38,8 @@ pub struct AppState {
     pub web: Option<Arc<web::WebBundle>>,
     /// API tokens (`--tokens FILE`); without them writes are open (development).
     pub tokens: access::SharedTokens,
+    /// Every request, hash-chained (`STORE/.audit/audit.jsonl`).
+    pub audit: Option<Arc<audit::AuditLog>>,
 }
 
 /// Where the live sensor database sits inside a store.
@@ -61,7 +64,15 @@ impl AppState {
             }
             Err(e) => return Err(e),
         };
-        Ok(Self { layers: Arc::new(LayerCache::new(store)), live, web: None, tokens: None })
+        let audit =
+            audit::AuditLog::open(&store).map_err(|e| live::store::StoreError::Db(redb::Error::Io(e)))?;
+        Ok(Self {
+            layers: Arc::new(LayerCache::new(store)),
+            live,
+            web: None,
+            tokens: None,
+            audit: Some(Arc::new(audit)),
+        })
     }
 }
 
@@ -80,12 +91,15 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(api::routes())
         .merge(bim::routes())
+        .merge(audit::routes())
         .merge(terrain::routes())
         .merge(tiles::routes())
         .merge(ogc::routes())
         .merge(live::routes())
         .merge(web::routes())
         .fallback(|| async { ApiError::NotFound("no such resource".into()) })
+        // Audit inside access: the record names the caller access resolved.
+        .layer(axum::middleware::from_fn_with_state(state.clone(), audit::middleware))
         .layer(axum::middleware::from_fn_with_state(state.clone(), access::middleware))
         .with_state(state)
         .layer(CompressionLayer::new().gzip(true).br(true))
