@@ -55,11 +55,15 @@ fn post(url: &str, token: Option<&str>, body: &Value) -> u16 {
     }
 }
 
-#[test]
-fn every_caller_sees_exactly_the_layers_at_or_below_its_clearance_on_every_endpoint() {
-    let store = temp_dir("access");
+const LON: f64 = 24.9445;
+const LAT: f64 = 60.1716;
+
+/// Three layers of the same two buildings, public, internal and restricted, and a
+/// token file for them.
+fn classified_store(tag: &str) -> (TempDir, std::path::PathBuf) {
+    let store = temp_dir(tag);
     // Two buildings near Helsinki's centre, in every layer.
-    let (lon, lat) = (24.9445, 60.1716);
+    let (lon, lat) = (LON, LAT);
     let square = |x: f64, y: f64| {
         json!([[[x, y], [x + 0.0004, y], [x + 0.0004, y + 0.0002], [x, y + 0.0002], [x, y]]])
     };
@@ -98,6 +102,13 @@ fn every_caller_sees_exactly_the_layers_at_or_below_its_clearance_on_every_endpo
         !std::fs::read_to_string(&token_file).expect("read").contains("admin-token"),
         "tokens are stored hashed"
     );
+    (store, token_file)
+}
+
+#[test]
+fn every_caller_sees_exactly_the_layers_at_or_below_its_clearance_on_every_endpoint() {
+    let (store, token_file) = classified_store("access");
+    let (lon, lat) = (LON, LAT);
     let server = Server::start_with(&store, &["--tokens", token_file.to_str().expect("path")]);
     let base = &server.url;
 
@@ -231,5 +242,74 @@ fn every_caller_sees_exactly_the_layers_at_or_below_its_clearance_on_every_endpo
         (verify["intact"].as_bool(), verify["first_broken"].as_u64()),
         (Some(false), Some(first as u64)),
         "{verify}"
+    );
+}
+
+#[test]
+fn the_catalogue_search_finds_by_keyword_kind_bbox_and_classification_within_clearance_and_tokens_are_rate_limited()
+ {
+    let (store, token_file) = classified_store("access-catalog");
+    let server =
+        Server::start_with(&store, &["--tokens", token_file.to_str().expect("path"), "--rate-limit", "5"]);
+    let base = &server.url;
+    let ids = |url: &str, token: Option<&str>| -> Vec<String> {
+        let reply = match token {
+            Some(t) => get(url, &[("authorization", &format!("Bearer {t}"))]),
+            None => get(url, &[]),
+        };
+        assert_eq!(reply.status, 200, "{url}: {}", String::from_utf8_lossy(&reply.body));
+        reply.json()["layers"]
+            .as_array()
+            .expect("layers")
+            .iter()
+            .map(|l| l["id"].as_str().expect("id").to_owned())
+            .collect()
+    };
+    assert_eq!(ids(&format!("{base}/api/catalog?q=planning+bureau"), None), ["open"]);
+    assert_eq!(
+        ids(&format!("{base}/api/catalog?q=planning+bureau"), Some("admin-token")),
+        ["open", "plans", "secret"]
+    );
+    assert_eq!(
+        ids(&format!("{base}/api/catalog?q=blocks.geojson+height"), Some("planner-token")),
+        ["open", "plans"]
+    );
+    assert_eq!(ids(&format!("{base}/api/catalog?classification=internal"), Some("admin-token")), ["plans"]);
+    assert!(ids(&format!("{base}/api/catalog?classification=restricted"), Some("planner-token")).is_empty());
+    assert_eq!(ids(&format!("{base}/api/catalog?kind=vector&bbox=24.9,60.1,25.0,60.2"), None), ["open"]);
+    assert!(ids(&format!("{base}/api/catalog?bbox=0,0,1,1"), Some("admin-token")).is_empty());
+    assert!(ids(&format!("{base}/api/catalog?q=nothing-like-this"), Some("admin-token")).is_empty());
+    assert_eq!(get(&format!("{base}/api/catalog?bbox=1,2"), &[]).status, 400);
+    assert_eq!(get(&format!("{base}/api/catalog?classification=secret"), &[]).status, 400);
+
+    // Five requests a second per token: a burst of twenty is cut, the public is not.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let started = std::time::Instant::now();
+    let statuses: Vec<u16> = (0..20)
+        .map(|_| get(&format!("{base}/api/layers"), &[("authorization", "Bearer viewer-token")]).status)
+        .collect();
+    // Admitted: the bucket's five plus what refilled meanwhile (however slow the machine).
+    let most = 5.0 + 5.0 * started.elapsed().as_secs_f64() + 1.0;
+    let admitted = statuses.iter().filter(|&&s| s == 200).count();
+    assert_eq!(admitted + statuses.iter().filter(|&&s| s == 429).count(), 20, "{statuses:?}");
+    assert!(
+        admitted >= 5 && (admitted as f64) <= most,
+        "{admitted} admitted, at most {most:.1}: {statuses:?}"
+    );
+    assert!(statuses[..4].iter().all(|&s| s == 200), "the first ones pass: {statuses:?}");
+    assert!(
+        (0..20).all(|_| get(&format!("{base}/api/layers"), &[]).status == 200),
+        "no token, no token limit"
+    );
+    assert_eq!(
+        get(&format!("{base}/api/layers"), &[("authorization", "Bearer planner-token")]).status,
+        200,
+        "per token"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert_eq!(
+        get(&format!("{base}/api/layers"), &[("authorization", "Bearer viewer-token")]).status,
+        200,
+        "refilled"
     );
 }

@@ -138,6 +138,34 @@ impl Tokens {
     }
 }
 
+/// Requests per second each token may make (a bucket of that many, refilled
+/// continuously); callers without a token are not limited here.
+pub struct RateLimiter {
+    per_second: f64,
+    buckets: std::sync::Mutex<std::collections::HashMap<String, (f64, std::time::Instant)>>,
+}
+
+impl RateLimiter {
+    pub fn new(per_second: f64) -> Self {
+        Self { per_second, buckets: std::sync::Mutex::new(std::collections::HashMap::new()) }
+    }
+
+    /// Takes one request from the caller's bucket; false when it is empty.
+    fn admit(&self, who: &str) -> bool {
+        let Ok(mut buckets) = self.buckets.lock() else { return true };
+        let now = std::time::Instant::now();
+        let (tokens, last) = buckets.entry(who.to_owned()).or_insert((self.per_second, now));
+        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * self.per_second).min(self.per_second);
+        *last = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
 /// The token a request presents, if any.
 fn presented(request: &Request) -> Option<String> {
     if let Some(value) = request.headers().get(header::AUTHORIZATION) {
@@ -177,6 +205,15 @@ pub async fn middleware(State(state): State<AppState>, request: Request, next: N
             );
         }
     };
+    if principal != Principal::public()
+        && let Some(limiter) = &state.rate_limit
+        && !limiter.admit(&principal.name)
+    {
+        let body = serde_json::json!({"code": "TooManyRequests", "description": format!("token '{}' is over its rate limit", principal.name)});
+        let response =
+            (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, "1")], axum::Json(body)).into_response();
+        return refuse(&principal.name, response);
+    }
     let writes = !matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     if writes && state.tokens.is_some() && principal.role < Role::Ingest {
         let status =

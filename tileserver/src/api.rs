@@ -17,6 +17,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/api/layers", get(layers))
+        .route("/api/catalog", get(catalog))
         .route("/api/pick", get(pick))
         .route("/api/query", get(query))
 }
@@ -39,6 +40,60 @@ async fn layers(State(state): State<AppState>, headers: HeaderMap) -> Result<Res
         None,
         Freshness::Listing,
     ))
+}
+
+/// Searches the catalogue the caller may see: `q` (words, all must appear in the
+/// id, owner, update cycle, CRS, source files or attribute names), `kind`, `bbox`
+/// (intersecting), `classification`, `limit`.
+async fn catalog(
+    State(state): State<AppState>,
+    Query(params): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let words: Vec<String> =
+        params.get("q").map(|q| q.split_whitespace().map(str::to_lowercase).collect()).unwrap_or_default();
+    let bbox = params.get("bbox").map(|b| parse_bbox(b)).transpose()?;
+    let kind = params.get("kind").map(|k| k.trim().to_lowercase());
+    let classification = params
+        .get("classification")
+        .map(|c| c.parse::<cim_core::catalogue::Classification>().map_err(ApiError::BadRequest))
+        .transpose()?;
+    let limit = parse_usize(&params, "limit", 100)?.min(MAX_LIMIT);
+    let mut matched = Vec::new();
+    for name in state.layers.names() {
+        let layer = state.layers.get(&name).await?;
+        let c = &layer.catalogue;
+        let entry = serde_json::to_value(c).map_err(|e| ApiError::Internal(e.to_string()))?;
+        if kind.as_deref().is_some_and(|k| entry["kind"].as_str() != Some(k)) {
+            continue;
+        }
+        if classification.is_some_and(|want| c.classification != want) {
+            continue;
+        }
+        if let Some(b) = bbox {
+            let l = c.bounds_wgs84;
+            if l[0] > b[2] || l[2] < b[0] || l[1] > b[3] || l[3] < b[1] {
+                continue;
+            }
+        }
+        let text = [
+            c.id.clone(),
+            c.owner.clone().unwrap_or_default(),
+            c.update_cycle.clone().unwrap_or_default(),
+            c.source_crs.clone(),
+            c.sources.iter().map(|s| format!("{} {}", s.path, s.format)).collect::<Vec<_>>().join(" "),
+            c.attributes.iter().map(|a| a.name.clone()).collect::<Vec<_>>().join(" "),
+        ]
+        .join(" ")
+        .to_lowercase();
+        if words.iter().all(|w| text.contains(w.as_str())) {
+            matched.push(entry);
+        }
+    }
+    let total = matched.len();
+    matched.truncate(limit);
+    let doc = json!({"layers": matched, "total": total});
+    Ok(respond(&headers, doc.to_string().into_bytes(), "application/json", None, None, Freshness::Listing))
 }
 
 fn number(

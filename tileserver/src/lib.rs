@@ -40,6 +40,8 @@ pub struct AppState {
     pub tokens: access::SharedTokens,
     /// Every request, hash-chained (`STORE/.audit/audit.jsonl`).
     pub audit: Option<Arc<audit::AuditLog>>,
+    /// Requests per second per token (`--rate-limit`).
+    pub rate_limit: Option<Arc<access::RateLimiter>>,
 }
 
 /// Where the live sensor database sits inside a store.
@@ -72,6 +74,7 @@ impl AppState {
             web: None,
             tokens: None,
             audit: Some(Arc::new(audit)),
+            rate_limit: None,
         })
     }
 }

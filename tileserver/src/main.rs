@@ -42,6 +42,9 @@ struct Cli {
     /// public layers only.
     #[arg(long, value_name = "FILE")]
     tokens: Option<PathBuf>,
+    /// Requests per second each token may make (429 beyond it).
+    #[arg(long, value_name = "PER_SECOND")]
+    rate_limit: Option<f64>,
 }
 
 fn main() {
@@ -84,6 +87,13 @@ async fn run() -> anyhow::Result<()> {
         None => tracing::warn!(
             "no --tokens: writes (sensors, readings) are open to anyone; callers see public layers only"
         ),
+    }
+    if let Some(rps) = cli.rate_limit {
+        anyhow::ensure!(
+            rps.is_finite() && rps >= 1.0,
+            "--rate-limit {rps} must be at least 1 request per second"
+        );
+        state.rate_limit = Some(std::sync::Arc::new(cim_tileserver::access::RateLimiter::new(rps)));
     }
     if let Some(dir) = &cli.web {
         state.web = Some(std::sync::Arc::new(cim_tileserver::web::WebBundle::load(dir)?));
