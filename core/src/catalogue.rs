@@ -69,6 +69,23 @@ impl std::str::FromStr for Classification {
     }
 }
 
+/// The directory in a store holding every kept version of every layer.
+pub const VERSIONS_DIR: &str = ".versions";
+
+/// The kept versions of `layer`, oldest first, from the entry names of a store's
+/// versions directory (`<layer>@<version>`; unfinished `.partial` ones left out).
+/// Version names start with their UTC time, so name order is age order.
+pub fn layer_versions<'a>(layer: &str, entries: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let mut out: Vec<String> = entries
+        .into_iter()
+        .filter_map(|name| name.strip_prefix(layer)?.strip_prefix('@'))
+        .filter(|v| !v.ends_with(".partial"))
+        .map(str::to_owned)
+        .collect();
+    out.sort();
+    out
+}
+
 /// The id of the live sensor layer, in `/api/layers` and OGC API `/collections`.
 /// Ingest refuses it as a layer name so the two never collide.
 pub const SENSORS_LAYER: &str = "sensors";

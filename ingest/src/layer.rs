@@ -54,6 +54,8 @@ pub struct IngestOptions {
     pub classification: cim_core::catalogue::Classification,
     pub owner: Option<String>,
     pub update_cycle: Option<String>,
+    /// Published versions kept for rollback, the new one included (at least two).
+    pub keep_versions: usize,
 }
 
 impl IngestOptions {
@@ -76,6 +78,7 @@ impl IngestOptions {
             classification: cim_core::catalogue::Classification::Public,
             owner: None,
             update_cycle: None,
+            keep_versions: crate::store::DEFAULT_KEEP_VERSIONS,
         }
     }
 }
@@ -507,7 +510,7 @@ pub fn ingest(options: &IngestOptions) -> Result<IngestSummary, IngestError> {
         features.iter().filter_map(|f| f.building_height.map(|h| h + f.base_height)).fold(0.0, f64::max);
 
     let (now, version) = new_version();
-    let staging = Staging::begin(&options.store, &options.layer, &version)?;
+    let staging = Staging::begin(&options.store, &options.layer, &version)?.keeping(options.keep_versions);
     let dir = staging.dir().to_path_buf();
 
     write_features(&features, &dir.join(FEATURES_FILE))?;

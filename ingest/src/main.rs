@@ -1,4 +1,5 @@
-//! `cim-ingest --store DIR --layer NAME [--src-crs CRS] [--height-attr NAME] FILE...`
+//! `cim-ingest --store DIR --layer NAME [--src-crs CRS] [--height-attr NAME] FILE...`, or
+//! `cim-ingest --store DIR --layer NAME --rollback [VERSION]`
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -55,8 +56,15 @@ struct Cli {
     /// How often the data is updated, e.g. "monthly" (catalogue).
     #[arg(long)]
     update_cycle: Option<String>,
+    /// Published versions of the layer to keep for rollback, the new one included.
+    #[arg(long, default_value_t = cim_ingest::store::DEFAULT_KEEP_VERSIONS)]
+    keep_versions: usize,
+    /// Serve a kept earlier version again instead of ingesting: the given version,
+    /// or without one the version before the current.
+    #[arg(long, num_args = 0..=1, value_name = "VERSION")]
+    rollback: Option<Option<String>>,
     /// Input files; the format is sniffed from content and extension.
-    #[arg(required = true)]
+    #[arg(required_unless_present = "rollback")]
     files: Vec<PathBuf>,
 }
 
@@ -88,7 +96,15 @@ fn run() -> anyhow::Result<()> {
         cli.max_zoom,
         cim_core::tile::MAX_ZOOM
     );
+    if let Some(to) = &cli.rollback {
+        anyhow::ensure!(cli.files.is_empty(), "--rollback takes no input files");
+        let now = cim_ingest::store::rollback(&cli.store, &cli.layer, to.as_deref())?;
+        println!("layer {} now serves version {now}", cli.layer);
+        return Ok(());
+    }
+    anyhow::ensure!(cli.keep_versions >= 2, "--keep-versions {} must be at least 2", cli.keep_versions);
     let mut options = IngestOptions::new(&cli.store, &cli.layer, cli.files);
+    options.keep_versions = cli.keep_versions;
     options.src_crs = cli.src_crs;
     options.height_attr = cli.height_attr;
     options.default_height = cli.default_height;

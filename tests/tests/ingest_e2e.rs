@@ -205,3 +205,57 @@ fn ctrl_c_mid_ingest_leaves_the_previous_layer_served() {
         .count();
     assert_eq!(partials, 0, "the half-built version is cleaned up");
 }
+
+#[test]
+fn kept_versions_roll_back_and_the_server_serves_the_one_rolled_back_to() {
+    let store = temp_dir("versions");
+    let square = |k: usize| {
+        let x = 24.94 + 0.001 * k as f64;
+        serde_json::json!({"type": "Feature", "properties": {"k": k},
+            "geometry": {"type": "Polygon", "coordinates": [[[x, 60.17], [x + 0.0005, 60.17], [x + 0.0005, 60.1703], [x, 60.1703], [x, 60.17]]]}})
+    };
+    // Four drops of one layer, the n-th with n features; three versions kept.
+    for n in 1..=4 {
+        let file = store.join(format!("drop{n}.geojson"));
+        let features: Vec<_> = (0..n).map(square).collect();
+        std::fs::write(
+            &file,
+            serde_json::json!({"type": "FeatureCollection", "features": features}).to_string(),
+        )
+        .expect("write");
+        ingest_ok(&store, "drop", &["--keep-versions", "3"], &[&file]);
+    }
+    let server = Server::start(&store);
+    let served = || -> u64 {
+        let layers = get_json(&format!("{}/api/layers", server.url));
+        layers.as_array().expect("layers").iter().find(|l| l["id"] == "drop").expect("drop")["feature_count"]
+            .as_u64()
+            .expect("count")
+    };
+    assert_eq!(served(), 4);
+    let catalog = get_json(&format!("{}/api/catalog?q=drop", server.url));
+    let kept: Vec<String> = catalog["layers"][0]["versions_kept"]
+        .as_array()
+        .expect("versions")
+        .iter()
+        .map(|v| v.as_str().expect("version").to_owned())
+        .collect();
+    assert_eq!(kept.len(), 3, "{kept:?}");
+    assert_eq!(catalog["layers"][0]["version"], kept[2].as_str(), "the newest is served");
+
+    let back = ingest(&store, "drop", &["--rollback"], &[]);
+    assert!(back.ok && back.stdout.contains(&kept[1]), "{} {}", back.stdout, back.stderr);
+    assert_eq!(served(), 3, "the version before is served again");
+    let oldest = ingest(&store, "drop", &["--rollback", &kept[0]], &[]);
+    assert!(oldest.ok, "{}", oldest.stderr);
+    assert_eq!(served(), 2);
+    let gone = ingest(&store, "drop", &["--rollback", "19990101T000000.000000Z-1"], &[]);
+    assert!(!gone.ok && gone.stderr.contains("is not kept"), "{}", gone.stderr);
+    let nothing_older = ingest(&store, "drop", &["--rollback"], &[]);
+    assert!(
+        !nothing_older.ok && nothing_older.stderr.contains("no version older"),
+        "{}",
+        nothing_older.stderr
+    );
+    assert_eq!(served(), 2, "failed rollbacks change nothing");
+}

@@ -87,6 +87,8 @@ async fn catalog(
         .join(" ")
         .to_lowercase();
         if words.iter().all(|w| text.contains(w.as_str())) {
+            let mut entry = entry;
+            entry["versions_kept"] = json!(state.layers.versions(&name));
             matched.push(entry);
         }
     }

@@ -275,6 +275,18 @@ impl LayerCache {
             .map_or(Classification::Restricted, |o| o.classification)
     }
 
+    /// The kept versions of a layer, oldest first (the current one is in its
+    /// catalogue).
+    pub fn versions(&self, name: &str) -> Vec<String> {
+        let names: Vec<String> = std::fs::read_dir(self.store.join(cim_core::catalogue::VERSIONS_DIR))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        cim_core::catalogue::layer_versions(name, names.iter().map(String::as_str))
+    }
+
     /// Names of every published layer, sorted.
     fn all_names(&self) -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir(&self.store)

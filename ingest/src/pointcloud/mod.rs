@@ -353,7 +353,7 @@ pub fn ingest_point_cloud(options: &IngestOptions) -> Result<IngestSummary, Inge
     let cube = Cube { min: [0, 1, 2].map(|k| (lo[k] + hi[k]) / 2.0 - size / 2.0), size };
 
     let (now, version) = crate::layer::new_version();
-    let staging = Staging::begin(&options.store, &options.layer, &version)?;
+    let staging = Staging::begin(&options.store, &options.layer, &version)?.keeping(options.keep_versions);
     let dir = staging.dir().to_path_buf();
     let content_dir = dir.join(TILESET_DIR).join("content");
     let spill_dir = dir.join(".spill");
