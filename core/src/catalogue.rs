@@ -69,6 +69,50 @@ impl std::str::FromStr for Classification {
     }
 }
 
+/// What callers below a rule's clearance get of a protected attribute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RuleAction {
+    /// Left out.
+    Drop,
+    /// Replaced by `***`.
+    Mask,
+    /// Replaced by a keyed hash: the same value gives the same pseudonym within a
+    /// layer version, so records can still be matched.
+    Hash,
+}
+
+/// A desensitisation rule: `attribute` in full only for callers cleared to
+/// `clearance`; never in tiles, which every caller of the layer can fetch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttributeRule {
+    pub attribute: String,
+    pub action: RuleAction,
+    pub clearance: Classification,
+}
+
+impl std::str::FromStr for AttributeRule {
+    type Err = String;
+
+    /// `ATTRIBUTE:ACTION:CLEARANCE`, e.g. `phone:mask:internal`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let parts: Vec<&str> = s.rsplitn(3, ':').collect();
+        let [clearance, action, attribute] = parts.as_slice() else {
+            return Err(format!("'{s}': write ATTRIBUTE:ACTION:CLEARANCE, e.g. phone:mask:internal"));
+        };
+        let action = match action.trim().to_ascii_lowercase().as_str() {
+            "drop" => RuleAction::Drop,
+            "mask" => RuleAction::Mask,
+            "hash" => RuleAction::Hash,
+            other => return Err(format!("'{other}' is not an action (drop, mask, hash)")),
+        };
+        if attribute.is_empty() {
+            return Err(format!("'{s}': no attribute name"));
+        }
+        Ok(Self { attribute: (*attribute).to_owned(), action, clearance: clearance.parse()? })
+    }
+}
+
 /// The directory in a store holding every kept version of every layer.
 pub const VERSIONS_DIR: &str = ".versions";
 
@@ -153,6 +197,9 @@ pub struct CatalogueEntry {
     pub owner: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub update_cycle: Option<String>,
+    /// Desensitised attributes (kept out of tiles, shown by clearance).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attribute_rules: Vec<AttributeRule>,
 }
 
 /// The facts of a terrain layer.
@@ -340,6 +387,22 @@ impl QualityReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn attribute_rules_parse_from_the_command_line_form() {
+        let r: AttributeRule = "owner:phone:mask:internal".parse().expect("rule");
+        assert_eq!(
+            r,
+            AttributeRule {
+                attribute: "owner:phone".into(),
+                action: RuleAction::Mask,
+                clearance: Classification::Internal
+            }
+        );
+        assert!("phone:blur:internal".parse::<AttributeRule>().is_err());
+        assert!("phone:mask:secret".parse::<AttributeRule>().is_err());
+        assert!("phone".parse::<AttributeRule>().is_err());
+    }
 
     #[test]
     fn summary_line_counts_reasons() {

@@ -56,6 +56,8 @@ pub struct IngestOptions {
     pub update_cycle: Option<String>,
     /// Published versions kept for rollback, the new one included (at least two).
     pub keep_versions: usize,
+    /// Desensitised attributes: kept out of tiles, served by clearance.
+    pub attribute_rules: Vec<cim_core::catalogue::AttributeRule>,
 }
 
 impl IngestOptions {
@@ -79,6 +81,7 @@ impl IngestOptions {
             owner: None,
             update_cycle: None,
             keep_versions: crate::store::DEFAULT_KEEP_VERSIONS,
+            attribute_rules: Vec::new(),
         }
     }
 }
@@ -514,9 +517,17 @@ pub fn ingest(options: &IngestOptions) -> Result<IngestSummary, IngestError> {
     let dir = staging.dir().to_path_buf();
 
     write_features(&features, &dir.join(FEATURES_FILE))?;
+    // Protected attributes stay in the feature store (served by clearance) and
+    // never reach a tile, which anyone who may see the layer can fetch.
+    for f in &mut features {
+        for rule in &options.attribute_rules {
+            f.properties.remove(&rule.attribute);
+        }
+    }
 
     let fields: Map<String, Value> = attributes
         .iter()
+        .filter(|(k, _)| !options.attribute_rules.iter().any(|r| &r.attribute == *k))
         .map(|(k, t)| {
             (
                 k.clone(),
@@ -591,6 +602,7 @@ pub fn ingest(options: &IngestOptions) -> Result<IngestSummary, IngestError> {
         classification: options.classification,
         owner: options.owner.clone(),
         update_cycle: options.update_cycle.clone(),
+        attribute_rules: options.attribute_rules.clone(),
     };
     let layer_dir = publish(staging, options, &quality, &catalogue)?;
     Ok(IngestSummary { catalogue, quality, layer_dir, mvt_tiles: stats.tiles, building_tiles })

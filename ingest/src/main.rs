@@ -56,6 +56,11 @@ struct Cli {
     /// How often the data is updated, e.g. "monthly" (catalogue).
     #[arg(long)]
     update_cycle: Option<String>,
+    /// Desensitise an attribute: ATTRIBUTE:ACTION:CLEARANCE with ACTION drop, mask or
+    /// hash; kept out of tiles, shown in full to callers cleared to CLEARANCE
+    /// (vector and city model layers; repeat for several).
+    #[arg(long = "protect", value_name = "RULE")]
+    protect: Vec<cim_core::catalogue::AttributeRule>,
     /// Published versions of the layer to keep for rollback, the new one included.
     #[arg(long, default_value_t = cim_ingest::store::DEFAULT_KEEP_VERSIONS)]
     keep_versions: usize,
@@ -105,6 +110,7 @@ fn run() -> anyhow::Result<()> {
     anyhow::ensure!(cli.keep_versions >= 2, "--keep-versions {} must be at least 2", cli.keep_versions);
     let mut options = IngestOptions::new(&cli.store, &cli.layer, cli.files);
     options.keep_versions = cli.keep_versions;
+    options.attribute_rules = cli.protect;
     options.src_crs = cli.src_crs;
     options.height_attr = cli.height_attr;
     options.default_height = cli.default_height;

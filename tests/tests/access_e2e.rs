@@ -313,3 +313,143 @@ fn the_catalogue_search_finds_by_keyword_kind_bbox_and_classification_within_cle
         "refilled"
     );
 }
+
+#[test]
+fn protected_attributes_never_reach_a_tile_and_show_by_clearance() {
+    let (store, token_file) = classified_store("access-protect");
+    let (lon, lat) = (LON, LAT);
+    let square = |x: f64| {
+        json!([[[x, lat], [x + 0.0004, lat], [x + 0.0004, lat + 0.0002], [x, lat + 0.0002], [x, lat]]])
+    };
+    let people = json!({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"building": "yes", "height": 20, "name": "north block", "phone": "+86 23 6000 1234", "owner": "Li Wei", "id_card": "500101199001011234"},
+         "geometry": {"type": "Polygon", "coordinates": square(lon)}},
+        {"type": "Feature", "properties": {"building": "yes", "height": 15, "name": "south block", "phone": "+86 23 6000 9876", "owner": "Zhang Min", "id_card": "500101198502029876"},
+         "geometry": {"type": "Polygon", "coordinates": square(lon + 0.001)}}
+    ]});
+    let file = store.join("people.geojson");
+    std::fs::write(&file, people.to_string()).expect("write");
+    ingest_ok(
+        &store,
+        "people",
+        &[
+            "--protect",
+            "phone:mask:internal",
+            "--protect",
+            "owner:drop:restricted",
+            "--protect",
+            "id_card:hash:restricted",
+            "--max-zoom",
+            "15",
+        ],
+        &[&file],
+    );
+    let server = Server::start_with(&store, &["--tokens", token_file.to_str().expect("path")]);
+    let base = &server.url;
+    let secrets = [
+        "6000 1234",
+        "6000 9876",
+        "Li Wei",
+        "Zhang Min",
+        "500101199001011234",
+        "500101198502029876",
+        "phone",
+        "owner",
+        "id_card",
+    ];
+
+    // No tile carries them: every MVT tile over the blocks, the GLB, the TileJSON.
+    let scratch = temp_dir("access-protect-tiles");
+    for z in 0..=15u32 {
+        let (x, y) = tile_of(lon + 0.0002, lat + 0.0001, z);
+        let reply =
+            get(&format!("{base}/tiles/people/{z}/{x}/{y}.mvt"), &[("authorization", "Bearer admin-token")]);
+        // Small blocks vanish at low zooms (204); from zoom 12 on they are there.
+        assert!(reply.status == 200 || (reply.status == 204 && z < 12), "z{z}: {}", reply.status);
+        let text = String::from_utf8_lossy(&reply.body).into_owned();
+        for s in secrets {
+            assert!(!text.contains(s), "tile {z}/{x}/{y} holds '{s}'");
+        }
+        if z == 15 {
+            let tile = scratch.join("t.mvt");
+            std::fs::write(&tile, &reply.body).expect("write");
+            let decoded = oracle(
+                "decode_mvt.mjs",
+                &[tile.to_str().expect("path"), "15", &x.to_string(), &y.to_string()],
+            );
+            let props = decoded["people"]["features"][0]["properties"].clone();
+            assert!(props["name"].is_string(), "the tile keeps what is not protected: {props}");
+            assert!(
+                props.get("phone").is_none()
+                    && props.get("owner").is_none()
+                    && props.get("id_card").is_none(),
+                "{props}"
+            );
+        }
+    }
+    let glb =
+        get(&format!("{base}/3dtiles/people/content/r.glb"), &[("authorization", "Bearer admin-token")]);
+    assert_eq!(glb.status, 200);
+    let glb_text = String::from_utf8_lossy(&glb.body).into_owned();
+    assert!(glb_text.contains("north block"), "the GLB keeps the name");
+    for s in secrets {
+        assert!(!glb_text.contains(s), "the GLB holds '{s}'");
+    }
+    let tilejson = get(&format!("{base}/tiles/people.json"), &[]).json().to_string();
+    for s in ["phone", "owner", "id_card"] {
+        assert!(!tilejson.contains(s), "TileJSON names {s}");
+    }
+
+    // The feature API shows each by clearance: masked, dropped, hashed, or in full.
+    let props = |token: Option<&str>| -> Vec<Value> {
+        let reply = match token {
+            Some(t) => {
+                get(&format!("{base}/collections/people/items"), &[("authorization", &format!("Bearer {t}"))])
+            }
+            None => get(&format!("{base}/collections/people/items"), &[]),
+        };
+        reply.json()["features"]
+            .as_array()
+            .expect("features")
+            .iter()
+            .map(|f| f["properties"].clone())
+            .collect()
+    };
+    let public = props(None);
+    assert_eq!(public.len(), 2);
+    for p in &public {
+        assert_eq!(p["phone"], "***");
+        assert!(p.get("owner").is_none());
+        let hashed = p["id_card"].as_str().expect("pseudonym");
+        assert!(hashed.starts_with("h:") && !hashed.contains("500101"), "{hashed}");
+    }
+    assert_ne!(public[0]["id_card"], public[1]["id_card"], "different people, different pseudonyms");
+    assert_eq!(props(None)[0]["id_card"], public[0]["id_card"], "stable within the version");
+    let planner = props(Some("planner-token"));
+    assert_eq!(planner[0]["phone"], "+86 23 6000 1234");
+    assert!(planner[0].get("owner").is_none());
+    assert_eq!(planner[0]["id_card"], public[0]["id_card"]);
+    let admin = props(Some("admin-token"));
+    assert_eq!(
+        (admin[0]["owner"].as_str(), admin[0]["id_card"].as_str()),
+        (Some("Li Wei"), Some("500101199001011234"))
+    );
+    // Pick answers the same way.
+    let picked =
+        get(&format!("{base}/api/pick?lon={}&lat={}&layer=people", lon + 0.0002, lat + 0.0001), &[]).json();
+    let text = picked.to_string();
+    assert!(
+        text.contains("north block")
+            && text.contains("***")
+            && !text.contains("Li Wei")
+            && !text.contains("6000 1234"),
+        "{text}"
+    );
+    // Rules where they do not apply are refused.
+    let o = ingest(&store, "ground", &["--protect", "a:drop:internal"], &[&data("dem/lyon_dem.tif")]);
+    assert!(
+        !o.ok && o.stderr.contains("attribute rules apply to vector and city model layers"),
+        "{}",
+        o.stderr
+    );
+}

@@ -150,7 +150,7 @@ fn geojson(headers: &HeaderMap, doc: &Value) -> Response {
 
 /// A stored feature with the layer it came from, for answers spanning layers.
 fn tagged(layer: &crate::layers::Layer, index: usize, name: &str) -> Value {
-    let mut f = layer.features[index].clone();
+    let mut f = layer.feature(index);
     f["layer"] = Value::from(name);
     f
 }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use cim_core::catalogue::{
-    CATALOGUE_FILE, CatalogueEntry, Classification, GLOBAL_ID, LayerKind, MVT_ARCHIVE_FILE,
+    CATALOGUE_FILE, CatalogueEntry, Classification, GLOBAL_ID, LayerKind, MVT_ARCHIVE_FILE, RuleAction,
 };
 use cim_core::features::from_geojson;
 use cim_core::pmtiles::{Entry, Header, Lookup, find, tile_entries};
@@ -20,6 +20,7 @@ use geo_types::{Geometry, Point, Rect};
 use rstar::primitives::{GeomWithData, Rectangle};
 use rstar::{AABB, RTree};
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 use crate::ApiError;
 use crate::http_cache::Prepared;
@@ -142,6 +143,46 @@ impl Layer {
             m.insert(key.to_owned(), p.clone());
         }
         Ok(p)
+    }
+
+    /// Feature `index` as the caller may see it: protected attributes dropped,
+    /// masked or hashed below their rule's clearance.
+    pub fn feature(&self, index: usize) -> Value {
+        let mut f = self.features.get(index).cloned().unwrap_or(Value::Null);
+        let rules = &self.catalogue.attribute_rules;
+        if rules.is_empty() {
+            return f;
+        }
+        let caller = crate::access::current();
+        if let Some(props) = f.get_mut("properties").and_then(Value::as_object_mut) {
+            for rule in rules.iter().filter(|r| !caller.may_see(r.clearance)) {
+                let Some(value) = props.get(&rule.attribute) else { continue };
+                match rule.action {
+                    RuleAction::Drop => {
+                        props.remove(&rule.attribute);
+                    }
+                    RuleAction::Mask => {
+                        props.insert(rule.attribute.clone(), Value::from("***"));
+                    }
+                    RuleAction::Hash => {
+                        // Keyed by the layer version: pseudonyms match within it only.
+                        let text = match value {
+                            Value::String(s) => s.clone(),
+                            other => other.to_string(),
+                        };
+                        let digest = Sha256::digest(format!(
+                            "{}\u{0}{}\u{0}{text}",
+                            self.catalogue.version, rule.attribute
+                        ));
+                        props.insert(
+                            rule.attribute.clone(),
+                            Value::from(format!("h:{}", hex::encode(&digest[..12]))),
+                        );
+                    }
+                }
+            }
+        }
+        f
     }
 
     /// The feature of a BIM element.

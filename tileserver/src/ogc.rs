@@ -195,17 +195,17 @@ async fn items(
     let bbox = params.get("bbox").map(|b| parse_bbox(b)).transpose()?;
     let sensors;
     let layer;
-    let (matched, page): (usize, Vec<&Value>) = if id == SENSORS_LAYER {
+    let (matched, page): (usize, Vec<Value>) = if id == SENSORS_LAYER {
         // Live: read now, never cached as content (Freshness::Listing below).
         sensors = live::features::query(live_of(&state)?, bbox, params.get("kind").map(String::as_str));
-        (sensors.len(), sensors.iter().skip(offset).take(limit).collect())
+        (sensors.len(), sensors.iter().skip(offset).take(limit).cloned().collect())
     } else {
         layer = state.layers.get(&id).await?;
         let matched: Vec<usize> = match bbox {
             Some(b) => layer.query(b),
             None => (0..layer.features.len()).collect(),
         };
-        (matched.len(), matched.iter().skip(offset).take(limit).map(|&i| &layer.features[i]).collect())
+        (matched.len(), matched.iter().skip(offset).take(limit).map(|&i| layer.feature(i)).collect())
     };
     let base = base_url(&headers);
     let mut query: Vec<String> = vec![format!("limit={limit}")];
@@ -250,7 +250,7 @@ async fn item(
     } else {
         let layer = state.layers.get(&id).await?;
         let index = fid.parse::<u64>().ok().and_then(|f| layer.find_fid(f)).ok_or_else(missing)?;
-        layer.features[index].clone()
+        layer.feature(index)
     };
     let base = base_url(&headers);
     doc["links"] = json!([

@@ -48,9 +48,11 @@ async fn tilejson(
 
 fn tilejson_doc(c: &CatalogueEntry, base: &str) -> Vec<u8> {
     // TileJSON field descriptions, in the words tippecanoe and MapLibre use.
+    // Protected attributes are not in the tiles.
     let fields: serde_json::Map<String, serde_json::Value> = c
         .attributes
         .iter()
+        .filter(|a| !c.attribute_rules.iter().any(|r| r.attribute == a.name))
         .map(|a| {
             let kind = match a.kind.as_str() {
                 "string" => "String",

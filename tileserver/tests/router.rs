@@ -69,6 +69,7 @@ fn publish(store: &Path, version: &str, n: u64) {
         classification: cim_core::catalogue::Classification::Public,
         owner: None,
         update_cycle: None,
+        attribute_rules: Vec::new(),
     };
     std::fs::write(dir.join("catalogue.json"), serde_json::to_vec(&catalogue).expect("json"))
         .expect("catalogue");

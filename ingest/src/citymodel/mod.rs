@@ -429,7 +429,7 @@ pub fn ingest_city_model(options: &IngestOptions) -> Result<IngestSummary, Inges
     let mut used: BTreeSet<String> = ["fid".to_owned()].into();
     let columns: Vec<(String, String)> = keys
         .into_iter()
-        .filter(|k| *k != "height")
+        .filter(|k| *k != "height" && !options.attribute_rules.iter().any(|r| r.attribute == *k))
         .take(MAX_ATTRIBUTE_COLUMNS)
         .map(|k| {
             let mut id = identifier(k);
@@ -546,6 +546,7 @@ pub fn ingest_city_model(options: &IngestOptions) -> Result<IngestSummary, Inges
         classification: options.classification,
         owner: options.owner.clone(),
         update_cycle: options.update_cycle.clone(),
+        attribute_rules: options.attribute_rules.clone(),
     };
     let tiles = writer.written;
     let layer_dir = crate::layer::publish(staging, options, &quality, &catalogue)?;

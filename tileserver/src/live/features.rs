@@ -114,6 +114,7 @@ pub fn catalogue_entry(live: &Live) -> CatalogueEntry {
         classification: cim_core::catalogue::Classification::Public,
         owner: None,
         update_cycle: None,
+        attribute_rules: Vec::new(),
     }
 }
 
