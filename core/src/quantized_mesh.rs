@@ -169,13 +169,10 @@ pub fn encode_with_normals(
         }
     }
     let last = TILE_CELLS as u16;
-    let edges: [Box<dyn Fn(&(u16, u16, f64)) -> bool>; 4] = [
-        Box::new(|v| v.0 == 0),
-        Box::new(|v| v.1 == 0),
-        Box::new(move |v| v.0 == last),
-        Box::new(move |v| v.1 == last),
-    ];
-    for on_edge in edges {
+    // West, south, east, north: which grid coordinate and which value.
+    let edges = [(0usize, 0u16), (1, 0), (0, last), (1, last)];
+    for (axis, value) in edges {
+        let on_edge = |v: &(u16, u16, f64)| if axis == 0 { v.0 == value } else { v.1 == value };
         let members: Vec<u32> = (0..used.len() as u32).filter(|&k| on_edge(&used[k as usize])).collect();
         out.extend_from_slice(&(members.len() as u32).to_le_bytes());
         for k in members {
