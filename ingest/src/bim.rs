@@ -556,15 +556,6 @@ fn write_model(
 /// Runs one BIM ingest; on any error the previously published layer stays as it was.
 pub fn ingest_bim(options: &IngestOptions) -> Result<IngestSummary, IngestError> {
     validate_layer_name(&options.layer)?;
-    if let Some(rule) = options.attribute_rules.first() {
-        return Err(IngestError::source(
-            options.files.first().map_or(std::path::Path::new(""), |p| p.as_path()),
-            format!(
-                "--protect {}: attribute rules apply to vector and city model layers, not {} layers",
-                rule.attribute, "BIM"
-            ),
-        ));
-    }
     let mut quality = QualityReport { layer: options.layer.clone(), ..Default::default() };
     let mut unsupported = BTreeMap::new();
     let mut sources = Vec::new();

@@ -385,6 +385,20 @@ pub(crate) fn progress_bar(show: bool, len: u64, what: &str) -> indicatif::Progr
     bar
 }
 
+/// Refuses attribute rules for layers whose contents carry no attributes to protect.
+fn no_attribute_rules(options: &IngestOptions, kind: &str) -> Result<(), IngestError> {
+    match options.attribute_rules.first() {
+        Some(rule) => Err(IngestError::source(
+            options.files.first().map_or(Path::new(""), PathBuf::as_path),
+            format!(
+                "--protect {}: attribute rules apply to vector and city model layers, not {kind} layers",
+                rule.attribute
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Runs one ingest; on any error the previously published layer stays as it was.
 pub fn ingest(options: &IngestOptions) -> Result<IngestSummary, IngestError> {
     validate_layer_name(&options.layer)?;
@@ -396,6 +410,7 @@ pub fn ingest(options: &IngestOptions) -> Result<IngestSummary, IngestError> {
                 "point clouds and other files go into separate layers; ingest them in separate runs",
             ));
         }
+        no_attribute_rules(options, "point cloud")?;
         return crate::pointcloud::ingest_point_cloud(options);
     }
     let ifc: Vec<bool> = options.files.iter().map(|f| crate::bim::is_ifc(f)).collect();
@@ -406,6 +421,7 @@ pub fn ingest(options: &IngestOptions) -> Result<IngestSummary, IngestError> {
                 "IFC models and GIS files go into separate layers; ingest them in separate runs",
             ));
         }
+        no_attribute_rules(options, "BIM")?;
         return crate::bim::ingest_bim(options);
     }
     let city: Vec<bool> = options.files.iter().map(|f| crate::citymodel::is_cityjson(f)).collect();
@@ -426,6 +442,7 @@ pub fn ingest(options: &IngestOptions) -> Result<IngestSummary, IngestError> {
                 "DEM rasters and other files go into separate layers; ingest them in separate runs",
             ));
         }
+        no_attribute_rules(options, "terrain")?;
         return crate::terrain::ingest_terrain(options);
     }
     if options.anchor.is_some() {

@@ -285,15 +285,6 @@ fn tile_tree(
 /// any error.
 pub fn ingest_point_cloud(options: &IngestOptions) -> Result<IngestSummary, IngestError> {
     validate_layer_name(&options.layer)?;
-    if let Some(rule) = options.attribute_rules.first() {
-        return Err(IngestError::source(
-            options.files.first().map_or(std::path::Path::new(""), |p| p.as_path()),
-            format!(
-                "--protect {}: attribute rules apply to vector and city model layers, not {} layers",
-                rule.attribute, "point cloud"
-            ),
-        ));
-    }
     let started = std::time::Instant::now();
     let mut quality = QualityReport { layer: options.layer.clone(), ..Default::default() };
     let mut sources = Vec::new();

@@ -347,15 +347,6 @@ fn quantized_tile(
 /// any error.
 pub fn ingest_terrain(options: &IngestOptions) -> Result<IngestSummary, IngestError> {
     validate_layer_name(&options.layer)?;
-    if let Some(rule) = options.attribute_rules.first() {
-        return Err(IngestError::source(
-            options.files.first().map_or(std::path::Path::new(""), |p| p.as_path()),
-            format!(
-                "--protect {}: attribute rules apply to vector and city model layers, not {} layers",
-                rule.attribute, "terrain"
-            ),
-        ));
-    }
     let started = std::time::Instant::now();
     let [path] = options.files.as_slice() else {
         return Err(IngestError::source(
