@@ -202,6 +202,42 @@ fn every_caller_sees_exactly_the_layers_at_or_below_its_clearance_on_every_endpo
         assert!(status != 401 && status != 403, "{token} may write: {status}");
     }
 
+    // Garbage parameters are refused the same way for every caller, and never with
+    // something of a layer the caller may not see.
+    for (token, clearance) in CALLERS {
+        for (rank, (layer, _)) in LAYERS.iter().enumerate() {
+            let may = rank <= clearance;
+            for (path, want_if_visible) in [
+                (format!("/collections/{layer}/items?limit=100000000"), 400),
+                (format!("/collections/{layer}/items?bbox=-200,0,10,10"), 400),
+                (format!("/collections/{layer}/items?bbox=1,2,3"), 400),
+                (format!("/collections/{layer}/items?limit=-1"), 400),
+                (format!("/tiles/{layer}/99/0/0.mvt"), 404),
+                (format!("/tiles/{layer}/15/abc/0.mvt"), 400),
+                (format!("/api/query?bbox=-180,-90,180,90&layer={layer}&limit=999999999"), 400),
+                (format!("/api/query?bbox=-180,-90,180,90&layer={layer}&limit=10000"), 200),
+            ] {
+                let r = ask(&format!("{base}{path}"), token);
+                if may {
+                    assert_eq!(
+                        r.status,
+                        want_if_visible,
+                        "{token:?} {path}: {}",
+                        String::from_utf8_lossy(&r.body)
+                    );
+                } else {
+                    // Hidden first or refused first, but never served.
+                    assert!(r.status == 404 || r.status == 400, "{token:?} {path}: {}", r.status);
+                    assert!(!String::from_utf8_lossy(&r.body).contains("\"name\""), "{path} leaks");
+                }
+                if r.status == 200 {
+                    let n = r.json()["features"].as_array().map_or(0, Vec::len);
+                    assert!(n <= 10_000, "{path}: {n} features in one page");
+                }
+            }
+        }
+    }
+
     // Path tricks reach nothing.
     for path in [
         "/3dtiles/..%2Fsecret/tileset.json",
