@@ -489,3 +489,37 @@ fn protected_attributes_never_reach_a_tile_and_show_by_clearance() {
         o.stderr
     );
 }
+
+#[test]
+fn classified_live_sensors_are_hidden_behind_every_door_from_callers_below_their_clearance() {
+    let (store, token_file) = classified_store("access-sensors");
+    let server = Server::start_with(
+        &store,
+        &["--tokens", token_file.to_str().expect("path"), "--sensors-classification", "internal"],
+    );
+    let base = &server.url;
+    let doors = [
+        "/api/sensors",
+        "/api/alerts",
+        "/api/live/stats",
+        "/api/live",
+        "/collections/sensors",
+        "/collections/sensors/items",
+    ];
+    for (token, clearance) in CALLERS {
+        let may = clearance >= 1;
+        for door in doors {
+            let r = ask(&format!("{base}{door}"), token);
+            if may {
+                // The WebSocket door wants an upgrade; the rest answer.
+                assert!(r.status != 404 && r.status != 401, "{token:?} {door}: {}", r.status);
+            } else {
+                assert_eq!(r.status, 404, "{token:?} must not reach {door}");
+            }
+        }
+        let listed = ask(&format!("{base}/api/layers"), token).json().to_string().contains("\"sensors\"");
+        let collections =
+            ask(&format!("{base}/collections"), token).json().to_string().contains("\"sensors\"");
+        assert_eq!((listed, collections), (may, may), "{token:?}");
+    }
+}

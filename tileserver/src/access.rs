@@ -214,6 +214,14 @@ pub async fn middleware(State(state): State<AppState>, request: Request, next: N
             (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, "1")], axum::Json(body)).into_response();
         return refuse(&principal.name, response);
     }
+    // The live sensors are one classified layer with many doors.
+    let path = request.uri().path();
+    let sensors = ["/api/sensors", "/api/alerts", "/api/live", "/collections/sensors"]
+        .iter()
+        .any(|p| path == *p || path.strip_prefix(p).is_some_and(|rest| rest.starts_with('/')));
+    if sensors && !principal.may_see(state.sensors_classification) {
+        return refuse(&principal.name, ApiError::NotFound("no such resource".into()).into_response());
+    }
     let writes = !matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     if writes && state.tokens.is_some() && principal.role < Role::Ingest {
         let status =

@@ -28,7 +28,7 @@ async fn layers(State(state): State<AppState>, headers: HeaderMap) -> Result<Res
         let layer = state.layers.get(&name).await?;
         entries.push(serde_json::to_value(&layer.catalogue).map_err(|e| ApiError::Internal(e.to_string()))?);
     }
-    if let Some(live) = &state.live {
+    if let Some(live) = state.live.as_ref().filter(|_| state.sensors_visible()) {
         let entry = crate::live::features::catalogue_entry(live);
         entries.push(serde_json::to_value(&entry).map_err(|e| ApiError::Internal(e.to_string()))?);
     }

@@ -42,6 +42,16 @@ pub struct AppState {
     pub audit: Option<Arc<audit::AuditLog>>,
     /// Requests per second per token (`--rate-limit`).
     pub rate_limit: Option<Arc<access::RateLimiter>>,
+    /// Who may see the live sensors (`--sensors-classification`): their layer,
+    /// registry, readings, alerts and streams.
+    pub sensors_classification: cim_core::catalogue::Classification,
+}
+
+impl AppState {
+    /// Whether the caller of the current request may see the live sensors.
+    pub fn sensors_visible(&self) -> bool {
+        access::current().may_see(self.sensors_classification)
+    }
 }
 
 /// Where the live sensor database sits inside a store.
@@ -75,6 +85,7 @@ impl AppState {
             tokens: None,
             audit: Some(Arc::new(audit)),
             rate_limit: None,
+            sensors_classification: cim_core::catalogue::Classification::Public,
         })
     }
 }

@@ -42,6 +42,9 @@ struct Cli {
     /// public layers only.
     #[arg(long, value_name = "FILE")]
     tokens: Option<PathBuf>,
+    /// Who may see the live sensors: public, internal or restricted.
+    #[arg(long, default_value = "public")]
+    sensors_classification: cim_core::catalogue::Classification,
     /// Requests per second each token may make (429 beyond it).
     #[arg(long, value_name = "PER_SECOND")]
     rate_limit: Option<f64>,
@@ -88,6 +91,7 @@ async fn run() -> anyhow::Result<()> {
             "no --tokens: writes (sensors, readings) are open to anyone; callers see public layers only"
         ),
     }
+    state.sensors_classification = cli.sensors_classification;
     if let Some(rps) = cli.rate_limit {
         anyhow::ensure!(
             rps.is_finite() && rps >= 1.0,

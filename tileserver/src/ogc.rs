@@ -123,7 +123,7 @@ async fn collections(State(state): State<AppState>, headers: HeaderMap) -> Resul
     for name in state.layers.names() {
         docs.push(collection_doc(&base, &state.layers.get(&name).await?.catalogue));
     }
-    if let Some(live) = &state.live {
+    if let Some(live) = state.live.as_ref().filter(|_| state.sensors_visible()) {
         docs.push(collection_doc(&base, &live::features::catalogue_entry(live)));
     }
     let doc = json!({
