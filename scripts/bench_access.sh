@@ -51,7 +51,7 @@ items="/collections/plain/items?bbox=24.94,60.165,24.95,60.17&limit=50"
 start
 base=$(wrk -t2 -c32 -d5s -H "Accept-Encoding: gzip" "$url$tile" | rps)
 run "MVT tile, no token file" "$tile"
-items_base=$(wrk -t2 -c32 -d5s "$url$items" | rps)
+items_base=$(wrk -t2 -c32 -d5s -H "Accept-Encoding: gzip" "$url$items" | rps)
 base=$items_base run "50 features, no token file" "$items"
 before=$(stat -c %s "$work/store/.audit/audit.jsonl")
 lines_before=$(wc -l <"$work/store/.audit/audit.jsonl")
