@@ -27,11 +27,13 @@ const LAYERS: [(&str, &str); 3] = [("open", "public"), ("plans", "internal"), ("
 const CALLERS: [(Option<&str>, usize); 4] =
     [(None, 0), (Some("viewer-token"), 0), (Some("planner-token"), 1), (Some("admin-token"), 2)];
 
-/// Requests this test made, each of which the audit log must hold.
-static REQUESTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+thread_local! {
+    /// Requests this test (its thread) made, each of which the audit log must hold.
+    static REQUESTS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
 
 fn hit(url: &str, headers: &[(&str, &str)]) -> Reply {
-    REQUESTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    REQUESTS.with(|n| n.set(n.get() + 1));
     get(url, headers)
 }
 
@@ -43,7 +45,7 @@ fn ask(url: &str, token: Option<&str>) -> Reply {
 }
 
 fn post(url: &str, token: Option<&str>, body: &Value) -> u16 {
-    REQUESTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    REQUESTS.with(|n| n.set(n.get() + 1));
     let mut req = ureq::post(url).set("content-type", "application/json");
     if let Some(t) = token {
         req = req.set("authorization", &format!("Bearer {t}"));
@@ -253,7 +255,7 @@ fn every_caller_sees_exactly_the_layers_at_or_below_its_clearance_on_every_endpo
     }
 
     // Every request above is in the audit log, whose chain holds; only an admin reads it.
-    let made = REQUESTS.load(std::sync::atomic::Ordering::Relaxed);
+    let made = REQUESTS.with(std::cell::Cell::get);
     assert_eq!(ask(&format!("{base}/api/audit"), Some("planner-token")).status, 404);
     let audit = ask(&format!("{base}/api/audit?limit=10000"), Some("admin-token")).json();
     let records = audit["records"].as_array().expect("records");

@@ -52,87 +52,202 @@ impl Record {
     }
 }
 
-/// The append-only log.
+/// When the log rolls over and what it forgets.
+#[derive(Debug, Clone, Copy)]
+pub struct AuditPolicy {
+    /// The current file is closed and a new one begun past this size.
+    pub max_file_bytes: u64,
+    /// Closed files older than this are removed (the chain then starts from an
+    /// anchor: the last record removed).
+    pub keep_days: Option<f64>,
+}
+
+impl Default for AuditPolicy {
+    fn default() -> Self {
+        Self { max_file_bytes: 256 << 20, keep_days: None }
+    }
+}
+
+/// Where the chain of the kept records starts: after `seq`, from `hash`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Anchor {
+    pub seq: u64,
+    pub hash: String,
+}
+
+struct Tail {
+    seq: u64,
+    hash: String,
+    file: Option<std::fs::File>,
+    bytes: u64,
+    /// Sequence number of the current file's first record.
+    first: u64,
+}
+
+/// The append-only log: closed files `audit-<first seq>.jsonl` and the current one.
 pub struct AuditLog {
+    dir: PathBuf,
     path: PathBuf,
-    tail: Mutex<(u64, String, Option<std::fs::File>)>,
+    policy: AuditPolicy,
+    tail: Mutex<Tail>,
+}
+
+fn parse_line(line: String) -> Record {
+    serde_json::from_str::<Record>(&line).unwrap_or(Record {
+        seq: u64::MAX,
+        time_ms: 0,
+        who: String::new(),
+        method: String::new(),
+        target: line,
+        status: 0,
+        prev: String::new(),
+        hash: String::new(),
+    })
+}
+
+fn read_records(path: &Path) -> std::io::Result<Vec<Record>> {
+    let file = std::fs::File::open(path)?;
+    std::io::BufReader::new(file).lines().map(|l| l.map(parse_line)).collect()
 }
 
 impl AuditLog {
     /// Opens (or starts) the log, continuing the chain from its last record.
-    pub fn open(store: &Path) -> std::io::Result<Self> {
+    pub fn open(store: &Path, policy: AuditPolicy) -> std::io::Result<Self> {
         let path = store.join(AUDIT_LOG);
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let (mut seq, mut prev) = (0, GENESIS.to_owned());
-        if let Ok(file) = std::fs::File::open(&path) {
-            for line in std::io::BufReader::new(file).lines() {
-                if let Ok(r) = serde_json::from_str::<Record>(&line?) {
-                    (seq, prev) = (r.seq, r.hash);
-                }
+        let dir = path.parent().map_or_else(|| store.to_path_buf(), Path::to_path_buf);
+        std::fs::create_dir_all(&dir)?;
+        let log = Self {
+            dir,
+            path: path.clone(),
+            policy,
+            tail: Mutex::new(Tail { seq: 0, hash: GENESIS.into(), file: None, bytes: 0, first: 1 }),
+        };
+        let (mut seq, mut hash) = match log.anchor() {
+            Some(a) => (a.seq, a.hash),
+            None => (0, GENESIS.to_owned()),
+        };
+        for closed in log.closed_files() {
+            if let Some(r) = read_records(&closed)?.into_iter().rev().find(|r| r.seq != u64::MAX) {
+                (seq, hash) = (r.seq, r.hash);
             }
         }
+        let current = if path.exists() { read_records(&path)? } else { Vec::new() };
+        let first = current.first().map_or(seq + 1, |r| r.seq);
+        if let Some(r) = current.iter().rev().find(|r| r.seq != u64::MAX) {
+            (seq, hash) = (r.seq, r.hash.clone());
+        }
         let file = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
-        Ok(Self { path, tail: Mutex::new((seq, prev, Some(file))) })
+        let bytes = file.metadata()?.len();
+        if let Ok(mut tail) = log.tail.lock() {
+            *tail = Tail { seq, hash, file: Some(file), bytes, first };
+        }
+        Ok(log)
+    }
+
+    fn anchor(&self) -> Option<Anchor> {
+        serde_json::from_slice(&std::fs::read(self.dir.join("anchor.json")).ok()?).ok()
+    }
+
+    /// Closed files, oldest first.
+    fn closed_files(&self) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&self.dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("audit-") && n.ends_with(".jsonl"))
+            })
+            .collect();
+        files.sort();
+        files
     }
 
     /// Appends one record; the chain advances only if the write succeeded.
     pub fn append(&self, who: &str, method: &str, target: &str, status: u16) {
         let Ok(mut tail) = self.tail.lock() else { return };
         let mut record = Record {
-            seq: tail.0 + 1,
+            seq: tail.seq + 1,
             time_ms: crate::live::now_ms(),
             who: who.to_owned(),
             method: method.to_owned(),
             target: target.chars().take(2048).collect(),
             status,
-            prev: tail.1.clone(),
+            prev: tail.hash.clone(),
             hash: String::new(),
         };
         record.hash = record.digest();
         let Ok(line) = serde_json::to_string(&record) else { return };
-        let written = tail.2.as_mut().map(|f| f.write_all(format!("{line}\n").as_bytes()));
-        match written {
+        let line = format!("{line}\n");
+        match tail.file.as_mut().map(|f| f.write_all(line.as_bytes())) {
             Some(Ok(())) => {
-                tail.0 = record.seq;
-                tail.1 = record.hash;
+                tail.seq = record.seq;
+                tail.hash = record.hash;
+                tail.bytes += line.len() as u64;
             }
-            _ => tracing::error!(path = %self.path.display(), "the audit log could not be written"),
+            _ => {
+                tracing::error!(path = %self.path.display(), "the audit log could not be written");
+                return;
+            }
+        }
+        if tail.bytes >= self.policy.max_file_bytes
+            && let Err(e) = self.roll_over(&mut tail)
+        {
+            tracing::error!(path = %self.path.display(), error = %e, "the audit log could not roll over");
         }
     }
 
-    /// Every record, in order.
-    pub fn records(&self) -> std::io::Result<Vec<Record>> {
-        let file = std::fs::File::open(&self.path)?;
-        let mut out = Vec::new();
-        for line in std::io::BufReader::new(file).lines() {
-            let line = line?;
-            match serde_json::from_str::<Record>(&line) {
-                Ok(r) => out.push(r),
-                Err(_) => out.push(Record {
-                    seq: u64::MAX,
-                    time_ms: 0,
-                    who: String::new(),
-                    method: String::new(),
-                    target: line,
-                    status: 0,
-                    prev: String::new(),
-                    hash: String::new(),
-                }),
+    /// Closes the current file under its first sequence number, starts a new one, and
+    /// removes closed files past the retention, anchoring the chain at the last
+    /// record removed.
+    fn roll_over(&self, tail: &mut Tail) -> std::io::Result<()> {
+        let closed = self.dir.join(format!("audit-{:012}.jsonl", tail.first));
+        std::fs::rename(&self.path, &closed)?;
+        tail.file = Some(std::fs::OpenOptions::new().create(true).append(true).open(&self.path)?);
+        tail.bytes = 0;
+        tail.first = tail.seq + 1;
+        let Some(days) = self.policy.keep_days else { return Ok(()) };
+        let cutoff = std::time::SystemTime::now() - std::time::Duration::from_secs_f64(days * 86_400.0);
+        for old in self.closed_files() {
+            let modified = std::fs::metadata(&old)?.modified()?;
+            if modified >= cutoff {
+                break;
             }
+            if let Some(last) = read_records(&old)?.into_iter().rev().find(|r| r.seq != u64::MAX) {
+                let anchor = Anchor { seq: last.seq, hash: last.hash };
+                let tmp = self.dir.join("anchor.json.tmp");
+                std::fs::write(&tmp, serde_json::to_vec(&anchor).unwrap_or_default())?;
+                std::fs::rename(&tmp, self.dir.join("anchor.json"))?;
+            }
+            std::fs::remove_file(&old)?;
         }
-        Ok(out)
+        Ok(())
+    }
+
+    /// Every kept record in order, and where their chain starts.
+    pub fn records(&self) -> std::io::Result<(Option<Anchor>, Vec<Record>)> {
+        let mut out = Vec::new();
+        for closed in self.closed_files() {
+            out.extend(read_records(&closed)?);
+        }
+        if self.path.exists() {
+            out.extend(read_records(&self.path)?);
+        }
+        Ok((self.anchor(), out))
     }
 }
 
-/// The first record (by position, from 1) where the chain breaks, if any.
-pub fn verify(records: &[Record]) -> Option<usize> {
-    let mut prev = GENESIS.to_owned();
+/// The first record (by position, from 1) where the chain breaks, if any; the chain
+/// starts at the anchor when older records were removed.
+pub fn verify(anchor: Option<&Anchor>, records: &[Record]) -> Option<usize> {
+    let (mut seq, mut prev) = anchor.map_or((0, GENESIS.to_owned()), |a| (a.seq, a.hash.clone()));
     for (k, r) in records.iter().enumerate() {
-        if r.prev != prev || r.digest() != r.hash || r.seq != k as u64 + 1 {
+        if r.prev != prev || r.digest() != r.hash || r.seq != seq + 1 {
             return Some(k + 1);
         }
+        seq = r.seq;
         prev = r.hash.clone();
     }
     None
@@ -175,7 +290,7 @@ async fn list(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let log = admin_log(&state)?;
-    let records = log.records().map_err(|e| ApiError::Internal(e.to_string()))?;
+    let (_, records) = log.records().map_err(|e| ApiError::Internal(e.to_string()))?;
     let limit = p.limit.unwrap_or(1000).min(10_000);
     let after = p.after.unwrap_or(0);
     let page: Vec<&Record> = records.iter().filter(|r| r.seq > after).take(limit).collect();
@@ -185,9 +300,14 @@ async fn list(
 
 async fn check(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     let log = admin_log(&state)?;
-    let records = log.records().map_err(|e| ApiError::Internal(e.to_string()))?;
-    let broken = verify(&records);
-    let doc = json!({"records": records.len(), "intact": broken.is_none(), "first_broken": broken});
+    let (anchor, records) = log.records().map_err(|e| ApiError::Internal(e.to_string()))?;
+    let broken = verify(anchor.as_ref(), &records);
+    let doc = json!({
+        "records": records.len(),
+        "intact": broken.is_none(),
+        "first_broken": broken,
+        "starts_after": anchor.map(|a| a.seq),
+    });
     Ok(respond(&headers, doc.to_string().into_bytes(), "application/json", None, None, Freshness::Listing))
 }
 
@@ -195,26 +315,68 @@ async fn check(State(state): State<AppState>, headers: HeaderMap) -> Result<Resp
 mod tests {
     use super::*;
 
+    fn temp(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("cim-audit-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
     #[test]
     fn the_chain_continues_across_reopening_and_any_edit_breaks_it() {
-        let dir = std::env::temp_dir().join(format!("cim-audit-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let log = AuditLog::open(&dir).expect("open");
+        let dir = temp("chain");
+        let log = AuditLog::open(&dir, AuditPolicy::default()).expect("open");
         log.append("public", "GET", "/api/layers", 200);
         log.append("admin", "GET", "/collections/secret", 200);
         drop(log);
-        let log = AuditLog::open(&dir).expect("reopen");
+        let log = AuditLog::open(&dir, AuditPolicy::default()).expect("reopen");
         log.append("wall", "GET", "/collections/secret", 404);
-        let records = log.records().expect("records");
+        let (anchor, records) = log.records().expect("records");
         assert_eq!(records.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2, 3]);
-        assert_eq!(verify(&records), None);
+        assert_eq!(verify(anchor.as_ref(), &records), None);
         let text = std::fs::read_to_string(dir.join(AUDIT_LOG)).expect("read");
         std::fs::write(dir.join(AUDIT_LOG), text.replacen("\"status\":404", "\"status\":200", 1))
             .expect("write");
-        assert_eq!(verify(&log.records().expect("records")), Some(3));
+        assert_eq!(verify(None, &log.records().expect("records").1), Some(3));
         let lines: Vec<&str> = text.lines().collect();
         std::fs::write(dir.join(AUDIT_LOG), format!("{}\n{}\n", lines[0], lines[2])).expect("write");
-        assert_eq!(verify(&log.records().expect("records")), Some(2), "a removed record breaks the next");
+        assert_eq!(
+            verify(None, &log.records().expect("records").1),
+            Some(2),
+            "a removed record breaks the next"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn files_roll_over_and_old_ones_go_leaving_an_anchored_chain() {
+        let dir = temp("roll");
+        // Files of about three records; closed files older than zero days go at once.
+        let policy = AuditPolicy { max_file_bytes: 500, keep_days: None };
+        let log = AuditLog::open(&dir, policy).expect("open");
+        for k in 0..10 {
+            log.append("public", "GET", &format!("/tiles/a/{k}"), 200);
+        }
+        let (anchor, records) = log.records().expect("records");
+        assert_eq!(records.len(), 10, "nothing lost across files");
+        assert!(log.closed_files().len() >= 2, "rolled over");
+        assert_eq!((anchor, verify(None, &records)), (None, None));
+        drop(log);
+        let log =
+            AuditLog::open(&dir, AuditPolicy { max_file_bytes: 500, keep_days: Some(0.0) }).expect("reopen");
+        for k in 10..14 {
+            log.append("public", "GET", &format!("/tiles/a/{k}"), 200);
+        }
+        let (anchor, records) = log.records().expect("records");
+        let anchor = anchor.expect("older records removed behind an anchor");
+        assert!(
+            records.len() < 14 && records[0].seq == anchor.seq + 1,
+            "{} kept after {}",
+            records.len(),
+            anchor.seq
+        );
+        assert_eq!(verify(Some(&anchor), &records), None, "the kept chain holds from the anchor");
+        assert_eq!(records.last().map(|r| r.seq), Some(14));
+        assert_eq!(verify(None, &records), Some(1), "but not from the start");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -76,8 +76,8 @@ impl AppState {
             }
             Err(e) => return Err(e),
         };
-        let audit =
-            audit::AuditLog::open(&store).map_err(|e| live::store::StoreError::Db(redb::Error::Io(e)))?;
+        let audit = audit::AuditLog::open(&store, audit::AuditPolicy::default())
+            .map_err(|e| live::store::StoreError::Db(redb::Error::Io(e)))?;
         Ok(Self {
             layers: Arc::new(LayerCache::new(store)),
             live,

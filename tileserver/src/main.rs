@@ -42,6 +42,13 @@ struct Cli {
     /// public layers only.
     #[arg(long, value_name = "FILE")]
     tokens: Option<PathBuf>,
+    /// Start a new audit log file past this many megabytes.
+    #[arg(long, default_value_t = 256)]
+    audit_max_mb: u64,
+    /// Remove closed audit log files older than this many days (the chain is kept
+    /// verifiable from an anchor); without it nothing is removed.
+    #[arg(long)]
+    audit_keep_days: Option<f64>,
     /// Who may see the live sensors: public, internal or restricted.
     #[arg(long, default_value = "public")]
     sensors_classification: cim_core::catalogue::Classification,
@@ -92,6 +99,17 @@ async fn run() -> anyhow::Result<()> {
         ),
     }
     state.sensors_classification = cli.sensors_classification;
+    if let Some(days) = cli.audit_keep_days {
+        anyhow::ensure!(days.is_finite() && days >= 0.0, "--audit-keep-days {days} must be zero or more");
+    }
+    anyhow::ensure!(cli.audit_max_mb >= 1, "--audit-max-mb must be at least 1");
+    let policy = cim_tileserver::audit::AuditPolicy {
+        max_file_bytes: cli.audit_max_mb << 20,
+        keep_days: cli.audit_keep_days,
+    };
+    state.audit = Some(std::sync::Arc::new(
+        cim_tileserver::audit::AuditLog::open(&cli.store, policy).context("opening the audit log")?,
+    ));
     if let Some(rps) = cli.rate_limit {
         anyhow::ensure!(
             rps.is_finite() && rps >= 1.0,
