@@ -4,23 +4,8 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::*;
 use serde_json::{Value, json};
-
-/// SHA-256 in hex by coreutils' `sha256sum`, as an operator would make the file.
-fn sha256_hex(token: &str) -> String {
-    use std::io::Write;
-    let mut child = Command::new("sha256sum")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("sha256sum");
-    child.stdin.take().expect("stdin").write_all(token.as_bytes()).expect("write");
-    let out = child.wait_with_output().expect("sha256sum");
-    String::from_utf8_lossy(&out.stdout).split_whitespace().next().expect("digest").to_owned()
-}
 
 const LAYERS: [(&str, &str); 3] = [("open", "public"), ("plans", "internal"), ("secret", "restricted")];
 /// (token, clearance rank: 0 public .. 2 restricted); `None` is no token.

@@ -538,3 +538,54 @@ fn buildings_stand_on_the_lyon_terrain_tinted_by_height() {
     assert!(terrain * 5 > samples.len(), "the ground fills the lower view: {terrain}/{}", samples.len());
     assert!(buildings * 50 > samples.len(), "buildings show: {buildings}/{}", samples.len());
 }
+
+#[test]
+fn a_restricted_layer_draws_only_in_a_viewer_given_a_cleared_token() {
+    let store = temp_dir("viewer-token");
+    let (lon, lat) = (24.9445, 60.1716);
+    let block = |x: f64| {
+        serde_json::json!({"type": "Feature", "properties": {"building": "yes", "height": 40},
+        "geometry": {"type": "Polygon", "coordinates": [[[x, lat], [x + 0.0008, lat], [x + 0.0008, lat + 0.0004], [x, lat + 0.0004], [x, lat]]]}})
+    };
+    for (layer, x, classification) in
+        [("open", lon - 0.0012, "public"), ("vault", lon + 0.0004, "restricted")]
+    {
+        let file = store.join(format!("{layer}.geojson"));
+        std::fs::write(
+            &file,
+            serde_json::json!({"type": "FeatureCollection", "features": [block(x)]}).to_string(),
+        )
+        .expect("write");
+        ingest_ok(&store, layer, &["--classification", classification, "--height-attr", "height"], &[&file]);
+    }
+    let tokens = serde_json::json!([{"name": "wall", "sha256": sha256_hex("wall-token"), "role": "viewer", "clearance": "restricted"}]);
+    let token_file = store.join("tokens.json");
+    std::fs::write(&token_file, tokens.to_string()).expect("write");
+    let server = Server::start_with(&store, &["--tokens", token_file.to_str().expect("path")]);
+    // From the south, both blocks side by side: the public one left, the vault right.
+    let camera = format!("{lon},{},500,0,-35", lat - 0.006);
+    let count = |shot: &Shot, left: bool| {
+        shot.samples()
+            .iter()
+            .filter(|&&(x, y)| (x < shot.width / 2) == left && is_building(shot.px(x, y)))
+            .count()
+    };
+    let public = shoot(&server.url, &camera, &["--hide", "open/ground,vault/ground"], "token-public");
+    let cleared = shoot(
+        &server.url,
+        &camera,
+        &["--hide", "open/ground,vault/ground", "--token", "wall-token"],
+        "token-cleared",
+    );
+    let (pl, pr, cl, cr) =
+        (count(&public, true), count(&public, false), count(&cleared, true), count(&cleared, false));
+    println!("building samples: public {pl} left, {pr} right; cleared {cl} left, {cr} right");
+    assert!(pl > 20 && cl > 20, "the public block shows for both");
+    assert!(cr > 20 && pr * 10 < cr, "the vault shows only with the token: {pr} vs {cr}");
+    let audit = std::fs::read_to_string(store.join(".audit/audit.jsonl")).expect("audit");
+    assert!(
+        audit.contains("\"who\":\"wall\"") && audit.contains("/3dtiles/vault/"),
+        "the cleared viewer's fetches are audited by name"
+    );
+    assert!(!audit.contains("wall-token"), "the token itself is never logged");
+}

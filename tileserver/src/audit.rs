@@ -52,6 +52,24 @@ impl Record {
     }
 }
 
+/// A request target with any `access_token` value hidden: the log names the caller,
+/// never their secret.
+fn redacted(target: &str) -> String {
+    let Some((path, query)) = target.split_once('?') else { return target.to_owned() };
+    let query: Vec<String> =
+        query
+            .split('&')
+            .map(|pair| {
+                if pair.starts_with("access_token=") {
+                    "access_token=***".to_owned()
+                } else {
+                    pair.to_owned()
+                }
+            })
+            .collect();
+    format!("{path}?{}", query.join("&"))
+}
+
 /// When the log rolls over and what it forgets.
 #[derive(Debug, Clone, Copy)]
 pub struct AuditPolicy {
@@ -173,7 +191,7 @@ impl AuditLog {
             time_ms: crate::live::now_ms(),
             who: who.to_owned(),
             method: method.to_owned(),
-            target: target.chars().take(2048).collect(),
+            target: redacted(target).chars().take(2048).collect(),
             status,
             prev: tail.hash.clone(),
             hash: String::new(),
@@ -345,6 +363,12 @@ mod tests {
             "a removed record breaks the next"
         );
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn tokens_in_addresses_are_not_logged() {
+        assert_eq!(redacted("/a?x=1&access_token=s3cret&y=2"), "/a?x=1&access_token=***&y=2");
+        assert_eq!(redacted("/a"), "/a");
     }
 
     #[test]

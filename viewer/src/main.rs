@@ -47,6 +47,9 @@ mod native {
         /// Base URL of the tile server, e.g. http://127.0.0.1:8080
         #[arg(long)]
         server: String,
+        /// API token for a server with classified layers.
+        #[arg(long)]
+        token: Option<String>,
         /// Only these layers (comma-separated); default: every layer with 3D tiles.
         #[arg(long, value_delimiter = ',')]
         layers: Option<Vec<String>>,
@@ -140,6 +143,7 @@ mod native {
             explode_m: cli.explode,
             point_budget: cli.point_budget,
             point_colouring: cli.point_colour,
+            access_token: cli.token,
         };
         if !(0.0..=100.0).contains(&options.explode_m) {
             bail!("--explode {} is outside 0..100 metres", options.explode_m);

@@ -544,3 +544,17 @@ pub fn gltf_to_geodetic(m: &[f64], g: &[f64]) -> [f64; 3] {
     let (lon, lat, h) = cim_core::frame::ecef_to_geodetic(ecef);
     [lon, lat, h]
 }
+
+/// SHA-256 in hex by coreutils' `sha256sum`, as an operator would make the file.
+#[allow(dead_code)]
+pub fn sha256_hex(token: &str) -> String {
+    use std::io::Write;
+    let mut child = Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("sha256sum");
+    child.stdin.take().expect("stdin").write_all(token.as_bytes()).expect("write");
+    let out = child.wait_with_output().expect("sha256sum");
+    String::from_utf8_lossy(&out.stdout).split_whitespace().next().expect("digest").to_owned()
+}

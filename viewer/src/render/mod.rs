@@ -66,6 +66,8 @@ pub struct ViewerOptions {
     pub point_budget: usize,
     /// Point cloud layers: the colour mode at start (the layer panel and `C` switch it).
     pub point_colouring: crate::points::PointColouring,
+    /// API token for servers that classify layers.
+    pub access_token: Option<String>,
 }
 
 /// Messages for the person at the screen: server unreachable, missing or corrupt tiles.
@@ -116,6 +118,9 @@ impl RenderFrame {
 }
 
 pub fn app(options: ViewerOptions, window: Window) -> App {
+    if let Some(token) = &options.access_token {
+        platform::set_access_token(token.clone());
+    }
     let mut app = App::new();
     app.add_plugins(DefaultPlugins.set(WindowPlugin { primary_window: Some(window), ..default() }))
         .add_plugins(bevy::picking::mesh_picking::MeshPickingPlugin)

@@ -33,6 +33,7 @@ pub fn from_query(origin: &str, search: &str) -> Result<ViewerOptions, String> {
         explode_m: 0.0,
         point_budget: WEB_POINT_BUDGET,
         point_colouring: PointColouring::default(),
+        access_token: None,
     };
     for pair in search.trim_start_matches('?').split('&').filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
@@ -40,6 +41,7 @@ pub fn from_query(origin: &str, search: &str) -> Result<ViewerOptions, String> {
         let list = || value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect();
         match key {
             "server" => options.server = value.trim_end_matches('/').to_owned(),
+            "access_token" => options.access_token = Some(value).filter(|v| !v.is_empty()),
             "layers" => options.layers = Some(list()),
             "hide" => options.hidden = list(),
             "camera" => options.camera = Some(numbers::<5>(&value, key)?),
@@ -142,6 +144,13 @@ mod tests {
         let points = from_query("http://a", "point_budget=2e6&point_colour=Elevation").expect("points");
         assert_eq!((points.point_budget, points.point_colouring), (2_000_000, PointColouring::Elevation));
         assert_eq!((plain.point_budget, plain.point_colouring), (WEB_POINT_BUDGET, PointColouring::Rgb));
+    }
+
+    #[test]
+    fn an_access_token_in_the_address_is_taken_and_an_empty_one_ignored() {
+        let o = from_query("http://a", "access_token=ab%2Bc&layers=x").expect("options");
+        assert_eq!(o.access_token.as_deref(), Some("ab+c"));
+        assert_eq!(from_query("http://a", "access_token=").expect("options").access_token, None);
     }
 
     #[test]

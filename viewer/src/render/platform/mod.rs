@@ -10,7 +10,41 @@ mod web;
 #[cfg(target_arch = "wasm32")]
 pub use web::*;
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// The API token every request carries (`--token`, or `access_token=` in a browser's
+/// address), for servers that classify layers.
+static ACCESS_TOKEN: OnceLock<String> = OnceLock::new();
+
+/// Sets the token for the rest of the run (the first call wins).
+pub fn set_access_token(token: String) {
+    let _ = ACCESS_TOKEN.set(token);
+}
+
+pub(crate) fn access_token() -> Option<&'static str> {
+    ACCESS_TOKEN.get().map(String::as_str).filter(|t| !t.is_empty())
+}
+
+/// `url` with the token as `access_token=`, where headers cannot be set (a
+/// browser's fetch without extra bindings, WebSockets).
+pub(crate) fn with_token_query(url: &str) -> String {
+    match access_token() {
+        Some(t) => {
+            let encoded: String = t
+                .bytes()
+                .map(|b| {
+                    if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                        (b as char).to_string()
+                    } else {
+                        format!("%{b:02X}")
+                    }
+                })
+                .collect();
+            format!("{url}{}access_token={encoded}", if url.contains('?') { '&' } else { '?' })
+        }
+        None => url.to_owned(),
+    }
+}
 
 /// A result that a worker (native) or the page (web) fills in; polled once per
 /// frame, never waited on.

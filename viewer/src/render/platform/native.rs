@@ -24,7 +24,11 @@ pub fn fetch_then<T: Send + 'static>(
 }
 
 pub fn get(url: &str) -> Result<Vec<u8>, String> {
-    let response = ureq::get(url).call().map_err(|e| match e {
+    let mut request = ureq::get(url);
+    if let Some(token) = super::access_token() {
+        request = request.set("Authorization", &format!("Bearer {token}"));
+    }
+    let response = request.call().map_err(|e| match e {
         ureq::Error::Status(code, _) => format!("{url}: HTTP {code}"),
         other => format!("{url}: {other}"),
     })?;
@@ -51,7 +55,7 @@ pub fn subscribe(url: String) -> Subscription {
     let slot: Inbox = Arc::default();
     let worker = slot.clone();
     std::thread::spawn(move || {
-        let ended = match tungstenite::connect(url.as_str()) {
+        let ended = match tungstenite::connect(super::with_token_query(&url).as_str()) {
             Err(tungstenite::Error::Http(response)) => format!("{url}: HTTP {}", response.status().as_u16()),
             Err(e) => format!("{url}: {e}"),
             Ok((mut socket, _)) => loop {

@@ -16,7 +16,9 @@ fn js_error(url: &str, e: wasm_bindgen::JsValue) -> String {
 
 async fn get(url: &str) -> Result<Vec<u8>, String> {
     let window = web_sys::window().ok_or_else(|| format!("{url}: no window"))?;
-    let response = JsFuture::from(window.fetch_with_str(url)).await.map_err(|e| js_error(url, e))?;
+    let response = JsFuture::from(window.fetch_with_str(&super::with_token_query(url)))
+        .await
+        .map_err(|e| js_error(url, e))?;
     let response: web_sys::Response = response.dyn_into().map_err(|e| js_error(url, e))?;
     if !response.ok() {
         return Err(format!("{url}: HTTP {}", response.status()));
@@ -55,7 +57,7 @@ pub fn peak_memory_bytes() -> Option<u64> {
 /// Opens `url` (ws:// or wss://) and collects its text messages until it closes.
 pub fn subscribe(url: String) -> Subscription {
     let slot: Inbox = Arc::default();
-    let socket = match web_sys::WebSocket::new(&url) {
+    let socket = match web_sys::WebSocket::new(&super::with_token_query(&url)) {
         Ok(s) => s,
         Err(e) => {
             if let Ok(mut s) = slot.lock() {
