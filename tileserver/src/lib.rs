@@ -9,6 +9,7 @@ pub mod audit;
 mod bim;
 mod error;
 mod http_cache;
+pub mod jobs;
 mod layers;
 pub mod live;
 mod ogc;
@@ -45,6 +46,10 @@ pub struct AppState {
     /// Who may see the live sensors (`--sensors-classification`): their layer,
     /// registry, readings, alerts and streams.
     pub sensors_classification: cim_core::catalogue::Classification,
+    /// Ingest jobs over HTTP (`cim-server` starts them; absent in bare routers).
+    pub jobs: Option<Arc<jobs::Jobs>>,
+    /// Largest upload a job accepts, bytes.
+    pub max_upload_bytes: usize,
 }
 
 impl AppState {
@@ -86,6 +91,8 @@ impl AppState {
             audit: Some(Arc::new(audit)),
             rate_limit: None,
             sensors_classification: cim_core::catalogue::Classification::Public,
+            jobs: None,
+            max_upload_bytes: 1 << 30,
         })
     }
 }
@@ -106,6 +113,7 @@ pub fn app(state: AppState) -> Router {
         .merge(api::routes())
         .merge(bim::routes())
         .merge(audit::routes())
+        .merge(jobs::routes(state.max_upload_bytes))
         .merge(terrain::routes())
         .merge(tiles::routes())
         .merge(ogc::routes())

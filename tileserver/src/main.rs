@@ -42,6 +42,12 @@ struct Cli {
     /// public layers only.
     #[arg(long, value_name = "FILE")]
     tokens: Option<PathBuf>,
+    /// The `cim-ingest` that runs uploaded survey drops (default: beside cim-server).
+    #[arg(long, value_name = "PATH")]
+    ingest_bin: Option<PathBuf>,
+    /// Largest upload an ingest job accepts, in megabytes.
+    #[arg(long, default_value_t = 1024)]
+    max_upload_mb: usize,
     /// Start a new audit log file past this many megabytes.
     #[arg(long, default_value_t = 256)]
     audit_max_mb: u64,
@@ -99,6 +105,13 @@ async fn run() -> anyhow::Result<()> {
         ),
     }
     state.sensors_classification = cli.sensors_classification;
+    anyhow::ensure!(cli.max_upload_mb >= 1, "--max-upload-mb must be at least 1");
+    state.max_upload_bytes = cli.max_upload_mb.saturating_mul(1 << 20);
+    let ingest_bin = match &cli.ingest_bin {
+        Some(p) => p.clone(),
+        None => std::env::current_exe().context("locating cim-server")?.with_file_name("cim-ingest"),
+    };
+    state.jobs = Some(cim_tileserver::jobs::Jobs::start(cli.store.clone(), ingest_bin));
     if let Some(days) = cli.audit_keep_days {
         anyhow::ensure!(days.is_finite() && days >= 0.0, "--audit-keep-days {days} must be zero or more");
     }
