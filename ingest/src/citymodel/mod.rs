@@ -34,7 +34,7 @@ use serde_json::{Map, Value, json};
 
 use crate::IngestError;
 use crate::crs::Reprojector;
-use crate::ifc::geometry::triangulate_face;
+use crate::ifc::geometry::{cross, normalized, sub, triangulate_face};
 use crate::layer::{IngestOptions, IngestSummary};
 use crate::store::{Staging, validate_layer_name};
 use read::{RawObject, Surface};
@@ -142,9 +142,7 @@ impl CityObject {
 
 /// The up component of a ring's unit normal.
 fn newell_up(ring: &[[f64; 3]]) -> f64 {
-    let n = crate::ifc::geometry::newell(ring);
-    let len = (n[0] * n[0] + n[1] * n[1] + n[2] * n[2]).sqrt();
-    if len > 0.0 { n[2] / len } else { 0.0 }
+    normalized(crate::ifc::geometry::newell(ring)).map_or(0.0, |n| n[2])
 }
 
 /// The union of an object's non-wall surfaces seen from above: in metres around
@@ -664,18 +662,7 @@ impl TileWriter<'_> {
             let level = o.view(lod);
             for t in &level.triangles {
                 let [a, b, c] = t.corners;
-                let e1 = [b[0] - a[0], b[1] - a[1], b[2] - a[2]];
-                let e2 = [c[0] - a[0], c[1] - a[1], c[2] - a[2]];
-                let n = [
-                    e1[1] * e2[2] - e1[2] * e2[1],
-                    e1[2] * e2[0] - e1[0] * e2[2],
-                    e1[0] * e2[1] - e1[1] * e2[0],
-                ];
-                let len = (n[0] * n[0] + n[1] * n[1] + n[2] * n[2]).sqrt();
-                if len < 1e-12 {
-                    continue;
-                }
-                let n = n.map(|v| v / len);
+                let Some(n) = normalized(cross(sub(b, a), sub(c, a))) else { continue };
                 let semantic = t.semantic.and_then(|s| self.semantic_names.get(s)).map(String::as_str);
                 let rgba = colour(semantic, &o.raw.kind, n[2]);
                 let base = mesh.positions.len() as u32;

@@ -99,11 +99,11 @@ pub fn norm(a: [f64; 3]) -> f64 {
     dot(a, a).sqrt()
 }
 
-fn sub(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
+pub(crate) fn sub(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
     [a[0] - b[0], a[1] - b[1], a[2] - b[2]]
 }
 
-fn normalized(a: [f64; 3]) -> Option<[f64; 3]> {
+pub(crate) fn normalized(a: [f64; 3]) -> Option<[f64; 3]> {
     let n = norm(a);
     (n > 1e-12 && n.is_finite()).then(|| [a[0] / n, a[1] / n, a[2] / n])
 }

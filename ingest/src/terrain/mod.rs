@@ -549,7 +549,7 @@ pub fn ingest_terrain(options: &IngestOptions) -> Result<IngestSummary, IngestEr
         let mut tiles = HashMap::new();
         let mut triangles = 0u64;
         let mut level_error = error_bound;
-        for b in built {
+        for mut b in built {
             let e = tile_error.get(&(b.tile.x, b.tile.y)).copied().unwrap_or(0.0).max(error_bound);
             level_error = level_error.max(e);
             triangles += b.surface.triangles.len() as u64;
@@ -563,6 +563,13 @@ pub fn ingest_terrain(options: &IngestOptions) -> Result<IngestSummary, IngestEr
             {
                 let file = qm_dir.join(name);
                 std::fs::write(&file, bytes).map_err(|err| IngestError::store(&file, err))?;
+            }
+            // Written: only the tree's facts stay in memory (and the finest meshes,
+            // for the elevation surface), not every level's output.
+            b.glb = Vec::new();
+            b.quantized = Default::default();
+            if z != max_zoom {
+                b.surface = SurfaceTile::new(b.tile.x, b.tile.y, Vec::new(), Vec::new());
             }
             tiles.insert((b.tile.x, b.tile.y), (b, e));
         }
