@@ -3,6 +3,7 @@
 //! * [`tile`]: XYZ / Web Mercator tile addressing and the PMTiles Hilbert tile id.
 //! * [`frame`]: the service frame (WGS84 longitude, latitude, ellipsoidal height) and
 //!   its exact conversions to ECEF and local east-north-up frames used by 3D Tiles.
+//! * [`formats`]: which survey drop format a file is, from its first bytes and name.
 //! * [`catalogue`]: the catalogue entry and data-quality report written per layer.
 //! * [`mvt`] and [`mvt_decode`]: a Mapbox Vector Tile 2.1 encoder and decoder.
 //! * [`pmtiles`]: PMTiles v3 archive writer and byte-level reader.
@@ -20,6 +21,7 @@
 
 pub mod catalogue;
 pub mod features;
+pub mod formats;
 pub mod frame;
 pub mod glb;
 pub mod mvt;

@@ -181,28 +181,35 @@ fn presented(request: &Request) -> Option<String> {
 /// Resolves the caller, refuses bad tokens and unauthorised writes, and runs the
 /// request with the caller known to every handler ([`current`]).
 pub async fn middleware(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    // Refusals here never reach the audit layer inside, so they are recorded here.
-    let refuse = |who: &str, response: Response| {
-        if let Some(log) = &state.audit {
-            let target = request
-                .uri()
-                .path_and_query()
-                .map_or_else(|| request.uri().path().to_owned(), |p| p.to_string());
-            log.append(who, request.method().as_str(), &target, response.status().as_u16());
+    match admit(&state, &request) {
+        Ok(principal) => PRINCIPAL.scope(principal, next.run(request)).await,
+        Err((who, response)) => {
+            // Refusals here never reach the audit layer inside, so they are recorded here.
+            if let Some(log) = &state.audit {
+                let target = request
+                    .uri()
+                    .path_and_query()
+                    .map_or_else(|| request.uri().path().to_owned(), |p| p.to_string());
+                log.append(&who, request.method().as_str(), &target, response.status().as_u16());
+            }
+            linger(request).await;
+            response
         }
-        response
-    };
-    let principal = match (presented(&request), &state.tokens) {
+    }
+}
+
+/// The caller of a request, or who it was refused for and the refusal.
+fn admit(state: &AppState, request: &Request) -> Result<Principal, (String, Response)> {
+    let principal = match (presented(request), &state.tokens) {
         (None, _) => Principal::public(),
-        (Some(token), Some(tokens)) => match tokens.resolve(&token) {
-            Ok(p) => p,
-            Err(e) => return refuse("invalid token", e.into_response()),
-        },
+        (Some(token), Some(tokens)) => {
+            tokens.resolve(&token).map_err(|e| ("invalid token".to_owned(), e.into_response()))?
+        }
         (Some(_), None) => {
-            return refuse(
-                "invalid token",
+            return Err((
+                "invalid token".into(),
                 ApiError::Unauthorized("this server has no tokens configured".into()).into_response(),
-            );
+            ));
         }
     };
     if principal != Principal::public()
@@ -212,7 +219,7 @@ pub async fn middleware(State(state): State<AppState>, request: Request, next: N
         let body = serde_json::json!({"code": "TooManyRequests", "description": format!("token '{}' is over its rate limit", principal.name)});
         let response =
             (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, "1")], axum::Json(body)).into_response();
-        return refuse(&principal.name, response);
+        return Err((principal.name, response));
     }
     // The live sensors are one classified layer with many doors.
     let path = request.uri().path();
@@ -220,7 +227,7 @@ pub async fn middleware(State(state): State<AppState>, request: Request, next: N
         .iter()
         .any(|p| path == *p || path.strip_prefix(p).is_some_and(|rest| rest.starts_with('/')));
     if sensors && !principal.may_see(state.sensors_classification) {
-        return refuse(&principal.name, ApiError::NotFound("no such resource".into()).into_response());
+        return Err((principal.name, ApiError::NotFound("no such resource".into()).into_response()));
     }
     let writes = !matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     if writes && state.tokens.is_some() && principal.role < Role::Ingest {
@@ -230,9 +237,35 @@ pub async fn middleware(State(state): State<AppState>, request: Request, next: N
             "code": if status == StatusCode::UNAUTHORIZED { "Unauthorized" } else { "Forbidden" },
             "description": format!("{} {} needs a token with the ingest or admin role", request.method(), request.uri().path()),
         });
-        return refuse(&principal.name, (status, axum::Json(body)).into_response());
+        return Err((principal.name, (status, axum::Json(body)).into_response()));
     }
-    PRINCIPAL.scope(principal, next.run(request)).await
+    Ok(principal)
+}
+
+/// How much of a refused request's body is read and dropped before the answer.
+pub const LINGER_BYTES: usize = 8 << 20;
+const LINGER_TIME: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Reads (and drops) what is left of a refused request's body, up to a bound.
+///
+/// A client that sends its whole upload before reading the answer (most do, unless
+/// they ask `Expect: 100-continue`) gets a broken pipe instead of the refusal when the
+/// server answers and closes with the body unread; nginx lingers the same way. A
+/// client that asked `Expect: 100-continue` has sent nothing yet: reading would tell
+/// it to go on, so it gets the refusal at once.
+pub async fn linger(request: Request) {
+    let expects = request
+        .headers()
+        .get(header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let declared =
+        request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let chunked = request.headers().contains_key(header::TRANSFER_ENCODING);
+    if expects || (declared.unwrap_or(0) == 0 && !chunked) {
+        return;
+    }
+    let drain = axum::body::to_bytes(request.into_body(), LINGER_BYTES);
+    let _ = tokio::time::timeout(LINGER_TIME, drain).await;
 }
 
 /// Shared by `AppState`.
