@@ -56,6 +56,16 @@ pub enum Classification {
     Restricted,
 }
 
+impl std::fmt::Display for Classification {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Public => "public",
+            Self::Internal => "internal",
+            Self::Restricted => "restricted",
+        })
+    }
+}
+
 impl std::str::FromStr for Classification {
     type Err = String;
 

@@ -102,7 +102,7 @@ fn read_model(
 ) -> Result<PlacedModel, IngestError> {
     let file = std::fs::File::open(path).map_err(|e| IngestError::source(path, e))?;
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let bar = crate::layer::progress_bar(options.show_progress, size, "parse");
+    let bar = crate::layer::progress_bar(options.progress, size, "parse", None);
     let started = std::time::Instant::now();
     let model = IfcModel::read(BufReader::with_capacity(1 << 16, bar.wrap_read(file)), |_| {})
         .map_err(|e| IngestError::source(path, e))?;
@@ -137,7 +137,7 @@ fn read_model(
     let unit = Affine::scale(model.length_unit);
     let ids = model.all_ids();
     let mut elements = Vec::new();
-    let bar = crate::layer::progress_bar(options.show_progress, ids.len() as u64, "geometry");
+    let bar = crate::layer::progress_bar(options.progress, ids.len() as u64, "geometry", None);
     for id in ids {
         bar.inc(1);
         if options.cancel.load(Ordering::Relaxed) {

@@ -68,6 +68,14 @@ struct Cli {
     /// or without one the version before the current.
     #[arg(long, num_args = 0..=1, value_name = "VERSION")]
     rollback: Option<Option<String>>,
+    /// Progress: bars, json (one line per update on stderr, for a supervising process)
+    /// or off; bars when stderr is a terminal, else off.
+    #[arg(long, value_name = "MODE")]
+    progress: Option<String>,
+    /// Stop (as on Ctrl-C: nothing published) when stdin closes: the process that
+    /// runs the ingest holds its stdin open, so its death stops the ingest too.
+    #[arg(long)]
+    stop_on_stdin_close: bool,
     /// Input files; the format is sniffed from content and extension.
     #[arg(required_unless_present = "rollback")]
     files: Vec<PathBuf>,
@@ -126,8 +134,22 @@ fn run() -> anyhow::Result<()> {
     options.classification = cli.classification;
     options.owner = cli.owner;
     options.update_cycle = cli.update_cycle;
-    options.show_progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    options.progress = match cli.progress.as_deref() {
+        Some(mode) => mode.parse().map_err(anyhow::Error::msg)?,
+        None if std::io::IsTerminal::is_terminal(&std::io::stderr()) => cim_ingest::layer::ProgressMode::Bars,
+        None => cim_ingest::layer::ProgressMode::Off,
+    };
     let cancel = options.cancel.clone();
+    if cli.stop_on_stdin_close {
+        let cancel = options.cancel.clone();
+        std::thread::spawn(move || {
+            let mut sink = [0u8; 256];
+            // Anything read is ignored; end of file or an error means the parent is gone.
+            while matches!(std::io::Read::read(&mut std::io::stdin(), &mut sink), Ok(n) if n > 0) {}
+            tracing::warn!("stdin closed: stopping the ingest");
+            cancel.store(true, Ordering::Relaxed);
+        });
+    }
     ctrlc::set_handler(move || cancel.store(true, Ordering::Relaxed))
         .context("installing the Ctrl-C handler")?;
     let summary = ingest(&options)?;

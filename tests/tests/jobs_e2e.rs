@@ -25,7 +25,8 @@ fn wait_for(base: &str, id: u64) -> Value {
     let started = std::time::Instant::now();
     loop {
         let job = get(&format!("{base}/api/jobs/{id}"), &[("authorization", "Bearer feeder-token")]).json();
-        if !matches!(job["state"].as_str(), Some("queued" | "running")) {
+        // Ended, and the ingest process gone (a cancelled job is marked at once).
+        if !job["finished_ms"].is_null() {
             return job;
         }
         assert!(started.elapsed().as_secs() < 120, "job {id} never ended: {job}");
@@ -59,9 +60,25 @@ fn an_uploaded_drop_is_ingested_a_broken_one_fails_and_leaves_the_layer_and_role
     });
     let drop_url = format!("{base}/api/jobs?layer=roads&filename=roads.geojson");
 
-    // Roles: only ingest (or admin) tokens submit and read jobs.
+    // Roles: only ingest (or admin) tokens submit and read jobs. The client sends the
+    // whole body before reading the answer, and gets the refusal, not a broken pipe.
     assert_eq!(upload(&drop_url, None, &geojson).0, 401);
     assert_eq!(upload(&drop_url, Some("wall-token"), &geojson).0, 403);
+    // curl asking `Expect: 100-continue` is refused before it sends the body.
+    let refused = std::process::Command::new("curl")
+        .args(["-sS", "-o", "/dev/null", "-w", "%{http_code} %{size_upload}", "-H", "Expect: 100-continue"])
+        .args(["-H", "Authorization: Bearer wall-token", "--data-binary"])
+        .arg(format!("@{}", data("geojson/tiger_roads.geojson").display()))
+        .arg(&drop_url)
+        .output()
+        .expect("run curl");
+    let answer = String::from_utf8_lossy(&refused.stdout).into_owned();
+    let (code, sent) = answer.split_once(' ').expect("curl's -w output");
+    assert_eq!(code, "403", "{answer}");
+    assert!(
+        sent.parse::<u64>().expect("bytes sent") < geojson.len() as u64 / 10,
+        "curl sent the body: {answer}"
+    );
     assert_eq!(get(&format!("{base}/api/jobs"), &[("authorization", "Bearer wall-token")]).status, 404);
 
     let (status, job) = upload(&drop_url, Some("feeder-token"), &geojson);
@@ -70,6 +87,9 @@ fn an_uploaded_drop_is_ingested_a_broken_one_fails_and_leaves_the_layer_and_role
     let done = wait_for(base, job["id"].as_u64().expect("id"));
     assert_eq!(done["state"], "succeeded", "{done}");
     assert!(done["message"].as_str().is_some_and(|m| m.contains("layer roads")), "{done}");
+    assert_eq!(done["format"], "GeoJSON", "sniffed from the first bytes");
+    assert_eq!(done["progress"]["stage"], "tiles", "the ingest's progress lines reach the job: {done}");
+    assert_eq!(done["progress"]["percent"], 100.0, "{done}");
     let written = done["quality"]["features_written"].as_u64().expect("quality report");
     assert!(written > 0);
     let layers = get_json(&format!("{base}/api/layers"));
@@ -92,18 +112,32 @@ fn an_uploaded_drop_is_ingested_a_broken_one_fails_and_leaves_the_layer_and_role
     let still = again.as_array().expect("layers").iter().find(|l| l["id"] == "roads").expect("still served");
     assert_eq!(still["version"], roads["version"], "the previous version is still served");
 
-    // Limits and bad names.
+    // Limits, bad names and formats that the name and the content disagree on.
     let big = vec![b' '; 3 << 20];
     assert_eq!(upload(&drop_url, Some("feeder-token"), &big).0, 413);
-    for q in [
-        "layer=../x&filename=a.geojson",
-        "layer=ok&filename=../../etc/passwd",
-        "layer=ok&filename=noext",
-        "layer=ok",
-    ] {
+    for q in ["layer=../x&filename=a.geojson", "layer=ok&filename=../../etc/passwd", "filename=a.geojson"] {
         assert_eq!(upload(&format!("{base}/api/jobs?{q}"), Some("feeder-token"), b"x").0, 400, "{q}");
     }
+    for q in ["layer=ok&filename=noext", "layer=ok"] {
+        let (status, reply) = upload(&format!("{base}/api/jobs?{q}"), Some("feeder-token"), b"x");
+        assert_eq!(status, 415, "{q}: {reply}");
+        assert!(
+            reply["description"].as_str().is_some_and(|d| d.contains("cannot tell the format")),
+            "{reply}"
+        );
+    }
+    let (status, reply) =
+        upload(&format!("{base}/api/jobs?layer=ok&filename=roads.las"), Some("feeder-token"), &geojson);
+    assert_eq!(status, 415, "{reply}");
+    assert_eq!(reply["description"], "'roads.las' is named as LAS but holds GeoJSON");
     assert_eq!(upload(&drop_url, Some("feeder-token"), b"").0, 400, "empty body");
+    assert!(
+        std::fs::read_dir(store.join(".uploads")).expect("uploads").all(|e| {
+            let name = e.expect("entry").file_name();
+            !name.to_string_lossy().starts_with("incoming-")
+        }),
+        "refused uploads leave nothing behind"
+    );
     // Ended jobs cannot be cancelled; unknown ones do not exist.
     let cancel = |id: &str| -> u16 {
         match ureq::delete(&format!("{base}/api/jobs/{id}"))
@@ -120,4 +154,161 @@ fn an_uploaded_drop_is_ingested_a_broken_one_fails_and_leaves_the_layer_and_role
     let listed = get(&format!("{base}/api/jobs"), &[("authorization", "Bearer feeder-token")]).json();
     assert_eq!(listed["jobs"].as_array().map(Vec::len), Some(2));
     assert!(!store.join(".uploads/1").exists(), "uploads are removed once ingested");
+}
+
+/// A GeoJSON of `n` small square buildings in Helsinki: big enough that its ingest
+/// runs for seconds.
+fn many_buildings(n: usize) -> Vec<u8> {
+    let features: Vec<Value> = (0..n)
+        .map(|i| {
+            let (x, y) = (24.90 + (i % 300) as f64 * 3e-4, 60.15 + (i / 300) as f64 * 2e-4);
+            let d = 1e-4;
+            json!({"type": "Feature", "properties": {"id": i, "height": 10 + i % 30},
+                   "geometry": {"type": "Polygon", "coordinates": [[[x, y], [x + d, y], [x + d, y + d], [x, y + d], [x, y]]]}})
+        })
+        .collect();
+    json!({"type": "FeatureCollection", "features": features}).to_string().into_bytes()
+}
+
+/// `cim-ingest` processes working on a store (from /proc).
+fn ingests_on(store: &std::path::Path) -> usize {
+    let needle = store.to_string_lossy().into_owned();
+    std::fs::read_dir("/proc")
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+                .map(|c| String::from_utf8_lossy(&c).into_owned())
+                .filter(|c| {
+                    c.split('\0').next().is_some_and(|p| p.ends_with("cim-ingest")) && c.contains(&needle)
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+fn partial_versions(store: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(store.join(".versions"))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".partial"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_multipart_drop_is_sniffed_jobs_survive_a_server_crash_and_a_running_job_is_cancelled() {
+    let store = temp_dir("jobs-crash");
+    let tokens = json!([{"name": "feeder", "sha256": sha256_hex("feeder-token"), "role": "ingest", "clearance": "restricted"}]);
+    let token_file = store.join("tokens.json");
+    std::fs::write(&token_file, tokens.to_string()).expect("write");
+    let ingest_bin = bin_dir().join("cim-ingest");
+    let args =
+        ["--tokens", token_file.to_str().expect("path"), "--ingest-bin", ingest_bin.to_str().expect("path")];
+    let mut server = Server::start_with(&store, &args);
+    let feeder = [("authorization", "Bearer feeder-token")];
+
+    // curl's multipart form, with a browser-style file name and a `.json` that only
+    // the content tells apart (GeoJSON, not CityJSON); options ride in the query.
+    let drops = temp_dir("jobs-drops");
+    let small = drops.join("Helsinki roads.json");
+    std::fs::write(&small, many_buildings(20)).expect("write");
+    let posted = std::process::Command::new("curl")
+        .args(["-sS", "-H", "Authorization: Bearer feeder-token", "-F"])
+        .arg(format!("file=@{};type=application/json", small.display()))
+        .arg(format!("{}/api/jobs?layer=districts&classification=internal&owner=Survey%20Dept", server.url))
+        .output()
+        .expect("run curl");
+    let job: Value = serde_json::from_slice(&posted.stdout).expect("curl gets the job as JSON");
+    assert_eq!(job["filename"], "Helsinki_roads.json.geojson", "{job}");
+    assert_eq!(
+        (job["format"].as_str(), job["bytes"].as_u64()),
+        (Some("GeoJSON"), Some(std::fs::metadata(&small).expect("size").len()))
+    );
+    let done = wait_for(&server.url, job["id"].as_u64().expect("id"));
+    assert_eq!(done["state"], "succeeded", "{done}");
+    let entry = get(&format!("{}/api/catalog?q=districts", server.url), &feeder).json();
+    let district = &entry["layers"][0];
+    assert_eq!(
+        (district["classification"].as_str(), district["owner"].as_str()),
+        (Some("internal"), Some("Survey Dept")),
+        "{entry}"
+    );
+
+    // A long job runs, a second waits behind it, and the server dies.
+    let (status, long) = upload(
+        &format!("{}/api/jobs?layer=big&filename=big.geojson", server.url),
+        Some("feeder-token"),
+        &many_buildings(60_000),
+    );
+    assert_eq!(status, 202, "{long}");
+    let long_id = long["id"].as_u64().expect("id");
+    let (status, later) =
+        upload(&format!("{}/api/jobs?layer=later", server.url), Some("feeder-token"), &many_buildings(10));
+    assert_eq!(status, 202, "{later}");
+    assert_eq!(later["filename"], "upload.geojson", "named from its sniffed format");
+    let started = std::time::Instant::now();
+    loop {
+        let job = get(&format!("{}/api/jobs/{long_id}", server.url), &feeder).json();
+        if job["state"] == "running" && job["progress"].is_object() {
+            break;
+        }
+        assert!(job["finished_ms"].is_null(), "the long job ended before the crash: {job}");
+        assert!(started.elapsed().as_secs() < 60, "the long job never reported progress: {job}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(ingests_on(&store), 1);
+    server.kill_9();
+    // Its ingest sees its stdin close and stops without publishing.
+    let started = std::time::Instant::now();
+    while ingests_on(&store) > 0 {
+        assert!(started.elapsed().as_secs() < 30, "the orphaned ingest kept running");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(!store.join("big").exists(), "the orphaned ingest published");
+    assert_eq!(partial_versions(&store), Vec::<String>::new(), "the orphaned ingest left its staging");
+
+    // The restarted server remembers both and runs them again; cancel the long one
+    // while it runs.
+    let server = Server::start_with(&store, &args);
+    let jobs = get(&format!("{}/api/jobs", server.url), &feeder).json();
+    let remembered: Vec<(u64, String)> = jobs["jobs"]
+        .as_array()
+        .expect("jobs")
+        .iter()
+        .map(|j| (j["id"].as_u64().unwrap_or(0), j["layer"].as_str().unwrap_or("").to_owned()))
+        .collect();
+    assert_eq!(remembered, vec![(1, "districts".into()), (2, "big".into()), (3, "later".into())]);
+    let started = std::time::Instant::now();
+    loop {
+        let job = get(&format!("{}/api/jobs/{long_id}", server.url), &feeder).json();
+        if job["state"] == "running" {
+            assert!(job["message"].as_str().is_some_and(|m| m.contains("requeued")), "{job}");
+            break;
+        }
+        assert!(started.elapsed().as_secs() < 60, "the remembered job never ran again: {job}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let cancelled = ureq::delete(&format!("{}/api/jobs/{long_id}", server.url))
+        .set("authorization", "Bearer feeder-token")
+        .call()
+        .expect("cancel");
+    assert_eq!(cancelled.status(), 200);
+    let long = wait_for(&server.url, long_id);
+    assert_eq!(long["state"], "cancelled", "{long}");
+    let later = wait_for(&server.url, later["id"].as_u64().expect("id"));
+    assert_eq!(later["state"], "succeeded", "{later}");
+    let layers = get(&format!("{}/api/layers", server.url), &feeder).json();
+    let names: Vec<&str> =
+        layers.as_array().expect("layers").iter().filter_map(|l| l["id"].as_str()).collect();
+    assert!(names.contains(&"later") && names.contains(&"districts") && !names.contains(&"big"), "{names:?}");
+    assert_eq!(partial_versions(&store), Vec::<String>::new(), "the cancelled ingest left its staging");
+    assert_eq!(ingests_on(&store), 0);
+    assert_eq!(
+        std::fs::read_dir(store.join(".uploads")).expect("uploads").count(),
+        0,
+        "uploads are removed once done"
+    );
 }

@@ -183,7 +183,8 @@ fn presented(request: &Request) -> Option<String> {
 pub async fn middleware(State(state): State<AppState>, request: Request, next: Next) -> Response {
     match admit(&state, &request) {
         Ok(principal) => PRINCIPAL.scope(principal, next.run(request)).await,
-        Err((who, response)) => {
+        Err(refusal) => {
+            let (who, response) = *refusal;
             // Refusals here never reach the audit layer inside, so they are recorded here.
             if let Some(log) = &state.audit {
                 let target = request
@@ -199,17 +200,17 @@ pub async fn middleware(State(state): State<AppState>, request: Request, next: N
 }
 
 /// The caller of a request, or who it was refused for and the refusal.
-fn admit(state: &AppState, request: &Request) -> Result<Principal, (String, Response)> {
+fn admit(state: &AppState, request: &Request) -> Result<Principal, Box<(String, Response)>> {
     let principal = match (presented(request), &state.tokens) {
         (None, _) => Principal::public(),
         (Some(token), Some(tokens)) => {
-            tokens.resolve(&token).map_err(|e| ("invalid token".to_owned(), e.into_response()))?
+            tokens.resolve(&token).map_err(|e| Box::new(("invalid token".to_owned(), e.into_response())))?
         }
         (Some(_), None) => {
-            return Err((
+            return Err(Box::new((
                 "invalid token".into(),
                 ApiError::Unauthorized("this server has no tokens configured".into()).into_response(),
-            ));
+            )));
         }
     };
     if principal != Principal::public()
@@ -219,7 +220,7 @@ fn admit(state: &AppState, request: &Request) -> Result<Principal, (String, Resp
         let body = serde_json::json!({"code": "TooManyRequests", "description": format!("token '{}' is over its rate limit", principal.name)});
         let response =
             (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, "1")], axum::Json(body)).into_response();
-        return Err((principal.name, response));
+        return Err(Box::new((principal.name, response)));
     }
     // The live sensors are one classified layer with many doors.
     let path = request.uri().path();
@@ -227,7 +228,10 @@ fn admit(state: &AppState, request: &Request) -> Result<Principal, (String, Resp
         .iter()
         .any(|p| path == *p || path.strip_prefix(p).is_some_and(|rest| rest.starts_with('/')));
     if sensors && !principal.may_see(state.sensors_classification) {
-        return Err((principal.name, ApiError::NotFound("no such resource".into()).into_response()));
+        return Err(Box::new((
+            principal.name,
+            ApiError::NotFound("no such resource".into()).into_response(),
+        )));
     }
     let writes = !matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     if writes && state.tokens.is_some() && principal.role < Role::Ingest {
@@ -237,7 +241,7 @@ fn admit(state: &AppState, request: &Request) -> Result<Principal, (String, Resp
             "code": if status == StatusCode::UNAUTHORIZED { "Unauthorized" } else { "Forbidden" },
             "description": format!("{} {} needs a token with the ingest or admin role", request.method(), request.uri().path()),
         });
-        return Err((principal.name, (status, axum::Json(body)).into_response()));
+        return Err(Box::new((principal.name, (status, axum::Json(body)).into_response())));
     }
     Ok(principal)
 }

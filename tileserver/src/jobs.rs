@@ -1,31 +1,41 @@
-//! Ingest jobs over HTTP: a survey drop uploaded to `POST /api/jobs?layer=&filename=`
-//! (the file as the request body) is queued and ingested by the `cim-ingest` binary,
-//! one job at a time; `GET /api/jobs[/{id}]` tells its state, the ingest's own
-//! summary or error and, once done, the layer's quality report; `DELETE
-//! /api/jobs/{id}` cancels a queued or running one. The server runs the binary rather
-//! than linking the ingest crate (the crates never depend on each other), and a
-//! failed or cancelled job leaves the served layer as it was: the ingest publishes
-//! only a finished version.
+//! Ingest jobs over HTTP. A survey drop is uploaded to `POST /api/jobs?layer=` as
+//! the raw request body (`&filename=` names it) or as the file part of a
+//! `multipart/form-data` form; either way it streams to disk under a size limit
+//! (413), its format is sniffed from its first bytes and checked against its name
+//! (415 when they disagree or nothing is recognised), and it is queued once stored
+//! and recorded, so an acknowledged (202) upload survives a server restart.
+//!
+//! One worker runs the jobs in order through the `cim-ingest` binary (the crates never
+//! depend on each other), reading its progress lines (`--progress json`) into the
+//! job. `GET /api/jobs[/{id}]` tells the state, progress, the ingest's summary or
+//! error and, once done, the layer's quality report; `DELETE /api/jobs/{id}` cancels a
+//! queued job, or interrupts a running one (SIGINT, which the ingest honours by
+//! discarding its staged version; SIGKILL after a grace period). A failed or cancelled
+//! job leaves the served layer as it was: the ingest publishes only a finished version.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use serde::Serialize;
+use cim_core::catalogue::Classification;
+use cim_core::formats::{DropFormat, SNIFF_BYTES, sniff};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
 use crate::access::Role;
 use crate::http_cache::{Freshness, respond};
 use crate::{ApiError, AppState};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum JobState {
     Queued,
@@ -35,43 +45,105 @@ pub enum JobState {
     Cancelled,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// Where a running ingest is: its current stage and how far through it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    pub stage: String,
+    pub done: u64,
+    pub total: u64,
+    /// `done / total` in percent, for the current stage.
+    pub percent: f64,
+}
+
+/// Ingest options a job may set; everything else takes the ingest's defaults.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct JobOptions {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub classification: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub update_cycle: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub src_crs: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Job {
     pub id: u64,
     pub layer: String,
+    /// The stored file's name: the upload's, or one made from its sniffed format.
     pub filename: String,
+    /// The format its first bytes announce (`None`: the name's extension decides).
+    pub format: Option<String>,
     pub bytes: u64,
     pub sha256: String,
+    pub options: JobOptions,
     pub state: JobState,
     pub submitted_by: String,
     pub submitted_ms: i64,
+    pub started_ms: Option<i64>,
     pub finished_ms: Option<i64>,
+    pub progress: Option<Progress>,
     /// The ingest's summary line (succeeded) or its error (failed).
     pub message: Option<String>,
     /// The published layer's quality report, once succeeded.
     pub quality: Option<Value>,
 }
 
+/// Jobs remembered across restarts (the oldest ended ones are forgotten first).
+const KEPT_JOBS: usize = 1000;
+/// How long a running ingest has to stop after SIGINT before it is killed.
+const CANCEL_GRACE: Duration = Duration::from_secs(10);
+/// The tail of the ingest's stderr kept for the error message.
+const STDERR_TAIL: usize = 16 << 10;
+
 /// The queue and its one worker.
 pub struct Jobs {
     store: PathBuf,
     ingest_bin: PathBuf,
+    max_upload_bytes: u64,
     jobs: Mutex<Vec<Job>>,
-    running: Mutex<HashMap<u64, tokio::process::Child>>,
+    next_id: AtomicU64,
+    /// Process ids of running ingests, by job.
+    running: Mutex<HashMap<u64, u32>>,
     queue: tokio::sync::mpsc::UnboundedSender<u64>,
 }
 
 impl Jobs {
-    /// Starts the worker; `ingest_bin` is the `cim-ingest` to run.
-    pub fn start(store: PathBuf, ingest_bin: PathBuf) -> Arc<Self> {
+    /// Loads the remembered jobs, requeues those a restart interrupted, and starts
+    /// the worker; `ingest_bin` is the `cim-ingest` to run.
+    pub fn start(store: PathBuf, ingest_bin: PathBuf, max_upload_bytes: u64) -> Arc<Self> {
         let (queue, mut next) = tokio::sync::mpsc::unbounded_channel::<u64>();
+        let mut remembered: Vec<Job> = std::fs::read(store.join(".jobs").join("jobs.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        let mut requeue = Vec::new();
+        for job in &mut remembered {
+            if matches!(job.state, JobState::Queued | JobState::Running) {
+                if job.state == JobState::Running {
+                    job.message = Some("requeued: the server restarted while it ran".into());
+                }
+                job.state = JobState::Queued;
+                job.progress = None;
+                requeue.push(job.id);
+            }
+        }
+        let next_id = remembered.iter().map(|j| j.id).max().unwrap_or(0) + 1;
         let jobs = Arc::new(Self {
             store,
             ingest_bin,
-            jobs: Mutex::new(Vec::new()),
+            max_upload_bytes,
+            jobs: Mutex::new(remembered),
+            next_id: AtomicU64::new(next_id),
             running: Mutex::new(HashMap::new()),
             queue,
         });
+        jobs.clean_incoming();
+        for id in requeue {
+            let _ = jobs.queue.send(id);
+        }
         let worker = jobs.clone();
         tokio::spawn(async move {
             while let Some(id) = next.recv().await {
@@ -81,8 +153,23 @@ impl Jobs {
         jobs
     }
 
+    fn uploads(&self) -> PathBuf {
+        self.store.join(".uploads")
+    }
+
     fn upload_dir(&self, id: u64) -> PathBuf {
-        self.store.join(".uploads").join(id.to_string())
+        self.uploads().join(id.to_string())
+    }
+
+    /// Uploads cut off by a restart before they were acknowledged.
+    fn clean_incoming(&self) {
+        if let Ok(entries) = std::fs::read_dir(self.uploads()) {
+            for entry in entries.flatten() {
+                if entry.file_name().to_string_lossy().starts_with("incoming-") {
+                    let _ = std::fs::remove_dir_all(entry.path());
+                }
+            }
+        }
     }
 
     fn update(&self, id: u64, f: impl FnOnce(&mut Job)) {
@@ -97,15 +184,59 @@ impl Jobs {
         self.jobs.lock().ok()?.iter().find(|j| j.id == id).cloned()
     }
 
+    /// Writes the job list (atomically: a temporary file renamed over the old one).
+    fn persist(&self) -> std::io::Result<()> {
+        let doc = {
+            let mut jobs = self.jobs.lock().map_err(|_| std::io::Error::other("job list poisoned"))?;
+            while jobs.len() > KEPT_JOBS {
+                match jobs.iter().position(|j| !matches!(j.state, JobState::Queued | JobState::Running)) {
+                    Some(i) => jobs.remove(i),
+                    None => break,
+                };
+            }
+            serde_json::to_vec(&*jobs)?
+        };
+        let dir = self.store.join(".jobs");
+        std::fs::create_dir_all(&dir)?;
+        let tmp = dir.join("jobs.json.tmp");
+        let mut file = std::fs::File::create(&tmp)?;
+        std::io::Write::write_all(&mut file, &doc)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, dir.join("jobs.json"))
+    }
+
+    fn persist_or_log(&self) {
+        if let Err(e) = self.persist() {
+            tracing::error!(error = %e, "cannot record the ingest jobs");
+        }
+    }
+
     async fn run(&self, id: u64) {
         let Some(job) = self.get(id).filter(|j| j.state == JobState::Queued) else { return };
         let file = self.upload_dir(id).join(&job.filename);
-        let child = tokio::process::Command::new(&self.ingest_bin)
-            .arg("--store")
-            .arg(&self.store)
-            .arg("--layer")
-            .arg(&job.layer)
+        let mut command = tokio::process::Command::new(&self.ingest_bin);
+        command.arg("--store").arg(&self.store).arg("--layer").arg(&job.layer).args([
+            "--progress",
+            "json",
+            "--stop-on-stdin-close",
+        ]);
+        let o = &job.options;
+        for (flag, value) in [
+            ("--classification", &o.classification),
+            ("--owner", &o.owner),
+            ("--update-cycle", &o.update_cycle),
+            ("--src-crs", &o.src_crs),
+        ] {
+            if let Some(v) = value {
+                command.arg(flag).arg(v);
+            }
+        }
+        let child = command
+            .arg("--")
             .arg(&file)
+            // Held open while it runs: if this server dies, the ingest sees its stdin
+            // close and stops rather than publishing behind a restarted server's back.
+            .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .kill_on_drop(true)
@@ -117,11 +248,16 @@ impl Jobs {
                 return;
             }
         };
-        let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
-        self.update(id, |j| j.state = JobState::Running);
-        if let Ok(mut running) = self.running.lock() {
-            running.insert(id, child);
+        if let (Some(pid), Ok(mut running)) = (child.id(), self.running.lock()) {
+            running.insert(id, pid);
         }
+        self.update(id, |j| {
+            j.state = JobState::Running;
+            j.started_ms = Some(crate::live::now_ms());
+        });
+        self.persist_or_log();
+        let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+        let _stdin = child.stdin.take();
         // Both pipes at once, so a chatty one never blocks the other.
         let (out, err) = tokio::join!(
             async move {
@@ -131,33 +267,60 @@ impl Jobs {
                 }
                 text
             },
-            async move {
-                let mut text = String::new();
-                if let Some(mut p) = stderr {
-                    let _ = tokio::io::AsyncReadExt::read_to_string(&mut p, &mut text).await;
+            async {
+                let mut tail = String::new();
+                if let Some(p) = stderr {
+                    let mut lines = tokio::io::BufReader::new(p).lines();
+                    while let Ok(Some(line)) = lines.next_line().await {
+                        if let Some(progress) = parse_progress(&line) {
+                            self.update(id, |j| j.progress = Some(progress));
+                        } else {
+                            tail.push_str(&line);
+                            tail.push('\n');
+                            if tail.len() > STDERR_TAIL {
+                                let cut = tail.len() - STDERR_TAIL;
+                                let cut = (cut..tail.len()).find(|&i| tail.is_char_boundary(i)).unwrap_or(0);
+                                tail.drain(..cut);
+                            }
+                        }
+                    }
                 }
-                text
+                tail
             }
         );
-        let child = self.running.lock().ok().and_then(|mut r| r.remove(&id));
-        let status = match child {
-            Some(mut c) => c.wait().await.ok(),
-            None => None, // cancelled: the canceller killed and removed it
-        };
-        if self.get(id).is_some_and(|j| j.state == JobState::Cancelled) {
-            let _ = std::fs::remove_dir_all(self.upload_dir(id));
-            return;
+        let status = child.wait().await.ok();
+        if let Ok(mut running) = self.running.lock() {
+            running.remove(&id);
         }
         let ok = status.is_some_and(|s| s.success());
+        let cancelled = self.get(id).is_some_and(|j| j.state == JobState::Cancelled);
+        if cancelled && !ok {
+            self.finish(id, JobState::Cancelled, "cancelled; the served layer is unchanged".into(), None);
+            return;
+        }
         let quality = ok
             .then(|| std::fs::read(self.store.join(&job.layer).join("quality.json")).ok())
             .flatten()
             .and_then(|b| serde_json::from_slice(&b).ok());
         let message = if ok {
-            out.lines().last().unwrap_or_default().to_owned()
+            let summary = out.lines().last().unwrap_or_default().to_owned();
+            if cancelled {
+                format!("{summary} (it had finished before the cancel reached it)")
+            } else {
+                summary
+            }
         } else {
             err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("cim-ingest failed").to_owned()
         };
+        if ok {
+            // The last progress line may be rate-limited away; a finished job is done.
+            self.update(id, |j| {
+                if let Some(p) = &mut j.progress {
+                    p.done = p.total;
+                    p.percent = 100.0;
+                }
+            });
+        }
         self.finish(id, if ok { JobState::Succeeded } else { JobState::Failed }, message, quality);
     }
 
@@ -168,13 +331,64 @@ impl Jobs {
             j.quality = quality;
             j.finished_ms = Some(crate::live::now_ms());
         });
+        self.persist_or_log();
         let _ = std::fs::remove_dir_all(self.upload_dir(id));
+    }
+
+    /// Stops a job: a queued one never runs; a running one is interrupted.
+    fn cancel(self: &Arc<Self>, id: u64) -> Result<Job, ApiError> {
+        let job = self.get(id).ok_or_else(|| ApiError::NotFound(format!("no job {id}")))?;
+        match job.state {
+            JobState::Queued => {
+                self.finish(id, JobState::Cancelled, "cancelled before it ran".into(), None);
+            }
+            JobState::Running => {
+                self.update(id, |j| j.state = JobState::Cancelled);
+                let pid = self.running.lock().ok().and_then(|r| r.get(&id).copied());
+                if let Some(pid) = pid {
+                    signal(pid, nix::sys::signal::Signal::SIGINT);
+                    let jobs = self.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(CANCEL_GRACE).await;
+                        let still = jobs.running.lock().ok().and_then(|r| r.get(&id).copied());
+                        if still == Some(pid) {
+                            tracing::warn!(job = id, pid, "the ingest ignored SIGINT; killing it");
+                            signal(pid, nix::sys::signal::Signal::SIGKILL);
+                        }
+                    });
+                }
+            }
+            done => return Err(ApiError::Conflict(format!("job {id} has already ended ({done:?})"))),
+        }
+        self.get(id).ok_or_else(|| ApiError::NotFound(format!("no job {id}")))
     }
 }
 
-pub fn routes(max_upload_bytes: usize) -> Router<AppState> {
+fn signal(pid: u32, signal: nix::sys::signal::Signal) {
+    if let Ok(pid) = i32::try_from(pid) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal);
+    }
+}
+
+/// A `{"progress": {"stage", "done", "total"}}` line of `cim-ingest --progress json`.
+fn parse_progress(line: &str) -> Option<Progress> {
+    let doc: Value = serde_json::from_str(line.trim()).ok()?;
+    let p = doc.get("progress")?;
+    let done = p["done"].as_u64()?;
+    let total = p["total"].as_u64()?;
+    let percent = if total == 0 { 0.0 } else { (done as f64 * 100.0 / total as f64).min(100.0) };
+    Some(Progress {
+        stage: p["stage"].as_str()?.to_owned(),
+        done,
+        total,
+        percent: (percent * 10.0).round() / 10.0,
+    })
+}
+
+pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/api/jobs", get(list).post(submit).layer(DefaultBodyLimit::max(max_upload_bytes)))
+        // The handler streams and limits the body itself.
+        .route("/api/jobs", get(list).post(submit).layer(DefaultBodyLimit::disable()))
         .route("/api/jobs/{id}", get(one).delete(cancel))
 }
 
@@ -189,62 +403,265 @@ fn jobs_of(state: &AppState) -> Result<&Arc<Jobs>, ApiError> {
 }
 
 fn valid_filename(name: &str) -> bool {
-    (3..=128).contains(&name.len())
+    (1..=128).contains(&name.len())
         && !name.starts_with('.')
-        && name.contains('.')
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+}
+
+/// A browser's file name (`C:\fakepath\My roads (2).geojson`) as a safe one.
+fn safe_filename(name: &str) -> Option<String> {
+    let base = name.rsplit(['/', '\\']).next().unwrap_or_default();
+    let cleaned: String = base
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' })
+        .take(128)
+        .collect();
+    let cleaned = cleaned.trim_start_matches('.').to_owned();
+    (!cleaned.is_empty()).then_some(cleaned)
+}
+
+fn text_option(params: &HashMap<String, String>, key: &str) -> Result<Option<String>, ApiError> {
+    match params.get(key) {
+        None => Ok(None),
+        Some(v) if (1..=200).contains(&v.len()) && !v.chars().any(char::is_control) => Ok(Some(v.clone())),
+        Some(_) => Err(ApiError::BadRequest(format!("{key}: 1-200 printable characters"))),
+    }
+}
+
+fn job_options(params: &HashMap<String, String>) -> Result<JobOptions, ApiError> {
+    let classification = params
+        .get("classification")
+        .map(|c| {
+            c.parse::<Classification>()
+                .map(|c| c.to_string())
+                .map_err(|_| ApiError::BadRequest("classification: public, internal or restricted".into()))
+        })
+        .transpose()?;
+    Ok(JobOptions {
+        classification,
+        owner: text_option(params, "owner")?,
+        update_cycle: text_option(params, "update_cycle")?,
+        src_crs: text_option(params, "src_crs")?,
+    })
+}
+
+/// An upload on its way to disk.
+struct Incoming {
+    dir: PathBuf,
+    file: tokio::fs::File,
+    hasher: Sha256,
+    bytes: u64,
+    head: Vec<u8>,
+    limit: u64,
+}
+
+impl Incoming {
+    async fn new(jobs: &Jobs) -> Result<Self, ApiError> {
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        static SEQUENCE: AtomicU64 = AtomicU64::new(0);
+        let n = SEQUENCE.fetch_add(1, Ordering::Relaxed);
+        let dir = jobs.uploads().join(format!("incoming-{nanos}-{n}"));
+        tokio::fs::create_dir_all(&dir)
+            .await
+            .map_err(|e| ApiError::Internal(format!("{}: {e}", dir.display())))?;
+        let path = dir.join("data");
+        let file = tokio::fs::File::create(&path)
+            .await
+            .map_err(|e| ApiError::Internal(format!("{}: {e}", path.display())))?;
+        Ok(Self {
+            dir,
+            file,
+            hasher: Sha256::new(),
+            bytes: 0,
+            head: Vec::new(),
+            limit: jobs.max_upload_bytes,
+        })
+    }
+
+    async fn push(&mut self, chunk: &[u8]) -> Result<(), ApiError> {
+        self.bytes += chunk.len() as u64;
+        if self.bytes > self.limit {
+            return Err(too_large(self.limit));
+        }
+        if self.head.len() < SNIFF_BYTES {
+            let take = (SNIFF_BYTES - self.head.len()).min(chunk.len());
+            self.head.extend_from_slice(&chunk[..take]);
+        }
+        self.hasher.update(chunk);
+        self.file
+            .write_all(chunk)
+            .await
+            .map_err(|e| ApiError::Internal(format!("{}: {e}", self.dir.display())))
+    }
+
+    /// Flushes the upload to disk: it is acknowledged only once it is there.
+    async fn close(mut self) -> Result<(PathBuf, u64, String, Vec<u8>), ApiError> {
+        let synced = async {
+            self.file.flush().await?;
+            self.file.sync_all().await
+        };
+        synced.await.map_err(|e| ApiError::Internal(format!("{}: {e}", self.dir.display())))?;
+        Ok((self.dir, self.bytes, hex::encode(self.hasher.finalize()), self.head))
+    }
+}
+
+fn too_large(limit: u64) -> ApiError {
+    ApiError::TooLarge(format!("the upload is larger than this server's limit of {} MiB", limit >> 20))
+}
+
+/// Removes an incoming upload's folder when the request fails half-way.
+struct Discard(Option<PathBuf>);
+
+impl Drop for Discard {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.take() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
 }
 
 async fn submit(
     State(state): State<AppState>,
     Query(params): Query<HashMap<String, String>>,
-    body: Bytes,
+    request: Request,
 ) -> Result<Response, ApiError> {
-    let jobs = jobs_of(&state)?;
-    let layer =
-        params.get("layer").ok_or_else(|| ApiError::BadRequest("missing parameter 'layer'".into()))?;
-    if !crate::layers::valid_layer_name(layer) || layer == cim_core::catalogue::SENSORS_LAYER {
-        return Err(ApiError::BadRequest("layer: use 1-64 letters, digits, '-' and '_'".into()));
+    let jobs = jobs_of(&state)?.clone();
+    let checked = (|| {
+        let layer =
+            params.get("layer").ok_or_else(|| ApiError::BadRequest("missing parameter 'layer'".into()))?;
+        if !crate::layers::valid_layer_name(layer) || layer == cim_core::catalogue::SENSORS_LAYER {
+            return Err(ApiError::BadRequest("layer: use 1-64 letters, digits, '-' and '_'".into()));
+        }
+        if let Some(name) = params.get("filename")
+            && !valid_filename(name)
+        {
+            return Err(ApiError::BadRequest(
+                "filename: 1-128 letters, digits, '.', '_' and '-', not starting with '.'".into(),
+            ));
+        }
+        let declared =
+            request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > jobs.max_upload_bytes) {
+            return Err(too_large(jobs.max_upload_bytes));
+        }
+        Ok((layer.clone(), job_options(&params)?))
+    })();
+    let (layer, options) = match checked {
+        Ok(c) => c,
+        Err(e) => {
+            crate::access::linger(request).await;
+            return Err(e);
+        }
+    };
+    let multipart = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.to_ascii_lowercase().starts_with("multipart/form-data"));
+    let mut incoming = Incoming::new(&jobs).await?;
+    let mut discard = Discard(Some(incoming.dir.clone()));
+    let mut claimed = params.get("filename").cloned();
+    if multipart {
+        let mut form = Multipart::from_request(request, &())
+            .await
+            .map_err(|e| ApiError::BadRequest(format!("multipart: {}", e.body_text())))?;
+        let mut found = false;
+        while let Some(mut field) = form
+            .next_field()
+            .await
+            .map_err(|e| ApiError::BadRequest(format!("multipart: {}", e.body_text())))?
+        {
+            if field.file_name().is_none() && field.name() != Some("file") {
+                continue; // form fields other than the file are not read
+            }
+            if found {
+                return Err(ApiError::BadRequest("multipart: send one file per job".into()));
+            }
+            found = true;
+            if claimed.is_none() {
+                claimed = field.file_name().and_then(safe_filename);
+            }
+            while let Some(chunk) = field
+                .chunk()
+                .await
+                .map_err(|e| ApiError::BadRequest(format!("multipart: {}", e.body_text())))?
+            {
+                incoming.push(&chunk).await?;
+            }
+        }
+        if !found {
+            return Err(ApiError::BadRequest("multipart: no file part (name it 'file')".into()));
+        }
+    } else {
+        let mut body = request.into_body().into_data_stream();
+        while let Some(chunk) = futures_util::StreamExt::next(&mut body).await {
+            let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("the upload broke off: {e}")))?;
+            incoming.push(&chunk).await?;
+        }
     }
-    let filename =
-        params.get("filename").ok_or_else(|| ApiError::BadRequest("missing parameter 'filename'".into()))?;
-    if !valid_filename(filename) {
-        return Err(ApiError::BadRequest(
-            "filename: 3-128 letters, digits, '.', '_' and '-', with an extension, not starting with '.'"
-                .into(),
-        ));
-    }
-    if body.is_empty() {
+    let (dir, bytes, sha256, head) = incoming.close().await?;
+    if bytes == 0 {
         return Err(ApiError::BadRequest("the request body (the file) is empty".into()));
     }
-    let id = {
-        let mut list = jobs.jobs.lock().map_err(|_| ApiError::Internal("job list poisoned".into()))?;
-        let id = list.last().map_or(1, |j| j.id + 1);
-        list.push(Job {
-            id,
-            layer: layer.clone(),
-            filename: filename.clone(),
-            bytes: body.len() as u64,
-            sha256: hex::encode(Sha256::digest(&body)),
-            state: JobState::Queued,
-            submitted_by: crate::access::current().name,
-            submitted_ms: crate::live::now_ms(),
-            finished_ms: None,
-            message: None,
-            quality: None,
-        });
-        id
+    let sniffed = sniff(&head);
+    let named = claimed.as_deref().and_then(DropFormat::from_name);
+    let filename = match (&claimed, named, sniffed) {
+        (Some(name), Some(by_name), Some(by_content)) if !by_content.agrees_with(by_name) => {
+            return Err(ApiError::UnsupportedFormat(format!(
+                "'{name}' is named as {} but holds {}",
+                by_name.name(),
+                by_content.name()
+            )));
+        }
+        (Some(name), Some(_), _) => name.clone(),
+        // `.json` and other names that do not tell: the content does.
+        (Some(name), None, Some(by_content)) => format!("{name}.{}", by_content.extension()),
+        (None, _, Some(by_content)) => format!("upload.{}", by_content.extension()),
+        _ => {
+            return Err(ApiError::UnsupportedFormat(format!(
+                "cannot tell the format of {}: name the file with its extension (.geojson, .las, .ifc, .tif, ...)",
+                claimed.as_deref().map_or_else(|| "the upload".to_owned(), |n| format!("'{n}'"))
+            )));
+        }
     };
-    let dir = jobs.upload_dir(id);
-    let written =
-        tokio::fs::create_dir_all(&dir).await.and(tokio::fs::write(dir.join(filename), &body).await);
-    if let Err(e) = written {
-        jobs.finish(id, JobState::Failed, "the upload could not be stored".into(), None);
-        return Err(ApiError::Internal(format!("{}: {e}", dir.display())));
+    let id = jobs.next_id.fetch_add(1, Ordering::Relaxed);
+    let final_dir = jobs.upload_dir(id);
+    let stored = std::fs::rename(&dir, &final_dir)
+        .and_then(|()| std::fs::rename(final_dir.join("data"), final_dir.join(&filename)));
+    if let Err(e) = stored {
+        let _ = std::fs::remove_dir_all(&final_dir);
+        return Err(ApiError::Internal(format!("{}: {e}", final_dir.display())));
+    }
+    discard.0 = None;
+    let job = Job {
+        id,
+        layer,
+        filename,
+        format: sniffed.map(|f| f.name().to_owned()),
+        bytes,
+        sha256,
+        options,
+        state: JobState::Queued,
+        submitted_by: crate::access::current().name,
+        submitted_ms: crate::live::now_ms(),
+        started_ms: None,
+        finished_ms: None,
+        progress: None,
+        message: None,
+        quality: None,
+    };
+    if let Ok(mut list) = jobs.jobs.lock() {
+        list.push(job.clone());
+    }
+    if let Err(e) = jobs.persist() {
+        jobs.update(id, |j| j.state = JobState::Failed);
+        let _ = std::fs::remove_dir_all(&final_dir);
+        return Err(ApiError::Internal(format!("recording job {id}: {e}")));
     }
     jobs.queue.send(id).map_err(|_| ApiError::Unavailable("the job worker stopped".into()))?;
-    let job = jobs.get(id);
-    Ok((StatusCode::ACCEPTED, axum::Json(json!(job))).into_response())
+    Ok((StatusCode::ACCEPTED, [(header::LOCATION, format!("/api/jobs/{id}"))], axum::Json(json!(job)))
+        .into_response())
 }
 
 async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
@@ -277,28 +694,30 @@ async fn one(
 }
 
 async fn cancel(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
-    let jobs = jobs_of(&state)?;
-    let id = job_id(&id)?;
-    let job = jobs.get(id).ok_or_else(|| ApiError::NotFound(format!("no job {id}")))?;
-    match job.state {
-        JobState::Queued | JobState::Running => {
-            jobs.update(id, |j| {
-                j.state = JobState::Cancelled;
-                j.finished_ms = Some(crate::live::now_ms());
-                j.message = Some("cancelled; the served layer is unchanged".into());
-            });
-            let child = jobs.running.lock().ok().and_then(|mut r| r.remove(&id));
-            if let Some(mut child) = child {
-                let _ = child.kill().await;
-            }
-            Ok((StatusCode::OK, axum::Json(json!(jobs.get(id)))).into_response())
-        }
-        done => Ok((
-            StatusCode::CONFLICT,
-            axum::Json(
-                json!({"code": "Conflict", "description": format!("job {id} has already ended ({done:?})")}),
-            ),
-        )
-            .into_response()),
+    let job = jobs_of(&state)?.cancel(job_id(&id)?)?;
+    Ok((StatusCode::OK, axum::Json(json!(job))).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_lines_parse_and_others_do_not() {
+        let p = parse_progress(r#"{"progress":{"stage":"tiles","done":3,"total":12}}"#).expect("progress");
+        assert_eq!((p.stage.as_str(), p.done, p.total, p.percent), ("tiles", 3, 12, 25.0));
+        assert!(parse_progress("cim-ingest: roads.geojson: broken").is_none());
+        assert!(parse_progress(r#"{"progress":{"stage":"x"}}"#).is_none());
+    }
+
+    #[test]
+    fn browser_file_names_become_safe_ones() {
+        assert_eq!(
+            safe_filename(r"C:\fakepath\My roads (2).geojson").as_deref(),
+            Some("My_roads__2_.geojson")
+        );
+        assert_eq!(safe_filename("../../etc/passwd").as_deref(), Some("passwd"));
+        assert_eq!(safe_filename("...").as_deref(), None);
+        assert!(!valid_filename("../x.las") && valid_filename("noext") && !valid_filename(".hidden"));
     }
 }

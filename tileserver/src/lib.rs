@@ -113,7 +113,7 @@ pub fn app(state: AppState) -> Router {
         .merge(api::routes())
         .merge(bim::routes())
         .merge(audit::routes())
-        .merge(jobs::routes(state.max_upload_bytes))
+        .merge(jobs::routes())
         .merge(terrain::routes())
         .merge(tiles::routes())
         .merge(ogc::routes())

@@ -111,7 +111,8 @@ async fn run() -> anyhow::Result<()> {
         Some(p) => p.clone(),
         None => std::env::current_exe().context("locating cim-server")?.with_file_name("cim-ingest"),
     };
-    state.jobs = Some(cim_tileserver::jobs::Jobs::start(cli.store.clone(), ingest_bin));
+    state.jobs =
+        Some(cim_tileserver::jobs::Jobs::start(cli.store.clone(), ingest_bin, state.max_upload_bytes as u64));
     if let Some(days) = cli.audit_keep_days {
         anyhow::ensure!(days.is_finite() && days >= 0.0, "--audit-keep-days {days} must be zero or more");
     }

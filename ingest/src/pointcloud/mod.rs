@@ -366,12 +366,12 @@ pub fn ingest_point_cloud(options: &IngestOptions) -> Result<IngestSummary, Inge
         nodes: Mutex::new(HashMap::new()),
         by_class: Mutex::new(BTreeMap::new()),
     };
-    let progress = crate::layer::progress_bar(options.show_progress, total, "points");
-    if let Ok(style) = indicatif::ProgressStyle::with_template(
-        "{spinner} {prefix:>10} [{bar:30}] {human_pos}/{human_len} points, {per_sec}, eta {eta}",
-    ) {
-        progress.set_style(style.progress_chars("=> "));
-    }
+    let progress = crate::layer::progress_bar(
+        options.progress,
+        total,
+        "points",
+        Some("{spinner} {prefix:>10} [{bar:30}] {human_pos}/{human_len} points, {per_sec}, eta {eta}"),
+    );
     let mut stream = PointStream {
         sources: &sources,
         frame,

@@ -480,7 +480,7 @@ pub fn ingest_terrain(options: &IngestOptions) -> Result<IngestSummary, IngestEr
     let frame = EnuFrame::at((footprint[0] + footprint[2]) / 2.0, (footprint[1] + footprint[3]) / 2.0, min_h);
     let rtin = Rtin::new(TILE_CELLS as usize);
     let total_tiles: u64 = (min_zoom..=max_zoom).map(count).sum();
-    let progress = crate::layer::progress_bar(options.show_progress, total_tiles, "terrain");
+    let progress = crate::layer::progress_bar(options.progress, total_tiles, "terrain", None);
 
     struct LevelOut {
         tiles: HashMap<(u32, u32), (BuiltTile, f64)>,
