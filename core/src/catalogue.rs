@@ -92,6 +92,32 @@ pub enum RuleAction {
     Hash,
 }
 
+/// Coarsened positions: callers below `clearance` (and every tile) get each vertex
+/// snapped to the centre of a grid cell `metres` on a side; outlines that collapse
+/// become the cell of their centre.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct CoarsenRule {
+    pub metres: f64,
+    pub clearance: Classification,
+}
+
+impl std::str::FromStr for CoarsenRule {
+    type Err = String;
+
+    /// `METRES:CLEARANCE`, e.g. `100:internal`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let Some((metres, clearance)) = s.split_once(':') else {
+            return Err(format!("'{s}': write METRES:CLEARANCE, e.g. 100:internal"));
+        };
+        let metres: f64 =
+            metres.trim().parse().map_err(|_| format!("'{metres}' is not a number of metres"))?;
+        if !(metres.is_finite() && (1.0..=100_000.0).contains(&metres)) {
+            return Err(format!("{metres} m: use a grid of 1 to 100000 metres"));
+        }
+        Ok(Self { metres, clearance: clearance.parse()? })
+    }
+}
+
 /// A desensitisation rule: `attribute` in full only for callers cleared to
 /// `clearance`; never in tiles, which every caller of the layer can fetch.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -210,6 +236,9 @@ pub struct CatalogueEntry {
     /// Desensitised attributes (kept out of tiles, shown by clearance).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attribute_rules: Vec<AttributeRule>,
+    /// Positions coarsened below a clearance (tiles always carry the coarse ones).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coarsen: Option<CoarsenRule>,
 }
 
 /// The facts of a terrain layer.

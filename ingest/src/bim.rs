@@ -702,6 +702,7 @@ pub fn ingest_bim(options: &IngestOptions) -> Result<IngestSummary, IngestError>
         owner: options.owner.clone(),
         update_cycle: options.update_cycle.clone(),
         attribute_rules: Vec::new(),
+        coarsen: None,
     };
     let layer_dir = crate::layer::publish(staging, options, &quality, &catalogue)?;
     Ok(IngestSummary { catalogue, quality, layer_dir, mvt_tiles: 0, building_tiles: contents })

@@ -59,6 +59,8 @@ pub struct IngestOptions {
     pub keep_versions: usize,
     /// Desensitised attributes: kept out of tiles, served by clearance.
     pub attribute_rules: Vec<cim_core::catalogue::AttributeRule>,
+    /// Coarsened positions for callers below a clearance and in every tile.
+    pub coarsen: Option<cim_core::catalogue::CoarsenRule>,
 }
 
 impl IngestOptions {
@@ -83,6 +85,7 @@ impl IngestOptions {
             update_cycle: None,
             keep_versions: crate::store::DEFAULT_KEEP_VERSIONS,
             attribute_rules: Vec::new(),
+            coarsen: None,
         }
     }
 }
@@ -488,6 +491,12 @@ pub(crate) fn progress_bar(
 
 /// Refuses attribute rules for layers whose contents carry no attributes to protect.
 fn no_attribute_rules(options: &IngestOptions, kind: &str) -> Result<(), IngestError> {
+    if options.coarsen.is_some() {
+        return Err(IngestError::source(
+            options.files.first().map_or(Path::new(""), PathBuf::as_path),
+            format!("--coarsen applies to vector layers, not {kind} layers"),
+        ));
+    }
     match options.attribute_rules.first() {
         Some(rule) => Err(IngestError::source(
             options.files.first().map_or(Path::new(""), PathBuf::as_path),
@@ -531,6 +540,12 @@ pub fn ingest(options: &IngestOptions) -> Result<IngestSummary, IngestError> {
             return Err(IngestError::source(
                 &options.files[i],
                 "CityJSON models and other files go into separate layers; ingest them in separate runs",
+            ));
+        }
+        if options.coarsen.is_some() {
+            return Err(IngestError::source(
+                &options.files[0],
+                "--coarsen applies to vector layers, not city model layers",
             ));
         }
         return crate::citymodel::ingest_city_model(options);
@@ -642,6 +657,17 @@ pub fn ingest(options: &IngestOptions) -> Result<IngestSummary, IngestError> {
             f.properties.remove(&rule.attribute);
         }
     }
+    // Coarsened positions likewise: tiles carry the grid, the feature store the truth.
+    if let Some(rule) = options.coarsen {
+        let mut collapsed = 0u64;
+        for f in &mut features {
+            f.geometry = cim_core::features::coarsen(&f.geometry, rule.metres);
+            if matches!(f.geometry, Geometry::Point(_)) && f.building_height.take().is_some() {
+                collapsed += 1;
+            }
+        }
+        tracing::info!(metres = rule.metres, collapsed, "positions coarsened for tiles");
+    }
 
     let fields: Map<String, Value> = attributes
         .iter()
@@ -721,6 +747,7 @@ pub fn ingest(options: &IngestOptions) -> Result<IngestSummary, IngestError> {
         owner: options.owner.clone(),
         update_cycle: options.update_cycle.clone(),
         attribute_rules: options.attribute_rules.clone(),
+        coarsen: options.coarsen,
     };
     let layer_dir = publish(staging, options, &quality, &catalogue)?;
     Ok(IngestSummary { catalogue, quality, layer_dir, mvt_tiles: stats.tiles, building_tiles })

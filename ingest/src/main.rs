@@ -61,6 +61,11 @@ struct Cli {
     /// (vector and city model layers; repeat for several).
     #[arg(long = "protect", value_name = "RULE")]
     protect: Vec<cim_core::catalogue::AttributeRule>,
+    /// Coarsen positions: METRES:CLEARANCE snaps every vertex in the tiles, and in
+    /// what callers below CLEARANCE get from the feature API, pick and query, to a
+    /// grid of METRES (vector layers).
+    #[arg(long, value_name = "RULE")]
+    coarsen: Option<cim_core::catalogue::CoarsenRule>,
     /// Published versions of the layer to keep for rollback, the new one included.
     #[arg(long, default_value_t = cim_ingest::store::DEFAULT_KEEP_VERSIONS)]
     keep_versions: usize,
@@ -119,6 +124,7 @@ fn run() -> anyhow::Result<()> {
     let mut options = IngestOptions::new(&cli.store, &cli.layer, cli.files);
     options.keep_versions = cli.keep_versions;
     options.attribute_rules = cli.protect;
+    options.coarsen = cli.coarsen;
     options.src_crs = cli.src_crs;
     options.height_attr = cli.height_attr;
     options.default_height = cli.default_height;

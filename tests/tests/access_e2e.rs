@@ -510,3 +510,223 @@ fn classified_live_sensors_are_hidden_behind_every_door_from_callers_below_their
         assert_eq!((listed, collections), (may, may), "{token:?}");
     }
 }
+
+/// Ground metres from a position to the centre of its cell in the coarsening grid
+/// (rows `metres` tall; columns `metres` wide at the row's centre latitude).
+fn off_grid(lon: f64, lat: f64, metres: f64) -> f64 {
+    let lat_step = metres / 111_320.0;
+    let cy = ((lat / lat_step).floor() + 0.5) * lat_step;
+    let lon_step = metres / (111_320.0 * cy.to_radians().cos());
+    let cx = ((lon / lon_step).floor() + 0.5) * lon_step;
+    ((lon - cx) * 111_320.0 * cy.to_radians().cos()).hypot((lat - cy) * 111_320.0)
+}
+
+fn positions(geometry: &Value, out: &mut Vec<[f64; 2]>) {
+    match geometry {
+        Value::Array(a) if a.len() >= 2 && a[0].is_number() => {
+            out.push([a[0].as_f64().unwrap_or(f64::NAN), a[1].as_f64().unwrap_or(f64::NAN)]);
+        }
+        Value::Array(a) => a.iter().for_each(|v| positions(v, out)),
+        Value::Object(o) => o.get("coordinates").into_iter().for_each(|v| positions(v, out)),
+        _ => {}
+    }
+}
+
+fn content_uris(tile: &Value, out: &mut Vec<String>) {
+    if let Some(uri) = tile["content"]["uri"].as_str() {
+        out.push(uri.to_owned());
+    }
+    for child in tile["children"].as_array().into_iter().flatten() {
+        content_uris(child, out);
+    }
+}
+
+#[test]
+fn coarsened_positions_are_all_that_tiles_and_uncleared_callers_get_and_cleared_ones_get_the_truth() {
+    let (store, token_file) = classified_store("access-coarsen");
+    // Forty 20 m x 15 m houses 60 m apart in Chongqing, two 600 m blocks, a road.
+    let (lon0, lat0) = (106.5512, 29.5617);
+    let (dx, dy) = (20.0 / 96_850.0, 15.0 / 111_320.0);
+    let rect =
+        |x: f64, y: f64, w: f64, h: f64| json!([[[x, y], [x + w, y], [x + w, y + h], [x, y + h], [x, y]]]);
+    let mut features = Vec::new();
+    for i in 0..40 {
+        let (x, y) = (lon0 + f64::from(i % 10) * 0.00062, lat0 + f64::from(i / 10) * 0.00054);
+        features.push(json!({"type": "Feature", "properties": {"building": "yes", "height": 9, "name": format!("house {i}")},
+            "geometry": {"type": "Polygon", "coordinates": rect(x, y, dx, dy)}}));
+    }
+    for j in 0..2 {
+        let x = lon0 + 0.01 + f64::from(j) * 0.008;
+        features.push(json!({"type": "Feature", "properties": {"building": "yes", "height": 30, "name": format!("block {j}")},
+            "geometry": {"type": "Polygon", "coordinates": rect(x, lat0, 0.0062, 0.0054)}}));
+    }
+    features.push(json!({"type": "Feature", "properties": {"name": "road"},
+        "geometry": {"type": "LineString", "coordinates": [[lon0 - 0.002, lat0 - 0.001], [lon0 + 0.0135, lat0 - 0.0012]]}}));
+    let file = store.join("district.geojson");
+    std::fs::write(&file, json!({"type": "FeatureCollection", "features": features}).to_string())
+        .expect("write");
+    let mut exact = Vec::new();
+    for f in &features {
+        positions(&f["geometry"], &mut exact);
+    }
+    let far = exact.iter().filter(|p| off_grid(p[0], p[1], 200.0) > 5.0).count();
+    assert!(
+        far * 10 >= exact.len() * 9,
+        "the source's vertices are mostly off the grid ({far} of {})",
+        exact.len()
+    );
+    ingest_ok(&store, "district", &["--coarsen", "200:internal", "--max-zoom", "15"], &[&file]);
+    let server = Server::start_with(&store, &["--tokens", token_file.to_str().expect("path")]);
+    let base = &server.url;
+    let items = |token: Option<&str>| -> Vec<Value> {
+        let url = format!("{base}/collections/district/items?limit=100");
+        let reply = match token {
+            Some(t) => get(&url, &[("authorization", &format!("Bearer {t}"))]),
+            None => get(&url, &[]),
+        };
+        reply.json()["features"].as_array().expect("features").clone()
+    };
+
+    // Below the clearance: every position is a cell centre; houses are their cell.
+    let public = items(Some("viewer-token"));
+    assert_eq!(public.len(), 43);
+    let mut seen = Vec::new();
+    for f in &public {
+        positions(&f["geometry"], &mut seen);
+    }
+    let worst = seen.iter().map(|p| off_grid(p[0], p[1], 200.0)).fold(0.0, f64::max);
+    assert!(worst < 1e-3, "a public position lies {worst} m off the grid");
+    let kinds: Vec<&str> = public.iter().filter_map(|f| f["geometry"]["type"].as_str()).collect();
+    // A house across a cell corner keeps a polygon of cell centres; most are one cell.
+    let points = kinds.iter().filter(|k| **k == "Point").count();
+    assert!(points >= 30 && points + kinds.iter().filter(|k| **k == "Polygon").count() == 42, "{kinds:?}");
+    assert_eq!(kinds.iter().filter(|k| **k == "LineString").count(), 1, "{kinds:?}");
+    // At or above it: the source, exactly.
+    let planner = items(Some("planner-token"));
+    let mut truth = Vec::new();
+    for f in &planner {
+        positions(&f["geometry"], &mut truth);
+    }
+    assert_eq!(truth.len(), exact.len());
+    for (a, b) in truth.iter().zip(&exact) {
+        assert!((a[0] - b[0]).abs() < 1e-9 && (a[1] - b[1]).abs() < 1e-9, "{a:?} vs {b:?}");
+    }
+
+    // Tiles, fetched by the cleared caller: grid positions only (decoded by
+    // @mapbox/vector-tile; within 1.5 units of the tile's own grid).
+    let scratch = temp_dir("access-coarsen-tiles");
+    let mut decoded_positions = 0;
+    for z in 12..=15u32 {
+        // One unit of the tile's 4096 grid, in ground metres.
+        let unit = 40_075_016.7 * lat0.to_radians().cos() / f64::from(1u32 << z) / 4096.0;
+        let (x0, y1) = tile_of(lon0 - 0.003, lat0 - 0.002, z);
+        let (x1, y0) = tile_of(lon0 + 0.025, lat0 + 0.008, z);
+        for x in x0..=x1 {
+            for y in y0..=y1 {
+                let reply = get(
+                    &format!("{base}/tiles/district/{z}/{x}/{y}.mvt"),
+                    &[("authorization", "Bearer planner-token")],
+                );
+                if reply.status == 204 {
+                    continue;
+                }
+                assert_eq!(reply.status, 200);
+                let tile = scratch.join("t.mvt");
+                std::fs::write(&tile, &reply.body).expect("write");
+                let decoded = oracle(
+                    "decode_mvt.mjs",
+                    &[tile.to_str().expect("path"), &z.to_string(), &x.to_string(), &y.to_string()],
+                );
+                for f in decoded["district"]["features"].as_array().into_iter().flatten() {
+                    let mut ps = Vec::new();
+                    positions(&f["geojson"], &mut ps);
+                    for p in ps {
+                        let off = off_grid(p[0], p[1], 200.0);
+                        // Clipped edges end on the tile's buffered border (80 units
+                        // out), off the grid by design.
+                        let n = f64::from(1u32 << z);
+                        let u = ((p[0] + 180.0) / 360.0 * n - f64::from(x)) * 4096.0;
+                        let phi = p[1].to_radians();
+                        let v = ((1.0 - (phi.tan() + 1.0 / phi.cos()).ln() / std::f64::consts::PI) / 2.0 * n
+                            - f64::from(y))
+                            * 4096.0;
+                        let on_border =
+                            [u, v].iter().any(|t| (t + 80.0).abs() < 1.0 || (t - 4176.0).abs() < 1.0);
+                        assert!(
+                            off < unit * 1.5 || on_border,
+                            "tile {z}/{x}/{y} holds {p:?}, {off} m off the grid"
+                        );
+                        decoded_positions += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert!(decoded_positions > 100, "{decoded_positions} positions decoded");
+    // 3D tiles extrude only what kept an outline (the blocks, and houses across cells).
+    let tileset =
+        get(&format!("{base}/3dtiles/district/tileset.json"), &[("authorization", "Bearer planner-token")])
+            .json();
+    let mut uris = Vec::new();
+    content_uris(&tileset["root"], &mut uris);
+    let mut fids: Vec<u64> = uris
+        .iter()
+        .flat_map(|u| {
+            glb_fids(
+                &get(&format!("{base}/3dtiles/district/{u}"), &[("authorization", "Bearer planner-token")])
+                    .body,
+            )
+        })
+        .collect();
+    fids.sort_unstable();
+    fids.dedup();
+    let outlined: Vec<u64> = public
+        .iter()
+        .filter(|f| f["geometry"]["type"] == "Polygon")
+        .filter_map(|f| f["id"].as_u64())
+        .collect();
+    assert_eq!(fids, outlined);
+
+    // Probing inside a cell learns nothing below the clearance; box queries around a
+    // house's exact outline miss it; cleared callers find it.
+    let (hx, hy) = (lon0 + dx / 2.0, lat0 + dy / 2.0);
+    let pick = |lon: f64, lat: f64, token: &str| {
+        get(
+            &format!("{base}/api/pick?lon={lon}&lat={lat}&layer=district"),
+            &[("authorization", &format!("Bearer {token}"))],
+        )
+        .json()
+    };
+    let inside = pick(hx, hy, "viewer-token");
+    // Halfway to the cell's centre is still in the cell.
+    let lat_step = 200.0 / 111_320.0;
+    let cy = ((hy / lat_step).floor() + 0.5) * lat_step;
+    let lon_step = 200.0 / (111_320.0 * cy.to_radians().cos());
+    let cx = ((hx / lon_step).floor() + 0.5) * lon_step;
+    let beside = pick((hx + cx) / 2.0, (hy + cy) / 2.0, "viewer-token");
+    assert!(inside.to_string().contains("house 0"), "the house's cell holds it: {inside}");
+    assert_eq!(inside, beside, "two probes in one cell answer alike");
+    let found = pick(hx, hy, "planner-token");
+    assert!(found.to_string().contains("house 0"), "{found}");
+    let bbox = format!("{},{},{},{}", lon0 - dx * 0.1, lat0 - dy * 0.1, lon0 + dx * 1.1, lat0 + dy * 1.1);
+    let boxed = |token: &str| {
+        get(
+            &format!("{base}/collections/district/items?bbox={bbox}"),
+            &[("authorization", &format!("Bearer {token}"))],
+        )
+        .json()["features"]
+            .as_array()
+            .map_or(0, Vec::len)
+    };
+    let centre_inside = off_grid(lon0 + dx / 2.0, lat0 + dy / 2.0, 200.0) < 10.0;
+    if !centre_inside {
+        assert_eq!(boxed("viewer-token"), 0, "a box around the exact outline finds the coarse house");
+    }
+    assert_eq!(boxed("planner-token"), 1);
+
+    // Where it does not apply, it is refused.
+    let o = ingest(&store, "ground", &["--coarsen", "100:internal"], &[&data("dem/lyon_dem.tif")]);
+    assert!(!o.ok && o.stderr.contains("--coarsen applies to vector layers"), "{}", o.stderr);
+    let o = ingest(&store, "bad", &["--coarsen", "0.1:internal"], &[&file]);
+    assert!(!o.ok && o.stderr.contains("1 to 100000 metres"), "{}", o.stderr);
+}

@@ -64,6 +64,42 @@ pub struct Layer {
     global_ids: HashMap<String, usize>,
     /// Terrain layers: the finest level's meshes.
     pub terrain: Option<TerrainSurface>,
+    /// What callers below the layer's coarsening clearance search and see.
+    coarse: Option<Coarse>,
+}
+
+/// A layer's positions on its coarsening grid, indexed like the exact ones, so that
+/// picking and box queries cannot trace an outline finer than the grid.
+struct Coarse {
+    clearance: cim_core::catalogue::Classification,
+    metres: f64,
+    geometries: Vec<Geometry<f64>>,
+    geojson: Vec<Value>,
+    tree: RTree<Indexed>,
+}
+
+impl Coarse {
+    fn build(rule: cim_core::catalogue::CoarsenRule, exact: &[Geometry<f64>]) -> Self {
+        let geometries: Vec<Geometry<f64>> =
+            exact.iter().map(|g| cim_core::features::coarsen(g, rule.metres)).collect();
+        let geojson = geometries.iter().map(cim_core::features::to_geojson).collect();
+        Self { clearance: rule.clearance, metres: rule.metres, tree: index(&geometries), geometries, geojson }
+    }
+}
+
+fn index(geometries: &[Geometry<f64>]) -> RTree<Indexed> {
+    let entries = geometries
+        .iter()
+        .enumerate()
+        .filter_map(|(i, g)| {
+            let r = g.bounding_rect()?;
+            Some(GeomWithData::new(
+                Rectangle::from_corners([r.min().x, r.min().y], [r.max().x, r.max().y]),
+                i,
+            ))
+        })
+        .collect();
+    RTree::bulk_load(entries)
 }
 
 impl Layer {
@@ -87,18 +123,12 @@ impl Layer {
             Some(Value::Array(a)) => a,
             _ => return Err(format!("{}: no features array", catalogue.features)),
         };
-        let mut geometries = Vec::with_capacity(features.len());
-        let mut entries = Vec::with_capacity(features.len());
-        for (i, f) in features.iter().enumerate() {
-            let g = from_geojson(&f["geometry"]).map_err(|e| format!("feature {i}: {e}"))?;
-            if let Some(r) = g.bounding_rect() {
-                entries.push(GeomWithData::new(
-                    Rectangle::from_corners([r.min().x, r.min().y], [r.max().x, r.max().y]),
-                    i,
-                ));
-            }
-            geometries.push(g);
-        }
+        let geometries = features
+            .iter()
+            .enumerate()
+            .map(|(i, f)| from_geojson(&f["geometry"]).map_err(|e| format!("feature {i}: {e}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let coarse = catalogue.coarsen.map(|rule| Coarse::build(rule, &geometries));
         let global_ids = if catalogue.kind == LayerKind::Bim {
             features
                 .iter()
@@ -121,9 +151,10 @@ impl Layer {
             archive,
             prepared: Mutex::new(HashMap::new()),
             features,
+            tree: index(&geometries),
             geometries,
-            tree: RTree::bulk_load(entries),
             global_ids,
+            coarse,
         })
     }
 
@@ -149,6 +180,11 @@ impl Layer {
     /// masked or hashed below their rule's clearance.
     pub fn feature(&self, index: usize) -> Value {
         let mut f = self.features.get(index).cloned().unwrap_or(Value::Null);
+        if let Some(coarse) = self.coarse_for_caller()
+            && let (Some(slot), Some(g)) = (f.get_mut("geometry"), coarse.geojson.get(index))
+        {
+            slot.clone_from(g);
+        }
         let rules = &self.catalogue.attribute_rules;
         if rules.is_empty() {
             return f;
@@ -190,14 +226,37 @@ impl Layer {
         self.global_ids.get(id).copied()
     }
 
-    /// Indices of features whose geometry contains or touches the point.
+    /// The coarse positions, when the caller is below the layer's coarsening clearance.
+    fn coarse_for_caller(&self) -> Option<&Coarse> {
+        self.coarse.as_ref().filter(|c| !crate::access::current().may_see(c.clearance))
+    }
+
+    /// The geometries and index the caller searches: coarse below the clearance.
+    fn searched(&self) -> (&[Geometry<f64>], &RTree<Indexed>) {
+        match self.coarse_for_caller() {
+            Some(c) => (&c.geometries, &c.tree),
+            None => (&self.geometries, &self.tree),
+        }
+    }
+
+    /// Indices of features whose geometry contains or touches the point. Below the
+    /// coarsening clearance the point is snapped to its cell first, so a pick finds
+    /// what is in the cell (features coarsened to points sit at cell centres) and
+    /// probing within a cell learns nothing.
     pub fn pick(&self, lon: f64, lat: f64) -> Vec<usize> {
+        let (lon, lat) = match self.coarse_for_caller() {
+            Some(c) => {
+                let s = cim_core::features::coarsen_coord(geo_types::Coord { x: lon, y: lat }, c.metres);
+                (s.x, s.y)
+            }
+            None => (lon, lat),
+        };
         let p = Point::new(lon, lat);
-        let mut hits: Vec<usize> = self
-            .tree
+        let (geometries, tree) = self.searched();
+        let mut hits: Vec<usize> = tree
             .locate_all_at_point(&[lon, lat])
             .map(|e| e.data)
-            .filter(|&i| self.geometries[i].intersects(&p))
+            .filter(|&i| geometries[i].intersects(&p))
             .collect();
         hits.sort_unstable();
         hits
@@ -206,11 +265,11 @@ impl Layer {
     /// Indices of features intersecting the box, in id order.
     pub fn query(&self, bbox: [f64; 4]) -> Vec<usize> {
         let rect = Rect::new((bbox[0], bbox[1]), (bbox[2], bbox[3]));
-        let mut hits: Vec<usize> = self
-            .tree
+        let (geometries, tree) = self.searched();
+        let mut hits: Vec<usize> = tree
             .locate_in_envelope_intersecting(&AABB::from_corners([bbox[0], bbox[1]], [bbox[2], bbox[3]]))
             .map(|e| e.data)
-            .filter(|&i| self.geometries[i].intersects(&rect))
+            .filter(|&i| geometries[i].intersects(&rect))
             .collect();
         hits.sort_unstable();
         hits
@@ -220,7 +279,7 @@ impl Layer {
     /// courtyard): where a sensor attached to it is drawn.
     pub fn anchor(&self, index: usize) -> Option<(f64, f64)> {
         use geo::InteriorPoint;
-        self.geometries.get(index)?.interior_point().map(|p| (p.x(), p.y()))
+        self.searched().0.get(index)?.interior_point().map(|p| (p.x(), p.y()))
     }
 
     pub fn fid(&self, index: usize) -> Option<u64> {

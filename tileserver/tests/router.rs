@@ -70,6 +70,7 @@ fn publish(store: &Path, version: &str, n: u64) {
         owner: None,
         update_cycle: None,
         attribute_rules: Vec::new(),
+        coarsen: None,
     };
     std::fs::write(dir.join("catalogue.json"), serde_json::to_vec(&catalogue).expect("json"))
         .expect("catalogue");

@@ -545,6 +545,7 @@ pub fn ingest_city_model(options: &IngestOptions) -> Result<IngestSummary, Inges
         owner: options.owner.clone(),
         update_cycle: options.update_cycle.clone(),
         attribute_rules: options.attribute_rules.clone(),
+        coarsen: None,
     };
     let tiles = writer.written;
     let layer_dir = crate::layer::publish(staging, options, &quality, &catalogue)?;

@@ -519,6 +519,7 @@ pub fn ingest_point_cloud(options: &IngestOptions) -> Result<IngestSummary, Inge
         owner: options.owner.clone(),
         update_cycle: options.update_cycle.clone(),
         attribute_rules: Vec::new(),
+        coarsen: None,
     };
     let layer_dir = crate::layer::publish(staging, options, &quality, &catalogue)?;
     let seconds = started.elapsed().as_secs_f64();

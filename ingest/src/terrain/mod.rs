@@ -794,6 +794,7 @@ pub fn ingest_terrain(options: &IngestOptions) -> Result<IngestSummary, IngestEr
         owner: options.owner.clone(),
         update_cycle: options.update_cycle.clone(),
         attribute_rules: Vec::new(),
+        coarsen: None,
     };
     let layer_dir = crate::layer::publish(staging, options, &quality, &catalogue)?;
     tracing::info!(

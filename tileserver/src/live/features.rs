@@ -115,6 +115,7 @@ pub fn catalogue_entry(live: &Live) -> CatalogueEntry {
         owner: None,
         update_cycle: None,
         attribute_rules: Vec::new(),
+        coarsen: None,
     }
 }
 
