@@ -730,3 +730,132 @@ fn coarsened_positions_are_all_that_tiles_and_uncleared_callers_get_and_cleared_
     let o = ingest(&store, "bad", &["--coarsen", "0.1:internal"], &[&file]);
     assert!(!o.ok && o.stderr.contains("1 to 100000 metres"), "{}", o.stderr);
 }
+
+/// `mosquitto_pub` (one message) or `mosquitto_sub` with optional credentials;
+/// whether it succeeded, and what it printed.
+fn mosquitto(tool: &str, broker: &str, token: Option<&str>, args: &[&str]) -> (bool, String) {
+    let (host, port) = broker.rsplit_once(':').expect("HOST:PORT");
+    let mut command = std::process::Command::new("timeout");
+    command.args(["10", tool, "-h", host, "-p", port, "-i", &format!("e2e-{tool}-{}", std::process::id())]);
+    if let Some(t) = token {
+        command.args(["-u", "e2e", "-P", t]);
+    }
+    let out = command.args(args).output().expect("mosquitto clients (apt-get install mosquitto-clients)");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+#[test]
+fn the_embedded_broker_takes_tokens_refuses_publishers_and_watchers_without_the_right_and_audits_it_all() {
+    let (store, token_file) = classified_store("access-mqtt");
+    // A sensor feeder cleared for the (internal) sensors, beside the store's tokens.
+    let mut tokens: Value =
+        serde_json::from_slice(&std::fs::read(&token_file).expect("tokens")).expect("json");
+    tokens.as_array_mut().expect("array").push(
+        json!({"name": "pumps", "sha256": sha256_hex("pumps-token"), "role": "ingest", "clearance": "internal"}),
+    );
+    std::fs::write(&token_file, tokens.to_string()).expect("write");
+    let server = Server::start_with(
+        &store,
+        &[
+            "--tokens",
+            token_file.to_str().expect("path"),
+            "--mqtt-listen",
+            "127.0.0.1:0",
+            "--sensors-classification",
+            "internal",
+        ],
+    );
+    let base = &server.url;
+    let broker = server.mqtt.clone().expect("the server prints its MQTT address");
+    let sensor = json!({"id": "pump", "kind": "pressure", "unit": "bar", "lon": LON, "lat": LAT});
+    assert_eq!(post(&format!("{base}/api/sensors"), Some("pumps-token"), &sensor), 201);
+    let reading =
+        |i: u32| json!({"t": format!("2026-12-01T10:{i:02}:00Z"), "value": f64::from(i)}).to_string();
+
+    // A bad token is refused at CONNECT; no token may connect but not publish.
+    let (ok, said) = mosquitto(
+        "mosquitto_pub",
+        &broker,
+        Some("wrong-token"),
+        &["-q", "1", "-t", "cim/sensors/pump", "-m", &reading(1)],
+    );
+    assert!(!ok && said.to_lowercase().contains("bad user name or password"), "{said}");
+    let (ok, said) =
+        mosquitto("mosquitto_pub", &broker, None, &["-q", "1", "-t", "cim/sensors/pump", "-m", &reading(2)]);
+    assert!(!ok, "a public client published: {said}");
+    let (ok, said) = mosquitto(
+        "mosquitto_pub",
+        &broker,
+        Some("planner-token"),
+        &["-q", "1", "-t", "cim/sensors/pump", "-m", &reading(3)],
+    );
+    assert!(!ok, "a planner published: {said}");
+    let (ok, said) = mosquitto(
+        "mosquitto_pub",
+        &broker,
+        Some("ingest-token"),
+        &["-q", "1", "-t", "cim/sensors/pump", "-m", &reading(4)],
+    );
+    assert!(!ok, "an ingest token without clearance for the sensors published: {said}");
+    // Watchers below the sensors' classification are refused their filters.
+    let (ok, said) =
+        mosquitto("mosquitto_sub", &broker, Some("viewer-token"), &["-t", "cim/#", "-C", "1", "-W", "3"]);
+    let _ = ok; // mosquitto_sub exits 0 even when every filter is denied
+    assert!(said.contains("All subscription requests were denied"), "{said}");
+
+    // The cleared ingest token publishes, and a cleared watcher sees it.
+    let watcher = {
+        let (host, port) = broker.rsplit_once(':').expect("HOST:PORT");
+        std::process::Command::new("timeout")
+            .args(["15", "mosquitto_sub", "-h", host, "-p", port, "-u", "e2e", "-P", "planner-token"])
+            .args(["-t", "cim/sensors/#", "-C", "1", "-v"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("mosquitto_sub")
+    };
+    let mut published = 0;
+    let mut heard = String::new();
+    let watcher = std::thread::spawn(move || watcher.wait_with_output().expect("mosquitto_sub"));
+    for i in 10..40 {
+        let (ok, said) = mosquitto(
+            "mosquitto_pub",
+            &broker,
+            Some("pumps-token"),
+            &["-q", "1", "-t", "cim/sensors/pump", "-m", &reading(i)],
+        );
+        assert!(ok, "{said}");
+        published += 1;
+        if watcher.is_finished() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    if let Ok(out) = watcher.join() {
+        heard = String::from_utf8_lossy(&out.stdout).into_owned();
+    }
+    assert!(heard.starts_with("cim/sensors/pump {"), "the cleared watcher heard: {heard:?}");
+    let readings = ask(&format!("{base}/api/sensors/pump/readings"), Some("planner-token")).json();
+    assert_eq!(
+        readings.as_array().map(Vec::len),
+        Some(published),
+        "only the cleared feeder's readings are stored"
+    );
+
+    // Every CONNECT, refused publish, stored publish and filter is in the audit log.
+    let audit = ask(&format!("{base}/api/audit?limit=100000"), Some("admin-token")).json();
+    let records = audit["records"].as_array().expect("records");
+    let count = |who: &str, method: &str, status: u64| {
+        records.iter().filter(|r| r["who"] == who && r["method"] == method && r["status"] == status).count()
+    };
+    assert_eq!(count("invalid token", "MQTT CONNECT", 401), 1);
+    assert_eq!(count("public", "MQTT PUBLISH", 403), 1);
+    assert_eq!(count("planner", "MQTT PUBLISH", 403), 1);
+    assert_eq!(count("feeder", "MQTT PUBLISH", 403), 1);
+    assert_eq!(count("wall", "MQTT SUBSCRIBE", 404), 1);
+    assert_eq!(count("planner", "MQTT SUBSCRIBE", 200), 1);
+    assert_eq!(count("pumps", "MQTT PUBLISH", 200), published);
+    assert_eq!(count("pumps", "MQTT CONNECT", 200), published);
+    let verify = ask(&format!("{base}/api/audit/verify"), Some("admin-token")).json();
+    assert_eq!(verify["intact"], true, "{verify}");
+}

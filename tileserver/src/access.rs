@@ -121,7 +121,7 @@ impl Tokens {
 
     /// The principal of a presented token; every stored digest is compared, each in
     /// constant time, so timing tells nothing about which or how much matched.
-    fn resolve(&self, presented: &str) -> Result<Principal, ApiError> {
+    pub fn resolve(&self, presented: &str) -> Result<Principal, ApiError> {
         let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
         let mut found: Option<&Token> = None;
         for t in &self.tokens {

@@ -141,7 +141,12 @@ async fn run() -> anyhow::Result<()> {
     if let Some(mqtt) = mqtt {
         let live =
             state.live.clone().context("--mqtt-listen needs the live database, held by another instance")?;
-        cim_tileserver::live::broker::spawn(live, mqtt);
+        let access = cim_tileserver::live::broker::BrokerAccess {
+            tokens: state.tokens.clone(),
+            audit: state.audit.clone(),
+            sensors_classification: state.sensors_classification,
+        };
+        cim_tileserver::live::broker::spawn(live, mqtt, access);
     }
     if let Some(broker) = &cli.mqtt_broker {
         let live =

@@ -6,6 +6,15 @@
 //! durable end to end, with nothing between the sensor and the store that could
 //! lose it. Publishes from every connection share one group commit.
 //!
+//! Access follows the HTTP server's tokens (`cim-server --tokens`): a client gives
+//! its token as the CONNECT password (any user name). An unknown or expired token is
+//! refused at CONNECT; publishing needs the ingest or admin role and clearance for
+//! the sensors' classification (others are
+//! disconnected at their first publish); subscribing needs clearance for the
+//! sensors' classification (refused filters get a SUBACK failure). Every CONNECT,
+//! SUBSCRIBE filter and stored or refused PUBLISH goes to the audit log. Without a
+//! token file the broker is open, like the HTTP writes in development mode.
+//!
 //! It is a small broker, not a full one: clients may also SUBSCRIBE (filters with
 //! `+`/`#`) and get every publish that matches at QoS 0, so a `mosquitto_sub` can
 //! watch the traffic. Retained messages, wills and persistent outgoing sessions are
@@ -51,24 +60,43 @@ struct Owed {
 }
 
 struct Queued {
+    /// Who published it (the audit log's `who`).
+    who: Arc<str>,
     topic: String,
     payload: Bytes,
     owed: Option<Owed>,
 }
 
+/// Who may connect, publish and subscribe, and where that is recorded.
+#[derive(Clone, Default)]
+pub struct BrokerAccess {
+    pub tokens: crate::access::SharedTokens,
+    pub audit: Option<Arc<crate::audit::AuditLog>>,
+    pub sensors_classification: cim_core::catalogue::Classification,
+}
+
+impl BrokerAccess {
+    fn record(&self, who: &str, method: &str, target: &str, status: u16) {
+        if let Some(log) = &self.audit {
+            log.append(who, method, target, status);
+        }
+    }
+}
+
 #[derive(Clone)]
 struct Shared {
+    access: BrokerAccess,
     live: Arc<Live>,
     commit: mpsc::Sender<Queued>,
     fanout: broadcast::Sender<(String, Bytes)>,
 }
 
 /// Accepts MQTT clients on `listener` for ever.
-pub fn spawn(live: Arc<Live>, listener: TcpListener) {
+pub fn spawn(live: Arc<Live>, listener: TcpListener, access: BrokerAccess) {
     let (commit, queue) = mpsc::channel(COMMIT_QUEUE);
     let (fanout, _) = broadcast::channel(FANOUT_BUFFER);
-    let shared = Shared { live: live.clone(), commit, fanout };
-    tokio::spawn(group_commit(live, queue));
+    let shared = Shared { access: access.clone(), live: live.clone(), commit, fanout };
+    tokio::spawn(group_commit(live, queue, access));
     tokio::spawn(async move {
         loop {
             match listener.accept().await {
@@ -93,14 +121,20 @@ pub fn spawn(live: Arc<Live>, listener: TcpListener) {
 
 /// Stores queued publishes many per transaction, then sends what each one is owed,
 /// in arrival order (MQTT 3.1.1 §4.6: acknowledgements keep the publish order).
-async fn group_commit(live: Arc<Live>, mut queue: mpsc::Receiver<Queued>) {
+async fn group_commit(live: Arc<Live>, mut queue: mpsc::Receiver<Queued>, access: BrokerAccess) {
     let mut batch = Vec::new();
     while queue.recv_many(&mut batch, GROUP_COMMIT).await > 0 {
         let taken = std::mem::take(&mut batch);
         let messages = taken.iter().map(|q| (q.topic.as_str(), &q.payload[..]));
         // Not stored, so not acknowledged: the clients resend after reconnecting.
         if !store_messages(&live, messages).await {
+            for q in &taken {
+                access.record(&q.who, "MQTT PUBLISH", &q.topic, 503);
+            }
             continue;
+        }
+        for q in &taken {
+            access.record(&q.who, "MQTT PUBLISH", &q.topic, 200);
         }
         for owed in taken.into_iter().filter_map(|q| q.owed) {
             let reply = match owed.qos {
@@ -150,7 +184,31 @@ async fn serve(stream: TcpStream, shared: Shared) -> Result<(), String> {
         k => Duration::from_millis(u64::from(k) * 1500),
     };
     let client = connect.client_id.chars().take(64).collect::<String>();
-    tracing::debug!(client, "MQTT client connected");
+    let target = format!("mqtt client '{client}'");
+    let principal = match (&shared.access.tokens, &connect.login) {
+        (_, None) => Ok(crate::access::Principal::public()),
+        (Some(tokens), Some(login)) => tokens.resolve(&login.password).map_err(|e| e.to_string()),
+        (None, Some(_)) => Err("this server has no tokens configured".to_owned()),
+    };
+    let principal = match principal {
+        Ok(p) => p,
+        Err(why) => {
+            shared.access.record("invalid token", "MQTT CONNECT", &target, 401);
+            let mut bytes = BytesMut::new();
+            let refusal = Packet::ConnAck(ConnAck::new(ConnectReturnCode::BadUserNamePassword, false));
+            if refusal.write(&mut bytes, MAX_PACKET).is_ok() {
+                let _ = writer.write_all(&bytes).await;
+            }
+            return Err(format!("client '{client}' refused: {why}"));
+        }
+    };
+    shared.access.record(&principal.name, "MQTT CONNECT", &target, 200);
+    let who: Arc<str> = Arc::from(principal.name.as_str());
+    let may_watch = principal.may_see(shared.access.sensors_classification);
+    // Publishing is a write to the sensors: the ingest role, and clearance for them.
+    let may_publish =
+        shared.access.tokens.is_none() || (principal.role >= crate::access::Role::Ingest && may_watch);
+    tracing::debug!(client, who = %who, "MQTT client connected");
 
     // One writer task per connection: acknowledgements come from the group commit,
     // watched messages from the fan-out, control replies from the reader below.
@@ -190,6 +248,12 @@ async fn serve(stream: TcpStream, shared: Shared) -> Result<(), String> {
         match packet {
             Packet::Publish(p) => {
                 shared.live.broker.publishes.fetch_add(1, Ordering::Relaxed);
+                if !may_publish {
+                    shared.access.record(&who, "MQTT PUBLISH", &p.topic, 403);
+                    break Err(format!(
+                        "client '{client}' ({who}) may not publish: it needs the ingest or admin role and clearance for the sensors"
+                    ));
+                }
                 if shared.fanout.receiver_count() > 0 {
                     let _ = shared.fanout.send((p.topic.clone(), p.payload.clone()));
                 }
@@ -210,7 +274,7 @@ async fn serve(stream: TcpStream, shared: Shared) -> Result<(), String> {
                     QoS::AtMostOnce => None,
                     qos => Some(Owed { to: out.clone(), pkid: p.pkid, qos }),
                 };
-                let queued = Queued { topic: p.topic, payload: p.payload, owed };
+                let queued = Queued { who: who.clone(), topic: p.topic, payload: p.payload, owed };
                 if shared.commit.send(queued).await.is_err() {
                     break Err("the store is shutting down".into());
                 }
@@ -224,10 +288,15 @@ async fn serve(stream: TcpStream, shared: Shared) -> Result<(), String> {
             Packet::Subscribe(s) => {
                 let mut codes = Vec::with_capacity(s.filters.len());
                 for f in s.filters {
-                    if valid_filter(&f.path) {
+                    if !may_watch {
+                        shared.access.record(&who, "MQTT SUBSCRIBE", &f.path, 404);
+                        codes.push(SubscribeReasonCode::Failure);
+                    } else if valid_filter(&f.path) {
+                        shared.access.record(&who, "MQTT SUBSCRIBE", &f.path, 200);
                         filters.push(f.path);
                         codes.push(SubscribeReasonCode::Success(QoS::AtMostOnce));
                     } else {
+                        shared.access.record(&who, "MQTT SUBSCRIBE", &f.path, 400);
                         codes.push(SubscribeReasonCode::Failure);
                     }
                 }
