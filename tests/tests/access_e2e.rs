@@ -245,12 +245,35 @@ fn every_caller_sees_exactly_the_layers_at_or_below_its_clearance_on_every_endpo
     let audit = ask(&format!("{base}/api/audit?limit=10000"), Some("admin-token")).json();
     let records = audit["records"].as_array().expect("records");
     assert_eq!(records.len(), made + 1, "one record per request (the planner's refused look included)");
+    assert_eq!(audit["last_seq"].as_u64(), records.last().and_then(|r| r["seq"].as_u64()));
     let refused = records.iter().filter(|r| r["who"] == "invalid token" && r["status"] == 401).count();
     assert_eq!(refused, 4, "bad and expired tokens are recorded too");
     assert!(records.iter().any(|r| r["who"] == "admin"
         && r["target"] == "/3dtiles/secret/content/r.glb"
         && r["status"] == 200));
     assert!(records.iter().any(|r| r["who"] == "wall" && r["method"] == "POST" && r["status"] == 403));
+    // Queries select on the server: who, status, a target substring, a cursor.
+    let expected: Vec<&Value> = records
+        .iter()
+        .filter(|r| {
+            r["who"] == "wall"
+                && r["status"] == 404
+                && r["target"].as_str().is_some_and(|t| t.contains("secret"))
+        })
+        .collect();
+    let selected =
+        ask(&format!("{base}/api/audit?who=wall&status=404&target=secret&limit=10000"), Some("admin-token"))
+            .json();
+    assert_eq!(selected["records"].as_array().map(|a| a.iter().collect::<Vec<_>>()), Some(expected.clone()));
+    assert!(expected.len() >= 8, "{}", expected.len());
+    let second = expected[1]["seq"].as_u64().expect("seq");
+    let after = ask(
+        &format!("{base}/api/audit?who=wall&status=404&target=secret&limit=1&after={}", expected[0]["seq"]),
+        Some("admin-token"),
+    )
+    .json();
+    assert_eq!(after["records"][0]["seq"].as_u64(), Some(second));
+    assert_eq!(after["next_after"].as_u64(), Some(second));
     let verify = ask(&format!("{base}/api/audit/verify"), Some("admin-token")).json();
     assert_eq!(verify["intact"], true, "{verify}");
     // Breaking one record breaks the chain there.
