@@ -296,6 +296,9 @@ impl Layer {
 pub struct LayerCache {
     store: PathBuf,
     loaded: Mutex<HashMap<String, Arc<Layer>>>,
+    /// Classifications of layer versions not loaded, by their resolved directory:
+    /// listings check every layer per request without reading each catalogue.
+    classifications: Mutex<HashMap<PathBuf, Classification>>,
 }
 
 pub fn valid_layer_name(name: &str) -> bool {
@@ -307,7 +310,7 @@ pub fn valid_layer_name(name: &str) -> bool {
 
 impl LayerCache {
     pub fn new(store: PathBuf) -> Self {
-        Self { store, loaded: Mutex::new(HashMap::new()) }
+        Self { store, loaded: Mutex::new(HashMap::new()), classifications: Mutex::new(HashMap::new()) }
     }
 
     pub fn store(&self) -> &Path {
@@ -364,15 +367,31 @@ impl LayerCache {
         if let Some(layer) = self.cached(name).filter(|l| Some(&l.dir) == dir.as_ref()) {
             return layer.catalogue.classification;
         }
+        let Some(dir) = dir else { return Classification::Restricted };
+        if let Some(c) = self.classifications.lock().ok().and_then(|m| m.get(&dir).copied()) {
+            return c;
+        }
         #[derive(serde::Deserialize)]
         struct Only {
             #[serde(default)]
             classification: Classification,
         }
-        std::fs::read(self.store.join(name).join(CATALOGUE_FILE))
+        // A version directory never changes once published, so its answer is kept.
+        match std::fs::read(dir.join(CATALOGUE_FILE))
             .ok()
             .and_then(|b| serde_json::from_slice::<Only>(&b).ok())
-            .map_or(Classification::Restricted, |o| o.classification)
+        {
+            Some(o) => {
+                if let Ok(mut m) = self.classifications.lock() {
+                    if m.len() > 10_000 {
+                        m.clear();
+                    }
+                    m.insert(dir, o.classification);
+                }
+                o.classification
+            }
+            None => Classification::Restricted,
+        }
     }
 
     /// The kept versions of a layer, oldest first (the current one is in its
