@@ -60,7 +60,20 @@ fn finite(field: &'static str, v: Option<f64>) -> Result<(), SensorError> {
 
 impl Sensor {
     /// Checks a sensor as it arrives over the API.
+    /// The clearance a caller needs to see this sensor, its readings and alerts
+    /// (beyond that of the sensors layer); an unreadable label fails closed.
+    pub fn clearance_needed(&self) -> crate::catalogue::Classification {
+        self.classification.as_deref().map_or(crate::catalogue::Classification::Public, |c| {
+            c.parse().unwrap_or(crate::catalogue::Classification::Restricted)
+        })
+    }
+
     pub fn validate(&self) -> Result<(), SensorError> {
+        if let Some(c) = &self.classification
+            && c.parse::<crate::catalogue::Classification>().is_err()
+        {
+            return Err(bad("classification", "public, internal or restricted"));
+        }
         let id_ok = !self.id.is_empty()
             && self.id.len() <= 64
             && self.id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));

@@ -882,3 +882,175 @@ fn the_embedded_broker_takes_tokens_refuses_publishers_and_watchers_without_the_
     let verify = ask(&format!("{base}/api/audit/verify"), Some("admin-token")).json();
     assert_eq!(verify["intact"], true, "{verify}");
 }
+
+/// A WebSocket to `/api/live` as `token` (in the address, as browsers do).
+fn live_socket(
+    base: &str,
+    token: &str,
+) -> tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>> {
+    let url = format!("{}/api/live?access_token={token}", base.replacen("http://", "ws://", 1));
+    let (socket, _) = tungstenite::connect(url.as_str()).expect("websocket");
+    if let tungstenite::stream::MaybeTlsStream::Plain(s) = socket.get_ref() {
+        s.set_read_timeout(Some(std::time::Duration::from_millis(300))).expect("timeout");
+    }
+    socket
+}
+
+/// Text frames until the socket stays quiet.
+fn drain(
+    socket: &mut tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>,
+) -> Vec<Value> {
+    let mut out = Vec::new();
+    while let Ok(message) = socket.read() {
+        if let tungstenite::Message::Text(t) = message {
+            out.push(serde_json::from_str(t.as_str()).expect("json frame"));
+        }
+    }
+    out
+}
+
+#[test]
+fn a_sensor_classified_above_a_caller_is_hidden_from_it_everywhere_and_refused_to_its_writes() {
+    let (store, token_file) = classified_store("access-sensor-class");
+    let mut tokens: Value =
+        serde_json::from_slice(&std::fs::read(&token_file).expect("tokens")).expect("json");
+    tokens.as_array_mut().expect("array").push(
+        json!({"name": "pumps", "sha256": sha256_hex("pumps-token"), "role": "ingest", "clearance": "internal"}),
+    );
+    std::fs::write(&token_file, tokens.to_string()).expect("write");
+    let server = Server::start_with(
+        &store,
+        &["--tokens", token_file.to_str().expect("path"), "--mqtt-listen", "127.0.0.1:0"],
+    );
+    let base = &server.url;
+    let broker = server.mqtt.clone().expect("mqtt");
+    let sensor = |id: &str, classification: Option<&str>| {
+        let mut s = json!({"id": id, "kind": "temperature", "unit": "°C", "lon": LON, "lat": LAT, "warn": 50, "alarm": 80});
+        if let Some(c) = classification {
+            s["classification"] = json!(c);
+        }
+        s
+    };
+    assert_eq!(post(&format!("{base}/api/sensors"), Some("admin-token"), &sensor("lobby", None)), 201);
+    assert_eq!(
+        post(&format!("{base}/api/sensors"), Some("admin-token"), &sensor("vault", Some("restricted"))),
+        201
+    );
+    assert_eq!(
+        post(&format!("{base}/api/sensors"), Some("admin-token"), &sensor("odd", Some("secret-ish"))),
+        400
+    );
+    // Writers cannot classify above themselves nor overwrite what they cannot see.
+    assert_eq!(
+        post(&format!("{base}/api/sensors"), Some("pumps-token"), &sensor("mine", Some("restricted"))),
+        403
+    );
+    assert_eq!(post(&format!("{base}/api/sensors"), Some("pumps-token"), &sensor("vault", None)), 403);
+
+    // Live subscribers, each with its clearance, before any reading.
+    let mut planner_socket = live_socket(base, "planner-token");
+    let mut admin_socket = live_socket(base, "admin-token");
+    let planner_snapshot = drain(&mut planner_socket);
+    let ids = |v: &Value| -> Vec<String> {
+        v["sensors"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s["id"].as_str().map(str::to_owned))
+            .collect()
+    };
+    assert_eq!(ids(&planner_snapshot[0]), ["lobby"]);
+    assert_eq!(ids(&drain(&mut admin_socket)[0]), ["lobby", "vault"]);
+    let (host, port) = broker.rsplit_once(':').expect("HOST:PORT");
+    let watch = |token: &str| {
+        std::process::Command::new("timeout")
+            .args([
+                "6",
+                "mosquitto_sub",
+                "-h",
+                host,
+                "-p",
+                port,
+                "-u",
+                "e2e",
+                "-P",
+                token,
+                "-t",
+                "cim/sensors/#",
+                "-v",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("mosquitto_sub")
+    };
+    let (planner_watch, admin_watch) = (watch("planner-token"), watch("admin-token"));
+    std::thread::sleep(std::time::Duration::from_millis(500));
+
+    // The cleared feeder's vault reading is refused as unknown; the admin's are stored.
+    let readings = |sensor: &str, minute: u32, value: f64| json!([{"sensor": sensor, "t": format!("2026-12-01T10:{minute:02}:00Z"), "value": value}]);
+    let refused = ureq::post(&format!("{base}/api/readings"))
+        .set("authorization", "Bearer pumps-token")
+        .send_string(&readings("vault", 1, 90.0).to_string());
+    let Err(ureq::Error::Status(400, reply)) = refused else { panic!("the feeder wrote to the vault") };
+    let reply: Value = serde_json::from_str(&reply.into_string().expect("body")).expect("json");
+    assert_eq!(reply["rejected"][0]["reason"], "unknown sensor 'vault'", "{reply}");
+    for (sensor, value) in [("lobby", 20.0), ("vault", 90.0)] {
+        let (ok, said) = mosquitto(
+            "mosquitto_pub",
+            &broker,
+            Some("admin-token"),
+            &[
+                "-q",
+                "1",
+                "-t",
+                &format!("cim/sensors/{sensor}"),
+                "-m",
+                &json!({"t": "2026-12-01T10:02:00Z", "value": value}).to_string(),
+            ],
+        );
+        assert!(ok, "{said}");
+    }
+    let (ok, said) = mosquitto(
+        "mosquitto_pub",
+        &broker,
+        Some("pumps-token"),
+        &[
+            "-q",
+            "1",
+            "-t",
+            "cim/sensors/vault",
+            "-m",
+            &json!({"t": "2026-12-01T10:03:00Z", "value": 1.0}).to_string(),
+        ],
+    );
+    assert!(ok, "MQTT 3.1.1 acknowledges what it will not store: {said}");
+
+    // Every door answers the planner without the vault, the admin with it.
+    let seen = |token: &str| ask(&format!("{base}/api/sensors"), Some(token)).json().to_string();
+    assert!(seen("planner-token").contains("lobby") && !seen("planner-token").contains("vault"));
+    assert!(seen("admin-token").contains("vault"));
+    assert_eq!(ask(&format!("{base}/api/sensors/vault"), Some("planner-token")).status, 404);
+    assert_eq!(ask(&format!("{base}/api/sensors/vault/readings"), Some("planner-token")).status, 404);
+    let vault = ask(&format!("{base}/api/sensors/vault/readings"), Some("admin-token")).json();
+    assert_eq!(vault.as_array().map(Vec::len), Some(1), "only the admin's vault reading was stored: {vault}");
+    let alerts = |token: &str| ask(&format!("{base}/api/alerts"), Some(token)).json();
+    assert!(alerts("admin-token").to_string().contains("\"vault\""), "the vault's alarm exists");
+    assert!(!alerts("planner-token").to_string().contains("vault"));
+    let items = ask(&format!("{base}/collections/sensors/items"), Some("planner-token")).json().to_string();
+    assert!(items.contains("lobby") && !items.contains("vault"), "{items}");
+    assert_eq!(ask(&format!("{base}/collections/sensors/items/vault"), Some("planner-token")).status, 404);
+    let planner_events =
+        drain(&mut planner_socket).iter().map(Value::to_string).collect::<Vec<_>>().join("\n");
+    let admin_events = drain(&mut admin_socket).iter().map(Value::to_string).collect::<Vec<_>>().join("\n");
+    assert!(planner_events.contains("lobby") && !planner_events.contains("vault"), "{planner_events}");
+    assert!(admin_events.contains("vault"), "{admin_events}");
+    let heard = |child: std::process::Child| {
+        String::from_utf8_lossy(&child.wait_with_output().expect("sub").stdout).into_owned()
+    };
+    let (planner_heard, admin_heard) = (heard(planner_watch), heard(admin_watch));
+    assert!(
+        planner_heard.contains("cim/sensors/lobby") && !planner_heard.contains("vault"),
+        "{planner_heard}"
+    );
+    assert!(admin_heard.contains("cim/sensors/vault"), "{admin_heard}");
+}

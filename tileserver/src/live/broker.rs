@@ -33,6 +33,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, mpsc};
 
+use cim_core::catalogue::Classification;
+
 use super::Live;
 use super::mqtt::{GROUP_COMMIT, TOPIC_PREFIX, store_messages};
 
@@ -60,8 +62,9 @@ struct Owed {
 }
 
 struct Queued {
-    /// Who published it (the audit log's `who`).
+    /// Who published it (the audit log's `who`) and their clearance.
     who: Arc<str>,
+    clearance: cim_core::catalogue::Classification,
     topic: String,
     payload: Bytes,
     owed: Option<Owed>,
@@ -124,16 +127,30 @@ pub fn spawn(live: Arc<Live>, listener: TcpListener, access: BrokerAccess) {
 async fn group_commit(live: Arc<Live>, mut queue: mpsc::Receiver<Queued>, access: BrokerAccess) {
     let mut batch = Vec::new();
     while queue.recv_many(&mut batch, GROUP_COMMIT).await > 0 {
-        let taken = std::mem::take(&mut batch);
-        let messages = taken.iter().map(|q| (q.topic.as_str(), &q.payload[..]));
+        let mut taken = std::mem::take(&mut batch);
+        // A sensor classified above its publisher is refused like an unknown one
+        // (acknowledged, not stored: MQTT 3.1.1 cannot refuse one message).
+        for q in &mut taken {
+            let sensor = q.topic.strip_prefix(TOPIC_PREFIX).unwrap_or_default();
+            if live.sensor_for(sensor, q.clearance).is_none()
+                && live.sensor_for(sensor, Classification::Restricted).is_some()
+            {
+                live.counters.received.fetch_add(1, Ordering::Relaxed);
+                live.counters.rejected_unknown_sensor.fetch_add(1, Ordering::Relaxed);
+                access.record(&q.who, "MQTT PUBLISH", &q.topic, 404);
+                q.topic.clear();
+            }
+        }
+        let messages =
+            taken.iter().filter(|q| !q.topic.is_empty()).map(|q| (q.topic.as_str(), &q.payload[..]));
         // Not stored, so not acknowledged: the clients resend after reconnecting.
         if !store_messages(&live, messages).await {
-            for q in &taken {
+            for q in taken.iter().filter(|q| !q.topic.is_empty()) {
                 access.record(&q.who, "MQTT PUBLISH", &q.topic, 503);
             }
             continue;
         }
-        for q in &taken {
+        for q in taken.iter().filter(|q| !q.topic.is_empty()) {
             access.record(&q.who, "MQTT PUBLISH", &q.topic, 200);
         }
         for owed in taken.into_iter().filter_map(|q| q.owed) {
@@ -274,7 +291,13 @@ async fn serve(stream: TcpStream, shared: Shared) -> Result<(), String> {
                     QoS::AtMostOnce => None,
                     qos => Some(Owed { to: out.clone(), pkid: p.pkid, qos }),
                 };
-                let queued = Queued { who: who.clone(), topic: p.topic, payload: p.payload, owed };
+                let queued = Queued {
+                    who: who.clone(),
+                    clearance: principal.clearance,
+                    topic: p.topic,
+                    payload: p.payload,
+                    owed,
+                };
                 if shared.commit.send(queued).await.is_err() {
                     break Err("the store is shutting down".into());
                 }
@@ -306,7 +329,11 @@ async fn serve(stream: TcpStream, shared: Shared) -> Result<(), String> {
                 }
                 watch = Some(spawn_watch(
                     shared.fanout.subscribe(),
-                    filters.clone(),
+                    Watcher {
+                        filters: filters.clone(),
+                        live: shared.live.clone(),
+                        clearance: principal.clearance,
+                    },
                     out.clone(),
                     watched.clone(),
                 ));
@@ -320,7 +347,11 @@ async fn serve(stream: TcpStream, shared: Shared) -> Result<(), String> {
                 if !filters.is_empty() {
                     watch = Some(spawn_watch(
                         shared.fanout.subscribe(),
-                        filters.clone(),
+                        Watcher {
+                            filters: filters.clone(),
+                            live: shared.live.clone(),
+                            clearance: principal.clearance,
+                        },
                         out.clone(),
                         watched.clone(),
                     ));
@@ -342,9 +373,28 @@ async fn serve(stream: TcpStream, shared: Shared) -> Result<(), String> {
 
 /// Forwards matching publishes to a watching client at QoS 0; a watcher that lags
 /// past the buffer misses messages (QoS 0 allows it) rather than slowing publishers.
+/// What one watching client may receive.
+struct Watcher {
+    filters: Vec<String>,
+    live: Arc<Live>,
+    clearance: cim_core::catalogue::Classification,
+}
+
+impl Watcher {
+    /// A matching topic, and for a sensor's topic, a sensor within the clearance.
+    fn wants(&self, topic: &str) -> bool {
+        self.filters.iter().any(|f| matches(topic, f))
+            && topic.strip_prefix(TOPIC_PREFIX).is_none_or(|id| {
+                // Unknown sensors' topics pass (nothing classified to hide).
+                self.live.sensor_for(id, self.clearance).is_some()
+                    || self.live.sensor_for(id, Classification::Restricted).is_none()
+            })
+    }
+}
+
 fn spawn_watch(
     mut fanout: broadcast::Receiver<(String, Bytes)>,
-    filters: Vec<String>,
+    watcher: Watcher,
     out: mpsc::UnboundedSender<Packet>,
     queued: Arc<AtomicUsize>,
 ) -> tokio::task::JoinHandle<()> {
@@ -352,7 +402,7 @@ fn spawn_watch(
         loop {
             match fanout.recv().await {
                 Ok((topic, payload)) => {
-                    if filters.iter().any(|f| matches(&topic, f)) {
+                    if watcher.wants(&topic) {
                         // A client that stopped reading its socket misses messages.
                         if queued.load(Ordering::Relaxed) >= FANOUT_BUFFER {
                             continue;

@@ -26,6 +26,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use cim_core::catalogue::Classification;
 use cim_core::sensors::{Reading, Sensor, format_rfc3339_ms, parse_rfc3339_ms};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -57,6 +58,8 @@ pub struct Published {
     pub lon: f64,
     pub lat: f64,
     pub kind: String,
+    /// The sensor's own classification: subscribers below it do not get the event.
+    pub classification: Classification,
 }
 
 impl Published {
@@ -73,6 +76,7 @@ impl Published {
             lon: sensor.lon,
             lat: sensor.lat,
             kind: sensor.kind.clone(),
+            classification: sensor.clearance_needed(),
         }))
     }
 }
@@ -134,20 +138,49 @@ impl Live {
         })
     }
 
+    /// A sensor the current caller may see (its own classification; the sensors
+    /// layer's is checked at the door).
     pub fn sensor(&self, id: &str) -> Option<Sensor> {
-        self.sensors.read().ok()?.get(id).cloned()
+        self.sensor_for(id, crate::access::current().clearance)
     }
 
+    pub fn sensor_for(&self, id: &str, clearance: Classification) -> Option<Sensor> {
+        self.sensors.read().ok()?.get(id).filter(|s| s.clearance_needed() <= clearance).cloned()
+    }
+
+    /// The sensors the current caller may see, by id.
     pub fn sensors(&self) -> Vec<Sensor> {
-        let mut all: Vec<Sensor> =
-            self.sensors.read().map(|m| m.values().cloned().collect()).unwrap_or_default();
+        self.sensors_for(crate::access::current().clearance)
+    }
+
+    pub fn sensors_for(&self, clearance: Classification) -> Vec<Sensor> {
+        let mut all: Vec<Sensor> = self
+            .sensors
+            .read()
+            .map(|m| m.values().filter(|s| s.clearance_needed() <= clearance).cloned().collect())
+            .unwrap_or_default();
         all.sort_by(|a, b| a.id.cmp(&b.id));
         all
+    }
+
+    /// Whether any sensor (seen or not) has this id.
+    fn exists(&self, id: &str) -> bool {
+        self.sensors.read().is_ok_and(|m| m.contains_key(id))
     }
 
     /// Validates and stores readings; the reasons for rejected ones come back by index.
     /// Blocking: call it from the blocking pool.
     pub fn ingest(&self, readings: Vec<Reading>) -> Result<Ingested, StoreError> {
+        self.ingest_as(readings, Classification::Restricted)
+    }
+
+    /// [`Live::ingest`] for a writer cleared to `clearance`: readings of sensors
+    /// above it are refused as unknown (their existence is not told).
+    pub fn ingest_as(
+        &self,
+        readings: Vec<Reading>,
+        clearance: Classification,
+    ) -> Result<Ingested, StoreError> {
         let c = &self.counters;
         c.received.fetch_add(readings.len() as u64, Ordering::Relaxed);
         // Read under the lock rather than cloning the registry per batch (10 000
@@ -156,7 +189,7 @@ impl Live {
         let mut good = Vec::with_capacity(readings.len());
         let mut rejected = Vec::new();
         for (index, r) in readings.into_iter().enumerate() {
-            let reason = if !sensors.contains_key(&r.sensor) {
+            let reason = if sensors.get(&r.sensor).is_none_or(|s| s.clearance_needed() > clearance) {
                 c.rejected_unknown_sensor.fetch_add(1, Ordering::Relaxed);
                 format!("unknown sensor '{}'", r.sensor.chars().take(64).collect::<String>())
             } else if !r.value.is_finite() {
@@ -367,6 +400,19 @@ async fn put_sensor(State(state): State<AppState>, body: axum::body::Bytes) -> R
     let sensor: Sensor =
         serde_json::from_value(doc).map_err(|e| ApiError::BadRequest(format!("sensor JSON: {e}")))?;
     sensor.validate().map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let caller = crate::access::current();
+    if !caller.may_see(sensor.clearance_needed()) {
+        return Err(ApiError::Forbidden(format!(
+            "sensor '{}' would be classified above your clearance",
+            clip(&sensor.id)
+        )));
+    }
+    if live_of(&state)?.exists(&sensor.id) && live_of(&state)?.sensor(&sensor.id).is_none() {
+        return Err(ApiError::Forbidden(format!(
+            "sensor '{}' is classified above your clearance",
+            clip(&sensor.id)
+        )));
+    }
     let live = live_of(&state)?.clone();
     let stored = sensor.clone();
     blocking(move || live.store.put_sensor(&stored)).await?;
@@ -385,6 +431,9 @@ async fn delete_sensor(
     UrlPath(id): UrlPath<String>,
 ) -> Result<Response, ApiError> {
     let live = live_of(&state)?.clone();
+    if live.sensor(&id).is_none() {
+        return Err(ApiError::NotFound(format!("no sensor '{}'", clip(&id))));
+    }
     let key = id.clone();
     if !blocking(move || live.store.delete_sensor(&key)).await? {
         return Err(ApiError::NotFound(format!("no sensor '{}'", clip(&id))));
@@ -412,7 +461,8 @@ async fn post_readings(State(state): State<AppState>, body: axum::body::Bytes) -
     }
     let count = readings.len();
     let live = live_of(&state)?.clone();
-    let outcome = blocking(move || live.ingest(readings)).await?;
+    let clearance = crate::access::current().clearance;
+    let outcome = blocking(move || live.ingest_as(readings, clearance)).await?;
     let rejected: Vec<Value> =
         outcome.rejected.iter().map(|(i, reason)| json!({"index": i, "reason": reason})).collect();
     let body = json!({"stored": outcome.stored, "duplicates": outcome.duplicates, "rejected": rejected});
@@ -486,6 +536,9 @@ async fn alerts(State(state): State<AppState>, Query(p): Query<AlertParams>) -> 
         Some(n) => blocking(move || live.store.latest_alerts(n.min(10_000))).await?,
         None => blocking(move || live.store.alerts(p.after.unwrap_or(0), limit)).await?,
     };
+    let seen: std::collections::HashSet<String> =
+        live_of(&state)?.sensors().into_iter().map(|s| s.id).collect();
+    let list: Vec<_> = list.into_iter().filter(|a| seen.contains(&a.sensor)).collect();
     Ok(Json(list).into_response())
 }
 

@@ -30,6 +30,8 @@ pub struct Filter {
 pub struct Interest {
     pub bbox: Option<[f64; 4]>,
     pub kinds: Option<Vec<String>>,
+    /// The subscriber's clearance: sensors classified above it are not sent.
+    pub clearance: cim_core::catalogue::Classification,
 }
 
 impl Interest {
@@ -55,11 +57,12 @@ impl Interest {
             }
         };
         let kinds = kind.map(|k| k.split(',').map(str::to_owned).filter(|k| !k.is_empty()).collect());
-        Ok(Self { bbox, kinds })
+        // Taken here, in the request: the stream outlives the request's caller scope.
+        Ok(Self { bbox, kinds, clearance: crate::access::current().clearance })
     }
 
     pub fn wants(&self, sensor: &cim_core::sensors::Sensor) -> bool {
-        self.wants_at(sensor.lon, sensor.lat, &sensor.kind)
+        sensor.clearance_needed() <= self.clearance && self.wants_at(sensor.lon, sensor.lat, &sensor.kind)
     }
 
     pub fn wants_at(&self, lon: f64, lat: f64, kind: &str) -> bool {
@@ -82,7 +85,7 @@ pub async fn upgrade(
 fn snapshot(live: &super::Live, interest: &Interest) -> String {
     let current = live.current();
     let sensors: Vec<serde_json::Value> = live
-        .sensors()
+        .sensors_for(interest.clearance)
         .iter()
         .filter(|s| interest.wants(s))
         .map(|s| sensor_json(s, current.get(&s.id)))
@@ -91,7 +94,7 @@ fn snapshot(live: &super::Live, interest: &Interest) -> String {
 }
 
 fn wanted(interest: &Interest, event: &Published) -> bool {
-    interest.wants_at(event.lon, event.lat, &event.kind)
+    event.classification <= interest.clearance && interest.wants_at(event.lon, event.lat, &event.kind)
 }
 
 type SseState =
