@@ -108,6 +108,8 @@ pub struct AuditLog {
     path: PathBuf,
     policy: AuditPolicy,
     tail: Mutex<Tail>,
+    /// The lock that makes this server the log's only writer ([`AuditLog::claim`]).
+    claimed: Mutex<Option<std::fs::File>>,
 }
 
 fn parse_line(line: String) -> Record {
@@ -131,10 +133,30 @@ fn read_records(path: &Path) -> std::io::Result<Vec<Record>> {
 impl AuditLog {
     /// Opens (or starts) the log, continuing the chain from its last record.
     pub fn open(store: &Path, policy: AuditPolicy) -> std::io::Result<Self> {
-        let path = store.join(AUDIT_LOG);
+        Self::open_instance(store, None, policy)
+    }
+
+    /// The log of one of several servers sharing a store: each keeps its own chain
+    /// in `.audit/INSTANCE/` (one chain cannot have two writers).
+    pub fn open_instance(store: &Path, instance: Option<&str>, policy: AuditPolicy) -> std::io::Result<Self> {
+        let path = match instance {
+            None => store.join(AUDIT_LOG),
+            Some(name) => {
+                let valid = (1..=64).contains(&name.len())
+                    && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b));
+                if !valid {
+                    return Err(std::io::Error::other(format!(
+                        "audit instance '{}': use 1-64 letters, digits, '-' and '_'",
+                        name.chars().take(64).collect::<String>()
+                    )));
+                }
+                store.join(".audit").join(name).join("audit.jsonl")
+            }
+        };
         let dir = path.parent().map_or_else(|| store.to_path_buf(), Path::to_path_buf);
         std::fs::create_dir_all(&dir)?;
         let log = Self {
+            claimed: Mutex::new(None),
             dir,
             path: path.clone(),
             policy,
@@ -160,6 +182,28 @@ impl AuditLog {
             *tail = Tail { seq, hash, file: Some(file), bytes, first };
         }
         Ok(log)
+    }
+
+    /// Makes this process the log's only writer until it exits: a second server on
+    /// the same store and instance is refused instead of interleaving the chain.
+    pub fn claim(&self) -> Result<(), String> {
+        let lock = self.dir.join(".writer.lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock)
+            .map_err(|e| format!("{}: {e}", lock.display()))?;
+        file.try_lock().map_err(|_| {
+            format!(
+                "the audit log in {} has another writer (a server on the same store): give each server its own --audit-instance",
+                self.dir.display()
+            )
+        })?;
+        if let Ok(mut claimed) = self.claimed.lock() {
+            *claimed = Some(file);
+        }
+        Ok(())
     }
 
     fn anchor(&self) -> Option<Anchor> {
@@ -426,6 +470,26 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("cim-audit-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         dir
+    }
+
+    #[test]
+    fn one_writer_per_chain_and_instances_keep_their_own() {
+        let dir = temp("claim");
+        let first = AuditLog::open(&dir, AuditPolicy::default()).expect("open");
+        first.claim().expect("the first server claims the log");
+        let second = AuditLog::open(&dir, AuditPolicy::default()).expect("open");
+        let refused = second.claim().expect_err("a second writer is refused");
+        assert!(refused.contains("--audit-instance"), "{refused}");
+        let other = AuditLog::open_instance(&dir, Some("east-2"), AuditPolicy::default()).expect("open");
+        other.claim().expect("another instance has its own chain");
+        other.append("public", "GET", "/healthz", 200);
+        first.append("public", "GET", "/api/layers", 200);
+        assert_eq!(other.records().expect("records").1.len(), 1);
+        assert_eq!(first.records().expect("records").1.len(), 1);
+        assert!(dir.join(".audit/east-2/audit.jsonl").exists());
+        assert!(AuditLog::open_instance(&dir, Some("../x"), AuditPolicy::default()).is_err());
+        drop(first);
+        second.claim().expect("free again once the first is gone");
     }
 
     #[test]

@@ -48,6 +48,10 @@ struct Cli {
     /// Largest upload an ingest job accepts, in megabytes.
     #[arg(long, default_value_t = 1024)]
     max_upload_mb: usize,
+    /// This server's own audit chain (STORE/.audit/NAME/) when several servers share
+    /// a store; one chain takes one writer.
+    #[arg(long, value_name = "NAME")]
+    audit_instance: Option<String>,
     /// Start a new audit log file past this many megabytes.
     #[arg(long, default_value_t = 256)]
     audit_max_mb: u64,
@@ -121,9 +125,13 @@ async fn run() -> anyhow::Result<()> {
         max_file_bytes: cli.audit_max_mb << 20,
         keep_days: cli.audit_keep_days,
     };
-    state.audit = Some(std::sync::Arc::new(
-        cim_tileserver::audit::AuditLog::open(&cli.store, policy).context("opening the audit log")?,
-    ));
+    // The default log opened with the state is replaced by the configured one.
+    state.audit = None;
+    let audit =
+        cim_tileserver::audit::AuditLog::open_instance(&cli.store, cli.audit_instance.as_deref(), policy)
+            .context("opening the audit log")?;
+    audit.claim().map_err(anyhow::Error::msg)?;
+    state.audit = Some(std::sync::Arc::new(audit));
     if let Some(rps) = cli.rate_limit {
         anyhow::ensure!(
             rps.is_finite() && rps >= 1.0,
