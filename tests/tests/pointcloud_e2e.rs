@@ -398,11 +398,19 @@ fn corrupt_truncated_and_contradicted_point_clouds_fail_clearly_and_leave_the_se
     let laz = std::fs::read(data("las/laspy_autzen_trim.laz")).expect("laz");
     let mut bad_signature = bytes.clone();
     bad_signature[..4].copy_from_slice(b"LASX");
+    // A LAZ chunk table claiming 4 billion chunks (found by the las fuzz target: the
+    // LAZ reader reserved memory for all of them).
+    let mut chunk_bomb = laz.clone();
+    let at = |o: usize| u32::from_le_bytes(laz[o..o + 4].try_into().expect("4 bytes")) as usize;
+    let table = i64::from_le_bytes(laz[at(96)..at(96) + 8].try_into().expect("8 bytes"));
+    let table = usize::try_from(table).expect("this file has a chunk table");
+    chunk_bomb[table + 4..table + 8].copy_from_slice(&0xFFFF_FFF0u32.to_le_bytes());
     let mut garbage_header = bytes[..400].to_vec();
     garbage_header[94..96].copy_from_slice(&[0xff, 0xff]); // header size
     let cases: Vec<(&str, Vec<u8>, &[&str], &str)> = vec![
         ("truncated.las", bytes[..bytes.len() / 2].to_vec(), &[], "after point"),
         ("truncated.laz", laz[..laz.len() / 2].to_vec(), &[], "truncated.laz"),
+        ("chunks.laz", chunk_bomb, &[], "the chunk table claims 4294967280 chunks"),
         ("badsig.las", bad_signature, &[], "not a readable LAS/LAZ file"),
         ("header.las", garbage_header, &[], "not a readable LAS/LAZ file"),
         ("empty.las", Vec::new(), &[], "not a readable LAS/LAZ file"),

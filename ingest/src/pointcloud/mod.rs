@@ -56,8 +56,55 @@ pub fn is_point_cloud(path: &Path) -> bool {
 }
 
 fn open(path: &Path) -> Result<las::Reader, IngestError> {
+    check_laz_chunk_table(path)?;
     las::Reader::from_path(path)
         .map_err(|e| IngestError::source(path, format!("not a readable LAS/LAZ file: {e}")))
+}
+
+/// Refuses a LAZ file whose chunk table claims more chunks than the file has bytes:
+/// the LAZ reader would reserve memory for all of them first (the fuzzer found a
+/// 24-byte change asking for gigabytes).
+fn check_laz_chunk_table(path: &Path) -> Result<(), IngestError> {
+    use std::io::{Read, Seek, SeekFrom};
+    let bad = |reason: String| IngestError::source(path, reason);
+    let mut file = std::fs::File::open(path).map_err(|e| IngestError::source(path, e))?;
+    let file_len = file.metadata().map_err(|e| IngestError::source(path, e))?.len();
+    let mut header = [0u8; 105];
+    if file.read_exact(&mut header).is_err() || &header[..4] != b"LASF" {
+        return Ok(()); // the LAS reader gives the precise error
+    }
+    let compressed = header[104] & 0xC0 != 0;
+    if !compressed {
+        return Ok(());
+    }
+    let point_data = u64::from(u32::from_le_bytes([header[96], header[97], header[98], header[99]]));
+    let mut word = [0u8; 8];
+    if file.seek(SeekFrom::Start(point_data)).is_err() || file.read_exact(&mut word).is_err() {
+        return Err(bad(format!(
+            "LAZ: the point data offset {point_data} lies past the end of the file ({file_len} bytes)"
+        )));
+    }
+    let table = i64::from_le_bytes(word);
+    if table < 0 {
+        return Ok(()); // no chunk table written: the reader scans the chunks
+    }
+    let table = table.unsigned_abs();
+    let mut entry = [0u8; 8];
+    if table.saturating_add(8) > file_len
+        || file.seek(SeekFrom::Start(table)).is_err()
+        || file.read_exact(&mut entry).is_err()
+    {
+        return Err(bad(format!(
+            "LAZ: the chunk table offset {table} lies past the end of the file ({file_len} bytes)"
+        )));
+    }
+    let chunks = u64::from(u32::from_le_bytes([entry[4], entry[5], entry[6], entry[7]]));
+    if chunks > file_len {
+        return Err(bad(format!(
+            "LAZ: the chunk table claims {chunks} chunks in a file of {file_len} bytes (corrupt or truncated)"
+        )));
+    }
+    Ok(())
 }
 
 struct Source {
