@@ -161,7 +161,7 @@ pub fn sniff(head: &[u8]) -> Option<DropFormat> {
     if text.starts_with("ISO-10303-21") {
         return Some(DropFormat::Ifc);
     }
-    if text.len() >= 5 && text[..5].eq_ignore_ascii_case("ncols") {
+    if text.get(..5).is_some_and(|p| p.eq_ignore_ascii_case("ncols")) {
         return Some(DropFormat::AsciiGrid);
     }
     if text.starts_with('<') {
@@ -236,6 +236,9 @@ mod tests {
         assert_eq!(sniff(b"id,name,wkt\n1,a,POINT(1 2)\n"), None);
         assert_eq!(sniff(b""), None);
         assert_eq!(sniff(b"{"), None);
+        // Found by the tiles_decode fuzz target: not UTF-8, so the lossy text's fifth
+        // byte falls inside a replacement character.
+        assert_eq!(sniff(b"\xca\xd2"), None);
     }
 
     #[test]
