@@ -754,6 +754,16 @@ fn coarsened_positions_are_all_that_tiles_and_uncleared_callers_get_and_cleared_
     assert!(!o.ok && o.stderr.contains("1 to 100000 metres"), "{}", o.stderr);
 }
 
+/// Adds "pumps" (`pumps-token`): an ingest token cleared for internal sensors.
+fn add_sensor_feeder(token_file: &std::path::Path) {
+    let mut tokens: Value =
+        serde_json::from_slice(&std::fs::read(token_file).expect("tokens")).expect("json");
+    tokens.as_array_mut().expect("array").push(
+        json!({"name": "pumps", "sha256": sha256_hex("pumps-token"), "role": "ingest", "clearance": "internal"}),
+    );
+    std::fs::write(token_file, tokens.to_string()).expect("write");
+}
+
 /// `mosquitto_pub` (one message) or `mosquitto_sub` with optional credentials;
 /// whether it succeeded, and what it printed.
 fn mosquitto(tool: &str, broker: &str, token: Option<&str>, args: &[&str]) -> (bool, String) {
@@ -771,13 +781,7 @@ fn mosquitto(tool: &str, broker: &str, token: Option<&str>, args: &[&str]) -> (b
 #[test]
 fn the_embedded_broker_takes_tokens_refuses_publishers_and_watchers_without_the_right_and_audits_it_all() {
     let (store, token_file) = classified_store("access-mqtt");
-    // A sensor feeder cleared for the (internal) sensors, beside the store's tokens.
-    let mut tokens: Value =
-        serde_json::from_slice(&std::fs::read(&token_file).expect("tokens")).expect("json");
-    tokens.as_array_mut().expect("array").push(
-        json!({"name": "pumps", "sha256": sha256_hex("pumps-token"), "role": "ingest", "clearance": "internal"}),
-    );
-    std::fs::write(&token_file, tokens.to_string()).expect("write");
+    add_sensor_feeder(&token_file);
     let server = Server::start_with(
         &store,
         &[
@@ -912,12 +916,7 @@ fn drain(
 #[test]
 fn a_sensor_classified_above_a_caller_is_hidden_from_it_everywhere_and_refused_to_its_writes() {
     let (store, token_file) = classified_store("access-sensor-class");
-    let mut tokens: Value =
-        serde_json::from_slice(&std::fs::read(&token_file).expect("tokens")).expect("json");
-    tokens.as_array_mut().expect("array").push(
-        json!({"name": "pumps", "sha256": sha256_hex("pumps-token"), "role": "ingest", "clearance": "internal"}),
-    );
-    std::fs::write(&token_file, tokens.to_string()).expect("write");
+    add_sensor_feeder(&token_file);
     let server = Server::start_with(
         &store,
         &["--tokens", token_file.to_str().expect("path"), "--mqtt-listen", "127.0.0.1:0"],
