@@ -318,7 +318,11 @@ pub fn decode_directory(bytes: &[u8]) -> Result<Vec<Entry>, PmTilesError> {
     for i in 0..n {
         let v = read_varint(bytes, &mut pos)?;
         entries[i].offset = if v == 0 && i > 0 {
-            entries[i - 1].offset + u64::from(entries[i - 1].length)
+            // Found by the tiles_decode fuzz target: a crafted length overflowed here.
+            entries[i - 1]
+                .offset
+                .checked_add(u64::from(entries[i - 1].length))
+                .ok_or(PmTilesError::CorruptDirectory("offset overflows"))?
         } else {
             v.checked_sub(1).ok_or(PmTilesError::CorruptDirectory("offset 0 on first entry"))?
         };
@@ -524,6 +528,17 @@ pub fn read_tile(archive: &[u8], tile: TileId) -> Result<Option<Vec<u8>>, PmTile
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_directory_whose_offsets_overflow_is_corrupt_not_a_panic() {
+        // Two entries; the second's offset follows the first (varint 0), whose offset
+        // and length add up past u64::MAX (the tiles_decode fuzz target's input).
+        let mut bytes = Vec::new();
+        for v in [2, 0, 1, 1, 1, u64::from(u32::MAX), 1, u64::MAX, 0] {
+            write_varint(&mut bytes, v);
+        }
+        assert!(matches!(decode_directory(&bytes), Err(PmTilesError::CorruptDirectory("offset overflows"))));
+    }
 
     fn info() -> ArchiveInfo {
         ArchiveInfo {

@@ -405,12 +405,17 @@ fn corrupt_truncated_and_contradicted_point_clouds_fail_clearly_and_leave_the_se
     let table = i64::from_le_bytes(laz[at(96)..at(96) + 8].try_into().expect("8 bytes"));
     let table = usize::try_from(table).expect("this file has a chunk table");
     chunk_bomb[table + 4..table + 8].copy_from_slice(&0xFFFF_FFF0u32.to_le_bytes());
+    // A LAS 1.4 point count whose size overflows 64 bits (the las fuzz target).
+    let mut huge_count = std::fs::read(data("las/laspy_simple1_4.las")).expect("las 1.4");
+    assert_eq!(huge_count[25], 4, "a LAS 1.4 file");
+    huge_count[247..255].copy_from_slice(&u64::MAX.to_le_bytes());
     let mut garbage_header = bytes[..400].to_vec();
     garbage_header[94..96].copy_from_slice(&[0xff, 0xff]); // header size
     let cases: Vec<(&str, Vec<u8>, &[&str], &str)> = vec![
         ("truncated.las", bytes[..bytes.len() / 2].to_vec(), &[], "after point"),
         ("truncated.laz", laz[..laz.len() / 2].to_vec(), &[], "truncated.laz"),
         ("chunks.laz", chunk_bomb, &[], "the chunk table claims 4294967280 chunks"),
+        ("count.las", huge_count, &[], "more than any file can hold"),
         ("badsig.las", bad_signature, &[], "not a readable LAS/LAZ file"),
         ("header.las", garbage_header, &[], "not a readable LAS/LAZ file"),
         ("empty.las", Vec::new(), &[], "not a readable LAS/LAZ file"),
