@@ -127,10 +127,7 @@ async fn run() -> anyhow::Result<()> {
     };
     // The default log opened with the state is replaced by the configured one.
     state.audit = None;
-    let audit =
-        cim_tileserver::audit::AuditLog::open_instance(&cli.store, cli.audit_instance.as_deref(), policy)
-            .context("opening the audit log")?;
-    audit.claim().map_err(anyhow::Error::msg)?;
+    let audit = claim_audit_log(&cli.store, cli.audit_instance.as_deref(), policy)?;
     state.audit = Some(std::sync::Arc::new(audit));
     if let Some(rps) = cli.rate_limit {
         anyhow::ensure!(
@@ -171,4 +168,34 @@ async fn run() -> anyhow::Result<()> {
         })
         .await?;
     Ok(())
+}
+
+/// The audit chain this server writes alone. A named instance must be free; without
+/// a name the default chain is taken, or when another server on the store holds it,
+/// the first free `server-N` chain (so servers sharing a store never interleave one
+/// chain, and a restarted one continues its own).
+fn claim_audit_log(
+    store: &std::path::Path,
+    instance: Option<&str>,
+    policy: cim_tileserver::audit::AuditPolicy,
+) -> anyhow::Result<cim_tileserver::audit::AuditLog> {
+    use cim_tileserver::audit::AuditLog;
+    let open =
+        |name: Option<&str>| AuditLog::open_instance(store, name, policy).context("opening the audit log");
+    if instance.is_some() {
+        let log = open(instance)?;
+        log.claim().map_err(anyhow::Error::msg)?;
+        return Ok(log);
+    }
+    let log = open(None)?;
+    let Err(held) = log.claim() else { return Ok(log) };
+    for n in 2..=64 {
+        let name = format!("server-{n}");
+        let log = open(Some(&name))?;
+        if log.claim().is_ok() {
+            tracing::warn!("{held}; this server writes its own chain in .audit/{name}/");
+            return Ok(log);
+        }
+    }
+    anyhow::bail!("{held}, and so are server-2 to server-64")
 }
