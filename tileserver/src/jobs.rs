@@ -295,6 +295,9 @@ impl Jobs {
         let ok = status.is_some_and(|s| s.success());
         let cancelled = self.get(id).is_some_and(|j| j.state == JobState::Cancelled);
         if cancelled && !ok {
+            // An ingest killed after the grace period could not discard its staged
+            // version; the next ingest of the layer would, but do it now.
+            self.discard_staging(&job.layer);
             self.finish(id, JobState::Cancelled, "cancelled; the served layer is unchanged".into(), None);
             return;
         }
@@ -322,6 +325,16 @@ impl Jobs {
             });
         }
         self.finish(id, if ok { JobState::Succeeded } else { JobState::Failed }, message, quality);
+    }
+
+    fn discard_staging(&self, layer: &str) {
+        let versions = self.store.join(cim_core::catalogue::VERSIONS_DIR);
+        for entry in std::fs::read_dir(&versions).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with(&format!("{layer}@")) && name.ends_with(".partial") {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
     }
 
     fn finish(&self, id: u64, state: JobState, message: String, quality: Option<Value>) {
