@@ -151,6 +151,9 @@ impl std::str::FromStr for AttributeRule {
 
 /// The directory in a store holding every kept version of every layer.
 pub const VERSIONS_DIR: &str = ".versions";
+/// Suffix of a version being staged in [`VERSIONS_DIR`]; never served, and removed
+/// when its ingest was interrupted.
+pub const PARTIAL_SUFFIX: &str = ".partial";
 
 /// The kept versions of `layer`, oldest first, from the entry names of a store's
 /// versions directory (`<layer>@<version>`; unfinished `.partial` ones left out).

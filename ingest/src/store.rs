@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 
 use crate::IngestError;
 
+use cim_core::catalogue::PARTIAL_SUFFIX as PARTIAL;
 pub use cim_core::catalogue::VERSIONS_DIR;
-const PARTIAL: &str = ".partial";
 
 pub fn validate_layer_name(name: &str) -> Result<(), IngestError> {
     let ok = !name.is_empty()

@@ -331,7 +331,7 @@ impl Jobs {
         let versions = self.store.join(cim_core::catalogue::VERSIONS_DIR);
         for entry in std::fs::read_dir(&versions).into_iter().flatten().flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with(&format!("{layer}@")) && name.ends_with(".partial") {
+            if name.starts_with(&format!("{layer}@")) && name.ends_with(cim_core::catalogue::PARTIAL_SUFFIX) {
                 let _ = std::fs::remove_dir_all(entry.path());
             }
         }

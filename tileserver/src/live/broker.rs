@@ -33,8 +33,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, mpsc};
 
-use cim_core::catalogue::Classification;
-
 use super::Live;
 use super::mqtt::{GROUP_COMMIT, TOPIC_PREFIX, store_messages};
 
@@ -132,9 +130,7 @@ async fn group_commit(live: Arc<Live>, mut queue: mpsc::Receiver<Queued>, access
         // (acknowledged, not stored: MQTT 3.1.1 cannot refuse one message).
         for q in &mut taken {
             let sensor = q.topic.strip_prefix(TOPIC_PREFIX).unwrap_or_default();
-            if live.sensor_for(sensor, q.clearance).is_none()
-                && live.sensor_for(sensor, Classification::Restricted).is_some()
-            {
+            if live.clearance_of(sensor).is_some_and(|needed| needed > q.clearance) {
                 live.counters.received.fetch_add(1, Ordering::Relaxed);
                 live.counters.rejected_unknown_sensor.fetch_add(1, Ordering::Relaxed);
                 access.record(&q.who, "MQTT PUBLISH", &q.topic, 404);
@@ -386,8 +382,7 @@ impl Watcher {
         self.filters.iter().any(|f| matches(topic, f))
             && topic.strip_prefix(TOPIC_PREFIX).is_none_or(|id| {
                 // Unknown sensors' topics pass (nothing classified to hide).
-                self.live.sensor_for(id, self.clearance).is_some()
-                    || self.live.sensor_for(id, Classification::Restricted).is_none()
+                self.live.clearance_of(id).is_none_or(|needed| needed <= self.clearance)
             })
     }
 }

@@ -165,7 +165,13 @@ impl Live {
 
     /// Whether any sensor (seen or not) has this id.
     fn exists(&self, id: &str) -> bool {
-        self.sensors.read().is_ok_and(|m| m.contains_key(id))
+        self.clearance_of(id).is_some()
+    }
+
+    /// The clearance a sensor needs, whoever asks; `None` for an unknown id. One
+    /// lookup without a clone, for per-message checks.
+    pub fn clearance_of(&self, id: &str) -> Option<Classification> {
+        self.sensors.read().ok()?.get(id).map(Sensor::clearance_needed)
     }
 
     /// Validates and stores readings; the reasons for rejected ones come back by index.
