@@ -9,8 +9,8 @@
 //! depend on each other), reading its progress lines (`--progress json`) into the
 //! job. `GET /api/jobs[/{id}]` tells the state, progress, the ingest's summary or
 //! error and, once done, the layer's quality report; `DELETE /api/jobs/{id}` cancels a
-//! queued job, or interrupts a running one (SIGINT, which the ingest honours by
-//! discarding its staged version; SIGKILL after a grace period). A failed or cancelled
+//! queued job, or interrupts a running one (its stdin closed and SIGINT, which the
+//! ingest honours by discarding its staged version; SIGKILL after a grace period). A failed or cancelled
 //! job leaves the served layer as it was: the ingest publishes only a finished version.
 
 use std::collections::HashMap;
@@ -93,6 +93,13 @@ pub struct Job {
 
 /// Jobs remembered across restarts (the oldest ended ones are forgotten first).
 const KEPT_JOBS: usize = 1000;
+/// A running `cim-ingest` child.
+struct RunningIngest {
+    pid: u32,
+    /// Its stdin (`--stop-on-stdin-close`): dropping it stops the ingest.
+    stdin: Option<tokio::process::ChildStdin>,
+}
+
 /// How long a running ingest has to stop after SIGINT before it is killed.
 const CANCEL_GRACE: Duration = Duration::from_secs(10);
 /// The tail of the ingest's stderr kept for the error message.
@@ -105,8 +112,8 @@ pub struct Jobs {
     max_upload_bytes: u64,
     jobs: Mutex<Vec<Job>>,
     next_id: AtomicU64,
-    /// Process ids of running ingests, by job.
-    running: Mutex<HashMap<u64, u32>>,
+    /// Running ingests, by job.
+    running: Mutex<HashMap<u64, RunningIngest>>,
     queue: tokio::sync::mpsc::UnboundedSender<u64>,
 }
 
@@ -234,8 +241,6 @@ impl Jobs {
         let child = command
             .arg("--")
             .arg(&file)
-            // Held open while it runs: if this server dies, the ingest sees its stdin
-            // close and stops rather than publishing behind a restarted server's back.
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
@@ -248,8 +253,12 @@ impl Jobs {
                 return;
             }
         };
+        // Held open while it runs: if this server dies, the ingest sees its stdin
+        // close and stops rather than publishing behind a restarted server's back.
+        // A cancel closes it too.
+        let stdin = child.stdin.take();
         if let (Some(pid), Ok(mut running)) = (child.id(), self.running.lock()) {
-            running.insert(id, pid);
+            running.insert(id, RunningIngest { pid, stdin });
         }
         self.update(id, |j| {
             j.state = JobState::Running;
@@ -257,7 +266,6 @@ impl Jobs {
         });
         self.persist_or_log();
         let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
-        let _stdin = child.stdin.take();
         // Both pipes at once, so a chatty one never blocks the other.
         let (out, err) = tokio::join!(
             async move {
@@ -357,13 +365,20 @@ impl Jobs {
             }
             JobState::Running => {
                 self.update(id, |j| j.state = JobState::Cancelled);
-                let pid = self.running.lock().ok().and_then(|r| r.get(&id).copied());
+                // Its stdin closes, which it reads as a stop at any time, even before
+                // it set up its SIGINT handler (a SIGINT that early is lost where the
+                // server was started with SIGINT ignored, as background jobs are).
+                let pid = self.running.lock().ok().and_then(|mut r| {
+                    let ingest = r.get_mut(&id)?;
+                    ingest.stdin = None;
+                    Some(ingest.pid)
+                });
                 if let Some(pid) = pid {
                     signal(pid, nix::sys::signal::Signal::SIGINT);
                     let jobs = self.clone();
                     tokio::spawn(async move {
                         tokio::time::sleep(CANCEL_GRACE).await;
-                        let still = jobs.running.lock().ok().and_then(|r| r.get(&id).copied());
+                        let still = jobs.running.lock().ok().and_then(|r| r.get(&id).map(|i| i.pid));
                         if still == Some(pid) {
                             tracing::warn!(job = id, pid, "the ingest ignored SIGINT; killing it");
                             signal(pid, nix::sys::signal::Signal::SIGKILL);
