@@ -94,24 +94,29 @@ if command -v xvfb-run >/dev/null; then
 fi
 
 # The browser viewer: what a first visit downloads, and the same 30 s path.
-printf '\n%-22s %10s %10s %10s\n' "web bundle (KiB)" raw gzip brotli
-for f in cim_viewer_bg.wasm cim_viewer.js index.html; do
-  printf '%-22s %10d %10d %10d\n' "$f" $(( $(stat -c %s "$web/$f") / 1024 )) \
+printf '\n%-26s %10s %10s %10s\n' "web bundle (KiB)" raw gzip brotli
+for f in cim_viewer_bg.wasm cim_viewer.js cim_viewer_webgpu_bg.wasm cim_viewer_webgpu.js index.html; do
+  printf '%-26s %10d %10d %10d\n' "$f" $(( $(stat -c %s "$web/$f") / 1024 )) \
     $(( $(stat -c %s "$web/$f.gz") / 1024 )) $(( $(stat -c %s "$web/$f.br") / 1024 ))
 done
 if [ -d tests/oracles/node_modules ] && [ -x /usr/bin/chromium ]; then
-  # A first visit (home view, nothing cached), then the scripted path.
-  first=$(node tests/oracles/browser_viewer.mjs --out "$work/browser" --url "$url/?layers=helsinki_pbf&shadows=off")
-  run=$(node tests/oracles/browser_viewer.mjs --bench --out "$work/browser" \
-    --url "$url/?layers=helsinki_pbf&bench=30&shadows=off")
-  python3 -c 'import json,sys
+  printf '%-26s %6s %8s %8s %8s %9s %7s %9s %9s\n' "browser (30 s path)" fps "p50 ms" "p95 ms" "max ms" tiles/s draws "1st frame" "all tiles"
+  # Each build: a first visit (home view, nothing cached), then the scripted path.
+  # SwiftShader renders both on the CPU, WebGL2 through ANGLE, WebGPU through Dawn.
+  for backend in webgl2 webgpu; do
+    flag=""
+    [ "$backend" = webgpu ] && flag="--webgpu"
+    first=$(node tests/oracles/browser_viewer.mjs $flag --out "$work/browser" --url "$url/?layers=helsinki_pbf&shadows=off&backend=$backend")
+    run=$(node tests/oracles/browser_viewer.mjs $flag --bench --out "$work/browser" \
+      --url "$url/?layers=helsinki_pbf&bench=30&shadows=off&backend=$backend")
+    python3 -c 'import json,sys
 f, r = json.loads(sys.argv[2]), json.loads(sys.argv[1])
 for x in (f, r):
   if x.get("failure"): sys.exit("browser run failed: " + x["failure"])
 m, b = f["milestones"], r["bench"]
-print("%-22s %6s %8s %8s %8s %9s %7s" % ("browser (30 s path)", "fps", "p50 ms", "p95 ms", "max ms", "tiles/s", "draws"))
-print("%-22s %6.1f %8.0f %8.0f %8.0f %9.1f %7d" % ("chromium swiftshader", b["fps"], b["frame_ms_p50"], b["frame_ms_p95"], b["frame_ms_max"], b["tiles_per_s"], b["max_draw_calls"]))
-print("from navigation: page load %d ms, first frame %d ms, every visible tile drawn %s ms" % (m["load"], m["first_frame"], m["view_complete"]))' "$run" "$first"
+print("%-26s %6.1f %8.0f %8.0f %8.0f %9.1f %7d %9d %9s" % ("chromium swiftshader " + sys.argv[3], b["fps"], b["frame_ms_p50"], b["frame_ms_p95"], b["frame_ms_max"], b["tiles_per_s"], b["max_draw_calls"], m["first_frame"], m.get("view_complete")))' "$run" "$first" "$backend"
+  done
+  echo "1st frame and all tiles: ms from navigation (a first visit to the home view)"
 fi
 
 # Live sensors: HTTP and MQTT readings/s with 10 000 sensors (mosquitto's own

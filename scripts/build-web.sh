@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The browser viewer: cim-viewer for wasm32 with Debian's rustc-web (rustup cannot add
-# targets here), bound by wasm-bindgen (the version Cargo.lock names), precompressed
+# The browser viewer: cim-viewer for wasm32 (a WebGL2 and a WebGPU module) with
+# Debian's rustc-web (rustup cannot add targets here), bound by wasm-bindgen (the version Cargo.lock names), precompressed
 # (gzip, brotli) for cim-server --web; WASM_OPT=1 also runs wasm-opt -Os (see below).
 #   [WASM_OPT=1] scripts/build-web.sh [OUT_DIR]     default: $CARGO_TARGET_DIR-web/dist
 # Cold, the wasm build takes about 25 minutes on 2 cores; later runs reuse
@@ -21,10 +21,23 @@ if ! "$bindgen" --version 2>/dev/null | grep -qx "wasm-bindgen $bindgen_version"
   rm -rf "$tools/build"
 fi
 
-PATH=/usr/lib/llvm-22/bin:$PATH RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="$web_target" \
-  cargo +debweb build -q --locked --profile web -p cim-viewer --bin cim-viewer \
-  --target wasm32-unknown-unknown -Zbuild-std=std,panic_abort
-wasm="$web_target/wasm32-unknown-unknown/web/cim-viewer.wasm"
+# Two builds, because bevy chooses its renderer when it is compiled: WebGL2 (every
+# browser) and WebGPU (`--features webgpu`). They share the target directory: only
+# wgpu, bevy's render crates and the viewer differ, the rest is built once. Each
+# module is copied out at once, since both builds write the same file name.
+modules="$web_target/modules"
+mkdir -p "$modules"
+build_module() { # NAME [CARGO FLAGS]
+  local name=$1
+  shift
+  PATH=/usr/lib/llvm-22/bin:$PATH RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="$web_target" \
+    cargo +debweb build -q --locked --profile web -p cim-viewer --bin cim-viewer \
+    --target wasm32-unknown-unknown -Zbuild-std=std,panic_abort "$@"
+  cp "$web_target/wasm32-unknown-unknown/web/cim-viewer.wasm" "$modules/$name.wasm.tmp"
+  mv "$modules/$name.wasm.tmp" "$modules/$name.wasm"
+}
+build_module cim_viewer
+build_module cim_viewer_webgpu --features webgpu
 
 mkdir -p "$(dirname "$out")"
 stamp="$out/.built-from"
@@ -33,7 +46,7 @@ stamp="$out/.built-from"
 # licence terms) and fonts-wqy-microhei (Apache-2.0).
 sans_font=/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
 cjk_font=/usr/share/fonts/truetype/wqy/wqy-microhei.ttc
-fingerprint="$(sha256sum "$wasm" web/index.html "$sans_font" "$cjk_font" | sha256sum | cut -c1-16) $bindgen_version opt=${WASM_OPT:-0}"
+fingerprint="$(sha256sum "$modules"/cim_viewer.wasm "$modules"/cim_viewer_webgpu.wasm web/index.html web/decode-worker.js "$sans_font" "$cjk_font" | sha256sum | cut -c1-16) $bindgen_version opt=${WASM_OPT:-0}"
 if [ "$(cat "$stamp" 2>/dev/null)" = "$fingerprint" ]; then
   echo "web bundle up to date in $out"
   exit 0
@@ -44,26 +57,29 @@ work=$(mktemp -d "$(dirname "$out")/.dist-XXXXXX")
 trap 'rm -rf "$work"' EXIT
 bundle="$work/bundle"
 mkdir "$bundle"
-# The name section (function names for stack traces) is 53 of the module's 93 MB.
-"$bindgen" --target web --no-typescript --remove-name-section --remove-producers-section \
-  --out-name cim_viewer --out-dir "$work" "$wasm"
-if [ "${WASM_OPT:-0}" = 1 ]; then
-  # binaryen 132 from npm (a WebAssembly build of wasm-opt): -Os takes the module from
-  # 40 to 34 MB but costs about 15 CPU-minutes here, so only on request. Debian's
-  # binaryen 108 is not an option: it points wasm-bindgen's externref table export
-  # at the function table, and the page fails with "WebAssembly.Table.set(): Argument
-  # 1 is invalid for table".
-  npm install --silent --no-audit --no-fund --prefix "$tools/binaryen" binaryen@132.0.0
-  node --max-old-space-size=8000 "$tools/binaryen/node_modules/binaryen/bin/wasm-opt" -Os \
-    --enable-bulk-memory --enable-sign-ext --enable-mutable-globals --enable-nontrapping-float-to-int \
-    --enable-reference-types --enable-multivalue "$work/cim_viewer_bg.wasm" -o "$bundle/cim_viewer_bg.wasm"
-else
-  mv "$work/cim_viewer_bg.wasm" "$bundle/"
-fi
-cp "$work/cim_viewer.js" web/index.html "$bundle/"
+for name in cim_viewer cim_viewer_webgpu; do
+  # The name section (function names for stack traces) is 53 of the module's 93 MB.
+  "$bindgen" --target web --no-typescript --remove-name-section --remove-producers-section \
+    --out-name "$name" --out-dir "$work" "$modules/$name.wasm"
+  if [ "${WASM_OPT:-0}" = 1 ]; then
+    # binaryen 132 from npm (a WebAssembly build of wasm-opt): -Os takes the module from
+    # 40 to 34 MB but costs about 15 CPU-minutes here, so only on request. Debian's
+    # binaryen 108 is not an option: it points wasm-bindgen's externref table export
+    # at the function table, and the page fails with "WebAssembly.Table.set(): Argument
+    # 1 is invalid for table".
+    npm install --silent --no-audit --no-fund --prefix "$tools/binaryen" binaryen@132.0.0
+    node --max-old-space-size=8000 "$tools/binaryen/node_modules/binaryen/bin/wasm-opt" -Os \
+      --enable-bulk-memory --enable-sign-ext --enable-mutable-globals --enable-nontrapping-float-to-int \
+      --enable-reference-types --enable-multivalue "$work/${name}_bg.wasm" -o "$bundle/${name}_bg.wasm"
+  else
+    mv "$work/${name}_bg.wasm" "$bundle/"
+  fi
+  cp "$work/$name.js" "$bundle/"
+done
+cp web/index.html web/decode-worker.js "$bundle/"
 cp "$sans_font" "$bundle/ui-sans.ttf"
 cp "$cjk_font" "$bundle/ui-cjk.ttc"
-for f in "$bundle"/cim_viewer_bg.wasm "$bundle"/cim_viewer.js "$bundle"/index.html "$bundle"/ui-sans.ttf "$bundle"/ui-cjk.ttc; do
+for f in "$bundle"/cim_viewer*_bg.wasm "$bundle"/*.js "$bundle"/index.html "$bundle"/ui-sans.ttf "$bundle"/ui-cjk.ttc; do
   gzip -9 -k -f "$f"
   brotli -q 11 -k -f "$f"
 done

@@ -1,6 +1,8 @@
 // Drives our WebAssembly viewer, as cim-server serves it, in headless Chromium (WebGL2
 // through SwiftShader) and reports what a user would see:
-//   node browser_viewer.mjs --url URL --out DIR [--click X,Y [--wait-log TEXT]] [--bench | --until-status] [--timeout S]
+//   node browser_viewer.mjs --url URL --out DIR [--click X,Y [--wait-log TEXT]] [--bench | --until-status] [--timeout S] [--webgpu]
+// --webgpu gives the browser a WebGPU adapter (SwiftShader's, behind Chromium's
+// --enable-unsafe-webgpu); without it headless Chromium here has none.
 // It waits for the viewer's `milestone view_complete` console line (every visible tile
 // drawn), saves view.png, then (with --click) clicks, waits for the page's
 // #cim-selection to fill and saves clicked.png. With --bench it waits for the viewer's
@@ -8,7 +10,7 @@
 // something other than "Loading" (a page that cannot start). Prints one JSON object: milestones in ms since the
 // navigation began, every response (url, status, type, encoding, bytes), every
 // WebSocket (url, frames received, closed), console
-// errors and page errors, the selection text and the bench figures.
+// errors and page errors, the Web Workers started, the selection text and the bench figures.
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
@@ -21,10 +23,16 @@ mkdirSync(args.out, { recursive: true });
 
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu", "--use-angle=swiftshader", "--enable-unsafe-swiftshader", "--ignore-gpu-blocklist",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-quic", "--no-first-run"],
+  args: ["--no-sandbox", "--enable-unsafe-swiftshader", "--ignore-gpu-blocklist",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-quic", "--no-first-run",
+         // WebGPU canvases need the compositor on Vulkan (SwiftShader's): on the GL
+         // path Chromium finds no shared-image backing for their swap chain and the
+         // device is lost after the first frame.
+         ...(args.webgpu
+           ? ["--enable-unsafe-webgpu", "--enable-features=Vulkan", "--use-angle=vulkan", "--use-vulkan=swiftshader"]
+           : ["--disable-gpu", "--use-angle=swiftshader"])],
 });
-const result = { milestones: {}, responses: [], websockets: [], errors: [], log: [], selection: null, bench: null };
+const result = { milestones: {}, responses: [], websockets: [], workers: [], errors: [], log: [], selection: null, bench: null };
 try {
   const page = await browser.newPage({ viewport: { width: 800, height: 600 } });
   let start = Date.now();
@@ -55,6 +63,10 @@ try {
     const entry = { url: r.url(), status: r.status(), type: headers["content-type"] ?? null, encoding: headers["content-encoding"] ?? null };
     result.responses.push(entry);
     try { entry.bytes = (await r.body()).length; } catch { entry.bytes = null; }
+  });
+  // Web Workers the page starts (the viewer's tile decoders), and their errors.
+  page.on("worker", (w) => {
+    result.workers.push(w.url());
   });
   page.on("websocket", (ws) => {
     const entry = { url: ws.url(), frames_received: 0, closed: false };

@@ -48,7 +48,10 @@ fn browsers_get_the_viewer_at_root_precompressed_while_api_clients_keep_the_json
     assert_eq!(page.status, 200);
     assert_eq!(page.header("content-type"), Some("text/html; charset=utf-8"));
     let html = String::from_utf8_lossy(&page.body).into_owned();
-    assert!(html.contains(r#"<canvas id="cim-viewer""#) && html.contains("./viewer/cim_viewer.js"), "{html}");
+    assert!(
+        html.contains(r#"<canvas id="cim-viewer""#) && html.contains("'cim_viewer_webgpu' : 'cim_viewer'"),
+        "{html}"
+    );
 
     // curl, GDAL and OGC clients ask for anything or for JSON: the API's landing page,
     // now with a link to the viewer.
@@ -92,8 +95,13 @@ fn browsers_get_the_viewer_at_root_precompressed_while_api_clients_keep_the_json
     let etag = br.header("etag").expect("etag").to_owned();
     let again = get(&wasm_url, &[("Accept-Encoding", "br"), ("If-None-Match", &etag)]);
     assert_eq!(again.status, 304);
-    let js = get(&format!("{}/viewer/cim_viewer.js", server.url), &[]);
-    assert_eq!(js.header("content-type"), Some("text/javascript; charset=utf-8"));
+    for js in ["cim_viewer.js", "cim_viewer_webgpu.js"] {
+        let js = get(&format!("{}/viewer/{js}", server.url), &[]);
+        assert_eq!(js.header("content-type"), Some("text/javascript; charset=utf-8"));
+    }
+    let webgpu =
+        get(&format!("{}/viewer/cim_viewer_webgpu_bg.wasm", server.url), &[("Accept-Encoding", "br")]);
+    assert_eq!((webgpu.status, webgpu.header("content-encoding")), (200, Some("br")));
     assert_eq!(get(&format!("{}/viewer/secrets.txt", server.url), &[]).status, 404);
     assert_eq!(get(&format!("{}/viewer/..%2FCargo.toml", server.url), &[]).status, 404);
 }
@@ -120,9 +128,17 @@ fn the_browser_viewer_draws_helsinki_from_its_own_origin_and_a_click_shows_the_b
     let wasm = from("/viewer/cim_viewer_bg.wasm").next().expect("the module was fetched");
     assert_eq!((wasm["status"].as_u64(), wasm["type"].as_str()), (Some(200), Some("application/wasm")));
     assert!(wasm["encoding"] == "br" || wasm["encoding"] == "gzip", "{wasm}");
+    // This browser has no WebGPU adapter: the page took the WebGL2 build alone.
+    assert_eq!(from("/viewer/cim_viewer_webgpu").count(), 0);
+    assert!(renderer_line(&run).starts_with("renderer Gl "), "{}", run["log"]);
     let glbs: Vec<&Value> = from("/3dtiles/helsinki/").filter(|r| r["type"] == "model/gltf-binary").collect();
     assert!(glbs.len() >= 2, "building tiles fetched: {}", glbs.len());
     assert!(glbs.iter().all(|r| r["status"] == 200 && r["bytes"].as_u64() > Some(1000)), "{glbs:?}");
+    // The tiles were decoded in Web Workers running the same module, not on the page.
+    let (workers, decoded) = decoders_line(&run);
+    assert!(workers >= 1 && run["workers"].as_array().map(Vec::len) == Some(workers), "{run}");
+    assert!(decoded >= 2, "{decoded} tiles decoded in workers");
+    assert!(from("/viewer/decode-worker.js").any(|r| r["status"] == 200));
     assert!(from("/api/layers").any(|r| r["status"] == 200), "catalogue fetched");
     assert!(responses.iter().all(|r| r["url"].as_str().is_some_and(|u| u.starts_with(&server.url))));
     let failed: Vec<&Value> = responses.iter().filter(|r| r["status"].as_u64() >= Some(400)).collect();
@@ -160,6 +176,101 @@ fn the_browser_viewer_draws_helsinki_from_its_own_origin_and_a_click_shows_the_b
     assert!(is_highlight(clicked[300 * width + 400]), "highlighted: {:?}", clicked[300 * width + 400]);
     let lit = samples.iter().filter(|&&i| is_highlight(clicked[i])).count();
     assert!(lit > 20 && lit < roofs / 3, "highlight {lit} of {roofs} roof samples");
+}
+
+/// The viewer's `renderer BACKEND ADAPTER` console line: what bevy actually drew with.
+fn renderer_line(run: &Value) -> String {
+    run["log"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|l| l.as_str()?.strip_prefix("log: "))
+        .find(|l| l.starts_with("renderer ") && !l.starts_with("renderer build"))
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[test]
+fn a_browser_with_webgpu_gets_the_webgpu_build_and_sees_and_picks_the_same_city() {
+    let (_store, server, items) = helsinki_with_viewer("browser-webgpu");
+    let (fid, lon, lat) = deep_inside_the_largest_building(&items);
+    let out = temp_dir("browser-webgpu-shots");
+    let url = format!("{}/?camera={lon},{lat},700,0,-89.9&hide=helsinki/ground&shadows=off", server.url);
+    let run = oracle(
+        "browser_viewer.mjs",
+        &["--url", &url, "--out", out.to_str().expect("utf-8 path"), "--click", "400,300", "--webgpu"],
+    );
+    assert!(run["failure"].is_null(), "{}", run);
+    assert_eq!(run["errors"], serde_json::json!([]), "console errors: {}", run["log"]);
+    assert_eq!(run["status"], "", "{}", run["status"]);
+    let responses = run["responses"].as_array().expect("responses");
+    let fetched =
+        |path: &str| responses.iter().filter(|r| r["url"].as_str().is_some_and(|u| u.contains(path))).count();
+    assert_eq!(fetched("/viewer/cim_viewer_webgpu_bg.wasm"), 1);
+    assert_eq!(fetched("/viewer/cim_viewer_bg.wasm"), 0, "the WebGL2 module too");
+    // bevy drew through the browser's WebGPU, not a WebGL context.
+    assert!(renderer_line(&run).starts_with("renderer BrowserWebGpu "), "{}", run["log"]);
+    let (_, decoded) = decoders_line(&run);
+    assert!(decoded >= 2, "{decoded} tiles decoded in workers");
+
+    let (width, height, view) = read_png_rgb(&out.join("view.png"));
+    let _ = std::fs::copy(out.join("view.png"), std::env::temp_dir().join("cim-e2e-browser-webgpu-view.png"));
+    let samples: Vec<usize> = (40..height - 40)
+        .step_by(4)
+        .flat_map(|y| (0..width).step_by(4).map(move |x| y * width + x))
+        .filter(|&i| !(i % width < 200 && i / width > height - 260))
+        .collect();
+    let roofs = samples.iter().filter(|&&i| is_building(view[i])).count();
+    assert!(
+        roofs > samples.len() / 20 && roofs < samples.len() * 19 / 20,
+        "building share {roofs}/{}",
+        samples.len()
+    );
+    assert!(is_building(view[300 * width + 400]), "{:?}", view[300 * width + 400]);
+    let selection = run["selection"].as_str().expect("selection text");
+    assert!(selection.starts_with(&format!("helsinki #{fid}\n")), "{selection}");
+    let (_, _, clicked) = read_png_rgb(&out.join("clicked.png"));
+    assert!(is_highlight(clicked[300 * width + 400]), "highlighted: {:?}", clicked[300 * width + 400]);
+
+    // Insisting on WebGPU where there is none is said on the page, not a blank canvas.
+    let run = oracle(
+        "browser_viewer.mjs",
+        &[
+            "--url",
+            &format!("{}/?backend=webgpu", server.url),
+            "--out",
+            out.to_str().expect("utf-8 path"),
+            "--until-status",
+            "--timeout",
+            "120",
+        ],
+    );
+    let status = run["status"].as_str().expect("status line");
+    assert!(status.contains("no WebGPU adapter"), "{status}");
+    assert_eq!(fetched_in(&run, "/viewer/cim_viewer"), 0);
+}
+
+/// The viewer's `decoders N workers decoded M tiles` line at view_complete.
+fn decoders_line(run: &Value) -> (usize, usize) {
+    let line = run["log"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|l| l.as_str()?.strip_prefix("log: decoders "))
+        .next()
+        .unwrap_or_else(|| panic!("no decoders line: {}", run["log"]));
+    let numbers: Vec<usize> = line.split(' ').filter_map(|w| w.parse().ok()).collect();
+    assert_eq!(numbers.len(), 2, "{line}");
+    (numbers[0], numbers[1])
+}
+
+fn fetched_in(run: &Value, path: &str) -> usize {
+    run["responses"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["url"].as_str().is_some_and(|u| u.contains(path)))
+        .count()
 }
 
 #[test]

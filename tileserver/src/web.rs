@@ -19,11 +19,18 @@ use crate::{ApiError, AppState};
 /// The page; its script and module live under `/viewer/`.
 pub const INDEX: &str = "index.html";
 /// What the bundle holds, with each file's media type and whether it must be there.
-const FILES: [(&str, &str, bool); 5] = [
+const FILES: [(&str, &str, bool); 8] = [
     (INDEX, "text/html; charset=utf-8", true),
+    // Two builds of the viewer (bevy picks its renderer when compiled): the page
+    // loads the WebGPU one where the browser has an adapter, WebGL2 otherwise.
     ("cim_viewer.js", "text/javascript; charset=utf-8", true),
     // Browsers compile `application/wasm` while it downloads (streaming instantiation).
     ("cim_viewer_bg.wasm", "application/wasm", true),
+    ("cim_viewer_webgpu.js", "text/javascript; charset=utf-8", true),
+    ("cim_viewer_webgpu_bg.wasm", "application/wasm", true),
+    // Runs the page's module again in Web Workers, which decode tiles off the page's
+    // thread (viewer/src/render/platform/web.rs).
+    ("decode-worker.js", "text/javascript; charset=utf-8", true),
     // The UI's fonts for non-ASCII and CJK text, fetched only when some text needs
     // them (viewer/src/render/fonts.rs). A bundle without them still serves; its
     // viewer reports the missing font.

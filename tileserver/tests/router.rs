@@ -293,7 +293,10 @@ async fn the_web_bundle_is_served_in_the_encoding_asked_for_and_a_stale_variant_
     let dir = store("web");
     let module = b"\0asm\x01\0\0\0 a module".repeat(40);
     std::fs::write(dir.join("index.html"), "<canvas id=\"cim-viewer\"></canvas>").expect("page");
-    std::fs::write(dir.join("cim_viewer.js"), "export default async function init() {}").expect("js");
+    for js in ["cim_viewer.js", "cim_viewer_webgpu.js", "decode-worker.js"] {
+        std::fs::write(dir.join(js), "export default async function init() {}").expect("js");
+    }
+    std::fs::write(dir.join("cim_viewer_webgpu_bg.wasm"), &module).expect("wasm");
     std::fs::write(dir.join("cim_viewer_bg.wasm"), &module).expect("wasm");
     std::fs::write(dir.join("cim_viewer_bg.wasm.gz"), gzip(&module)).expect("gz");
     // The brotli variant is left from an older build: it does not decode to the module.

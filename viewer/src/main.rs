@@ -7,6 +7,10 @@
 fn main() {
     use bevy::prelude::*;
     use cim_viewer::render::{app, page_options, platform};
+    // The same module runs in the page's decoding workers, which only decode.
+    if platform::serve_decoding() {
+        return;
+    }
     let (origin, search) = platform::page_address();
     let options = match page_options::from_query(&origin, &search) {
         Ok(o) => o,

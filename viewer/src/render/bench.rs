@@ -100,6 +100,7 @@ fn fly_and_measure(
         "max_gpu_estimate_mb": bench.max_gpu_bytes as f64 / 1_048_576.0,
         "peak_rss_mb": super::platform::peak_memory_bytes().map(|b| b as f64 / 1_048_576.0),
         "errors": problems.0.len(),
+        "decoded_in_workers": super::platform::decoder_summary().map(|(_, tiles)| tiles),
     });
     super::platform::report(&format!("bench {figures}"));
     exit.write(AppExit::Success);
@@ -112,6 +113,7 @@ fn report_milestones(
     streaming: Res<Streaming>,
     ground: Res<Ground>,
     time: Res<Time<Real>>,
+    adapter: Option<Res<bevy::render::renderer::RenderAdapterInfo>>,
     mut frames: Local<u64>,
     mut complete: Local<bool>,
 ) {
@@ -120,11 +122,19 @@ fn report_milestones(
     // Frame 1 is still being drawn while frame 2 is prepared.
     if *frames == 2 {
         super::platform::show_status("");
+        // What actually draws (a browser build may be WebGL2 or WebGPU): tests and
+        // bug reports read it here.
+        if let Some(adapter) = adapter {
+            super::platform::report(&format!("renderer {:?} {}", adapter.backend, adapter.name));
+        }
         super::platform::report(&format!("milestone first_frame {at:.3}"));
     }
     if !*complete && streaming.complete() && ground.complete() {
         *complete = true;
         super::platform::report(&format!("milestone view_complete {at:.3}"));
+        if let Some((workers, tiles)) = super::platform::decoder_summary() {
+            super::platform::report(&format!("decoders {workers} workers decoded {tiles} tiles"));
+        }
     }
 }
 

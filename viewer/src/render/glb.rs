@@ -5,7 +5,7 @@
 
 use glam::{DMat4, DQuat, DVec3};
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct Primitive {
     /// glTF content frame (node transforms applied), still f64-free: f32 local values.
     pub positions: Vec<[f32; 3]>,
@@ -23,7 +23,7 @@ pub struct Primitive {
     pub colors: Vec<[f32; 4]>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct Content {
     pub primitives: Vec<Primitive>,
     /// Our `fid` per property-table row, when the content carries one.

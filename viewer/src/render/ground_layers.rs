@@ -8,14 +8,14 @@ use bevy::asset::RenderAssetUsages;
 use bevy::mesh::{Indices, PrimitiveTopology};
 use bevy::prelude::*;
 use cim_core::tile::TileId;
-use glam::DVec3;
 
 use super::catalogue::Catalogue;
-use super::platform::{Pending, fetch_then};
+use super::decode::{Decoded, Job};
+use super::platform::{Pending, fetch_decode, fetch_then};
 use super::tiles::view_of;
 use super::{Hidden, Problems, RenderFrame, ViewerOptions};
 use crate::cache::TileCache;
-use crate::ground::{GroundClass, GroundMesh, overlaps, select_ground_tiles, tessellate};
+use crate::ground::{GroundClass, overlaps, select_ground_tiles};
 
 /// Ground tiles drawn at most per layer.
 const MAX_GROUND_TILES: usize = 48;
@@ -83,16 +83,10 @@ fn tile_url(template: &str, t: TileId) -> String {
         .replace("{y}", &t.y.to_string())
 }
 
-/// A tile ready to draw: meshes per class and their estimated GPU bytes.
-struct Draped {
-    meshes: Vec<(GroundClass, GroundMesh)>,
-    gpu_bytes: usize,
-}
-
 struct GroundLayer {
     id: String,
     source: TileSource,
-    pending: HashMap<TileId, Pending<Draped>>,
+    pending: HashMap<TileId, Pending<Decoded>>,
     loaded: HashMap<TileId, Vec<(Entity, GroundClass)>>,
     failed: HashSet<TileId>,
     cache: TileCache,
@@ -117,6 +111,8 @@ pub struct Ground {
     /// wait for it (or its failure) so nothing is draped twice.
     terrain: Option<std::sync::Arc<cim_core::terrain::TerrainSurface>>,
     terrain_pending: Option<Pending<cim_core::terrain::TerrainSurface>>,
+    /// Where that surface came from (Web Workers fetch it themselves).
+    terrain_url: Option<String>,
 }
 
 impl Ground {
@@ -141,6 +137,7 @@ fn request_tilejson(catalogue: Res<Catalogue>, options: Res<ViewerOptions>, mut 
     ground.requested = true;
     if let Some(terrain) = catalogue.layers.iter().find(|l| l.kind == "terrain") {
         let url = format!("{}/api/terrain/{}/surface", options.server.trim_end_matches('/'), terrain.id);
+        ground.terrain_url = Some(url.clone());
         ground.terrain_pending = Some(fetch_then(url, |bytes| {
             cim_core::terrain::TerrainSurface::from_bytes(&bytes).map_err(|e| e.to_string())
         }));
@@ -219,19 +216,21 @@ fn stream_ground(
     let frame_no = ground.frame;
     let materials_by_class = &mut ground.materials;
     let ground_surface = ground.terrain.clone();
+    let terrain_url = ground_surface.as_ref().and(ground.terrain_url.clone());
     let mut starts = MAX_IN_FLIGHT.saturating_sub(ground.layers.iter().map(|l| l.pending.len()).sum());
     let (mut drawn, mut in_flight, mut wanted, mut meshes_drawn, mut arrived) = (0, 0, 0, 0, 0);
     for layer in &mut ground.layers {
         // Arrivals.
-        let done: Vec<(TileId, Result<Draped, String>)> =
+        let done: Vec<(TileId, Result<Decoded, String>)> =
             layer.pending.iter().filter_map(|(t, rx)| rx.take().map(|r| (*t, r))).collect();
         for (t, result) in done {
             layer.pending.remove(&t);
             arrived += 1;
             match result {
-                Ok(draped) => {
+                Ok(Decoded::Ground(draped)) => {
+                    let gpu_bytes = draped.iter().map(|(_, m)| m.gpu_bytes()).sum();
                     let mut entities = Vec::new();
-                    for (class, m) in draped.meshes {
+                    for (class, m) in draped {
                         let material = materials_by_class
                             .entry(class)
                             .or_insert_with(|| materials.add(material_for(class)))
@@ -253,8 +252,15 @@ fn stream_ground(
                             .id();
                         entities.push((e, class));
                     }
-                    layer.cache.insert(t.hilbert_id() as usize, draped.gpu_bytes, frame_no);
+                    layer.cache.insert(t.hilbert_id() as usize, gpu_bytes, frame_no);
                     layer.loaded.insert(t, entities);
+                }
+                Ok(_) => {
+                    problems.report(format!(
+                        "layer {} ground tile {}/{}/{}: not a vector tile",
+                        layer.id, t.z, t.x, t.y
+                    ));
+                    layer.failed.insert(t);
                 }
                 Err(e) => {
                     problems.report(format!("layer {} ground tile {}/{}/{}: {e}", layer.id, t.z, t.x, t.y));
@@ -299,26 +305,9 @@ fn stream_ground(
                 continue;
             }
             let url = tile_url(&layer.source.template, *t);
-            let (to_render, tile, terrain) = (frame.ecef_to_render, *t, ground_surface.clone());
-            layer.pending.insert(
-                *t,
-                fetch_then(url, move |bytes| {
-                    let plain = if bytes.starts_with(&[0x1f, 0x8b]) {
-                        cim_core::pmtiles::decompress(&bytes, cim_core::pmtiles::Compression::Gzip)
-                            .map_err(|e| e.to_string())?
-                    } else {
-                        bytes
-                    };
-                    let layers = cim_core::mvt_decode::decode_tile(&plain).map_err(|e| e.to_string())?;
-                    let place = |lon: f64, lat: f64, h: f64| {
-                        to_render
-                            .transform_point3(DVec3::from(cim_core::frame::geodetic_to_ecef(lon, lat, h)))
-                    };
-                    let meshes = tessellate(&layers, tile, &place, terrain.as_deref());
-                    let gpu_bytes = meshes.iter().map(|(_, m)| m.gpu_bytes()).sum();
-                    Ok(Draped { meshes, gpu_bytes })
-                }),
-            );
+            let job =
+                Job::Ground { tile: *t, to_render: frame.ecef_to_render, terrain_url: terrain_url.clone() };
+            layer.pending.insert(*t, fetch_decode(url, job, ground_surface.clone()));
             starts -= 1;
         }
         let keep: HashSet<usize> = shown.iter().map(|t| t.hilbert_id() as usize).collect();

@@ -14,13 +14,15 @@
 //! * [`hud`]: FPS / tiles / memory readout, errors on screen, the picked building's attributes.
 //! * [`bench`]: `--bench`: flies a scripted path and reports frame times.
 //! * [`capture`]: `--screenshot` waits for the visible tiles, writes a PNG and exits.
-//! * [`platform`]: network and threads behind one seam (native now, web later).
+//! * [`decode`]: tile bodies into vertex arrays, and their byte form for Web Workers.
+//! * [`platform`]: network, threads and workers behind one seam (native and web).
 
 pub mod bench;
 pub mod bim;
 pub mod camera;
 pub mod capture;
 pub mod catalogue;
+pub mod decode;
 pub mod fonts;
 pub mod glb;
 pub mod ground_layers;

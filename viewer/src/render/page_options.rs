@@ -1,7 +1,8 @@
 //! In a browser the viewer has no command line: its options come from the page's
 //! address, `?camera=lon,lat,h,heading,pitch&hide=roads,sensors/noise&heat_map=temperature`
 //! (BIM: `&xray=on&explode=4&hide=<layer>/storey/<name>`; point clouds:
-//! `&point_budget=2000000&point_colour=classification`),
+//! `&point_budget=2000000&point_colour=classification`; the renderer:
+//! `&backend=webgpu|webgl2`, default auto),
 //! and the server is the page's own origin unless `server=` names another.
 
 use super::ViewerOptions;
@@ -61,6 +62,12 @@ pub fn from_query(origin: &str, search: &str) -> Result<ViewerOptions, String> {
                 let metres = value.parse::<f32>().ok().filter(|m| (0.0..=100.0).contains(m));
                 options.explode_m =
                     metres.ok_or_else(|| format!("explode: '{value}' is not 0..100 metres"))?;
+            }
+            // The page itself loads the WebGPU or the WebGL2 build by it (web/index.html).
+            "backend" => {
+                if !matches!(value.as_str(), "auto" | "webgpu" | "webgl2") {
+                    return Err(format!("backend: '{value}' is not auto, webgpu or webgl2"));
+                }
             }
             other => return Err(format!("unknown option '{other}' in the page address")),
         }
@@ -154,6 +161,13 @@ mod tests {
     }
 
     #[test]
+    fn the_renderer_choice_is_the_pages_and_is_accepted_here() {
+        for backend in ["auto", "webgpu", "webgl2"] {
+            assert!(from_query("http://a", &format!("backend={backend}")).is_ok(), "{backend}");
+        }
+    }
+
+    #[test]
     fn bad_values_name_the_option() {
         for (query, names) in [
             ("camera=1,2,3", "camera"),
@@ -168,6 +182,7 @@ mod tests {
             ("server=file:///etc", "server"),
             ("point_colour=height", "point_colour"),
             ("point_budget=0", "point_budget"),
+            ("backend=vulkan", "backend"),
         ] {
             let e = from_query("http://a", query).expect_err(query);
             assert!(e.contains(names), "{query}: {e}");

@@ -8,15 +8,14 @@ use bevy::mesh::{Indices, PrimitiveTopology};
 use bevy::prelude::*;
 use glam::{DMat4, DVec3};
 
-use cim_core::tileset::Tileset;
-
 use super::catalogue::Catalogue;
-use super::glb::{Content, decode};
-use super::platform::{Pending, fetch_then};
+use super::decode::{Decoded, Job};
+use super::glb::Content;
+use super::platform::{Pending, fetch_decode, fetch_then};
 use super::points::{LayerRamp, PointColourMode, PointMaterial, spawn_point_tile};
 use super::{Hidden, Problems, RenderFrame, ViewerOptions};
 use crate::cache::TileCache;
-use crate::points::{PointVertices, point_spacing};
+use crate::points::point_spacing;
 use crate::select::{View, select, select_points};
 use crate::tree::{TileTree, is_tileset_url};
 
@@ -37,19 +36,12 @@ impl Plugin for TilesPlugin {
     }
 }
 
-/// What a content request brings back: something to draw, or an external tileset.
-pub enum Arrival {
-    Glb(Content),
-    Points(PointVertices),
-    Tileset(Box<Tileset>),
-}
-
 /// One tileset being streamed.
 pub struct Layer {
     pub id: String,
     pub tree: TileTree,
     pub cache: TileCache,
-    pub pending: HashMap<usize, Pending<Arrival>>,
+    pub pending: HashMap<usize, Pending<Decoded>>,
     /// Entities per loaded tile.
     pub loaded: HashMap<usize, Vec<Entity>>,
     pub failed: HashSet<usize>,
@@ -238,23 +230,15 @@ pub fn view_of(
     )
 }
 
-fn fetch_content(url: String, points: bool) -> Pending<Arrival> {
-    if points && !is_tileset_url(&url) {
-        return fetch_then(url, |bytes| {
-            cim_core::points::read_points_glb(&bytes)
-                .map(|tile| Arrival::Points(PointVertices::from_tile(&tile)))
-                .map_err(|e| e.to_string())
-        });
-    }
-    if is_tileset_url(&url) {
-        fetch_then(url, |bytes| {
-            serde_json::from_slice::<Tileset>(&bytes)
-                .map(|t| Arrival::Tileset(Box::new(t)))
-                .map_err(|e| format!("external tileset: {e}"))
-        })
+fn fetch_content(url: String, points: bool) -> Pending<Decoded> {
+    let job = if is_tileset_url(&url) {
+        Job::Tileset
+    } else if points {
+        Job::Points
     } else {
-        fetch_then(url, |bytes| decode(bytes).map(Arrival::Glb))
-    }
+        Job::Glb
+    };
+    fetch_decode(url, job, None)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -309,7 +293,7 @@ fn stream_tiles(
     let mut arrived = 0;
     for layer in &mut streaming.layers {
         // Arrivals first, so this frame's selection can use them.
-        let done: Vec<(usize, Result<Arrival, String>)> =
+        let done: Vec<(usize, Result<Decoded, String>)> =
             layer.pending.iter().filter_map(|(t, rx)| rx.take().map(|r| (*t, r))).collect();
         for (t, result) in done {
             layer.pending.remove(&t);
@@ -317,7 +301,7 @@ fn stream_tiles(
             let url = layer.tree.nodes[t].content.clone().unwrap_or_default();
             let storey = storey_index(&catalogue, &layer.id, &url);
             match result {
-                Ok(Arrival::Glb(content)) => {
+                Ok(Decoded::Glb(content)) => {
                     let entities = spawn_content(
                         storey,
                         &mut commands,
@@ -333,7 +317,7 @@ fn stream_tiles(
                     );
                     layer.loaded.insert(t, entities);
                 }
-                Ok(Arrival::Points(vertices)) => {
+                Ok(Decoded::Points(vertices)) => {
                     let content_to_render = frame.ecef_to_render * layer.tree.nodes[t].content_to_ecef();
                     let tile_ramp = LayerRamp::of(&vertices, content_to_render);
                     let ramp = layer.ramp.map_or(tile_ramp, |r| r.union(tile_ramp));
@@ -362,11 +346,15 @@ fn stream_tiles(
                     layer.loaded.insert(t, vec![entity]);
                     layer.cache.insert(t, points, frame_no);
                 }
-                Ok(Arrival::Tileset(tileset)) => {
+                Ok(Decoded::Tileset(tileset)) => {
                     if let Err(e) = layer.tree.graft(t, &tileset, &url) {
                         problems.report(format!("layer {} {url}: {e}", layer.id));
                         layer.failed.insert(t);
                     }
+                }
+                Ok(Decoded::Ground(_)) => {
+                    problems.report(format!("layer {} tile {t}: a vector tile in a tileset", layer.id));
+                    layer.failed.insert(t);
                 }
                 Err(e) => {
                     problems.report(format!("layer {} tile {t}: {e}", layer.id));

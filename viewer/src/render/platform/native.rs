@@ -23,6 +23,20 @@ pub fn fetch_then<T: Send + 'static>(
     Pending(slot)
 }
 
+/// Fetches `url` and decodes it as `job` on a worker thread.
+pub fn fetch_decode(
+    url: String,
+    job: crate::render::decode::Job,
+    terrain: Option<Arc<cim_core::terrain::TerrainSurface>>,
+) -> Pending<crate::render::decode::Decoded> {
+    fetch_then(url, move |body| job.run(body, terrain.as_deref()))
+}
+
+/// Natively decoding runs on the fetch threads; there are no decoding workers.
+pub fn decoder_summary() -> Option<(usize, usize)> {
+    None
+}
+
 pub fn get(url: &str) -> Result<Vec<u8>, String> {
     let mut request = ureq::get(url);
     if let Some(token) = super::access_token() {
