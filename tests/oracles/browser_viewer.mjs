@@ -1,8 +1,10 @@
 // Drives our WebAssembly viewer, as cim-server serves it, in headless Chromium (WebGL2
 // through SwiftShader) and reports what a user would see:
-//   node browser_viewer.mjs --url URL --out DIR [--click X,Y [--wait-log TEXT]] [--bench | --until-status] [--timeout S] [--webgpu]
+//   node browser_viewer.mjs --url URL --out DIR [--click X,Y [--wait-log TEXT]] [--bench | --until-status] [--timeout S] [--webgpu] [--break-workers]
 // --webgpu gives the browser a WebGPU adapter (SwiftShader's, behind Chromium's
 // --enable-unsafe-webgpu); without it headless Chromium here has none.
+// --break-workers answers the decoding workers' script with a 404, as a proxy that
+// dropped the file would, so every worker fails before it takes a job.
 // It waits for the viewer's `milestone view_complete` console line (every visible tile
 // drawn), saves view.png, then (with --click) clicks, waits for the page's
 // #cim-selection to fill and saves clicked.png. With --bench it waits for the viewer's
@@ -35,6 +37,9 @@ const browser = await chromium.launch({
 const result = { milestones: {}, responses: [], websockets: [], workers: [], errors: [], log: [], selection: null, bench: null };
 try {
   const page = await browser.newPage({ viewport: { width: 800, height: 600 } });
+  if (args["break-workers"]) {
+    await page.route("**/viewer/decode-worker.js", (route) => route.fulfill({ status: 404, contentType: "text/plain", body: "gone" }));
+  }
   let start = Date.now();
   let resolveBench;
   const benchLine = new Promise((resolve) => { resolveBench = resolve; });

@@ -245,6 +245,59 @@ fn a_browser_with_webgpu_gets_the_webgpu_build_and_sees_and_picks_the_same_city(
     assert_eq!(fetched_in(&run, "/viewer/cim_viewer"), 0);
 }
 
+#[test]
+fn when_the_decoding_workers_cannot_start_the_page_decodes_the_tiles_itself_and_draws_the_same_city() {
+    let (_store, server, items) = helsinki_with_viewer("browser-no-workers");
+    let (_, lon, lat) = deep_inside_the_largest_building(&items);
+    let out = temp_dir("browser-no-workers-shots");
+    let url = format!("{}/?camera={lon},{lat},700,0,-89.9&hide=helsinki/ground&shadows=off", server.url);
+    let run = oracle(
+        "browser_viewer.mjs",
+        &["--url", &url, "--out", out.to_str().expect("utf-8 path"), "--break-workers"],
+    );
+    assert!(run["failure"].is_null(), "{}", run);
+    // The browser's own complaint about the missing script is the only error.
+    let errors: Vec<&str> =
+        run["errors"].as_array().expect("errors").iter().filter_map(Value::as_str).collect();
+    assert!(errors.iter().all(|e| e.contains("404")), "console errors: {errors:?}");
+    let scripts: Vec<&Value> = run["responses"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["url"].as_str().is_some_and(|u| u.ends_with("/viewer/decode-worker.js")))
+        .collect();
+    assert!(!scripts.is_empty() && scripts.iter().all(|r| r["status"] == 404), "{scripts:?}");
+    assert_eq!(run["status"], "", "{}", run["status"]);
+
+    // Every worker started and failed; each one's tiles went back to the page.
+    let (workers, decoded) = decoders_line(&run);
+    assert_eq!(decoded, 0, "{}", run["log"]);
+    let handed_back = run["log"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .filter(|l| {
+            l.starts_with("log: decoding worker ") && l.ends_with("its tiles are decoded on the page")
+        })
+        .count();
+    assert!(
+        workers >= 1 && handed_back == workers,
+        "{workers} workers, {handed_back} failed: {}",
+        run["log"]
+    );
+    let glbs = run["responses"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["url"].as_str().is_some_and(|u| u.contains("/3dtiles/helsinki/")) && r["status"] == 200)
+        .filter(|r| r["type"] == "model/gltf-binary")
+        .count();
+    assert!(glbs >= 2, "building tiles fetched: {glbs}");
+    let _ = std::fs::copy(out.join("view.png"), std::env::temp_dir().join("cim-e2e-browser-no-workers.png"));
+    roofs_in_view(&out);
+}
+
 /// The viewer's `decoders N workers decoded M tiles` line at view_complete.
 fn decoders_line(run: &Value) -> (usize, usize) {
     let line = run["log"]
