@@ -260,12 +260,7 @@ fn when_the_decoding_workers_cannot_start_the_page_decodes_the_tiles_itself_and_
     let errors: Vec<&str> =
         run["errors"].as_array().expect("errors").iter().filter_map(Value::as_str).collect();
     assert!(errors.iter().all(|e| e.contains("404")), "console errors: {errors:?}");
-    let scripts: Vec<&Value> = run["responses"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|r| r["url"].as_str().is_some_and(|u| u.ends_with("/viewer/decode-worker.js")))
-        .collect();
+    let scripts: Vec<&Value> = responses_to(&run, "/viewer/decode-worker.js").collect();
     assert!(!scripts.is_empty() && scripts.iter().all(|r| r["status"] == 404), "{scripts:?}");
     assert_eq!(run["status"], "", "{}", run["status"]);
 
@@ -286,12 +281,8 @@ fn when_the_decoding_workers_cannot_start_the_page_decodes_the_tiles_itself_and_
         "{workers} workers, {handed_back} failed: {}",
         run["log"]
     );
-    let glbs = run["responses"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|r| r["url"].as_str().is_some_and(|u| u.contains("/3dtiles/helsinki/")) && r["status"] == 200)
-        .filter(|r| r["type"] == "model/gltf-binary")
+    let glbs = responses_to(&run, "/3dtiles/helsinki/")
+        .filter(|r| r["status"] == 200 && r["type"] == "model/gltf-binary")
         .count();
     assert!(glbs >= 2, "building tiles fetched: {glbs}");
     let _ = std::fs::copy(out.join("view.png"), std::env::temp_dir().join("cim-e2e-browser-no-workers.png"));
@@ -313,12 +304,16 @@ fn decoders_line(run: &Value) -> (usize, usize) {
 }
 
 fn fetched_in(run: &Value, path: &str) -> usize {
+    responses_to(run, path).count()
+}
+
+/// The responses the page got for addresses containing `path`.
+fn responses_to<'a>(run: &'a Value, path: &'a str) -> impl Iterator<Item = &'a Value> {
     run["responses"]
         .as_array()
         .into_iter()
         .flatten()
-        .filter(|r| r["url"].as_str().is_some_and(|u| u.contains(path)))
-        .count()
+        .filter(move |r| r["url"].as_str().is_some_and(|u| u.contains(path)))
 }
 
 #[test]
