@@ -35,6 +35,7 @@ build_module() { # NAME [CARGO FLAGS]
     --target wasm32-unknown-unknown -Zbuild-std=std,panic_abort "$@"
   cp "$web_target/wasm32-unknown-unknown/web/cim-viewer.wasm" "$modules/$name.wasm.tmp"
   mv "$modules/$name.wasm.tmp" "$modules/$name.wasm"
+  echo "$name.wasm built, ${SECONDS}s after the start of build-web.sh"
 }
 build_module cim_viewer
 build_module cim_viewer_webgpu --features webgpu

@@ -4,18 +4,27 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/cim/target}"
+# Each stage prints the seconds since the start, for the cold-run figures in README.md.
+stage() { echo "== ${SECONDS}s: $*"; }
+stage "installing system packages"
 bash scripts/install-deps.sh
-(cd tests/oracles && npm ci --no-audit --no-fund --silent)
-# PyPI oracles: IfcOpenShell for the BIM tests (tests/oracles/ifc_bounds.py), laspy
-# with its LAZ backend for the point cloud tests (tests/oracles/las_facts.py).
-pip_install() {
+stage "rustfmt"
+cargo fmt --all --check
+# The test oracles install beside the builds (npm compiles better-sqlite3 for
+# 3d-tiles-tools, a few CPU-minutes cold) and are awaited before the tests run.
+# npm: tests/oracles. PyPI: IfcOpenShell for the BIM tests (tests/oracles/ifc_bounds.py),
+# laspy with its LAZ backend for the point cloud tests (tests/oracles/las_facts.py).
+install_oracles() {
+  (cd tests/oracles && npm ci --no-audit --no-fund --silent)
   local pip
   pip=$(command -v pip3 || command -v pip)
-  "$pip" install --quiet "$@" 2>/dev/null || "$pip" install --quiet --break-system-packages "$@"
+  pip_install() { "$pip" install --quiet "$@" 2>/dev/null || "$pip" install --quiet --break-system-packages "$@"; }
+  python3 -c "import ifcopenshell" 2>/dev/null || pip_install ifcopenshell==0.9.0.post1
+  python3 -c "import laspy, lazrs" 2>/dev/null || pip_install "laspy[lazrs]==2.7.0"
 }
-python3 -c "import ifcopenshell" 2>/dev/null || pip_install ifcopenshell==0.9.0.post1
-python3 -c "import laspy, lazrs" 2>/dev/null || pip_install "laspy[lazrs]==2.7.0"
-cargo fmt --all --check
+oracles_log=$(mktemp)
+install_oracles >"$oracles_log" 2>&1 &
+oracles=$!
 # The shared crate and the whole viewer must stay pure Rust: the browser bundle builds
 # them for wasm32 (bevy on WebGL2, render/platform/web.rs), and
 # tests/tests/browser_e2e.rs opens it in headless Chromium. About 35 min cold (alone) on
@@ -26,17 +35,34 @@ cargo fmt --all --check
 web_log=$(mktemp)
 bash scripts/build-web.sh >"$web_log" 2>&1 &
 web_build=$!
-trap 'kill $web_build 2>/dev/null || true' EXIT
-cargo clippy --workspace --all-targets --locked -- -D warnings
-cargo build --workspace --locked
+trap 'kill $web_build $oracles 2>/dev/null || true' EXIT
+# Clippy lints while the workspace compiles: clippy-driver as the workspace wrapper is
+# what `cargo clippy --workspace --all-targets -- -D warnings` runs, but it builds
+# instead of only checking, so the dependencies are compiled once for both the lints
+# and the tests instead of once checked and once built.
+clippy_driver=$(rustup which clippy-driver 2>/dev/null || command -v clippy-driver)
+native_cargo() {
+  RUSTC_WORKSPACE_WRAPPER="$clippy_driver" CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__" cargo "$@"
+}
+stage "clippy and the native build"
+native_cargo test --workspace --all-targets --locked --no-run
+native_cargo build --workspace --locked
+stage "native build done; waiting for the oracles and the browser bundle"
+if ! wait $oracles; then
+  cat "$oracles_log" >&2
+  echo "the test oracles failed to install" >&2
+  exit 1
+fi
 if ! wait $web_build; then
   cat "$web_log" >&2
   echo "the browser bundle failed to build" >&2
   exit 1
 fi
 cat "$web_log"
+stage "tests"
 log=$(mktemp)
-cargo test --workspace --locked 2>&1 | tee "$log"
+native_cargo test --workspace --locked 2>&1 | tee "$log"
 # One closing line over every test binary (cargo prints one per binary, doc-tests last).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
      END { printf "all tests: %d passed, %d failed\n", p, f; exit (f > 0 || p == 0) }' "$log"
+stage "done"
