@@ -3,8 +3,9 @@
 # Debian's rustc-web (rustup cannot add targets here), bound by wasm-bindgen (the version Cargo.lock names), precompressed
 # (gzip, brotli) for cim-server --web; WASM_OPT=1 also runs wasm-opt -Os (see below).
 #   [WASM_OPT=1] scripts/build-web.sh [OUT_DIR]     default: $CARGO_TARGET_DIR-web/dist
-# Cold, the wasm build takes about 25 minutes on 2 cores; later runs reuse
-# $CARGO_TARGET_DIR-web and redo only what changed.
+# Cold on 2 cores and beside the native build (scripts/test.sh), the WebGL2 module takes
+# about 46 minutes and the WebGPU one 7 more; later runs reuse $CARGO_TARGET_DIR-web
+# and redo only what changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/cim/target}"

@@ -27,8 +27,9 @@ install_oracles >"$oracles_log" 2>&1 &
 oracles=$!
 # The shared crate and the whole viewer must stay pure Rust: the browser bundle builds
 # them for wasm32 (bevy on WebGL2, render/platform/web.rs), and
-# tests/tests/browser_e2e.rs opens it in headless Chromium. About 35 min cold (alone) on
-# 2 cores; a few minutes when $CARGO_TARGET_DIR-web is warm and the viewer changed.
+# tests/tests/browser_e2e.rs opens it in headless Chromium. Cold on 2 cores, the WebGL2
+# module was ready after 46 min beside the native build, the WebGPU module 7 min later;
+# a few minutes when $CARGO_TARGET_DIR-web is warm and the viewer changed.
 # It runs beside clippy and the native build: its own target directory, no shared
 # lock, and each build leaves a core idle at the single-crate stretches of bevy's
 # graph, so overlapping them shortens a cold run.
