@@ -22,7 +22,7 @@ cargo build --release -p cim-ingest -p cim-tileserver
 # The viewer from the dev build that the tests make too (bevy's release build would
 # cost another half hour on a small machine); the profile optimises it.
 cargo build --workspace
-# The browser viewer, served at / (about 25 min the first time on 2 cores).
+# The browser viewer, served at / (two wasm modules; the longest build the first time).
 bash scripts/build-web.sh
 bin="$CARGO_TARGET_DIR/release"
 "$bin/cim-ingest" --store store --layer helsinki "$sample"
