@@ -35,6 +35,23 @@ impl std::fmt::Debug for Reprojector {
     }
 }
 
+/// A CRS from any definition GDAL accepts (`EPSG:n`, WKT, a PROJ string, …).
+///
+/// WKT goes through `SpatialRef::from_wkt`: gdal 0.19's `from_definition` does not free
+/// the spatial reference it allocated when parsing fails, and WKT is the definition
+/// that comes from inside files (LAS VLRs, .prj), so a malformed one leaked on every
+/// file (found by `scripts/fuzz.sh las` under LeakSanitizer). The other forms come
+/// from `--src-crs`, once per run.
+pub(crate) fn spatial_ref(definition: &str) -> gdal::errors::Result<SpatialRef> {
+    if definition.trim_start().chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && definition.contains('[')
+    {
+        SpatialRef::from_wkt(definition)
+    } else {
+        SpatialRef::from_definition(definition)
+    }
+}
+
 fn is_gcj02(spec: &str) -> bool {
     matches!(spec.trim().to_ascii_uppercase().replace(['-', '_'], "").as_str(), "GCJ02" | "MARS")
 }
@@ -49,7 +66,7 @@ impl Reprojector {
                 area_of_use: Some([72.004, 0.8293, 137.8347, 55.8271]),
             });
         }
-        let srs = SpatialRef::from_definition(spec)
+        let srs = spatial_ref(spec)
             .map_err(|e| IngestError::UnknownCrs { crs: spec.to_owned(), reason: e.to_string() })?;
         Self::from_srs(srs, spec)
     }

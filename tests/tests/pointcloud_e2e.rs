@@ -409,6 +409,13 @@ fn corrupt_truncated_and_contradicted_point_clouds_fail_clearly_and_leave_the_se
     let mut huge_count = std::fs::read(data("las/laspy_simple1_4.las")).expect("las 1.4");
     assert_eq!(huge_count[25], 4, "a LAS 1.4 file");
     huge_count[247..255].copy_from_slice(&u64::MAX.to_le_bytes());
+    // A LAS 1.4 extended VLR claiming 8.9 TB (the las fuzz target: the reader
+    // allocated it and the process aborted).
+    let mut evlr_bomb = std::fs::read(data("las/laspy_simple1_4.las")).expect("las 1.4");
+    assert_eq!(u32::from_le_bytes(evlr_bomb[243..247].try_into().expect("4 bytes")), 1, "one EVLR");
+    let evlr = u64::from_le_bytes(evlr_bomb[235..243].try_into().expect("8 bytes")) as usize;
+    evlr_bomb[evlr + 20..evlr + 28].copy_from_slice(&0x820_03e8_0000u64.to_le_bytes());
+    let evlr_claim = format!("the extended VLR at byte {evlr} claims 8933597511680 bytes, past the end");
     let mut garbage_header = bytes[..400].to_vec();
     garbage_header[94..96].copy_from_slice(&[0xff, 0xff]); // header size
     let cases: Vec<(&str, Vec<u8>, &[&str], &str)> = vec![
@@ -416,6 +423,7 @@ fn corrupt_truncated_and_contradicted_point_clouds_fail_clearly_and_leave_the_se
         ("truncated.laz", laz[..laz.len() / 2].to_vec(), &[], "truncated.laz"),
         ("chunks.laz", chunk_bomb, &[], "the chunk table claims 4294967280 chunks"),
         ("count.las", huge_count, &[], "more than any file can hold"),
+        ("evlr.las", evlr_bomb, &[], &evlr_claim),
         ("badsig.las", bad_signature, &[], "not a readable LAS/LAZ file"),
         ("header.las", garbage_header, &[], "not a readable LAS/LAZ file"),
         ("empty.las", Vec::new(), &[], "not a readable LAS/LAZ file"),

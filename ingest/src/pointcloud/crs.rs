@@ -151,7 +151,7 @@ impl CloudCrs {
                 d
             }
         };
-        let mut srs = SpatialRef::from_definition(&definition)
+        let mut srs = crate::crs::spatial_ref(&definition)
             .map_err(|e| IngestError::UnknownCrs { crs: short(&definition), reason: e.to_string() })?;
         let label = match (srs.auth_name(), srs.auth_code()) {
             (Some(name), Ok(code)) => format!("{name}:{code}"),
@@ -366,7 +366,7 @@ fn short(definition: &str) -> String {
 
 /// Why coordinates cannot be in `definition`, judged from the header's box.
 fn contradiction(definition: &str, coords: &[[f64; 3]; 2]) -> Option<String> {
-    let srs = SpatialRef::from_definition(definition).ok()?;
+    let srs = crate::crs::spatial_ref(definition).ok()?;
     if srs.is_geographic() {
         let lon_ok = coords[0][0] >= -180.0 && coords[1][0] <= 360.0;
         let lat_ok = coords[0][1] >= -90.0 && coords[1][1] <= 90.0;

@@ -88,6 +88,25 @@ fn check_header_bounds(path: &Path) -> Result<(), IngestError> {
                 )));
             }
         }
+        // The reader allocates the first extended VLR's claimed length (64 bits) before
+        // reading it: a crafted length aborts the process (found by the las fuzz target).
+        let mut evlrs = [0u8; 12];
+        if file.seek(SeekFrom::Start(235)).is_ok() && file.read_exact(&mut evlrs).is_ok() {
+            let start = u64::from_le_bytes(evlrs[..8].try_into().unwrap_or_default());
+            let count = u32::from_le_bytes(evlrs[8..].try_into().unwrap_or_default());
+            let mut length = [0u8; 8];
+            if count > 0
+                && file.seek(SeekFrom::Start(start.saturating_add(20))).is_ok()
+                && file.read_exact(&mut length).is_ok()
+            {
+                let length = u64::from_le_bytes(length);
+                if start.saturating_add(60).saturating_add(length) > file_len {
+                    return Err(bad(format!(
+                        "the extended VLR at byte {start} claims {length} bytes, past the end of the file ({file_len} bytes)"
+                    )));
+                }
+            }
+        }
     }
     let compressed = header[104] & 0xC0 != 0;
     if !compressed {

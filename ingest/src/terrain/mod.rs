@@ -76,7 +76,7 @@ fn transforms(path: &Path, spec: &str) -> Result<Transforms, IngestError> {
         crs: spec.chars().take(80).collect(),
         reason: e.to_string(),
     };
-    let mut srs = SpatialRef::from_definition(spec).map_err(unknown)?;
+    let mut srs = crate::crs::spatial_ref(spec).map_err(unknown)?;
     srs.set_axis_mapping_strategy(AxisMappingStrategy::TraditionalGisOrder);
     let mut wgs84 = SpatialRef::from_epsg(4326).map_err(unknown)?;
     wgs84.set_axis_mapping_strategy(AxisMappingStrategy::TraditionalGisOrder);
