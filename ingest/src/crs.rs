@@ -37,19 +37,22 @@ impl std::fmt::Debug for Reprojector {
 
 /// A CRS from any definition GDAL accepts (`EPSG:n`, WKT, a PROJ string, …).
 ///
-/// WKT goes through `SpatialRef::from_wkt`: gdal 0.19's `from_definition` does not free
-/// the spatial reference it allocated when parsing fails, and WKT is the definition
-/// that comes from inside files (LAS VLRs, .prj), so a malformed one leaked on every
-/// file (found by `scripts/fuzz.sh las` under LeakSanitizer). The other forms come
-/// from `--src-crs`, once per run.
+/// gdal 0.19's `SpatialRef::from_definition` and `from_epsg` do not free the spatial
+/// reference they allocated when the definition is refused, and definitions come
+/// from inside files (LAS WKT records and GeoTIFF keys, .prj files), so every file
+/// with a bad one leaked (found by `scripts/fuzz.sh las` under LeakSanitizer). Here
+/// the handle belongs to a `SpatialRef` from the start, so it is released either way.
+#[allow(unsafe_code)]
 pub(crate) fn spatial_ref(definition: &str) -> gdal::errors::Result<SpatialRef> {
-    if definition.trim_start().chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-        && definition.contains('[')
-    {
-        SpatialRef::from_wkt(definition)
-    } else {
-        SpatialRef::from_definition(definition)
+    let definition = std::ffi::CString::new(definition)?;
+    let srs = SpatialRef::new()?;
+    // SAFETY: `srs` holds a valid handle for the whole call, and the definition is a
+    // NUL-terminated string that outlives it; GDAL copies what it keeps.
+    let status = unsafe { gdal_sys::OSRSetFromUserInput(srs.to_c_hsrs(), definition.as_ptr()) };
+    if status != gdal_sys::OGRErr::OGRERR_NONE {
+        return Err(gdal::errors::GdalError::OgrError { err: status, method_name: "OSRSetFromUserInput" });
     }
+    Ok(srs)
 }
 
 fn is_gcj02(spec: &str) -> bool {
@@ -75,7 +78,7 @@ impl Reprojector {
         match crs {
             DeclaredCrs::Epsg(code) => {
                 let label = format!("EPSG:{code}");
-                let srs = SpatialRef::from_epsg(*code)
+                let srs = spatial_ref(&label)
                     .map_err(|e| IngestError::UnknownCrs { crs: label.clone(), reason: e.to_string() })?;
                 Self::from_srs(srs, &label)
             }
@@ -206,6 +209,20 @@ fn polygon_runs(poly: &mut geo_types::Polygon<f64>, f: &mut RunFn<'_>) -> Result
 mod tests {
     use super::*;
     use geo_types::{Point, point};
+
+    #[test]
+    fn spatial_ref_takes_every_definition_form_and_refuses_garbage_with_an_error() {
+        for (definition, code) in [("EPSG:3067", 3067), ("EPSG:4326", 4326)] {
+            assert_eq!(spatial_ref(definition).and_then(|s| s.auth_code()).expect(definition), code);
+        }
+        let utm = spatial_ref("+proj=utm +zone=35 +datum=WGS84 +units=m +no_defs").expect("PROJ string");
+        assert!(utm.is_projected() && utm.to_proj4().expect("proj4").contains("+zone=35"));
+        let wkt = spatial_ref("EPSG:3067").and_then(|s| s.to_wkt()).expect("wkt");
+        assert_eq!(spatial_ref(&wkt).and_then(|s| s.auth_code()).expect("from WKT"), 3067);
+        for garbage in ["EPSG:999999", "PROJCS[\"broken\",GEOGCS[", "not a crs", "EPSG:\x004326", ""] {
+            assert!(spatial_ref(garbage).is_err(), "{garbage:?} must be refused");
+        }
+    }
 
     fn transform(crs: &str, x: f64, y: f64) -> (f64, f64) {
         let r = Reprojector::from_user(crs).expect("known CRS");
