@@ -94,6 +94,7 @@ fn main() {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    cim_ingest::pointcloud::route_decoder_panics_to_their_guard();
     if let Err(e) = run() {
         eprintln!("cim-ingest: {e:#}");
         std::process::exit(1);

@@ -405,6 +405,15 @@ fn corrupt_truncated_and_contradicted_point_clouds_fail_clearly_and_leave_the_se
     let table = i64::from_le_bytes(laz[at(96)..at(96) + 8].try_into().expect("8 bytes"));
     let table = usize::try_from(table).expect("this file has a chunk table");
     chunk_bomb[table + 4..table + 8].copy_from_slice(&0xFFFF_FFF0u32.to_le_bytes());
+    // A COPC file (variable-size LAZ chunks) whose chunk table lists no chunk: laz
+    // 0.13 indexes the empty table and panics (the las fuzz target); the ingest's
+    // guard around the decoder turns that into an error naming the file.
+    let copc = std::fs::read(data("las/laspy_simple.copc.laz")).expect("copc");
+    let mut no_chunks = copc.clone();
+    let copc_at = |o: usize| u32::from_le_bytes(copc[o..o + 4].try_into().expect("4 bytes")) as usize;
+    let copc_table = i64::from_le_bytes(copc[copc_at(96)..copc_at(96) + 8].try_into().expect("8 bytes"));
+    let copc_table = usize::try_from(copc_table).expect("this file has a chunk table");
+    no_chunks[copc_table + 4..copc_table + 8].copy_from_slice(&0u32.to_le_bytes());
     // A LAS 1.4 point count whose size overflows 64 bits (the las fuzz target).
     let mut huge_count = std::fs::read(data("las/laspy_simple1_4.las")).expect("las 1.4");
     assert_eq!(huge_count[25], 4, "a LAS 1.4 file");
@@ -422,6 +431,7 @@ fn corrupt_truncated_and_contradicted_point_clouds_fail_clearly_and_leave_the_se
         ("truncated.las", bytes[..bytes.len() / 2].to_vec(), &[], "after point"),
         ("truncated.laz", laz[..laz.len() / 2].to_vec(), &[], "truncated.laz"),
         ("chunks.laz", chunk_bomb, &[], "the chunk table claims 4294967280 chunks"),
+        ("no_chunks.copc.laz", no_chunks, &[], "the point decoder failed on corrupt data"),
         ("count.las", huge_count, &[], "more than any file can hold"),
         ("evlr.las", evlr_bomb, &[], &evlr_claim),
         ("badsig.las", bad_signature, &[], "not a readable LAS/LAZ file"),

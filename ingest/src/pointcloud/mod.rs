@@ -57,8 +57,7 @@ pub fn is_point_cloud(path: &Path) -> bool {
 
 fn open(path: &Path) -> Result<las::Reader, IngestError> {
     check_header_bounds(path)?;
-    las::Reader::from_path(path)
-        .map_err(|e| IngestError::source(path, format!("not a readable LAS/LAZ file: {e}")))
+    decode_or_refuse(path, "not a readable LAS/LAZ file", || las::Reader::from_path(path))
 }
 
 /// Refuses headers that would make the LAS/LAZ reader overflow or reserve memory
@@ -222,6 +221,53 @@ struct PointStream<'a> {
     reproject: std::time::Duration,
 }
 
+/// Runs one call into the third-party LAS/LAZ decoder, turning both its error and
+/// a panic into an error naming the file and the position. laz 0.13 has arithmetic
+/// that a corrupt compressed stream can overflow (found by scripts/fuzz.sh las); a
+/// panic there must fail this ingest cleanly, not the whole job.
+fn decode_or_refuse<T>(
+    path: &Path,
+    position: &str,
+    decode: impl FnOnce() -> las::Result<T>,
+) -> Result<T, IngestError> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(decode)) {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(IngestError::source(path, format!("{position}: {e}"))),
+        Err(panic) => {
+            let detail = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "no detail".into());
+            Err(IngestError::source(
+                path,
+                format!("{position}: the point decoder failed on corrupt data ({detail})"),
+            ))
+        }
+    }
+}
+
+/// Whether a panic was raised inside a decoder whose calls [`decode_or_refuse`]
+/// guards (laz; its path holds `laz-<version>/src`).
+fn in_guarded_decoder(file: &str) -> bool {
+    file.split(['/', '\\']).any(|part| part.starts_with("laz-"))
+}
+
+/// Wraps the process's panic hook so a panic inside a guarded decoder goes to the
+/// debug log instead of stderr: [`decode_or_refuse`] reports it as an error naming
+/// the file and position, which is what the user should read. Every other panic
+/// keeps the previous hook (a decoder panic outside a guard still ends in one: the
+/// ingest thread's own).
+pub fn route_decoder_panics_to_their_guard() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| match info.location() {
+        Some(at) if in_guarded_decoder(at.file()) => {
+            tracing::debug!(at = %at, "a guarded point decoder panicked: {info}");
+        }
+        _ => previous(info),
+    }));
+}
+
 impl PointStream<'_> {
     /// The next chunk's points, `None` after the last file.
     fn next_chunk(&mut self) -> Result<Option<Vec<CloudPoint>>, IngestError> {
@@ -243,12 +289,8 @@ impl PointStream<'_> {
                 continue;
             }
             let decoding = std::time::Instant::now();
-            let data = reader.read_points(want).map_err(|e| {
-                IngestError::source(
-                    &source.path,
-                    format!("reading points after point {done} of {}: {e}", source.points),
-                )
-            })?;
+            let position = format!("reading points after point {done} of {}", source.points);
+            let data = decode_or_refuse(&source.path, &position, || reader.read_points(want))?;
             if data.is_empty() {
                 return Err(IngestError::source(
                     &source.path,
@@ -614,4 +656,41 @@ pub fn ingest_point_cloud(options: &IngestOptions) -> Result<IngestSummary, Inge
         "point cloud written"
     );
     Ok(IngestSummary { catalogue, quality, layer_dir, mvt_tiles: 0, building_tiles: nodes.len() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_in_the_point_decoder_becomes_an_error_naming_the_file_and_position() {
+        let path = Path::new("/drops/corrupt.laz");
+        let position = "reading points after point 4096 of 10653";
+        let refused = decode_or_refuse::<u64>(path, position, || {
+            let symbols: u32 = std::hint::black_box(u32::MAX);
+            Ok(u64::from(symbols.checked_mul(2).expect("attempt to multiply with overflow")))
+        })
+        .expect_err("a panicking decoder must be refused");
+        let text = refused.to_string();
+        assert!(text.contains("/drops/corrupt.laz"), "{text}");
+        assert!(text.contains("after point 4096 of 10653"), "{text}");
+        assert!(text.contains("multiply with overflow"), "{text}");
+
+        let failed = decode_or_refuse::<u64>(path, position, || Err(las::Error::ClosedWriter))
+            .expect_err("the decoder's own error passes through");
+        assert!(failed.to_string().contains("after point 4096"), "{failed}");
+
+        let read = decode_or_refuse(path, position, || Ok(7u64));
+        assert_eq!(read.ok(), Some(7));
+    }
+
+    #[test]
+    fn only_the_guarded_decoders_panics_are_routed_to_the_guard() {
+        let registry = "/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f";
+        assert!(in_guarded_decoder(&format!("{registry}/laz-0.13.0/src/laszip/chunk_table.rs")));
+        assert!(in_guarded_decoder("laz-0.13.0\\src\\las\\point6.rs"));
+        assert!(!in_guarded_decoder(&format!("{registry}/las-0.11.2/src/reader/mod.rs")));
+        assert!(!in_guarded_decoder("ingest/src/pointcloud/mod.rs"));
+        assert!(!in_guarded_decoder("/rustc/59807616e1fa/library/core/src/panicking.rs"));
+    }
 }
