@@ -140,14 +140,17 @@ async fn group_commit(live: Arc<Live>, mut queue: mpsc::Receiver<Queued>, access
         let messages =
             taken.iter().filter(|q| !q.topic.is_empty()).map(|q| (q.topic.as_str(), &q.payload[..]));
         // Not stored, so not acknowledged: the clients resend after reconnecting.
-        if !store_messages(&live, messages).await {
-            for q in taken.iter().filter(|q| !q.topic.is_empty()) {
-                access.record(&q.who, "MQTT PUBLISH", &q.topic, 503);
-            }
-            continue;
+        let status = if store_messages(&live, messages).await { 200 } else { 503 };
+        if let Some(log) = &access.audit {
+            log.append_all(taken.iter().filter(|q| !q.topic.is_empty()).map(|q| crate::audit::Entry {
+                who: &q.who,
+                method: "MQTT PUBLISH",
+                target: &q.topic,
+                status,
+            }));
         }
-        for q in taken.iter().filter(|q| !q.topic.is_empty()) {
-            access.record(&q.who, "MQTT PUBLISH", &q.topic, 200);
+        if status != 200 {
+            continue;
         }
         for owed in taken.into_iter().filter_map(|q| q.owed) {
             let reply = match owed.qos {

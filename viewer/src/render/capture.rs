@@ -1,9 +1,15 @@
-//! `--screenshot FILE`: once the catalogue is read and no visible tile is missing or
-//! in flight for a few frames, click (if `--click`), write the PNG and exit.
+//! `--screenshot FILE`: once the catalogue is read, no visible tile is missing or
+//! in flight and no render pipeline is still compiling for a few frames, click (if
+//! `--click`), write the PNG and exit.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bevy::picking::mesh_picking::ray_cast::MeshRayCast;
 use bevy::prelude::*;
+use bevy::render::render_resource::PipelineCache;
 use bevy::render::view::screenshot::{Screenshot, save_to_disk};
+use bevy::render::{Render, RenderApp, RenderSystems};
 
 use super::ground_layers::Ground;
 use super::pick::pick_at;
@@ -19,8 +25,32 @@ pub struct CapturePlugin;
 
 impl Plugin for CapturePlugin {
     fn build(&self, app: &mut App) {
-        app.init_resource::<CaptureState>().add_systems(Last, capture);
+        let pipelines = PipelinesReady::default();
+        app.init_resource::<CaptureState>().insert_resource(pipelines.clone()).add_systems(Last, capture);
+        if let Some(render_app) = app.get_sub_app_mut(RenderApp) {
+            render_app
+                .insert_resource(pipelines)
+                .add_systems(Render, note_pipelines.in_set(RenderSystems::Cleanup));
+        }
     }
+}
+
+/// Whether the render world's pipeline cache had nothing left to compile at the end
+/// of its last frame. bevy compiles pipelines in the background and skips what uses
+/// one until it is ready: on llvmpipe a point or mesh pipeline can take seconds, and
+/// a picture taken then shows tiles counted as drawn but only the clear colour (seen
+/// in CI for the intensity-coloured point cloud, twice in a row).
+#[derive(Resource, Clone)]
+struct PipelinesReady(Arc<AtomicBool>);
+
+impl Default for PipelinesReady {
+    fn default() -> Self {
+        Self(Arc::new(AtomicBool::new(false)))
+    }
+}
+
+fn note_pipelines(cache: Res<PipelineCache>, ready: Res<PipelinesReady>) {
+    ready.0.store(cache.waiting_pipelines().next().is_none(), Ordering::Relaxed);
 }
 
 #[derive(Resource, Default)]
@@ -33,6 +63,8 @@ struct CaptureState {
     clicked_at: Option<f32>,
     requested: bool,
     frames_after: u32,
+    /// Frames with every tile in but a pipeline still compiling.
+    waited_for_pipelines: u64,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -51,6 +83,7 @@ fn capture(
     attributes: Res<super::hud::Attributes>,
     heat: Res<super::sensors::HeatDrawn>,
     time: Res<Time>,
+    pipelines: Res<PipelinesReady>,
 ) {
     let Some(path) = &options.screenshot else { return };
     if state.requested {
@@ -60,7 +93,9 @@ fn capture(
                 eprintln!("viewer: {e}");
             }
             println!(
-                "tiles drawn {}, ground tiles drawn {}, draw calls {}, points drawn {}, points resident {}, errors {}",
+                "frames {} ({} waiting for pipelines), tiles drawn {}, ground tiles drawn {}, draw calls {}, points drawn {}, points resident {}, errors {}",
+                state.frames,
+                state.waited_for_pipelines,
                 streaming.drawn,
                 ground.drawn,
                 streaming.meshes_drawn + ground.meshes_drawn,
@@ -73,10 +108,15 @@ fn capture(
         return;
     }
     state.frames += 1;
-    let complete = streaming.complete()
+    let tiles_in = streaming.complete()
         && ground.complete()
         && (options.heat_map.is_none() || heat.0)
         && state.frames > 2;
+    let pipelines_ready = pipelines.0.load(Ordering::Relaxed);
+    if tiles_in && !pipelines_ready {
+        state.waited_for_pipelines += 1;
+    }
+    let complete = tiles_in && pipelines_ready;
     state.settled = if complete { state.settled + 1 } else { 0 };
     if state.settled < SETTLE_FRAMES && state.frames < MAX_FRAMES {
         return;
