@@ -1053,3 +1053,85 @@ fn a_sensor_classified_above_a_caller_is_hidden_from_it_everywhere_and_refused_t
     );
     assert!(admin_heard.contains("cim/sensors/vault"), "{admin_heard}");
 }
+
+/// `cim-simulate` against `server` on the `open` layer's two buildings for 1.5 s:
+/// (succeeded, readings it says it sent, stderr).
+fn simulate(server: &Server, args: &[&str], env_token: Option<&str>) -> (bool, u64, String) {
+    let mut command = std::process::Command::new(bin_dir().join("cim-simulate"));
+    command
+        .args([
+            "--server",
+            &server.url,
+            "--layer",
+            "open",
+            "--sensors",
+            "2",
+            "--rate",
+            "40",
+            "--seconds",
+            "1.5",
+        ])
+        .args(args)
+        .env_remove("CIM_TOKEN");
+    if let Some(token) = env_token {
+        command.env("CIM_TOKEN", token);
+    }
+    let out = command.output().expect("cim-simulate");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let sent = stderr
+        .split("sent ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    (out.status.success(), sent, stderr)
+}
+
+#[test]
+fn the_simulator_feeds_a_secured_server_over_http_and_mqtt_with_its_token_and_classification() {
+    let (store, token_file) = classified_store("access-simulate");
+    let server = Server::start_with(
+        &store,
+        &["--tokens", token_file.to_str().expect("path"), "--mqtt-listen", "127.0.0.1:0"],
+    );
+    let base = &server.url;
+    let broker = server.mqtt.clone().expect("mqtt");
+    let stored = || ask(&format!("{base}/api/live/stats"), Some("admin-token")).json()["stored"].as_u64();
+    let sensors = |token: &str| ask(&format!("{base}/api/sensors"), Some(token)).json();
+
+    // No token: the first write is refused, by URL and status, before any reading.
+    let (ok, _, said) = simulate(&server, &[], None);
+    assert!(!ok && said.contains("/api/sensors") && said.contains("HTTP 401"), "{said}");
+    assert_eq!(stored(), Some(0));
+
+    // An ingest token cleared for public: public sensors on the buildings, readings
+    // over HTTP, every one stored.
+    let (ok, sent, said) = simulate(&server, &["--token", "ingest-token"], None);
+    assert!(ok && sent > 0, "{said}");
+    assert_eq!(stored(), Some(sent), "{said}");
+    let public = sensors("viewer-token");
+    let listed = public.as_array().expect("sensor list");
+    assert_eq!(listed.len(), 2, "{public}");
+    for sensor in listed {
+        assert_eq!(sensor["classification"].as_str().unwrap_or("public"), "public", "{sensor}");
+        assert!(sensor["feature"].as_str().is_some_and(|f| f.starts_with("open/")), "{sensor}");
+        let (lon, lat) = (sensor["lon"].as_f64().expect("lon"), sensor["lat"].as_f64().expect("lat"));
+        assert!((lon - LON).abs() < 0.002 && (lat - LAT).abs() < 0.001, "on a building: {sensor}");
+    }
+
+    // The same token cannot classify above its clearance: a clear refusal.
+    let (ok, _, said) = simulate(&server, &["--token", "ingest-token", "--classification", "internal"], None);
+    assert!(!ok && said.contains("would be classified above your clearance"), "{said}");
+
+    // An admin token from CIM_TOKEN, internal sensors, readings over MQTT (the token is
+    // the CONNECT password): all acknowledged and stored, hidden from the public.
+    let before = stored().expect("stored");
+    let (ok, sent, said) =
+        simulate(&server, &["--classification", "internal", "--mqtt", &broker], Some("admin-token"));
+    assert!(ok && sent > 0, "{said}");
+    assert_eq!(stored(), Some(before + sent), "{said}");
+    assert_eq!(sensors("viewer-token").as_array().map(Vec::len), Some(0));
+    let internal = sensors("planner-token");
+    assert_eq!(internal.as_array().map(Vec::len), Some(2), "{internal}");
+    assert!(internal.to_string().contains("\"internal\""), "{internal}");
+}

@@ -1,4 +1,5 @@
-//! `cim-simulate --server URL [--layer L] [--sensors N] [--rate R] [--seconds S] [--iot DIR] [--mqtt HOST:PORT]`
+//! `cim-simulate --server URL [--layer L] [--sensors N] [--rate R] [--seconds S] [--iot DIR] [--mqtt HOST:PORT]
+//! [--classification C] [--token T]`
 //!
 //! Puts N sensors on the city's buildings (from the server's feature API), registers
 //! them, and replays real series through `POST /api/readings`, or as QoS 1 MQTT
@@ -7,7 +8,9 @@
 //! temperature, road speed and road occupancy from `--iot DIR` when given, otherwise
 //! series generated here with the same shape (daily cycle, noise, rare excursions).
 //! Each sensor starts at its own place in its series; readings carry the wall-clock
-//! time, so the operations centre sees them as live.
+//! time, so the operations centre sees them as live. On a server with `--tokens` the
+//! simulator needs an ingest token (`--token` or `CIM_TOKEN`) cleared for the
+//! sensors' `--classification`; it goes as a bearer token and as the MQTT password.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -40,6 +43,13 @@ struct Cli {
     /// Publish readings to this MQTT broker (QoS 1) instead of POSTing them.
     #[arg(long, value_name = "HOST:PORT")]
     mqtt: Option<String>,
+    /// The sensors' classification: public, internal or restricted. Public by default,
+    /// so a server without tokens (whose callers are public) shows them.
+    #[arg(long, default_value = "public")]
+    classification: cim_core::catalogue::Classification,
+    /// Access token (ingest role) for a server started with --tokens; CIM_TOKEN if unset.
+    #[arg(long)]
+    token: Option<String>,
 }
 
 /// One kind of sensor: its series and thresholds.
@@ -113,8 +123,11 @@ fn generated_series(kind: &Kind, seed: u64) -> Vec<f64> {
         .collect()
 }
 
-fn http(method: &str, url: &str, body: Option<&Value>) -> anyhow::Result<Value> {
-    let request = ureq::request(method, url).timeout(Duration::from_secs(30));
+fn http(method: &str, url: &str, token: Option<&str>, body: Option<&Value>) -> anyhow::Result<Value> {
+    let mut request = ureq::request(method, url).timeout(Duration::from_secs(30));
+    if let Some(token) = token {
+        request = request.set("authorization", &format!("Bearer {token}"));
+    }
     let response = match body {
         Some(b) => request.set("content-type", "application/json").send_string(&b.to_string()),
         None => request.call(),
@@ -158,14 +171,16 @@ fn main() -> anyhow::Result<()> {
         bail!("--rate must be a positive number of readings per second");
     }
     let base = cli.server.trim_end_matches('/');
+    let token = cli.token.clone().or_else(|| std::env::var("CIM_TOKEN").ok()).filter(|t| !t.is_empty());
+    let token = token.as_deref();
     let layer = match &cli.layer {
         Some(l) => l.clone(),
-        None => http("GET", &format!("{base}/api/layers"), None)?[0]["id"]
+        None => http("GET", &format!("{base}/api/layers"), token, None)?[0]["id"]
             .as_str()
             .context("the server lists no layers to put sensors on")?
             .to_owned(),
     };
-    let items = http("GET", &format!("{base}/collections/{layer}/items?limit=10000"), None)?;
+    let items = http("GET", &format!("{base}/collections/{layer}/items?limit=10000"), token, None)?;
     let mut spots: Vec<(String, f64, f64, f64)> = items["features"]
         .as_array()
         .context("feature API answered without features")?
@@ -203,14 +218,14 @@ fn main() -> anyhow::Result<()> {
         let sensor = json!({
             "id": id, "kind": kind.name, "unit": kind.unit, "lon": lon, "lat": lat, "height": height,
             "feature": format!("{layer}/{fid}"), "warn": kind.warn, "alarm": kind.alarm, "hysteresis": kind.hysteresis,
-            "period_s": period_s, "owner": "simulator", "classification": "internal",
+            "period_s": period_s, "owner": "simulator", "classification": cli.classification.to_string(),
         });
-        http("POST", &format!("{base}/api/sensors"), Some(&sensor))?;
+        http("POST", &format!("{base}/api/sensors"), token, Some(&sensor))?;
         let len = series[i % KINDS.len()].len();
         cursors.push((id, i % KINDS.len(), (i * 7919) % len));
     }
     eprintln!("cim-simulate: {} sensors on '{layer}', {} readings/s", cursors.len(), cli.rate);
-    let mut mqtt = cli.mqtt.as_deref().map(MqttPublisher::connect).transpose()?;
+    let mut mqtt = cli.mqtt.as_deref().map(|addr| MqttPublisher::connect(addr, token)).transpose()?;
     let started = Instant::now();
     let tick = Duration::from_millis(100);
     let (mut sent, mut next) = (0u64, 0usize);
@@ -245,7 +260,7 @@ fn main() -> anyhow::Result<()> {
                     }
                 }
                 None => {
-                    http("POST", &format!("{base}/api/readings"), Some(&Value::Array(batch)))?;
+                    http("POST", &format!("{base}/api/readings"), token, Some(&Value::Array(batch)))?;
                 }
             }
             sent += count as u64;
@@ -297,13 +312,17 @@ fn read_mqtt_packet(
 }
 
 impl MqttPublisher {
-    fn connect(addr: &str) -> anyhow::Result<Self> {
+    /// `token` goes as the CONNECT password (the embedded broker's way to name a caller).
+    fn connect(addr: &str, token: Option<&str>) -> anyhow::Result<Self> {
         use std::io::Write;
         use std::sync::atomic::Ordering;
         let mut stream = std::net::TcpStream::connect(addr).with_context(|| format!("MQTT broker {addr}"))?;
         stream.set_nodelay(true)?;
         let mut connect = rumqttc::Connect::new(format!("cim-simulate-{}", std::process::id()));
         connect.keep_alive = 60;
+        if let Some(token) = token {
+            connect.set_login("cim-simulate", token);
+        }
         let mut buffer = bytes::BytesMut::new();
         rumqttc::Packet::Connect(connect).write(&mut buffer, MQTT_MAX_PACKET)?;
         stream.write_all(&buffer)?;
