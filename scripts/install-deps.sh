@@ -2,7 +2,7 @@
 # Installs what the build and the tests need on Debian 12, skipping what is there.
 set -euo pipefail
 packages=(pkg-config libgdal-dev gdal-bin clang libclang-dev nodejs npm python3-pip unzip curl wrk
-  rustc-web cargo-web rust-web-src lld-22 brotli chromium
+  rustc-web cargo-web rust-web-src rust-web-clippy lld-22 brotli chromium
   xvfb mesa-vulkan-drivers libvulkan1 libasound2-dev libudev-dev libwayland-dev libxkbcommon-dev libxkbcommon-x11-0
   libfontconfig-dev fonts-dejavu-core fonts-wqy-microhei mosquitto mosquitto-clients)
 missing=()
