@@ -115,6 +115,10 @@ pub struct Jobs {
     /// Running ingests, by job.
     running: Mutex<HashMap<u64, RunningIngest>>,
     queue: tokio::sync::mpsc::UnboundedSender<u64>,
+    /// Held while `jobs.json` is rewritten: the upload handler and the worker both
+    /// record, and two writers of the one temporary file made one rename fail (CI:
+    /// an upload answered 500 "recording job 3: No such file or directory").
+    persisting: Mutex<()>,
 }
 
 impl Jobs {
@@ -146,6 +150,7 @@ impl Jobs {
             next_id: AtomicU64::new(next_id),
             running: Mutex::new(HashMap::new()),
             queue,
+            persisting: Mutex::new(()),
         });
         jobs.clean_incoming();
         for id in requeue {
@@ -193,6 +198,8 @@ impl Jobs {
 
     /// Writes the job list (atomically: a temporary file renamed over the old one).
     fn persist(&self) -> std::io::Result<()> {
+        // Taken before the snapshot, so the file ends with the latest one written.
+        let _writing = self.persisting.lock().map_err(|_| std::io::Error::other("job recorder poisoned"))?;
         let doc = {
             let mut jobs = self.jobs.lock().map_err(|_| std::io::Error::other("job list poisoned"))?;
             while jobs.len() > KEPT_JOBS {
@@ -736,6 +743,64 @@ mod tests {
         assert_eq!((p.stage.as_str(), p.done, p.total, p.percent), ("tiles", 3, 12, 25.0));
         assert!(parse_progress("cim-ingest: roads.geojson: broken").is_none());
         assert!(parse_progress(r#"{"progress":{"stage":"x"}}"#).is_none());
+    }
+
+    #[test]
+    fn the_job_list_is_recorded_whole_when_many_record_at_once() {
+        let store = std::env::temp_dir().join(format!("cim-jobs-persist-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&store);
+        let (queue, _next) = tokio::sync::mpsc::unbounded_channel();
+        let jobs = Jobs {
+            store: store.clone(),
+            ingest_bin: PathBuf::from("cim-ingest"),
+            max_upload_bytes: 1 << 20,
+            jobs: Mutex::new(Vec::new()),
+            next_id: AtomicU64::new(1),
+            running: Mutex::new(HashMap::new()),
+            queue,
+            persisting: Mutex::new(()),
+        };
+        let job = |id: u64| Job {
+            id,
+            layer: format!("layer{id}"),
+            filename: "drop.geojson".into(),
+            format: Some("GeoJSON".into()),
+            bytes: 1,
+            sha256: String::new(),
+            options: JobOptions::default(),
+            state: JobState::Queued,
+            submitted_by: "feeder".into(),
+            submitted_ms: 0,
+            started_ms: None,
+            finished_ms: None,
+            progress: None,
+            message: None,
+            quality: None,
+        };
+        // The upload handlers and the worker, each adding and recording.
+        let failures = AtomicU64::new(0);
+        std::thread::scope(|scope| {
+            for writer in 0..8u64 {
+                let (jobs, failures) = (&jobs, &failures);
+                scope.spawn(move || {
+                    for k in 0..25u64 {
+                        if let Ok(mut list) = jobs.jobs.lock() {
+                            list.push(job(writer * 100 + k + 1));
+                        }
+                        if jobs.persist().is_err() {
+                            failures.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                });
+            }
+        });
+        assert_eq!(failures.load(Ordering::Relaxed), 0, "every recording succeeds");
+        let recorded: Vec<Job> =
+            serde_json::from_slice(&std::fs::read(store.join(".jobs/jobs.json")).expect("jobs.json"))
+                .expect("whole JSON");
+        assert_eq!(recorded.len(), 200.min(KEPT_JOBS), "the last recording holds every job");
+        assert!(!store.join(".jobs/jobs.json.tmp").exists());
+        let _ = std::fs::remove_dir_all(&store);
     }
 
     #[test]
