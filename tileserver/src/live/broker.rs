@@ -82,6 +82,13 @@ impl BrokerAccess {
             log.append(who, method, target, status);
         }
     }
+
+    /// A group commit's records, written together.
+    fn record_all<'a>(&self, entries: impl IntoIterator<Item = crate::audit::Entry<'a>>) {
+        if let Some(log) = &self.audit {
+            log.append_all(entries);
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -141,14 +148,12 @@ async fn group_commit(live: Arc<Live>, mut queue: mpsc::Receiver<Queued>, access
             taken.iter().filter(|q| !q.topic.is_empty()).map(|q| (q.topic.as_str(), &q.payload[..]));
         // Not stored, so not acknowledged: the clients resend after reconnecting.
         let status = if store_messages(&live, messages).await { 200 } else { 503 };
-        if let Some(log) = &access.audit {
-            log.append_all(taken.iter().filter(|q| !q.topic.is_empty()).map(|q| crate::audit::Entry {
-                who: &q.who,
-                method: "MQTT PUBLISH",
-                target: &q.topic,
-                status,
-            }));
-        }
+        access.record_all(taken.iter().filter(|q| !q.topic.is_empty()).map(|q| crate::audit::Entry {
+            who: &q.who,
+            method: "MQTT PUBLISH",
+            target: &q.topic,
+            status,
+        }));
         if status != 200 {
             continue;
         }
