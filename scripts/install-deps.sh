@@ -4,7 +4,7 @@ set -euo pipefail
 packages=(pkg-config libgdal-dev gdal-bin clang libclang-dev nodejs npm python3-pip unzip curl wrk
   rustc-web cargo-web rust-web-src rust-web-clippy lld-22 brotli chromium
   xvfb mesa-vulkan-drivers libvulkan1 libasound2-dev libudev-dev libwayland-dev libxkbcommon-dev libxkbcommon-x11-0
-  libfontconfig-dev fonts-dejavu-core fonts-wqy-microhei mosquitto mosquitto-clients)
+  libfontconfig-dev fonts-dejavu-core fonts-wqy-microhei mosquitto mosquitto-clients nginx-light)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -12,10 +12,13 @@ stage "rustfmt"
 cargo fmt --all --check
 # The test oracles install beside the builds (npm compiles better-sqlite3 for
 # 3d-tiles-tools, a few CPU-minutes cold) and are awaited before the tests run.
-# npm: tests/oracles. PyPI: IfcOpenShell for the BIM tests (tests/oracles/ifc_bounds.py),
+# npm: tests/oracles and the 3D Tiles validator. PyPI: IfcOpenShell for the BIM tests (tests/oracles/ifc_bounds.py),
 # laspy with its LAZ backend for the point cloud tests (tests/oracles/las_facts.py).
 install_oracles() {
   (cd tests/oracles && npm ci --no-audit --no-fund --silent)
+  # CesiumGS 3d-tiles-validator, from ../shared (not on the npm registry here); the
+  # e2e tests run it on every layer kind's served tileset.
+  bash ../shared/tools/3d-tiles-validator/install.sh >/dev/null
   local pip
   pip=$(command -v pip3 || command -v pip)
   pip_install() { "$pip" install --quiet "$@" 2>/dev/null || "$pip" install --quiet --break-system-packages "$@"; }

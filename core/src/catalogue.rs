@@ -145,7 +145,24 @@ impl std::str::FromStr for AttributeRule {
         if attribute.is_empty() {
             return Err(format!("'{s}': no attribute name"));
         }
+        if attribute.trim_end_matches('*').contains('*') || *attribute == "*" {
+            return Err(format!(
+                "'{attribute}': '*' may only end a name (name* or name:* for name:fi, name:en, ...)"
+            ));
+        }
         Ok(Self { attribute: (*attribute).to_owned(), action, clearance: clearance.parse()? })
+    }
+}
+
+impl AttributeRule {
+    /// Whether the rule covers attribute `key`: its name exactly, or every name it
+    /// starts when it ends with `*` (`name*` covers `name`, `name:fi`, `name_en`;
+    /// `name:*` covers the `name:` variants only).
+    pub fn matches(&self, key: &str) -> bool {
+        match self.attribute.strip_suffix('*') {
+            Some(prefix) => key.starts_with(prefix),
+            None => key == self.attribute,
+        }
     }
 }
 
@@ -242,6 +259,24 @@ pub struct CatalogueEntry {
     /// Positions coarsened below a clearance (tiles always carry the coarse ones).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub coarsen: Option<CoarsenRule>,
+    /// Every change of who may see what, oldest first, carried from version to
+    /// version: the lineage of the layer's governance.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub governance_history: Vec<GovernanceChange>,
+}
+
+/// One re-ingest that changed a layer's classification or protection rules.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GovernanceChange {
+    /// The version that made the change, and the one before it.
+    pub version: String,
+    pub from_version: Option<String>,
+    /// RFC 3339.
+    pub at: String,
+    /// Whether anything was lowered (`--declassify`).
+    pub declassified: bool,
+    /// What changed, e.g. `classification restricted -> public`.
+    pub changes: Vec<String>,
 }
 
 /// The facts of a terrain layer.
@@ -442,6 +477,16 @@ mod tests {
             }
         );
         assert!("phone:blur:internal".parse::<AttributeRule>().is_err());
+        let names: AttributeRule = "name*:drop:internal".parse().expect("pattern");
+        assert!(names.matches("name") && names.matches("name:fi") && names.matches("name:en"));
+        assert!(!names.matches("old_name") && !names.matches("nam"));
+        let variants: AttributeRule = "name:*:mask:internal".parse().expect("pattern");
+        assert_eq!(variants.attribute, "name:*");
+        assert!(variants.matches("name:sv") && !variants.matches("name"));
+        let exact: AttributeRule = "name:mask:internal".parse().expect("rule");
+        assert!(exact.matches("name") && !exact.matches("name:fi"));
+        assert!("na*me:drop:internal".parse::<AttributeRule>().is_err());
+        assert!("*:drop:internal".parse::<AttributeRule>().is_err());
         assert!("phone:mask:secret".parse::<AttributeRule>().is_err());
         assert!("phone".parse::<AttributeRule>().is_err());
     }

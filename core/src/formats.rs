@@ -25,6 +25,8 @@ pub enum DropFormat {
     Ifc,
     GeoTiff,
     AsciiGrid,
+    /// A zip archive holding a Shapefile (its .shp, .dbf, ... parts) or a GeoPackage.
+    Zip,
 }
 
 /// Bytes enough for [`sniff`] to decide.
@@ -50,6 +52,7 @@ impl DropFormat {
             Self::Ifc => "ifc",
             Self::GeoTiff => "tif",
             Self::AsciiGrid => "asc",
+            Self::Zip => "zip",
         }
     }
 
@@ -72,6 +75,7 @@ impl DropFormat {
             Self::Ifc => "IFC (STEP)",
             Self::GeoTiff => "GeoTIFF",
             Self::AsciiGrid => "ESRI ASCII grid",
+            Self::Zip => "zipped Shapefile or GeoPackage",
         }
     }
 
@@ -112,6 +116,8 @@ impl DropFormat {
             Self::GeoTiff
         } else if ends("asc") {
             Self::AsciiGrid
+        } else if ends("zip") {
+            Self::Zip
         } else {
             return None;
         })
@@ -132,6 +138,9 @@ impl DropFormat {
 /// The format the first bytes of a file announce, when they announce one.
 /// Text formats without a signature (CSV, GML without a root we know) give `None`.
 pub fn sniff(head: &[u8]) -> Option<DropFormat> {
+    if head.starts_with(b"PK\x03\x04") {
+        return zipped_gis(head).then_some(DropFormat::Zip);
+    }
     if head.starts_with(b"fgb") && head.len() >= 4 {
         return Some(DropFormat::FlatGeobuf);
     }
@@ -200,6 +209,32 @@ pub fn sniff(head: &[u8]) -> Option<DropFormat> {
     None
 }
 
+/// Whether the local file headers at the start of a zip name a Shapefile's parts
+/// or a GeoPackage (a zip of anything else is not a drop we read).
+fn zipped_gis(head: &[u8]) -> bool {
+    let mut at = 0usize;
+    // Entries follow each other when their sizes are in the local headers; a
+    // streamed entry (sizes in a trailing descriptor) ends the walk.
+    for _ in 0..16 {
+        let Some(entry) = head.get(at..at + 30).filter(|h| h.starts_with(b"PK\x03\x04")) else { break };
+        let u16_at = |o: usize| usize::from(u16::from_le_bytes([entry[o], entry[o + 1]]));
+        let u32_at =
+            |o: usize| u32::from_le_bytes([entry[o], entry[o + 1], entry[o + 2], entry[o + 3]]) as usize;
+        let (name_len, extra_len, size) = (u16_at(26), u16_at(28), u32_at(18));
+        let Some(name) = head.get(at + 30..at + 30 + name_len) else { break };
+        let name = String::from_utf8_lossy(name).to_ascii_lowercase();
+        if [".shp", ".shx", ".dbf", ".prj", ".cpg", ".gpkg"].iter().any(|e| name.ends_with(e)) {
+            return true;
+        }
+        let streamed = u16_at(6) & 0x08 != 0;
+        if streamed {
+            break;
+        }
+        at = at.saturating_add(30 + name_len + extra_len).saturating_add(size);
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -239,6 +274,24 @@ mod tests {
         // Found by the tiles_decode fuzz target: not UTF-8, so the lossy text's fifth
         // byte falls inside a replacement character.
         assert_eq!(sniff(b"\xca\xd2"), None);
+        // Zips: by the names of their first entries.
+        let entry = |name: &str, data: &[u8]| {
+            let mut e = b"PK\x03\x04".to_vec();
+            e.extend_from_slice(&[20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+            e.extend_from_slice(&(data.len() as u32).to_le_bytes());
+            e.extend_from_slice(&(data.len() as u32).to_le_bytes());
+            e.extend_from_slice(&(name.len() as u16).to_le_bytes());
+            e.extend_from_slice(&0u16.to_le_bytes());
+            e.extend_from_slice(name.as_bytes());
+            e.extend_from_slice(data);
+            e
+        };
+        let mut shapes = entry("roads/README.txt", b"hello");
+        shapes.extend(entry("roads/roads.DBF", b"x"));
+        assert_eq!(sniff(&shapes), Some(DropFormat::Zip));
+        assert_eq!(sniff(&entry("city.gpkg", b"SQLite")), Some(DropFormat::Zip));
+        assert_eq!(sniff(&entry("photo.jpg", b"\xff\xd8")), None);
+        assert_eq!(sniff(b"PK\x03\x04\xff"), None, "a truncated header");
     }
 
     #[test]

@@ -366,13 +366,16 @@ pub fn write_glb_scene(
                     text.extend_from_slice(s.as_bytes());
                 }
                 offsets.extend_from_slice(&(text.len() as u32).to_le_bytes());
+                class_props.insert(name.clone(), json!({"type": "STRING"}));
                 if text.is_empty() {
-                    // glTF forbids empty bufferViews; the offsets still say every string is empty.
-                    text.push(0);
+                    // glTF forbids empty bufferViews and EXT_structural_metadata wants the
+                    // values exactly as long as the last offset, so a column of empty
+                    // strings is left out of the table: the property is optional in the
+                    // class, and absent means no value.
+                    continue;
                 }
                 let values = b.view(&text, None);
                 let offs = b.view(&offsets, None);
-                class_props.insert(name.clone(), json!({"type": "STRING"}));
                 table_props.insert(
                     name.clone(),
                     json!({"values": values, "stringOffsets": offs, "stringOffsetType": "UINT32"}),
@@ -474,6 +477,38 @@ mod tests {
         for view in json["bufferViews"].as_array().expect("views") {
             assert_eq!(view["byteOffset"].as_u64().expect("offset") % 8, 0);
         }
+    }
+
+    #[test]
+    fn string_values_are_as_long_as_their_last_offset_and_all_empty_columns_are_left_out() {
+        let mesh = FeatureMesh {
+            positions: vec![[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, -1.0]],
+            normals: vec![[0.0, 1.0, 0.0]; 3],
+            feature_ids: vec![0, 1, 1],
+            indices: vec![0, 1, 2],
+            colors: Vec::new(),
+        };
+        let table = PropertyTable {
+            class: "building".into(),
+            count: 2,
+            columns: vec![
+                ("note".into(), PropertyColumn::String(vec![String::new(), String::new()])),
+                ("name".into(), PropertyColumn::String(vec!["Kiasma".into(), "Ateneum".into()])),
+            ],
+        };
+        let glb = write_glb(&mesh, &table, "test");
+        let json = json_chunk(&glb).expect("json chunk");
+        let meta = &json["extensions"]["EXT_structural_metadata"];
+        assert_eq!(meta["schema"]["classes"]["building"]["properties"]["note"]["type"], "STRING");
+        let props = &meta["propertyTables"][0]["properties"];
+        assert!(props.get("note").is_none(), "{props}");
+        let u32_at = |at: usize| u32::from_le_bytes(glb[at..at + 4].try_into().expect("4 bytes")) as usize;
+        let bin = 20 + u32_at(12) + 8;
+        let view = |i: &Value| &json["bufferViews"][i.as_u64().expect("view") as usize];
+        let offsets = view(&props["name"]["stringOffsets"]);
+        let last = bin + offsets["byteOffset"].as_u64().expect("offset") as usize + 2 * 4;
+        assert_eq!(u32_at(last), "KiasmaAteneum".len());
+        assert_eq!(view(&props["name"]["values"])["byteLength"].as_u64(), Some(13));
     }
 
     #[test]

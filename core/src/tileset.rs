@@ -82,14 +82,45 @@ impl Tile {
     }
 }
 
-/// A region from degrees: `[west, south, east, north]` plus heights.
+/// A region from degrees: `[west, south, east, north]` plus heights, inside the
+/// region's valid ranges (see [`clamp_degrees`]).
 pub fn region_from_degrees(bounds: [f64; 4], min_h: f64, max_h: f64) -> [f64; 6] {
+    let [w, s, e, n] = clamp_degrees(bounds);
+    let (pi, half) = (std::f64::consts::PI, std::f64::consts::FRAC_PI_2);
     [
-        bounds[0].to_radians(),
-        bounds[1].to_radians(),
-        bounds[2].to_radians(),
-        bounds[3].to_radians(),
+        w.to_radians().clamp(-pi, pi),
+        s.to_radians().clamp(-half, half),
+        e.to_radians().clamp(-pi, pi),
+        n.to_radians().clamp(-half, half),
         min_h,
         max_h,
     ]
+}
+
+/// `[west, south, east, north]` degrees with longitudes in [-180, 180] and latitudes
+/// in [-90, 90]: a reprojected 180° comes back a few ulps east of it
+/// (180.00000000000006), which 3D Tiles validators, TileJSON and OGC extents refuse.
+pub fn clamp_degrees(bounds: [f64; 4]) -> [f64; 4] {
+    [
+        bounds[0].clamp(-180.0, 180.0),
+        bounds[1].clamp(-90.0, 90.0),
+        bounds[2].clamp(-180.0, 180.0),
+        bounds[3].clamp(-90.0, 90.0),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regions_reaching_the_antimeridian_stay_within_pi() {
+        let east = 180.000_000_000_000_06_f64;
+        assert!(east > 180.0);
+        let r = region_from_degrees([179.5, -90.000_000_000_01, east, 10.0], 0.0, 5.0);
+        assert_eq!(r[2], std::f64::consts::PI);
+        assert_eq!(r[1], -std::f64::consts::FRAC_PI_2);
+        assert!(r[0] < r[2]);
+        assert_eq!(clamp_degrees([-180.1, 0.0, east, 91.0]), [-180.0, 0.0, 180.0, 90.0]);
+    }
 }

@@ -72,9 +72,16 @@ fn is_product(model: &IfcModel, instance: &Instance) -> bool {
         Some(r) => model.class_of(r) == Some("IFCPRODUCTDEFINITIONSHAPE"),
         None => model.attribute(instance, 6).is_null(),
     };
+    // The spatial structure is part of the model even where it is only a name: a
+    // site or building without placement or shape still holds the storeys.
+    let spatial = matches!(
+        &*instance.class,
+        "IFCSITE" | "IFCBUILDING" | "IFCBUILDINGSTOREY" | "IFCSPACE" | "IFCFACILITY"
+    );
     placement_ok
         && shape_ok
-        && (model.attribute(instance, 5).as_ref().is_some()
+        && (spatial
+            || model.attribute(instance, 5).as_ref().is_some()
             || model.attribute(instance, 6).as_ref().is_some())
 }
 
@@ -657,7 +664,7 @@ pub fn ingest_bim(options: &IngestOptions) -> Result<IngestSummary, IngestError>
     let element_count: u64 = elements_by_class.values().sum();
     quality.features_written = element_count;
     let string_field = |name: &str| AttributeField { name: name.into(), kind: "string".into() };
-    let catalogue = CatalogueEntry {
+    let mut catalogue = CatalogueEntry {
         id: options.layer.clone(),
         kind: LayerKind::Bim,
         version,
@@ -703,8 +710,9 @@ pub fn ingest_bim(options: &IngestOptions) -> Result<IngestSummary, IngestError>
         update_cycle: options.update_cycle.clone(),
         attribute_rules: Vec::new(),
         coarsen: None,
+        governance_history: options.governance_history.clone(),
     };
-    let layer_dir = crate::layer::publish(staging, options, &quality, &catalogue)?;
+    let layer_dir = crate::layer::publish(staging, options, &quality, &mut catalogue)?;
     Ok(IngestSummary { catalogue, quality, layer_dir, mvt_tiles: 0, building_tiles: contents })
 }
 

@@ -61,6 +61,8 @@ pub struct IngestOptions {
     pub attribute_rules: Vec<cim_core::catalogue::AttributeRule>,
     /// Coarsened positions for callers below a clearance and in every tile.
     pub coarsen: Option<cim_core::catalogue::CoarsenRule>,
+    /// The governance history to publish ([`crate::governance::resolve`]).
+    pub governance_history: Vec<cim_core::catalogue::GovernanceChange>,
 }
 
 impl IngestOptions {
@@ -86,6 +88,7 @@ impl IngestOptions {
             keep_versions: crate::store::DEFAULT_KEEP_VERSIONS,
             attribute_rules: Vec::new(),
             coarsen: None,
+            governance_history: Vec::new(),
         }
     }
 }
@@ -287,8 +290,15 @@ pub(crate) fn publish(
     staging: Staging,
     options: &IngestOptions,
     quality: &QualityReport,
-    catalogue: &CatalogueEntry,
+    catalogue: &mut CatalogueEntry,
 ) -> Result<PathBuf, IngestError> {
+    catalogue.bounds_wgs84 = cim_core::tileset::clamp_degrees(catalogue.bounds_wgs84);
+    let b = &mut catalogue.bounds_service_frame;
+    [b[0], b[1], b[3], b[4]] = cim_core::tileset::clamp_degrees([b[0], b[1], b[3], b[4]]);
+    // The change this run made to the governance is this version's.
+    for change in catalogue.governance_history.iter_mut().filter(|c| c.version.is_empty()) {
+        change.version.clone_from(&catalogue.version);
+    }
     write_json(&staging.dir().join(QUALITY_FILE), quality)?;
     write_json(&staging.dir().join(CATALOGUE_FILE), catalogue)?;
     if options.cancel.load(Ordering::Relaxed) {
@@ -359,8 +369,10 @@ fn assign_fids(features: &mut [LayerFeature], fids: &[Option<u64>], quality: &mu
     }
 }
 
+/// Size and SHA-256 of a source file; of its archive for a `/vsizip/` member.
 pub(crate) fn sha256_file(path: &Path) -> Result<(u64, String), IngestError> {
-    let mut file = std::fs::File::open(path).map_err(|e| IngestError::source(path, e))?;
+    let on_disk = crate::source::archive_of(path).unwrap_or_else(|| path.to_path_buf());
+    let mut file = std::fs::File::open(&on_disk).map_err(|e| IngestError::source(path, e))?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
     let mut total = 0u64;
@@ -653,9 +665,7 @@ pub fn ingest(options: &IngestOptions) -> Result<IngestSummary, IngestError> {
     // Protected attributes stay in the feature store (served by clearance) and
     // never reach a tile, which anyone who may see the layer can fetch.
     for f in &mut features {
-        for rule in &options.attribute_rules {
-            f.properties.remove(&rule.attribute);
-        }
+        f.properties.retain(|k, _| !options.attribute_rules.iter().any(|r| r.matches(k)));
     }
     // Coarsened positions likewise: tiles carry the grid, the feature store the truth.
     if let Some(rule) = options.coarsen {
@@ -671,7 +681,7 @@ pub fn ingest(options: &IngestOptions) -> Result<IngestSummary, IngestError> {
 
     let fields: Map<String, Value> = attributes
         .iter()
-        .filter(|(k, _)| !options.attribute_rules.iter().any(|r| &r.attribute == *k))
+        .filter(|(k, _)| !options.attribute_rules.iter().any(|r| r.matches(k)))
         .map(|(k, t)| {
             (
                 k.clone(),
@@ -716,7 +726,7 @@ pub fn ingest(options: &IngestOptions) -> Result<IngestSummary, IngestError> {
         );
     }
 
-    let catalogue = CatalogueEntry {
+    let mut catalogue = CatalogueEntry {
         id: options.layer.clone(),
         kind: LayerKind::Vector,
         version,
@@ -748,8 +758,9 @@ pub fn ingest(options: &IngestOptions) -> Result<IngestSummary, IngestError> {
         update_cycle: options.update_cycle.clone(),
         attribute_rules: options.attribute_rules.clone(),
         coarsen: options.coarsen,
+        governance_history: options.governance_history.clone(),
     };
-    let layer_dir = publish(staging, options, &quality, &catalogue)?;
+    let layer_dir = publish(staging, options, &quality, &mut catalogue)?;
     Ok(IngestSummary { catalogue, quality, layer_dir, mvt_tiles: stats.tiles, building_tiles })
 }
 

@@ -14,6 +14,7 @@ pub mod clip;
 pub mod crs;
 pub mod error;
 pub mod gcj02;
+pub mod governance;
 pub mod ifc;
 pub mod layer;
 pub mod mvt_tiles;

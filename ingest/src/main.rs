@@ -47,9 +47,16 @@ struct Cli {
     #[arg(long)]
     ground: Option<String>,
     /// Who may see the layer: public, internal or restricted (server tokens carry a
-    /// clearance).
-    #[arg(long, default_value = "public")]
-    classification: cim_core::catalogue::Classification,
+    /// clearance). A new layer is public unless given; a re-ingest keeps the current
+    /// version's classification, owner, update cycle, --protect and --coarsen rules
+    /// unless given, and refuses to lower any of them without --declassify.
+    #[arg(long)]
+    classification: Option<cim_core::catalogue::Classification>,
+    /// Allow this run to lower the published layer's classification or drop or
+    /// weaken its --protect / --coarsen rules (recorded in the catalogue's
+    /// governance history).
+    #[arg(long)]
+    declassify: bool,
     /// The department that owns the data (catalogue).
     #[arg(long)]
     owner: Option<String>,
@@ -58,14 +65,16 @@ struct Cli {
     update_cycle: Option<String>,
     /// Desensitise an attribute: ATTRIBUTE:ACTION:CLEARANCE with ACTION drop, mask or
     /// hash; kept out of tiles, shown in full to callers cleared to CLEARANCE
-    /// (vector and city model layers; repeat for several).
+    /// (vector and city model layers; repeat for several). ATTRIBUTE may end in `*`
+    /// for every name it starts: `name*` covers name, name:fi, name:en, ...
+    /// Given, the rules replace the current version's; `none` removes them all.
     #[arg(long = "protect", value_name = "RULE")]
-    protect: Vec<cim_core::catalogue::AttributeRule>,
+    protect: Vec<String>,
     /// Coarsen positions: METRES:CLEARANCE snaps every vertex in the tiles, and in
     /// what callers below CLEARANCE get from the feature API, pick and query, to a
-    /// grid of METRES (vector layers).
+    /// grid of METRES (vector layers); `none` removes the current version's.
     #[arg(long, value_name = "RULE")]
-    coarsen: Option<cim_core::catalogue::CoarsenRule>,
+    coarsen: Option<String>,
     /// Published versions of the layer to keep for rollback, the new one included.
     #[arg(long, default_value_t = cim_ingest::store::DEFAULT_KEEP_VERSIONS)]
     keep_versions: usize,
@@ -122,10 +131,49 @@ fn run() -> anyhow::Result<()> {
         return Ok(());
     }
     anyhow::ensure!(cli.keep_versions >= 2, "--keep-versions {} must be at least 2", cli.keep_versions);
+    let attribute_rules = match cli.protect.as_slice() {
+        [] => None,
+        [none] if none == "none" => Some(Vec::new()),
+        rules => Some(
+            rules
+                .iter()
+                .map(|r| r.parse::<cim_core::catalogue::AttributeRule>())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| anyhow::anyhow!("--protect {e}"))?,
+        ),
+    };
+    let coarsen = match cli.coarsen.as_deref() {
+        None => None,
+        Some("none") => Some(None),
+        Some(rule) => Some(Some(rule.parse().map_err(|e| anyhow::anyhow!("--coarsen {e}"))?)),
+    };
+    let requested = cim_ingest::governance::Requested {
+        classification: cli.classification,
+        owner: cli.owner,
+        update_cycle: cli.update_cycle,
+        attribute_rules,
+        coarsen,
+        declassify: cli.declassify,
+    };
+    cim_ingest::store::validate_layer_name(&cli.layer)?;
+    let governance = cim_ingest::governance::resolve(
+        &cli.store,
+        &cli.layer,
+        &requested,
+        &chrono::Utc::now().to_rfc3339(),
+    )?;
+    if !governance.inherited.is_empty() {
+        eprintln!(
+            "cim-ingest: layer {} keeps from its current version: {}",
+            cli.layer,
+            governance.inherited.join(", ")
+        );
+    }
     let mut options = IngestOptions::new(&cli.store, &cli.layer, cli.files);
     options.keep_versions = cli.keep_versions;
-    options.attribute_rules = cli.protect;
-    options.coarsen = cli.coarsen;
+    options.attribute_rules = governance.attribute_rules;
+    options.coarsen = governance.coarsen;
+    options.governance_history = governance.history;
     options.src_crs = cli.src_crs;
     options.height_attr = cli.height_attr;
     options.default_height = cli.default_height;
@@ -138,9 +186,9 @@ fn run() -> anyhow::Result<()> {
     }
     options.terrain_error = cli.terrain_error;
     options.ground = cli.ground.map(|g| cli.store.join(g));
-    options.classification = cli.classification;
-    options.owner = cli.owner;
-    options.update_cycle = cli.update_cycle;
+    options.classification = governance.classification;
+    options.owner = governance.owner;
+    options.update_cycle = governance.update_cycle;
     options.progress = match cli.progress.as_deref() {
         Some(mode) => mode.parse().map_err(anyhow::Error::msg)?,
         None if std::io::IsTerminal::is_terminal(&std::io::stderr()) => cim_ingest::layer::ProgressMode::Bars,

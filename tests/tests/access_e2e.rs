@@ -96,7 +96,11 @@ fn classified_store(tag: &str) -> (TempDir, std::path::PathBuf) {
 fn every_caller_sees_exactly_the_layers_at_or_below_its_clearance_on_every_endpoint() {
     let (store, token_file) = classified_store("access");
     let (lon, lat) = (LON, LAT);
-    let server = Server::start_with(&store, &["--tokens", token_file.to_str().expect("path")]);
+    // Each request its own audit record here (tile reads are folded by default).
+    let server = Server::start_with(
+        &store,
+        &["--tokens", token_file.to_str().expect("path"), "--audit-aggregate-s", "0"],
+    );
     let base = &server.url;
 
     let (tx, ty) = tile_of(lon + 0.0002, lat + 0.0001, 15);
@@ -944,7 +948,16 @@ fn a_sensor_classified_above_a_caller_is_hidden_from_it_everywhere_and_refused_t
         post(&format!("{base}/api/sensors"), Some("pumps-token"), &sensor("mine", Some("restricted"))),
         403
     );
-    assert_eq!(post(&format!("{base}/api/sensors"), Some("pumps-token"), &sensor("vault", None)), 403);
+    // Over a sensor it cannot see, a writer learns only that the id is taken.
+    let over = ureq::post(&format!("{base}/api/sensors"))
+        .set("authorization", "Bearer pumps-token")
+        .send_string(&sensor("vault", None).to_string());
+    let Err(ureq::Error::Status(409, reply)) = over else { panic!("not a plain conflict: {over:?}") };
+    let said = reply.into_string().expect("body");
+    assert!(
+        said.contains("'vault' is taken") && !said.contains("classif") && !said.contains("clearance"),
+        "{said}"
+    );
 
     // Live subscribers, each with its clearance, before any reading.
     let mut planner_socket = live_socket(base, "planner-token");
@@ -1134,4 +1147,374 @@ fn the_simulator_feeds_a_secured_server_over_http_and_mqtt_with_its_token_and_cl
     let internal = sensors("planner-token");
     assert_eq!(internal.as_array().map(Vec::len), Some(2), "{internal}");
     assert!(internal.to_string().contains("\"internal\""), "{internal}");
+}
+
+#[test]
+fn a_reingest_keeps_the_governance_it_is_not_given_lowers_it_only_when_told_and_name_patterns_cover_every_variant()
+ {
+    let store = temp_dir("access-inherit");
+    let (lon, lat) = (LON, LAT);
+    let ring = json!([[
+        [lon, lat],
+        [lon + 0.0004, lat],
+        [lon + 0.0004, lat + 0.0002],
+        [lon, lat + 0.0002],
+        [lon, lat]
+    ]]);
+    let doc = json!({"type": "FeatureCollection", "features": [{"type": "Feature",
+        "properties": {"building": "yes", "height": 30, "name": "Shelter 7", "name:fi": "Väestönsuoja 7", "name:en": "Shelter 7", "use": "shelter"},
+        "geometry": {"type": "Polygon", "coordinates": ring}}]});
+    let file = store.join("shelters.geojson");
+    std::fs::write(&file, doc.to_string()).expect("write");
+    let catalogue = || -> Value {
+        serde_json::from_slice(&std::fs::read(store.join("shelters/catalogue.json")).expect("catalogue"))
+            .expect("json")
+    };
+    ingest_ok(
+        &store,
+        "shelters",
+        &["--classification", "internal", "--owner", "civil defence", "--protect", "name*:drop:restricted"],
+        &[&file],
+    );
+    // Not repeated: inherited, and said so.
+    let again = ingest(&store, "shelters", &[], &[&file]);
+    assert!(again.ok, "{}", again.stderr);
+    assert!(
+        again.stderr.contains("classification internal")
+            && again.stderr.contains("owner 'civil defence'")
+            && again.stderr.contains("--protect name*:drop:restricted"),
+        "{}",
+        again.stderr
+    );
+    let kept = catalogue();
+    assert_eq!(
+        (kept["classification"].as_str(), kept["owner"].as_str()),
+        (Some("internal"), Some("civil defence"))
+    );
+    assert_eq!(kept["attribute_rules"][0]["attribute"], "name*");
+    // Lowering without saying so is refused, and the served version stays.
+    for lowering in
+        [&["--classification", "public"][..], &["--protect", "name:drop:restricted"], &["--protect", "none"]]
+    {
+        let refused = ingest(&store, "shelters", lowering, &[&file]);
+        assert!(!refused.ok && refused.stderr.contains("--declassify"), "{lowering:?}: {}", refused.stderr);
+        assert_eq!(catalogue()["version"], kept["version"], "{lowering:?}");
+    }
+
+    let token_file = store.join("tokens.json");
+    std::fs::write(&token_file, json!([
+        {"name": "planner", "sha256": sha256_hex("planner-token"), "role": "planner", "clearance": "internal"},
+        {"name": "admin", "sha256": sha256_hex("admin-token"), "role": "admin", "clearance": "restricted"}
+    ]).to_string()).expect("write");
+    let server = Server::start_with(&store, &["--tokens", token_file.to_str().expect("path")]);
+    let base = &server.url;
+    let props = |token: &str| {
+        ask(&format!("{base}/collections/shelters/items/1"), Some(token)).json()["properties"].clone()
+    };
+    let planner = props("planner-token");
+    assert_eq!(planner["use"], "shelter", "{planner}");
+    for key in ["name", "name:fi", "name:en"] {
+        assert!(planner.get(key).is_none(), "{key} shown below its clearance: {planner}");
+        assert!(props("admin-token").get(key).is_some(), "{key} hidden from the admin");
+    }
+    let (tx, ty) = tile_of(lon + 0.0002, lat + 0.0001, 15);
+    let tile = ask(&format!("{base}/tiles/shelters/15/{tx}/{ty}.mvt"), Some("admin-token"));
+    assert_eq!(tile.status, 200);
+    let mut body = tile.body.clone();
+    if tile.header("content-encoding") == Some("gzip") {
+        body.clear();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&tile.body[..]), &mut body)
+            .expect("gunzip");
+    }
+    assert!(body.windows(3).any(|w| w == b"use"), "the tile carries the open attribute");
+    assert!(!body.windows(4).any(|w| w == b"name"), "no name variant reaches a tile");
+
+    // Below admin, the lineage names files; the admin sees where the host read them.
+    let dir = store.to_str().expect("path").to_owned();
+    for url in
+        [format!("{base}/api/layers"), format!("{base}/collections/shelters"), format!("{base}/api/catalog")]
+    {
+        let seen = ask(&url, Some("planner-token"));
+        let text = String::from_utf8_lossy(&seen.body).into_owned();
+        assert!(text.contains("shelters.geojson") && !text.contains(&dir), "{url}: {text}");
+    }
+    let admin =
+        String::from_utf8_lossy(&ask(&format!("{base}/api/layers"), Some("admin-token")).body).into_owned();
+    assert!(admin.contains(&format!("{dir}/shelters.geojson")), "{admin}");
+
+    // Said explicitly, lowering happens and is recorded in the lineage.
+    let lowered = ingest(&store, "shelters", &["--classification", "public", "--declassify"], &[&file]);
+    assert!(lowered.ok, "{}", lowered.stderr);
+    let now = catalogue();
+    assert_eq!(now["classification"], "public");
+    assert_eq!(now["attribute_rules"][0]["attribute"], "name*", "rules not given are still inherited");
+    let change = &now["governance_history"][0];
+    assert_eq!(
+        (change["declassified"].as_bool(), change["from_version"].as_str()),
+        (Some(true), kept["version"].as_str())
+    );
+    assert_eq!(change["changes"], json!(["classification internal -> public"]));
+    assert_eq!(ask(&format!("{base}/collections/shelters/items/1"), None).status, 200);
+}
+
+#[test]
+fn a_shared_cache_in_front_never_gives_one_callers_answer_to_another() {
+    let (store, token_file) = classified_store("access-cache");
+    // The open layer also masks a name below internal: its features differ by caller.
+    let file = store.join("blocks.geojson");
+    ingest_ok(&store, "open", &["--protect", "name:mask:internal"], &[&file]);
+    let server = Server::start_with(&store, &["--tokens", token_file.to_str().expect("path")]);
+    let proxy = CachingProxy::start(&server.url);
+    let via = &proxy.url;
+    let (tx, ty) = tile_of(LON + 0.0002, LAT + 0.0001, 15);
+
+    // Anonymous answers are shared: the second comes from the cache.
+    let tile = format!("{via}/tiles/open/15/{tx}/{ty}.mvt");
+    assert_eq!(ask(&tile, None).status, 200);
+    let again = ask(&tile, None);
+    assert_eq!((again.status, again.header("x-cache-status")), (200, Some("HIT")), "the cache works");
+    assert!(again.header("cache-control").is_some_and(|c| c.contains("public")));
+
+    for (url, token, hidden_from_anonymous) in [
+        (format!("{via}/collections/secret/items/1"), "admin-token", true),
+        (format!("{via}/collections/plans/items/1"), "planner-token", true),
+        (format!("{via}/collections/open/items/1"), "planner-token", false),
+        (format!("{via}/api/layers"), "admin-token", false),
+    ] {
+        let mine = ask(&url, Some(token));
+        assert_eq!(mine.status, 200, "{url}");
+        let control = mine.header("cache-control").unwrap_or_default().to_owned();
+        assert!(control.contains("private") || control.contains("no-store"), "{url}: {control}");
+        assert!(
+            mine.header("vary").is_some_and(|v| v.to_ascii_lowercase().contains("authorization")),
+            "{url}"
+        );
+        if url.contains("secret") {
+            assert_eq!(control, "no-store", "{url}");
+        }
+        for _ in 0..2 {
+            let theirs = ask(&url, None);
+            assert_ne!(theirs.body, mine.body, "{url}: the anonymous caller got the {token} answer");
+            if hidden_from_anonymous {
+                assert_eq!(theirs.status, 404, "{url}");
+            }
+        }
+        // And the other way round: the token's answer is not the cached anonymous one.
+        assert_eq!(ask(&url, Some(token)).body, mine.body, "{url}");
+    }
+    let open = ask(&format!("{via}/collections/open/items/1"), None).json();
+    assert_eq!(open["properties"]["name"], "***", "{open}");
+    let planner = ask(&format!("{via}/collections/open/items/1"), Some("planner-token")).json();
+    assert!(["a", "b"].contains(&planner["properties"]["name"].as_str().unwrap_or_default()), "{planner}");
+}
+
+#[test]
+fn slow_clients_at_the_connection_cap_are_cut_off_and_healthz_and_tiles_still_answer() {
+    use std::io::{Read, Write};
+    let (store, _) = classified_store("access-slow");
+    let server = Server::start_with(
+        &store,
+        &["--max-connections", "64", "--header-timeout-s", "2", "--anonymous-rate-limit", "40"],
+    );
+    let addr = server.url.trim_start_matches("http://").to_owned();
+    let (tx, ty) = tile_of(LON + 0.0002, LAT + 0.0001, 15);
+    let tile = format!("{}/tiles/open/15/{tx}/{ty}.mvt", server.url);
+    // 100 clients that start a request and never finish its headers.
+    let mut slow: Vec<std::net::TcpStream> = (0..100)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(&addr).expect("connect");
+            s.write_all(b"GET /healthz HTTP/1.1\r\nHost: cim\r\nX-Slow: ").expect("write");
+            s
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // At the cap a newcomer hears so at once rather than waiting in the queue.
+    let started = std::time::Instant::now();
+    let busy = get(&format!("{}/healthz", server.url), &[]);
+    assert_eq!(busy.status, 503, "{}", String::from_utf8_lossy(&busy.body));
+    assert!(busy.header("retry-after").is_some());
+    assert!(started.elapsed() < std::time::Duration::from_secs(1), "{:?}", started.elapsed());
+    // Past the header timeout the slow ones are cut off, and everyone is served again.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let mut cut = 0;
+    for s in &mut slow {
+        s.set_read_timeout(Some(std::time::Duration::from_millis(500))).expect("timeout");
+        let mut buf = [0u8; 512];
+        // Closed (end of file or a reset), possibly after a 408 or 503 answer;
+        // a read that times out means the server still holds it.
+        let ended = loop {
+            match s.read(&mut buf) {
+                Ok(0) => break true,
+                Ok(_) => continue,
+                Err(e)
+                    if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) =>
+                {
+                    break false;
+                }
+                Err(_) => break true,
+            }
+        };
+        if ended {
+            cut += 1;
+        }
+    }
+    assert_eq!(cut, slow.len(), "every slow client was cut off");
+    assert_eq!(get(&format!("{}/healthz", server.url), &[]).status, 200);
+    assert_eq!(get(&tile, &[]).status, 200);
+    // Callers without a token are limited by address; 40 a second here.
+    let statuses: Vec<u16> = (0..120).map(|_| get(&format!("{}/healthz", server.url), &[]).status).collect();
+    let limited = statuses.iter().filter(|&&s| s == 429).count();
+    assert!(limited > 0 && statuses.iter().all(|&s| s == 200 || s == 429), "{statuses:?}");
+}
+
+/// Checks an Ed25519 signature with OpenSSL's command line, nobody's code here.
+fn openssl_verifies(public_key_hex: &str, message: &[u8], signature_hex: &str) -> bool {
+    let dir = temp_dir("openssl");
+    let key: Vec<u8> = (0..public_key_hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&public_key_hex[i..i + 2], 16).expect("hex"))
+        .collect();
+    let sig: Vec<u8> = (0..signature_hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&signature_hex[i..i + 2], 16).expect("hex"))
+        .collect();
+    // SubjectPublicKeyInfo for Ed25519 (RFC 8410): a fixed prefix and the key.
+    let mut der = vec![0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];
+    der.extend_from_slice(&key);
+    std::fs::write(dir.join("pub.der"), der).expect("write");
+    std::fs::write(dir.join("msg"), message).expect("write");
+    std::fs::write(dir.join("sig"), sig).expect("write");
+    std::process::Command::new("openssl")
+        .args(["pkeyutl", "-verify", "-pubin", "-keyform", "DER", "-rawin"])
+        .arg("-inkey")
+        .arg(dir.join("pub.der"))
+        .arg("-in")
+        .arg(dir.join("msg"))
+        .arg("-sigfile")
+        .arg(dir.join("sig"))
+        .output()
+        .expect("openssl")
+        .status
+        .success()
+}
+
+#[test]
+fn with_keys_outside_the_store_a_cut_or_rewritten_audit_log_is_reported_broken_and_tile_reads_are_folded() {
+    let (store, token_file) = classified_store("access-audit-keys");
+    let keys = temp_dir("audit-keys");
+    std::fs::write(keys.join("mac.key"), b"0123456789abcdef0123456789abcdef-mac").expect("write");
+    std::fs::write(keys.join("sign.key"), "11".repeat(32)).expect("write");
+    let args = |extra: &[&str]| -> Vec<String> {
+        let mut a: Vec<String> = vec![
+            "--tokens".into(),
+            token_file.display().to_string(),
+            "--audit-key".into(),
+            keys.join("mac.key").display().to_string(),
+            "--audit-signing-key".into(),
+            keys.join("sign.key").display().to_string(),
+            "--audit-checkpoint-s".into(),
+            "1".into(),
+            "--audit-aggregate-s".into(),
+            "1".into(),
+        ];
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let start = |extra: &[&str]| {
+        let a = args(extra);
+        Server::start_with(&store, &a.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let admin = Some("admin-token");
+    let mut server = start(&[]);
+    let base = server.url.clone();
+    let (tx, ty) = tile_of(LON + 0.0002, LAT + 0.0001, 15);
+    for _ in 0..30 {
+        assert_eq!(ask(&format!("{base}/tiles/open/15/{tx}/{ty}.mvt"), None).status, 200);
+    }
+    assert_eq!(ask(&format!("{base}/api/layers"), None).status, 200);
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let records = ask(&format!("{base}/api/audit?limit=10000"), admin).json();
+    let records = records["records"].as_array().expect("records").clone();
+    let folded: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["target"].as_str().is_some_and(|t| t.starts_with("/tiles/open/*")))
+        .collect();
+    assert_eq!(folded.len(), 1, "{records:?}");
+    assert!(folded[0]["target"].as_str().is_some_and(|t| t.contains("(30 requests")), "{}", folded[0]);
+    assert!(records.iter().all(|r| r["mac"].as_str().is_some_and(|m| m.len() == 64)), "every record keyed");
+    let points = ask(&format!("{base}/api/audit/checkpoints"), admin).json();
+    let list = points["checkpoints"].as_array().expect("checkpoints");
+    let last = list.last().expect("a checkpoint within a second").clone();
+    let message = format!(
+        "cim-audit-checkpoint\n{}\n{}\n{}",
+        last["seq"],
+        last["hash"].as_str().expect("hash"),
+        last["time_ms"]
+    );
+    assert!(openssl_verifies(
+        points["public_key"].as_str().expect("key"),
+        message.as_bytes(),
+        last["signature"].as_str().expect("sig")
+    ));
+    assert!(!openssl_verifies(
+        points["public_key"].as_str().expect("key"),
+        b"something else",
+        last["signature"].as_str().expect("sig")
+    ));
+    let verdict = ask(&format!("{base}/api/audit/verify"), admin).json();
+    assert_eq!(
+        (verdict["intact"].as_bool(), verdict["keyed"].as_bool()),
+        (Some(true), Some(true)),
+        "{verdict}"
+    );
+    // A monitor's kept checkpoint checks too.
+    let kept = format!(
+        "/api/audit/verify?seq={}&hash={}&time_ms={}&signature={}",
+        last["seq"],
+        last["hash"].as_str().unwrap_or(""),
+        last["time_ms"],
+        last["signature"].as_str().unwrap_or("")
+    );
+    assert_eq!(ask(&format!("{base}{kept}"), admin).json()["intact"], true);
+
+    // Cut the log's end behind the server's back (after a checkpoint covered it),
+    // then restart it.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    server.kill_9();
+    let path = store.join(".audit/audit.jsonl");
+    let text = std::fs::read_to_string(&path).expect("log");
+    let lines: Vec<&str> = text.lines().collect();
+    std::fs::write(&path, lines[..lines.len() - 3].iter().map(|l| format!("{l}\n")).collect::<String>())
+        .expect("write");
+    let server = start(&[]);
+    let base = server.url.clone();
+    let verdict = ask(&format!("{base}/api/audit/verify"), admin).json();
+    assert_eq!(verdict["intact"], false, "{verdict}");
+    assert!(verdict["problems"].to_string().contains("were missing when the server started"), "{verdict}");
+    let after = ask(&format!("{base}/api/audit?limit=10000"), admin).json();
+    let seqs: Vec<u64> =
+        after["records"].as_array().expect("records").iter().filter_map(|r| r["seq"].as_u64()).collect();
+    assert!(
+        seqs.windows(2).any(|w| w[1] > w[0] + 1),
+        "numbering goes on past the cut, never back to 1: {seqs:?}"
+    );
+    // A monitor's checkpoint of the longer log no longer holds either.
+    assert_eq!(ask(&format!("{base}{kept}"), admin).json()["intact"], false);
+    drop(server);
+
+    // Keys inside the store are refused: whoever writes the store would hold them.
+    std::fs::copy(keys.join("mac.key"), store.join("mac.key")).expect("copy");
+    let refused = std::process::Command::new(bin_dir().join("cim-server"))
+        .arg("--store")
+        .arg(&*store)
+        .args(["--bind", "127.0.0.1:0", "--audit-key"])
+        .arg(store.join("mac.key"))
+        .output()
+        .expect("cim-server");
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("outside the store"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
 }

@@ -304,6 +304,16 @@ fn bim_glbs_pass_the_khronos_validator_and_cesiumjs_picks_an_element_back_to_the
 }
 
 #[test]
+fn cesiums_3d_tiles_validator_finds_no_error_in_any_served_bim_model() {
+    let server = Server::start(bim_store());
+    for (layer, _, _) in MODELS {
+        let (report, files) = assert_served_tileset_valid(&server.url, layer);
+        assert!(files >= 2, "{layer}: the tileset and its storeys");
+        println!("{layer}: 3d-tiles-validator on {files} files: {} warnings", report["numWarnings"]);
+    }
+}
+
+#[test]
 fn the_element_api_serves_a_wall_and_refuses_what_is_not_one() {
     let store = bim_store();
     let server = Server::start(store);
@@ -374,6 +384,20 @@ fn malformed_step_gives_a_clear_error_and_leaves_the_served_model_alone() {
     });
     assert!(!looped.ok);
     assert!(looped.stderr.contains("loops"), "{}", looped.stderr);
+    // The same loop closed by a second relation: the site, already the project's,
+    // also made a part of a storey.
+    let second_parent = ingest_edited(&store, "house", |t| {
+        let (storey, site) = (first_id(t, "IFCBUILDINGSTOREY("), first_id(t, "IFCSITE("));
+        let rel = format!("#9999990= IFCRELAGGREGATES('0LoopThroughASecondW',$,$,$,#{storey},(#{site}));\n");
+        let at = t.rfind("ENDSEC;").expect("the data section's end");
+        format!("{}{rel}{}", &t[..at], &t[at..])
+    });
+    assert!(!second_parent.ok, "a loop through a second whole was published");
+    assert!(
+        second_parent.stderr.contains("loops") && second_parent.stderr.contains("IfcSite"),
+        "{}",
+        second_parent.stderr
+    );
 
     assert_eq!(std::fs::read(store.join("house/features.json")).expect("features"), before, "still served");
 
@@ -397,6 +421,27 @@ fn malformed_step_gives_a_clear_error_and_leaves_the_served_model_alone() {
     let examples = quality["examples"].to_string();
     assert!(examples.contains("PlacementRelTo chain loops"), "{examples}");
     assert!(examples.contains("#9999999, which the file does not define"), "{examples}");
+
+    // A building with neither placement nor shape is still the model's building:
+    // in the features, holding its storeys.
+    let bare = ingest_edited(&store, "bare", |t| {
+        t.replacen("'Wohnhaus',#432,$,$,.ELEMENT.", "'Wohnhaus',$,$,$,.ELEMENT.", 1)
+    });
+    assert!(bare.ok, "{}", bare.stderr);
+    let features: Value =
+        serde_json::from_slice(&std::fs::read(store.join("bare/features.json")).expect("features"))
+            .expect("json");
+    let features = features["features"].as_array().expect("features");
+    let building = features
+        .iter()
+        .find(|f| f["properties"]["GlobalId"] == "2hQBAVPOr5VxhS3Jl0O47h")
+        .unwrap_or_else(|| panic!("the bare IfcBuilding is a feature: {}", features.len()));
+    assert_eq!(building["properties"]["ifc_class"], "IfcBuilding", "{building}");
+    let all = features.len();
+    let house: Value =
+        serde_json::from_slice(&std::fs::read(store.join("house/features.json")).expect("features"))
+            .expect("json");
+    assert_eq!(all, house["features"].as_array().map_or(0, Vec::len), "no element lost or added");
 }
 
 /// `gdaltransform` between two CRSs, one point.

@@ -233,6 +233,18 @@ fn building_glbs_pass_the_khronos_validator_and_the_tileset_is_honest() {
 }
 
 #[test]
+fn cesiums_3d_tiles_validator_finds_no_error_in_the_served_buildings() {
+    let server = Server::start(city_store());
+    let (report, files) = assert_served_tileset_valid(&server.url, "helsinki");
+    let glbs = walk_files(&city_store().join("helsinki/3dtiles"))
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "glb"))
+        .count();
+    assert_eq!(files, glbs + 1, "the tileset and every building GLB were validated");
+    println!("3d-tiles-validator: {files} files, {} warnings", report["numWarnings"]);
+}
+
+#[test]
 fn a_pick_inside_a_known_building_returns_that_building() {
     let server = Server::start(city_store());
     let (features, _) = all_items(&server, "helsinki", 5000);
@@ -304,6 +316,40 @@ fn http_caching_compression_cors_and_errors_behave() {
     let again = get(&url, &[("Accept-Encoding", "gzip"), ("If-None-Match", &etag)]);
     assert_eq!(again.status, 304);
     assert!(again.body.is_empty());
+    // A client taking only brotli gets a brotli tile with a tag of its own (the
+    // stored gzip tile re-encoded once, then kept), which debrotli's to the same
+    // bytes as the gzip one gunzips to; its tag never revalidates another coding.
+    let br = get(&url, &[("Accept-Encoding", "br")]);
+    assert_eq!((br.status, br.header("content-encoding")), (200, Some("br")));
+    let br_tag = br.header("etag").expect("etag").to_owned();
+    assert!(br_tag.ends_with("-br\"") && br_tag != etag, "{br_tag} vs {etag}");
+    let unbrotli = |bytes: &[u8]| {
+        let dir = temp_dir("br");
+        std::fs::write(dir.join("t.br"), bytes).expect("write");
+        let out = std::process::Command::new("brotli")
+            .args(["-d", "-c"])
+            .arg(dir.join("t.br"))
+            .output()
+            .expect("brotli");
+        assert!(out.status.success());
+        out.stdout
+    };
+    let mut plain = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&first.body[..]), &mut plain)
+        .expect("gunzip");
+    assert_eq!(unbrotli(&br.body), plain);
+    assert_eq!(get(&url, &[("Accept-Encoding", "br"), ("If-None-Match", &br_tag)]).status, 304);
+    let crossed = get(&url, &[("If-None-Match", &br_tag)]);
+    assert_eq!((crossed.status, crossed.body.len()), (200, plain.len()), "no 304 into a refused coding");
+    assert_eq!(crossed.header("etag").expect("etag"), etag.trim_end_matches("-gzip\"").to_owned() + "\"");
+    // The same for a body the compression layer encodes (a JSON page).
+    let page = format!("{}/collections/roads/items?limit=3", server.url);
+    let br_page = get(&page, &[("Accept-Encoding", "br")]);
+    assert_eq!(br_page.header("content-encoding"), Some("br"));
+    let page_tag = br_page.header("etag").expect("etag").to_owned();
+    assert!(page_tag.ends_with("-br\""), "{page_tag}");
+    assert_eq!(get(&page, &[("Accept-Encoding", "br"), ("If-None-Match", &page_tag)]).status, 304);
+    assert_eq!(get(&page, &[("If-None-Match", &page_tag)]).status, 200);
     // JSON responses are compressed when asked for.
     let listing =
         get(&format!("{}/collections/roads/items?limit=500", server.url), &[("Accept-Encoding", "br")]);

@@ -115,7 +115,71 @@ fn every_cityjson_file_keeps_its_objects_by_type_levels_and_versions_and_its_glb
             .values()
             .filter(|o| o["geometry"].as_array().is_some_and(|g| !g.is_empty()))
             .count();
-        assert_eq!(catalogue["feature_count"], with_geometry, "{file}");
+        // Objects made only of parts (a Building of BuildingParts) are features too.
+        let objects = source["CityObjects"].as_object().expect("objects");
+        let has_geometry = |o: &Value| o["geometry"].as_array().is_some_and(|g| !g.is_empty());
+        let assemblies: Vec<&String> = objects
+            .iter()
+            .filter(|(_, o)| {
+                !has_geometry(o)
+                    && o["children"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .any(|c| c.as_str().and_then(|c| objects.get(c)).is_some_and(has_geometry))
+            })
+            .map(|(id, _)| id)
+            .collect();
+        assert_eq!(catalogue["feature_count"], with_geometry + assemblies.len(), "{file}");
+        let features = json_file(&store.join(layer_name(file)).join("features.json"));
+        let features = features["features"].as_array().expect("features");
+        let by_fid = |fid: &Value| features.iter().find(|f| &f["id"] == fid).expect("a linked feature");
+        for id in &assemblies {
+            let whole =
+                features.iter().find(|f| f["properties"]["cityjson_id"] == **id).expect("assembly feature");
+            let kids = whole["properties"]["children_fids"].as_array().expect("children_fids");
+            assert!(!kids.is_empty(), "{file} {id}");
+            assert!(
+                whole["geometry"]["type"].as_str().is_some_and(|t| t.ends_with("Polygon")),
+                "{file} {id}"
+            );
+            // Bounds over every ring of a Polygon or MultiPolygon.
+            let bounds = |g: &Value| {
+                let rings: Vec<&Value> = match g["type"].as_str() {
+                    Some("Polygon") => g["coordinates"].as_array().into_iter().flatten().collect(),
+                    _ => g["coordinates"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .flat_map(|p| p.as_array().into_iter().flatten())
+                        .collect(),
+                };
+                rings
+                    .iter()
+                    .filter_map(|r| r.as_array())
+                    .map(|r| ring_bounds(r))
+                    .fold([f64::MAX, f64::MAX, f64::MIN, f64::MIN], |a, b| {
+                        [a[0].min(b[0]), a[1].min(b[1]), a[2].max(b[2]), a[3].max(b[3])]
+                    })
+            };
+            let wb = bounds(&whole["geometry"]);
+            for kid in kids {
+                let part = by_fid(kid);
+                assert_eq!(part["properties"]["parent_fid"], whole["id"], "{file}: {id}'s part links back");
+                let pb = bounds(&part["geometry"]);
+                assert!(
+                    pb[0] >= wb[0] - 1e-7
+                        && pb[1] >= wb[1] - 1e-7
+                        && pb[2] <= wb[2] + 1e-7
+                        && pb[3] <= wb[3] + 1e-7,
+                    "{file}: {id}'s outline {wb:?} holds its part's {pb:?}"
+                );
+            }
+        }
+        if file == &"DH_01_subs.city.json" {
+            assert_eq!(assemblies.len(), 3, "the three buildings of BuildingParts");
+            assert_eq!(catalogue["feature_count"], catalogue["building_count"], "{catalogue}");
+        }
         let args: Vec<String> =
             glb_files(&store.join(layer_name(file))).iter().map(|p| p.display().to_string()).collect();
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -218,6 +282,12 @@ fn every_cityjson_file_keeps_its_objects_by_type_levels_and_versions_and_its_glb
             // bridges and other objects, grey by type).
             assert!(light_walls == walls && walls > 100, "{layer}: {light_walls}/{walls} light walls");
         }
+    }
+    // Cesium's validator reads EXT_structural_metadata, which gltf-validator skips.
+    let server = Server::start(&store);
+    for (file, _) in FILES {
+        let (report, files) = assert_served_tileset_valid(&server.url, &layer_name(file));
+        println!("{file}: 3d-tiles-validator on {files} served files: {} warnings", report["numWarnings"]);
     }
 }
 

@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use serde_json::Value;
 
 #[test]
 fn every_vector_format_ingests_with_the_expected_feature_counts() {
@@ -258,4 +259,111 @@ fn kept_versions_roll_back_and_the_server_serves_the_one_rolled_back_to() {
         nothing_older.stderr
     );
     assert_eq!(served(), 2, "failed rollbacks change nothing");
+}
+
+#[test]
+fn a_layer_reaching_the_antimeridian_keeps_its_bounds_within_180_degrees_everywhere() {
+    // Web Mercator's edge, ±20037508.342789244 m, is ±180° (a few ulps past it once
+    // reprojected); two buildings touch it from either side, near Fiji.
+    let store = temp_dir("antimeridian");
+    let edge = 20_037_508.342_789_244_f64;
+    let (y0, y1) = (-1_862_000.0, -1_861_900.0);
+    let square = |x0: f64, x1: f64| {
+        serde_json::json!({
+            "type": "Feature",
+            "properties": {"building": "yes", "height": 9},
+            "geometry": {"type": "Polygon", "coordinates": [[[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]]}
+        })
+    };
+    let doc = serde_json::json!({"type": "FeatureCollection", "features": [
+        square(edge - 120.0, edge), square(-edge, -edge + 120.0)
+    ]});
+    let file = store.join("edge.geojson");
+    std::fs::write(&file, doc.to_string()).expect("write");
+    ingest_ok(&store, "edge", &["--src-crs", "EPSG:3857", "--max-zoom", "12"], &[&file]);
+    let server = Server::start(&store);
+    let layers = get_json(&format!("{}/api/layers", server.url));
+    let catalogue =
+        layers.as_array().and_then(|l| l.iter().find(|e| e["id"] == "edge")).expect("edge listed").clone();
+    let b: Vec<f64> =
+        catalogue["bounds_wgs84"].as_array().expect("bounds").iter().filter_map(Value::as_f64).collect();
+    assert_eq!((b[0], b[2]), (-180.0, 180.0), "catalogue bounds {b:?}");
+    let tilejson = get_json(&format!("{}/tiles/edge.json", server.url));
+    assert_eq!(tilejson["bounds"][2].as_f64(), Some(180.0), "{tilejson}");
+    assert_eq!(tilejson["bounds"][0].as_f64(), Some(-180.0), "{tilejson}");
+    let collection = get_json(&format!("{}/collections/edge", server.url));
+    let bbox = &collection["extent"]["spatial"]["bbox"][0];
+    assert!(
+        bbox[2].as_f64().is_some_and(|e| e <= 180.0) && bbox[0].as_f64().is_some_and(|w| w >= -180.0),
+        "{bbox}"
+    );
+    let tileset = get_json(&format!("{}/3dtiles/edge/tileset.json", server.url));
+    let mut regions = Vec::new();
+    fn walk(tile: &Value, out: &mut Vec<Value>) {
+        if let Some(r) = tile["boundingVolume"].get("region") {
+            out.push(r.clone());
+        }
+        for c in tile["children"].as_array().into_iter().flatten() {
+            walk(c, out);
+        }
+    }
+    walk(&tileset["root"], &mut regions);
+    for r in &regions {
+        let east = r[2].as_f64().expect("east");
+        assert!(east <= std::f64::consts::PI && r[0].as_f64().expect("west") >= -std::f64::consts::PI, "{r}");
+    }
+    assert_served_tileset_valid(&server.url, "edge");
+}
+
+/// A zip of `files` (name in the archive, source) made by Python's zipfile.
+fn zip_of(dest: &std::path::Path, files: &[(&str, std::path::PathBuf)]) {
+    let mut script =
+        String::from("import sys, zipfile\nz = zipfile.ZipFile(sys.argv[1], 'w', zipfile.ZIP_DEFLATED)\n");
+    for (name, path) in files {
+        script.push_str(&format!("z.write({:?}, {:?})\n", path.display().to_string(), name));
+    }
+    script.push_str("z.close()\n");
+    let out =
+        std::process::Command::new("python3").arg("-c").arg(&script).arg(dest).output().expect("python3");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn zipped_shapefiles_and_geopackages_are_read_as_they_are_and_through_vsizip() {
+    let store = temp_dir("zips");
+    let parts: Vec<(String, std::path::PathBuf)> = ["shp", "shx", "dbf", "prj", "cpg"]
+        .iter()
+        .map(|e| (format!("countries/countries.{e}"), data(&format!("shapefile/countries.{e}"))))
+        .filter(|(_, p)| p.exists())
+        .collect();
+    let shapes = store.join("countries.zip");
+    zip_of(&shapes, &parts.iter().map(|(n, p)| (n.as_str(), p.clone())).collect::<Vec<_>>());
+    let gpkg = store.join("buildings.zip");
+    zip_of(&gpkg, &[("helsinki_buildings.gpkg", data("osm/helsinki_buildings.gpkg"))]);
+    let vsizip = std::path::PathBuf::from(format!("/vsizip/{}/countries/countries.shp", shapes.display()));
+    for (layer, file, count) in [("zipped", &shapes, 179), ("vsizip", &vsizip, 179), ("gpkg_zip", &gpkg, 482)]
+    {
+        let out = ingest_ok(&store, layer, &["--max-zoom", "4"], &[file.as_path()]);
+        assert!(out.contains(&format!("{count} features")), "{layer}: {out}");
+        let catalogue: Value = serde_json::from_slice(
+            &std::fs::read(store.join(layer).join("catalogue.json")).expect("catalogue"),
+        )
+        .expect("json");
+        assert_eq!(catalogue["feature_count"], count, "{layer}");
+        // Lineage: the archive's own size and checksum.
+        let archive = if layer == "gpkg_zip" { &gpkg } else { &shapes };
+        assert_eq!(
+            catalogue["sources"][0]["bytes"],
+            std::fs::metadata(archive).expect("zip").len(),
+            "{layer}"
+        );
+    }
+    let other = store.join("photos.zip");
+    zip_of(&other, &[("readme.txt", data("README.md"))]);
+    let refused = ingest(&store, "photos", &[], &[&other]);
+    assert!(
+        !refused.ok && refused.stderr.contains("photos.zip") && refused.stderr.contains("holds no Shapefile"),
+        "{}",
+        refused.stderr
+    );
 }

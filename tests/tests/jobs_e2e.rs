@@ -312,3 +312,226 @@ fn a_multipart_drop_is_sniffed_jobs_survive_a_server_crash_and_a_running_job_is_
         "uploads are removed once done"
     );
 }
+
+/// Waits for a job as `token` sees it.
+fn wait_as(base: &str, id: u64, token: &str) -> Value {
+    let started = std::time::Instant::now();
+    loop {
+        let job =
+            get(&format!("{base}/api/jobs/{id}"), &[("authorization", &format!("Bearer {token}"))]).json();
+        if !job["finished_ms"].is_null() {
+            return job;
+        }
+        assert!(started.elapsed().as_secs() < 120, "job {id} never ended: {job}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+fn catalogue_of(store: &std::path::Path, layer: &str) -> Value {
+    serde_json::from_slice(&std::fs::read(store.join(layer).join("catalogue.json")).expect("catalogue"))
+        .expect("json")
+}
+
+#[test]
+fn a_job_needs_clearance_for_the_layer_it_replaces_and_sets_inherits_its_governance_and_hides_from_callers_below()
+ {
+    let store = temp_dir("jobs-clearance");
+    let tokens = json!([
+        {"name": "feeder", "sha256": sha256_hex("feeder-token"), "role": "ingest", "clearance": "public"},
+        {"name": "chief", "sha256": sha256_hex("chief-token"), "role": "ingest", "clearance": "restricted"},
+        {"name": "admin", "sha256": sha256_hex("admin-token"), "role": "admin", "clearance": "restricted"}
+    ]);
+    let token_file = store.join("tokens.json");
+    std::fs::write(&token_file, tokens.to_string()).expect("write");
+    let blocks = many_buildings(3);
+    let file = store.join("vault.geojson");
+    std::fs::write(&file, &blocks).expect("write");
+    ingest_ok(
+        &store,
+        "vault",
+        &["--classification", "restricted", "--owner", "civil defence", "--protect", "name:mask:internal"],
+        &[&file],
+    );
+    let server = Server::start_with(
+        &store,
+        &[
+            "--tokens",
+            token_file.to_str().expect("path"),
+            "--ingest-bin",
+            bin_dir().join("cim-ingest").to_str().expect("path"),
+        ],
+    );
+    let base = &server.url;
+    let uploads =
+        |store: &std::path::Path| std::fs::read_dir(store.join(".jobs/uploads")).map_or(0, |d| d.count());
+
+    // A public-cleared writer may neither replace the restricted layer nor publish above itself.
+    let (status, body) =
+        upload(&format!("{base}/api/jobs?layer=vault&filename=v.geojson"), Some("feeder-token"), &blocks);
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = upload(
+        &format!("{base}/api/jobs?layer=vault&filename=v.geojson&classification=public"),
+        Some("feeder-token"),
+        &blocks,
+    );
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = upload(
+        &format!("{base}/api/jobs?layer=fresh&filename=f.geojson&classification=internal"),
+        Some("feeder-token"),
+        &blocks,
+    );
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(uploads(&store), 0, "nothing of a refused upload is stored");
+    // Unknown options are refused by name, not ignored.
+    let (status, body) =
+        upload(&format!("{base}/api/jobs?layer=fresh&colour=red&anchr=1,2,3"), Some("chief-token"), &blocks);
+    assert_eq!(status, 400, "{body}");
+    let said = body["description"].as_str().unwrap_or_default();
+    assert!(said.contains("'colour'") && said.contains("'anchr'") && said.contains("anchor"), "{said}");
+    assert!(catalogue_of(&store, "vault")["classification"] == "restricted");
+
+    // The cleared writer re-ingests without repeating the governance: it is inherited.
+    let (status, job) =
+        upload(&format!("{base}/api/jobs?layer=vault&filename=v.geojson"), Some("chief-token"), &blocks);
+    assert_eq!(status, 202, "{job}");
+    let id = job["id"].as_u64().expect("id");
+    let done = wait_as(base, id, "chief-token");
+    assert_eq!(done["state"], "succeeded", "{done}");
+    let c = catalogue_of(&store, "vault");
+    assert_eq!(c["classification"], "restricted", "{c}");
+    assert_eq!(c["owner"], "civil defence");
+    assert_eq!(
+        c["attribute_rules"],
+        json!([{"attribute": "name", "action": "mask", "clearance": "internal"}])
+    );
+    assert_eq!(
+        get(&format!("{base}/collections/vault/items"), &[]).status,
+        404,
+        "still hidden from the public"
+    );
+
+    // Its record is hidden from callers below the layer, as the layer is.
+    let feeder = [("authorization", "Bearer feeder-token")];
+    let listed = get(&format!("{base}/api/jobs"), &feeder).json();
+    assert!(!listed.to_string().contains("vault"), "{listed}");
+    assert_eq!(get(&format!("{base}/api/jobs/{id}"), &feeder).status, 404);
+    let cancel =
+        ureq::delete(&format!("{base}/api/jobs/{id}")).set("authorization", "Bearer feeder-token").call();
+    assert!(matches!(cancel, Err(ureq::Error::Status(404, _))), "{cancel:?}");
+    let chief_view = get(&format!("{base}/api/jobs"), &[("authorization", "Bearer chief-token")]).json();
+    assert!(chief_view.to_string().contains("vault"));
+
+    // Lowering needs declassify: without it the job fails and the layer stays.
+    let (_, job) = upload(
+        &format!("{base}/api/jobs?layer=vault&filename=v.geojson&classification=public"),
+        Some("chief-token"),
+        &blocks,
+    );
+    let done = wait_as(base, job["id"].as_u64().expect("id"), "chief-token");
+    assert_eq!(done["state"], "failed", "{done}");
+    let said = done["message"].as_str().unwrap_or_default();
+    assert!(said.contains("--declassify") && said.contains("restricted -> public"), "{said}");
+    // Below admin, messages name files, never the ingest host's directories.
+    assert!(!said.contains(store.to_str().expect("path")), "{said}");
+    let admin_sees =
+        get(&format!("{base}/api/jobs/{}", job["id"]), &[("authorization", "Bearer admin-token")]).json();
+    assert!(
+        admin_sees["message"].as_str().unwrap_or_default().contains(store.to_str().expect("path")),
+        "{admin_sees}"
+    );
+    assert_eq!(catalogue_of(&store, "vault")["classification"], "restricted");
+    let (_, job) = upload(
+        &format!(
+            "{base}/api/jobs?layer=vault&filename=v.geojson&classification=public&declassify=true&protect=none"
+        ),
+        Some("chief-token"),
+        &blocks,
+    );
+    let done = wait_as(base, job["id"].as_u64().expect("id"), "chief-token");
+    assert_eq!(done["state"], "succeeded", "{done}");
+    let c = catalogue_of(&store, "vault");
+    assert_eq!(c["classification"], "public");
+    assert!(c.get("attribute_rules").is_none(), "{c}");
+    let history = c["governance_history"].as_array().expect("history");
+    let last = history.last().expect("entry");
+    assert_eq!(last["declassified"], true);
+    assert_eq!(last["version"], c["version"]);
+    let changes = last["changes"].to_string();
+    assert!(
+        changes.contains("classification restricted -> public")
+            && changes.contains("name:mask:internal -> dropped"),
+        "{changes}"
+    );
+    assert_eq!(get(&format!("{base}/collections/vault/items"), &[]).status, 200);
+
+    // Every option that makes sense over HTTP: an IFC without a georeference, placed.
+    let ifc = std::fs::read(data("ifc/IfcOpenHouse_IFC4.ifc")).expect("ifc");
+    let (status, job) = upload(
+        &format!("{base}/api/jobs?layer=house&filename=house.ifc&anchor=24.9445,60.1705,0,30"),
+        Some("chief-token"),
+        &ifc,
+    );
+    assert_eq!(status, 202, "{job}");
+    let done = wait_as(base, job["id"].as_u64().expect("id"), "chief-token");
+    assert_eq!(done["state"], "succeeded", "{done}");
+    let anchor = &catalogue_of(&store, "house")["bim"]["models"][0];
+    assert!(anchor.to_string().contains("24.9445"), "{anchor}");
+    // The refusals are in the audit log with who made them.
+    let audit =
+        get(&format!("{base}/api/audit?status=403"), &[("authorization", "Bearer admin-token")]).json();
+    let refused = audit["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .filter(|r| r["who"] == "feeder" && r["method"] == "POST")
+        .count();
+    assert_eq!(refused, 3, "{audit}");
+}
+
+#[test]
+fn a_job_past_its_time_limit_is_stopped_failed_and_leaves_the_layer_and_the_queue_moves_on() {
+    let store = temp_dir("jobs-limit");
+    let tokens = json!([{"name": "feeder", "sha256": sha256_hex("feeder-token"), "role": "ingest", "clearance": "public"}]);
+    let token_file = store.join("tokens.json");
+    std::fs::write(&token_file, tokens.to_string()).expect("write");
+    let small = store.join("small.geojson");
+    std::fs::write(&small, many_buildings(20)).expect("write");
+    ingest_ok(&store, "city", &[], &[&small]);
+    let before = std::fs::read_link(store.join("city")).expect("published");
+    let server = Server::start_with(
+        &store,
+        &[
+            "--tokens",
+            token_file.to_str().expect("path"),
+            "--job-time-limit-s",
+            "2",
+            "--ingest-bin",
+            bin_dir().join("cim-ingest").to_str().expect("path"),
+        ],
+    );
+    let base = &server.url;
+    let started = std::time::Instant::now();
+    let (status, slow) = upload(
+        &format!("{base}/api/jobs?layer=city&filename=big.geojson"),
+        Some("feeder-token"),
+        &many_buildings(60_000),
+    );
+    assert_eq!(status, 202, "{slow}");
+    let (_, quick) = upload(
+        &format!("{base}/api/jobs?layer=next&filename=s.geojson"),
+        Some("feeder-token"),
+        &many_buildings(10),
+    );
+    let slow = wait_for(base, slow["id"].as_u64().expect("id"));
+    assert_eq!(slow["state"], "failed", "{slow}");
+    assert!(slow["message"].as_str().is_some_and(|m| m.contains("2 s job time limit")), "{slow}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(60), "{:?}", started.elapsed());
+    assert_eq!(
+        std::fs::read_link(store.join("city")).expect("still published"),
+        before,
+        "the served layer stays"
+    );
+    assert!(partial_versions(&store).is_empty(), "{:?}", partial_versions(&store));
+    let quick = wait_for(base, quick["id"].as_u64().expect("id"));
+    assert_eq!(quick["state"], "succeeded", "the queue moved on: {quick}");
+}

@@ -476,3 +476,168 @@ fn server_sent_events_carry_the_same_snapshot_and_readings() {
     let (kind, alert) = next_event();
     assert_eq!((kind.as_str(), alert["to"].as_str()), ("alert", Some("alarm")));
 }
+
+/// One MQTT 3.1.1 packet: type and flags, remaining length, body.
+fn mqtt_packet(first: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = vec![first];
+    let mut n = body.len();
+    loop {
+        let byte = (n % 128) as u8;
+        n /= 128;
+        out.push(if n > 0 { byte | 0x80 } else { byte });
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(body);
+    out
+}
+
+fn mqtt_string(s: &[u8]) -> Vec<u8> {
+    let mut out = (s.len() as u16).to_be_bytes().to_vec();
+    out.extend_from_slice(s);
+    out
+}
+
+fn mqtt_connect(flags: u8) -> Vec<u8> {
+    let mut body = mqtt_string(b"MQTT");
+    body.extend_from_slice(&[4, flags, 0, 30]);
+    body.extend(mqtt_string(b"raw-client"));
+    mqtt_packet(0x10, &body)
+}
+
+/// Sends `bytes` and reads until the broker closes or 3 s pass; returns what came
+/// back and whether the connection was closed.
+fn exchange(broker: &str, bytes: &[u8]) -> (Vec<u8>, bool) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(broker).expect("connect");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(3))).expect("timeout");
+    s.write_all(bytes).expect("write");
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 256];
+    loop {
+        match s.read(&mut chunk) {
+            Ok(0) => return (got, true),
+            Ok(n) => got.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return (got, true),
+            Err(_) => return (got, false),
+        }
+    }
+}
+
+#[test]
+fn the_embedded_broker_closes_connections_that_break_mqtt_3_1_1_and_acknowledges_none_of_it() {
+    let store = temp_dir("mqtt-raw");
+    let server = Server::start_with(&store, &["--mqtt-listen", "127.0.0.1:0"]);
+    let broker = server.mqtt.clone().expect("mqtt");
+    let sensor = json!({"id": "raw-1", "kind": "temperature", "unit": "°C", "lon": 24.94, "lat": 60.17});
+    assert_eq!(post(&format!("{}/api/sensors", server.url), &sensor).expect("register").0, 201);
+    let connack = [0x20, 2, 0, 0];
+    let publish = |topic: &[u8], pkid: u16| {
+        let mut body = mqtt_string(topic);
+        body.extend_from_slice(&pkid.to_be_bytes());
+        body.extend_from_slice(br#"{"t":"2026-12-01T10:00:00Z","value":21.5}"#);
+        mqtt_packet(0x32, &body) // QoS 1
+    };
+    // A well-formed session: CONNACK, PUBACK once stored, and the connection open.
+    let mut good = mqtt_connect(0x02);
+    good.extend(publish(b"cim/sensors/raw-1", 7));
+    let (got, closed) = exchange(&broker, &good);
+    assert!(!closed);
+    assert_eq!(got, [&connack[..], &[0x40, 2, 0, 7]].concat(), "CONNACK then PUBACK 7");
+
+    // The reserved connect flag set (bit 0): closed without a CONNACK.
+    let (got, closed) = exchange(&broker, &mqtt_connect(0x03));
+    assert!(closed && got.is_empty(), "reserved flag: {got:?}");
+    // A password without a user name, and a will QoS without a will.
+    for flags in [0x42, 0x0a] {
+        let (got, closed) = exchange(&broker, &mqtt_connect(flags));
+        assert!(closed && got.is_empty(), "flags {flags:#x}: {got:?}");
+    }
+    // Wildcards or U+0000 in a topic name: closed, never acknowledged.
+    for topic in [&b"cim/sensors/+"[..], b"cim/sensors/#", b"cim/sensors/raw-1\0x", b"cim/+/raw-1"] {
+        let mut bytes = mqtt_connect(0x02);
+        bytes.extend(publish(topic, 9));
+        bytes.extend(publish(b"cim/sensors/raw-1", 10));
+        let (got, closed) = exchange(&broker, &bytes);
+        assert!(closed, "{topic:?}");
+        assert_eq!(
+            got,
+            connack,
+            "{:?}: only the CONNACK, no PUBACK for either publish",
+            String::from_utf8_lossy(topic)
+        );
+    }
+    let stored = get_json(&format!("{}/api/sensors/raw-1/readings", server.url));
+    assert_eq!(stored.as_array().map(Vec::len), Some(1), "{stored}");
+}
+
+#[test]
+fn the_simulator_replays_every_series_in_a_directory_at_its_own_timestamps() {
+    let store = temp_dir("simulate-replay");
+    let ring =
+        |x: f64| json!([[[x, 60.17], [x + 0.0004, 60.17], [x + 0.0004, 60.1702], [x, 60.1702], [x, 60.17]]]);
+    let blocks = json!({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"building": "yes", "height": 20}, "geometry": {"type": "Polygon", "coordinates": ring(24.94)}},
+        {"type": "Feature", "properties": {"building": "yes", "height": 12}, "geometry": {"type": "Polygon", "coordinates": ring(24.942)}}
+    ]});
+    std::fs::write(store.join("blocks.geojson"), blocks.to_string()).expect("write");
+    ingest_ok(&store, "blocks", &[], &[&store.join("blocks.geojson")]);
+    let iot = temp_dir("simulate-series");
+    // A NAB file (known kind and thresholds), one of our own, and a CSV of something else.
+    let speed: String = std::fs::read_to_string(data("iot/nab_speed_6005.csv"))
+        .expect("csv")
+        .lines()
+        .take(31)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(iot.join("nab_speed_6005.csv"), &speed).expect("write");
+    let mut river = String::from("timestamp,value\n");
+    for m in 0..20 {
+        river.push_str(&format!("2026-03-01 06:{m:02}:00,{}\n", 1.25 + f64::from(m) * 0.015625));
+    }
+    std::fs::write(iot.join("river_level.csv"), &river).expect("write");
+    std::fs::write(iot.join("notes.csv"), "id,name\n1,pump\n").expect("write");
+    let server = Server::start(&store);
+    let out = std::process::Command::new(bin_dir().join("cim-simulate"))
+        .args(["--server", &server.url, "--layer", "blocks", "--sensors", "2", "--seconds", "60"])
+        .arg("--iot")
+        .arg(&*iot)
+        .args(["--replay-speed", "3000"])
+        .output()
+        .expect("cim-simulate");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains("notes.csv is not a timestamp,value series") && said.contains("replaying 2 series"),
+        "{said}"
+    );
+    let sensors = get_json(&format!("{}/api/sensors", server.url));
+    let kinds: Vec<&str> =
+        sensors.as_array().expect("sensors").iter().filter_map(|s| s["kind"].as_str()).collect();
+    assert!(kinds.contains(&"traffic_speed") && kinds.contains(&"river_level"), "{sensors}");
+    for (file, text) in [("nab_speed_6005", &speed), ("river_level", &river)] {
+        let sensor = sensors
+            .as_array()
+            .expect("sensors")
+            .iter()
+            .find(|s| s["kind"] == if file == "river_level" { "river_level" } else { "traffic_speed" })
+            .expect("sensor");
+        let id = sensor["id"].as_str().expect("id");
+        let stored = get_json(&format!("{}/api/sensors/{id}/readings", server.url));
+        let stored = stored.as_array().expect("readings");
+        let rows: Vec<(String, f64)> = text
+            .lines()
+            .skip(1)
+            .map(|l| {
+                let (t, v) = l.split_once(',').expect("row");
+                (format!("{}.000Z", t.replacen(' ', "T", 1)), v.parse().expect("value"))
+            })
+            .collect();
+        assert_eq!(stored.len(), rows.len(), "{file}: every row replayed once");
+        for (r, (t, v)) in stored.iter().zip(&rows) {
+            assert_eq!(r["t"].as_str(), Some(t.as_str()), "{file}: the row's own time");
+            assert_eq!(r["value"].as_f64(), Some(*v), "{file}");
+        }
+    }
+}

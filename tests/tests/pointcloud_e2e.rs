@@ -388,6 +388,17 @@ fn point_tiles_pass_the_khronos_validator_and_cesiumjs_streams_every_point() {
 }
 
 #[test]
+fn cesiums_3d_tiles_validator_finds_no_error_in_any_served_point_cloud() {
+    let server = Server::start(cloud_store());
+    for path in las_files() {
+        let layer = layer_name(path.file_name().and_then(|n| n.to_str()).expect("name"));
+        let (report, files) = assert_served_tileset_valid(&server.url, &layer);
+        assert!(files >= 2, "{layer}: the tileset and its tiles");
+        println!("{layer}: 3d-tiles-validator on {files} files: {} warnings", report["numWarnings"]);
+    }
+}
+
+#[test]
 fn corrupt_truncated_and_contradicted_point_clouds_fail_clearly_and_leave_the_served_layer() {
     let store = temp_dir("points-bad");
     let good = data("las/pdal_autzen_trim_7.las");
@@ -425,6 +436,17 @@ fn corrupt_truncated_and_contradicted_point_clouds_fail_clearly_and_leave_the_se
     let evlr = u64::from_le_bytes(evlr_bomb[235..243].try_into().expect("8 bytes")) as usize;
     evlr_bomb[evlr + 20..evlr + 28].copy_from_slice(&0x820_03e8_0000u64.to_le_bytes());
     let evlr_claim = format!("the extended VLR at byte {evlr} claims 8933597511680 bytes, past the end");
+    // A LAS 1.4 file whose WKT CRS record is blank and that has no GeoTIFF keys
+    // (their record renumbered): it must name the empty record, not an empty CRS.
+    let mut empty_wkt = std::fs::read(data("las/laspy_simple1_4.las")).expect("las 1.4");
+    assert_eq!(&empty_wkt[377..392], b"LASF_Projection");
+    assert_eq!(u16::from_le_bytes([empty_wkt[393], empty_wkt[394]]), 34735, "GeoKeyDirectory");
+    empty_wkt[393..395].copy_from_slice(&1u16.to_le_bytes());
+    let wkt_len = u64::from_le_bytes(empty_wkt[evlr + 20..evlr + 28].try_into().expect("8 bytes")) as usize;
+    assert!(empty_wkt[evlr + 60..evlr + 60 + wkt_len].starts_with(b"GEOGCS"));
+    empty_wkt[evlr + 60..evlr + 60 + wkt_len].fill(0);
+    // The Oregon survey typed into the wrong state plane (Oregon North, feet).
+    let wrong_zone = std::fs::read(data("las/laspy_simple.las")).expect("las");
     let mut garbage_header = bytes[..400].to_vec();
     garbage_header[94..96].copy_from_slice(&[0xff, 0xff]); // header size
     let cases: Vec<(&str, Vec<u8>, &[&str], &str)> = vec![
@@ -437,6 +459,13 @@ fn corrupt_truncated_and_contradicted_point_clouds_fail_clearly_and_leave_the_se
         ("badsig.las", bad_signature, &[], "not a readable LAS/LAZ file"),
         ("header.las", garbage_header, &[], "not a readable LAS/LAZ file"),
         ("empty.las", Vec::new(), &[], "not a readable LAS/LAZ file"),
+        ("empty_wkt.las", empty_wkt, &[], "its WKT CRS record is empty"),
+        (
+            "wrong_zone.las",
+            wrong_zone,
+            &["--src-crs", "EPSG:2913"],
+            "--src-crs EPSG:2913 does not fit the coordinates",
+        ),
     ];
     for (file, content, args, expect) in cases {
         let path = store.join(file);

@@ -218,6 +218,8 @@ fn a_dem_becomes_validated_crack_free_terrain_whose_heights_match_the_raster_wit
     // Heights at raster pixel centres: the API against GDAL's pixel values, and the
     // API against the decoded finest tile.
     let server = Server::start(&store);
+    let (report, files) = assert_served_tileset_valid(&server.url, "ground");
+    println!("3d-tiles-validator on {files} served terrain files: {} warnings", report["numWarnings"]);
     let (_, [w, h], _) = gdal_info(&dem);
     let mut state = 0x2545_f491_4f6c_dd1du64;
     let pixels: Vec<(usize, usize)> = (0..300)
@@ -348,6 +350,20 @@ fn float_dems_with_no_data_holes_missing_crs_and_corrupt_files_are_handled_and_t
     );
     let out = ingest_ok(&store, "ground", &["--src-crs", "EPSG:3946"], &[&asc]);
     assert!(out.contains("terrain, 60x40 pixels"), "{out}");
+    // A photograph of the ground is not its heights.
+    let version = std::fs::read_link(store.join("ground")).expect("link");
+    for image in ["imagery/RGB.byte.tif", "imagery/RGBA.byte.tif"] {
+        let refused = ingest(&store, "ground", &[], &[&data(image)]);
+        let said = &refused.stderr;
+        assert!(
+            !refused.ok
+                && said.contains(image.trim_start_matches("imagery/"))
+                && said.contains("not a DEM")
+                && said.contains("band 1 red (Byte), band 2 green (Byte), band 3 blue (Byte)"),
+            "{said}"
+        );
+        assert_eq!(std::fs::read_link(store.join("ground")).expect("link"), version);
+    }
     let quality: Value =
         serde_json::from_slice(&std::fs::read(store.join("ground/quality.json")).expect("quality"))
             .expect("json");

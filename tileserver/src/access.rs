@@ -57,6 +57,14 @@ impl Principal {
 
 tokio::task_local! {
     static PRINCIPAL: Principal;
+    /// The highest classification of what the request was answered from.
+    static SERVED: std::cell::Cell<Classification>;
+}
+
+/// Notes that the current request's answer draws on content of `classification`
+/// (for its cache headers: [`cache_for_caller`]).
+pub fn note_served(classification: Classification) {
+    let _ = SERVED.try_with(|s| s.set(s.get().max(classification)));
 }
 
 /// The caller of the request being handled (public outside a request).
@@ -138,8 +146,8 @@ impl Tokens {
     }
 }
 
-/// Requests per second each token may make (a bucket of that many, refilled
-/// continuously); callers without a token are not limited here.
+/// Requests per second each token (or, for callers without one, each address)
+/// may make: a bucket of that many, refilled continuously.
 pub struct RateLimiter {
     per_second: f64,
     buckets: std::sync::Mutex<std::collections::HashMap<String, (f64, std::time::Instant)>>,
@@ -154,6 +162,13 @@ impl RateLimiter {
     fn admit(&self, who: &str) -> bool {
         let Ok(mut buckets) = self.buckets.lock() else { return true };
         let now = std::time::Instant::now();
+        // Many addresses must not grow the table without bound: a full bucket is
+        // the same as none.
+        if buckets.len() >= 65_536 {
+            let rate = self.per_second;
+            buckets
+                .retain(|_, (tokens, last)| *tokens + now.duration_since(*last).as_secs_f64() * rate < rate);
+        }
         let (tokens, last) = buckets.entry(who.to_owned()).or_insert((self.per_second, now));
         *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * self.per_second).min(self.per_second);
         *last = now;
@@ -182,7 +197,22 @@ fn presented(request: &Request) -> Option<String> {
 /// request with the caller known to every handler ([`current`]).
 pub async fn middleware(State(state): State<AppState>, request: Request, next: Next) -> Response {
     match admit(&state, &request) {
-        Ok(principal) => PRINCIPAL.scope(principal, next.run(request)).await,
+        Ok(principal) => {
+            let credentialed = principal != Principal::public();
+            let start = if is_sensor_path(request.uri().path()) {
+                state.sensors_classification
+            } else {
+                Classification::Public
+            };
+            let (mut response, served) = SERVED
+                .scope(std::cell::Cell::new(start), async {
+                    let response = PRINCIPAL.scope(principal, next.run(request)).await;
+                    (response, SERVED.with(std::cell::Cell::get))
+                })
+                .await;
+            cache_for_caller(&mut response, credentialed, served);
+            response
+        }
         Err(refusal) => {
             let (who, response) = *refusal;
             // Refusals here never reach the audit layer inside, so they are recorded here.
@@ -199,6 +229,13 @@ pub async fn middleware(State(state): State<AppState>, request: Request, next: N
     }
 }
 
+/// The live sensors are one classified layer with many doors.
+fn is_sensor_path(path: &str) -> bool {
+    ["/api/sensors", "/api/alerts", "/api/live", "/collections/sensors"]
+        .iter()
+        .any(|p| path == *p || path.strip_prefix(p).is_some_and(|rest| rest.starts_with('/')))
+}
+
 /// The caller of a request, or who it was refused for and the refusal.
 fn admit(state: &AppState, request: &Request) -> Result<Principal, Box<(String, Response)>> {
     let principal = match (presented(request), &state.tokens) {
@@ -213,7 +250,8 @@ fn admit(state: &AppState, request: &Request) -> Result<Principal, Box<(String, 
             )));
         }
     };
-    if principal != Principal::public()
+    let anonymous = principal == Principal::public();
+    if !anonymous
         && let Some(limiter) = &state.rate_limit
         && !limiter.admit(&principal.name)
     {
@@ -222,11 +260,19 @@ fn admit(state: &AppState, request: &Request) -> Result<Principal, Box<(String, 
             (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, "1")], axum::Json(body)).into_response();
         return Err(Box::new((principal.name, response)));
     }
-    // The live sensors are one classified layer with many doors.
-    let path = request.uri().path();
-    let sensors = ["/api/sensors", "/api/alerts", "/api/live", "/collections/sensors"]
-        .iter()
-        .any(|p| path == *p || path.strip_prefix(p).is_some_and(|rest| rest.starts_with('/')));
+    // Callers without a token are told apart by their address.
+    if anonymous
+        && let Some(limiter) = &state.anonymous_rate_limit
+        && !limiter.admit(
+            &crate::serve::peer(request).map_or_else(|| "anonymous".to_owned(), |p| p.ip().to_string()),
+        )
+    {
+        let body = serde_json::json!({"code": "TooManyRequests", "description": "this address is over the rate limit for callers without a token"});
+        let response =
+            (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, "1")], axum::Json(body)).into_response();
+        return Err(Box::new((principal.name, response)));
+    }
+    let sensors = is_sensor_path(request.uri().path());
     if sensors && !principal.may_see(state.sensors_classification) {
         return Err(Box::new((
             principal.name,
@@ -244,6 +290,38 @@ fn admit(state: &AppState, request: &Request) -> Result<Principal, Box<(String, 
         return Err(Box::new((principal.name, (status, axum::Json(body)).into_response())));
     }
     Ok(principal)
+}
+
+/// Cache headers that keep one caller's answer from another through any shared
+/// cache: every answer varies by `Authorization`; one made for a token may differ
+/// from what an anonymous caller gets (hidden layers, unmasked attributes, finer
+/// positions), so only the caller's own cache may keep it (`private`), and nothing
+/// may keep one drawn from restricted content (`no-store`). Anonymous answers keep
+/// their public caching.
+fn cache_for_caller(response: &mut Response, credentialed: bool, served: Classification) {
+    let headers = response.headers_mut();
+    let vary: Vec<String> =
+        headers.get_all(header::VARY).iter().filter_map(|v| v.to_str().ok()).map(str::to_owned).collect();
+    if !vary.iter().any(|v| v.split(',').any(|h| h.trim().eq_ignore_ascii_case("authorization"))) {
+        headers.append(header::VARY, header::HeaderValue::from_static("Authorization"));
+    }
+    if !credentialed {
+        return;
+    }
+    let cache = if served == Classification::Restricted {
+        "no-store".to_owned()
+    } else {
+        let was = headers.get(header::CACHE_CONTROL).and_then(|v| v.to_str().ok()).unwrap_or("no-cache");
+        let kept: Vec<&str> = was
+            .split(',')
+            .map(str::trim)
+            .filter(|d| !d.eq_ignore_ascii_case("public") && !d.is_empty())
+            .collect();
+        std::iter::once("private").chain(kept).collect::<Vec<_>>().join(", ")
+    };
+    if let Ok(value) = header::HeaderValue::from_str(&cache) {
+        headers.insert(header::CACHE_CONTROL, value);
+    }
 }
 
 /// How much of a refused request's body is read and dropped before the answer.

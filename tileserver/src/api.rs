@@ -26,7 +26,10 @@ async fn layers(State(state): State<AppState>, headers: HeaderMap) -> Result<Res
     let mut entries = Vec::new();
     for name in state.layers.names() {
         let layer = state.layers.get(&name).await?;
-        entries.push(serde_json::to_value(&layer.catalogue).map_err(|e| ApiError::Internal(e.to_string()))?);
+        entries.push(
+            serde_json::to_value(layer.catalogue_for_caller())
+                .map_err(|e| ApiError::Internal(e.to_string()))?,
+        );
     }
     if let Some(live) = state.live.as_ref().filter(|_| state.sensors_visible()) {
         let entry = crate::live::features::catalogue_entry(live);
@@ -62,7 +65,7 @@ async fn catalog(
     let mut matched = Vec::new();
     for name in state.layers.names() {
         let layer = state.layers.get(&name).await?;
-        let c = &layer.catalogue;
+        let c = layer.catalogue_for_caller();
         let entry = serde_json::to_value(c).map_err(|e| ApiError::Internal(e.to_string()))?;
         if kind.as_deref().is_some_and(|k| entry["kind"].as_str() != Some(k)) {
             continue;

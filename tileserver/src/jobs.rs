@@ -55,7 +55,9 @@ pub struct Progress {
     pub percent: f64,
 }
 
-/// Ingest options a job may set; everything else takes the ingest's defaults.
+/// Ingest options a job may set, as `cim-ingest` takes them; everything else takes
+/// the ingest's defaults, and governance a re-ingest does not give is inherited from
+/// the layer's current version.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct JobOptions {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -66,6 +68,49 @@ pub struct JobOptions {
     pub update_cycle: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub src_crs: Option<String>,
+    /// Every other option, as (query name, value), in the order given.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub more: Vec<(String, String)>,
+}
+
+/// What a job's query may carry besides its options.
+const JOB_PARAMETERS: [&str; 3] = ["layer", "filename", "access_token"];
+
+/// Options a job passes on to `cim-ingest` (query name; the flag is `--` and the
+/// name with '-' for '_'), how each value is checked here (the ingest checks it in
+/// full), and whether it may repeat.
+const JOB_OPTIONS: [(&str, OptionValue, bool); 16] = [
+    ("classification", OptionValue::Classification, false),
+    ("owner", OptionValue::Text, false),
+    ("update_cycle", OptionValue::Text, false),
+    ("src_crs", OptionValue::Text, false),
+    ("anchor", OptionValue::Numbers(3, 4), false),
+    ("height_attr", OptionValue::Text, false),
+    ("default_height", OptionValue::Numbers(1, 1), false),
+    ("min_zoom", OptionValue::Count, false),
+    ("max_zoom", OptionValue::Count, false),
+    ("max_tiles_per_zoom", OptionValue::Count, false),
+    ("terrain_error", OptionValue::Numbers(1, 1), false),
+    ("keep_versions", OptionValue::Count, false),
+    ("ground", OptionValue::Layer, false),
+    ("protect", OptionValue::Rule, true),
+    ("coarsen", OptionValue::Coarsen, false),
+    ("declassify", OptionValue::Flag, false),
+];
+
+#[derive(Debug, Clone, Copy)]
+enum OptionValue {
+    Classification,
+    Text,
+    /// Comma-separated finite numbers, between so many and so many.
+    Numbers(usize, usize),
+    Count,
+    /// A published layer the caller may see.
+    Layer,
+    Rule,
+    Coarsen,
+    /// `true` or `false`; only `true` is passed on.
+    Flag,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -89,6 +134,15 @@ pub struct Job {
     pub message: Option<String>,
     /// The published layer's quality report, once succeeded.
     pub quality: Option<Value>,
+    /// The highest classification it touches: of the layer it replaces and of the
+    /// one it publishes. Callers below it do not see the job (records from before
+    /// this field are restricted: fail closed).
+    #[serde(default = "restricted")]
+    pub clearance: Classification,
+}
+
+fn restricted() -> Classification {
+    Classification::Restricted
 }
 
 /// Jobs remembered across restarts (the oldest ended ones are forgotten first).
@@ -115,6 +169,8 @@ pub struct Jobs {
     /// Running ingests, by job.
     running: Mutex<HashMap<u64, RunningIngest>>,
     queue: tokio::sync::mpsc::UnboundedSender<u64>,
+    /// A running ingest past this is stopped and its job failed.
+    time_limit: Option<Duration>,
     /// Held while `jobs.json` is rewritten: the upload handler and the worker both
     /// record, and two writers of the one temporary file made one rename fail (CI:
     /// an upload answered 500 "recording job 3: No such file or directory").
@@ -125,6 +181,17 @@ impl Jobs {
     /// Loads the remembered jobs, requeues those a restart interrupted, and starts
     /// the worker; `ingest_bin` is the `cim-ingest` to run.
     pub fn start(store: PathBuf, ingest_bin: PathBuf, max_upload_bytes: u64) -> Arc<Self> {
+        Self::start_with_limit(store, ingest_bin, max_upload_bytes, None)
+    }
+
+    /// [`Jobs::start`], stopping and failing any ingest that runs past `time_limit`,
+    /// so that one drop cannot hold the queue for hours.
+    pub fn start_with_limit(
+        store: PathBuf,
+        ingest_bin: PathBuf,
+        max_upload_bytes: u64,
+        time_limit: Option<Duration>,
+    ) -> Arc<Self> {
         let (queue, mut next) = tokio::sync::mpsc::unbounded_channel::<u64>();
         let mut remembered: Vec<Job> = std::fs::read(store.join(".jobs").join("jobs.json"))
             .ok()
@@ -151,6 +218,7 @@ impl Jobs {
             running: Mutex::new(HashMap::new()),
             queue,
             persisting: Mutex::new(()),
+            time_limit,
         });
         jobs.clean_incoming();
         for id in requeue {
@@ -245,6 +313,16 @@ impl Jobs {
                 command.arg(flag).arg(v);
             }
         }
+        for (name, value) in &o.more {
+            let flag = format!("--{}", name.replace('_', "-"));
+            match name.as_str() {
+                "declassify" => command.arg(flag),
+                // A terrain layer is named by the store's directory for it.
+                "ground" => command.arg(flag).arg(value),
+                // `=` so that a value starting with '-' (a western anchor) stays a value.
+                _ => command.arg(format!("{flag}={value}")),
+            };
+        }
         let child = command
             .arg("--")
             .arg(&file)
@@ -273,37 +351,83 @@ impl Jobs {
         });
         self.persist_or_log();
         let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
-        // Both pipes at once, so a chatty one never blocks the other.
-        let (out, err) = tokio::join!(
-            async move {
-                let mut text = String::new();
-                if let Some(mut p) = stdout {
-                    let _ = tokio::io::AsyncReadExt::read_to_string(&mut p, &mut text).await;
+        // Past the time limit the ingest is stopped as a cancel stops it.
+        let overdue = std::sync::atomic::AtomicBool::new(false);
+        let watchdog = async {
+            match self.time_limit {
+                Some(limit) => {
+                    tokio::time::sleep(limit).await;
+                    overdue.store(true, Ordering::Relaxed);
+                    let pid = self.running.lock().ok().and_then(|mut r| {
+                        let ingest = r.get_mut(&id)?;
+                        ingest.stdin = None;
+                        Some(ingest.pid)
+                    });
+                    if let Some(pid) = pid {
+                        tracing::warn!(job = id, pid, "the ingest ran past its time limit; stopping it");
+                        signal(pid, nix::sys::signal::Signal::SIGINT);
+                        tokio::time::sleep(CANCEL_GRACE).await;
+                        signal(pid, nix::sys::signal::Signal::SIGKILL);
+                    }
+                    std::future::pending::<()>().await;
                 }
-                text
-            },
-            async {
-                let mut tail = String::new();
-                if let Some(p) = stderr {
-                    let mut lines = tokio::io::BufReader::new(p).lines();
-                    while let Ok(Some(line)) = lines.next_line().await {
-                        if let Some(progress) = parse_progress(&line) {
-                            self.update(id, |j| j.progress = Some(progress));
-                        } else {
-                            tail.push_str(&line);
-                            tail.push('\n');
-                            if tail.len() > STDERR_TAIL {
-                                let cut = tail.len() - STDERR_TAIL;
-                                let cut = (cut..tail.len()).find(|&i| tail.is_char_boundary(i)).unwrap_or(0);
-                                tail.drain(..cut);
+                None => std::future::pending::<()>().await,
+            }
+        };
+        // Both pipes at once, so a chatty one never blocks the other.
+        let pipes = async {
+            tokio::join!(
+                async move {
+                    let mut text = String::new();
+                    if let Some(mut p) = stdout {
+                        let _ = tokio::io::AsyncReadExt::read_to_string(&mut p, &mut text).await;
+                    }
+                    text
+                },
+                async {
+                    let mut tail = String::new();
+                    if let Some(p) = stderr {
+                        let mut lines = tokio::io::BufReader::new(p).lines();
+                        while let Ok(Some(line)) = lines.next_line().await {
+                            if let Some(progress) = parse_progress(&line) {
+                                self.update(id, |j| j.progress = Some(progress));
+                            } else {
+                                tail.push_str(&line);
+                                tail.push('\n');
+                                if tail.len() > STDERR_TAIL {
+                                    let cut = tail.len() - STDERR_TAIL;
+                                    let cut =
+                                        (cut..tail.len()).find(|&i| tail.is_char_boundary(i)).unwrap_or(0);
+                                    tail.drain(..cut);
+                                }
                             }
                         }
                     }
+                    tail
                 }
-                tail
-            }
-        );
+            )
+        };
+        let (out, err) = tokio::select! {
+            done = pipes => done,
+            () = watchdog => unreachable!("the watchdog never ends"),
+        };
         let status = child.wait().await.ok();
+        if overdue.load(Ordering::Relaxed) && !status.is_some_and(|s| s.success()) {
+            if let Ok(mut running) = self.running.lock() {
+                running.remove(&id);
+            }
+            self.discard_staging(&job.layer);
+            let limit = self.time_limit.map_or(0, |l| l.as_secs());
+            self.finish(
+                id,
+                JobState::Failed,
+                format!(
+                    "stopped after running past the {limit} s job time limit; the served layer is unchanged"
+                ),
+                None,
+            );
+            return;
+        }
         if let Ok(mut running) = self.running.lock() {
             running.remove(&id);
         }
@@ -331,8 +455,15 @@ impl Jobs {
             err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("cim-ingest failed").to_owned()
         };
         if ok {
+            // What it published may be classified higher than it asked (inherited).
+            let published =
+                std::fs::read(self.store.join(&job.layer).join(cim_core::catalogue::CATALOGUE_FILE))
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<cim_core::catalogue::CatalogueEntry>(&b).ok())
+                    .map_or(Classification::Restricted, |c| c.classification);
             // The last progress line may be rate-limited away; a finished job is done.
             self.update(id, |j| {
+                j.clearance = j.clearance.max(published);
                 if let Some(p) = &mut j.progress {
                     p.done = p.total;
                     p.percent = 100.0;
@@ -455,29 +586,123 @@ fn safe_filename(name: &str) -> Option<String> {
     (!cleaned.is_empty()).then_some(cleaned)
 }
 
-fn text_option(params: &HashMap<String, String>, key: &str) -> Result<Option<String>, ApiError> {
-    match params.get(key) {
-        None => Ok(None),
-        Some(v) if (1..=200).contains(&v.len()) && !v.chars().any(char::is_control) => Ok(Some(v.clone())),
-        Some(_) => Err(ApiError::BadRequest(format!("{key}: 1-200 printable characters"))),
+/// A job's options from its query, every name and value checked; unknown names are
+/// refused by name rather than ignored.
+fn job_options(state: &AppState, params: &[(String, String)]) -> Result<JobOptions, ApiError> {
+    let mut options = JobOptions::default();
+    let mut seen = std::collections::HashSet::new();
+    let unknown: Vec<&str> = params
+        .iter()
+        .map(|(k, _)| k.as_str())
+        .filter(|k| !JOB_PARAMETERS.contains(k) && !JOB_OPTIONS.iter().any(|(n, _, _)| n == k))
+        .collect();
+    if !unknown.is_empty() {
+        let known: Vec<&str> = JOB_OPTIONS.iter().map(|(n, _, _)| *n).collect();
+        return Err(ApiError::BadRequest(format!(
+            "unknown job option{} {}: a job takes layer, filename and {}",
+            if unknown.len() > 1 { "s" } else { "" },
+            unknown
+                .iter()
+                .map(|k| format!("'{}'", k.chars().take(40).collect::<String>()))
+                .collect::<Vec<_>>()
+                .join(", "),
+            known.join(", ")
+        )));
     }
+    for (key, value) in params {
+        let Some(&(name, kind, repeats)) = JOB_OPTIONS.iter().find(|(n, _, _)| n == key) else { continue };
+        if !seen.insert(name) && !repeats {
+            return Err(ApiError::BadRequest(format!("{name}: given more than once")));
+        }
+        let bad = |what: &str| ApiError::BadRequest(format!("{name}: {what}"));
+        if value.is_empty() || value.len() > 200 || value.chars().any(char::is_control) {
+            return Err(bad("1-200 printable characters"));
+        }
+        match kind {
+            OptionValue::Classification => {
+                value.parse::<Classification>().map_err(|_| bad("public, internal or restricted"))?;
+            }
+            OptionValue::Text => {}
+            OptionValue::Numbers(least, most) => {
+                let numbers: Vec<Option<f64>> = value
+                    .split(',')
+                    .map(|n| n.trim().parse::<f64>().ok().filter(|v| v.is_finite()))
+                    .collect();
+                if numbers.iter().any(Option::is_none) || !(least..=most).contains(&numbers.len()) {
+                    return Err(bad(&if least == most {
+                        "a number".to_owned()
+                    } else {
+                        format!("{least} to {most} comma-separated numbers")
+                    }));
+                }
+            }
+            OptionValue::Count => {
+                value.parse::<u32>().map_err(|_| bad("a whole number"))?;
+            }
+            OptionValue::Layer => {
+                // A layer the caller may not see does not exist for it.
+                if !crate::layers::valid_layer_name(value)
+                    || !state
+                        .layers
+                        .classification_of(value)
+                        .is_some_and(|c| crate::access::current().may_see(c))
+                {
+                    return Err(bad(&format!("no layer '{}'", value.chars().take(64).collect::<String>())));
+                }
+            }
+            // `none` removes the current version's rules.
+            OptionValue::Rule if value == "none" => {}
+            OptionValue::Rule => {
+                value.parse::<cim_core::catalogue::AttributeRule>().map_err(|e| bad(&e))?;
+            }
+            OptionValue::Coarsen if value == "none" => {}
+            OptionValue::Coarsen => {
+                value.parse::<cim_core::catalogue::CoarsenRule>().map_err(|e| bad(&e))?;
+            }
+            OptionValue::Flag => match value.as_str() {
+                "true" => {}
+                "false" => continue,
+                _ => return Err(bad("true or false")),
+            },
+        }
+        match name {
+            "classification" => {
+                options.classification = value.parse::<Classification>().ok().map(|c| c.to_string())
+            }
+            "owner" => options.owner = Some(value.clone()),
+            "update_cycle" => options.update_cycle = Some(value.clone()),
+            "src_crs" => options.src_crs = Some(value.clone()),
+            _ => options.more.push((name.to_owned(), value.clone())),
+        }
+    }
+    Ok(options)
 }
 
-fn job_options(params: &HashMap<String, String>) -> Result<JobOptions, ApiError> {
-    let classification = params
-        .get("classification")
-        .map(|c| {
-            c.parse::<Classification>()
-                .map(|c| c.to_string())
-                .map_err(|_| ApiError::BadRequest("classification: public, internal or restricted".into()))
-        })
-        .transpose()?;
-    Ok(JobOptions {
-        classification,
-        owner: text_option(params, "owner")?,
-        update_cycle: text_option(params, "update_cycle")?,
-        src_crs: text_option(params, "src_crs")?,
-    })
+/// The classification a job would publish at: the one it gives, else the current
+/// version's (a re-ingest inherits it), else public.
+fn clearance_needed(
+    options: &JobOptions,
+    current: Option<Classification>,
+) -> (Classification, Classification) {
+    let set = options
+        .classification
+        .as_deref()
+        .and_then(|c| c.parse::<Classification>().ok())
+        .or(current)
+        .unwrap_or(Classification::Public);
+    (set, current.map_or(set, |c| c.max(set)))
+}
+
+/// Whether the caller may see a job: cleared for what it touched and for the
+/// layer as it is now.
+fn may_see_job(state: &AppState, job: &Job) -> bool {
+    let caller = crate::access::current();
+    let seen = caller.may_see(job.clearance)
+        && state.layers.classification_of(&job.layer).is_none_or(|c| caller.may_see(c));
+    if seen {
+        crate::access::note_served(job.clearance);
+    }
+    seen
 }
 
 /// An upload on its way to disk.
@@ -558,10 +783,11 @@ impl Drop for Discard {
 
 async fn submit(
     State(state): State<AppState>,
-    Query(params): Query<HashMap<String, String>>,
+    Query(pairs): Query<Vec<(String, String)>>,
     request: Request,
 ) -> Result<Response, ApiError> {
     let jobs = jobs_of(&state)?.clone();
+    let params: HashMap<String, String> = pairs.iter().cloned().collect();
     let checked = (|| {
         let layer =
             params.get("layer").ok_or_else(|| ApiError::BadRequest("missing parameter 'layer'".into()))?;
@@ -580,9 +806,26 @@ async fn submit(
         if declared.is_some_and(|n| n > jobs.max_upload_bytes) {
             return Err(too_large(jobs.max_upload_bytes));
         }
-        Ok((layer.clone(), job_options(&params)?))
+        let options = job_options(&state, &pairs)?;
+        // A writer must be cleared for the layer it replaces and for the one it sets.
+        let caller = crate::access::current();
+        let current = state.layers.classification_of(layer);
+        let (set, clearance) = clearance_needed(&options, current);
+        if current.is_some_and(|c| !caller.may_see(c)) {
+            return Err(ApiError::Forbidden(format!(
+                "layer '{layer}' may not be replaced with a {} clearance",
+                caller.clearance
+            )));
+        }
+        if !caller.may_see(set) {
+            return Err(ApiError::Forbidden(format!(
+                "a job may not publish a {set} layer with a {} clearance",
+                caller.clearance
+            )));
+        }
+        Ok((layer.clone(), options, clearance))
     })();
-    let (layer, options) = match checked {
+    let (layer, options, clearance) = match checked {
         Ok(c) => c,
         Err(e) => {
             crate::access::linger(request).await;
@@ -685,6 +928,7 @@ async fn submit(
         progress: None,
         message: None,
         quality: None,
+        clearance,
     };
     if let Ok(mut list) = jobs.jobs.lock() {
         list.push(job.clone());
@@ -702,6 +946,7 @@ async fn submit(
 async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     let jobs = jobs_of(&state)?;
     let list: Vec<Job> = jobs.jobs.lock().map(|l| l.clone()).unwrap_or_default();
+    let list: Vec<Value> = list.iter().filter(|j| may_see_job(&state, j)).map(|j| shown(j)).collect();
     let doc = json!({"jobs": list});
     Ok(respond(&headers, doc.to_string().into_bytes(), "application/json", None, None, Freshness::Listing))
 }
@@ -717,10 +962,13 @@ async fn one(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let jobs = jobs_of(&state)?;
-    let job = jobs.get(job_id(&id)?).ok_or_else(|| ApiError::NotFound(format!("no job {id}")))?;
+    let job = jobs
+        .get(job_id(&id)?)
+        .filter(|j| may_see_job(&state, j))
+        .ok_or_else(|| ApiError::NotFound(format!("no job {id}")))?;
     Ok(respond(
         &headers,
-        json!(job).to_string().into_bytes(),
+        shown(&job).to_string().into_bytes(),
         "application/json",
         None,
         None,
@@ -729,8 +977,23 @@ async fn one(
 }
 
 async fn cancel(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
-    let job = jobs_of(&state)?.cancel(job_id(&id)?)?;
-    Ok((StatusCode::OK, axum::Json(json!(job))).into_response())
+    let jobs = jobs_of(&state)?;
+    let id = job_id(&id)?;
+    if !jobs.get(id).is_some_and(|j| may_see_job(&state, &j)) {
+        return Err(ApiError::NotFound(format!("no job {id}")));
+    }
+    let job = jobs.cancel(id)?;
+    Ok((StatusCode::OK, axum::Json(shown(&job))).into_response())
+}
+
+/// A job as its caller may read it: host paths in its message and quality report
+/// cut to file names for callers below admin.
+fn shown(job: &Job) -> Value {
+    let mut doc = json!(job);
+    if crate::access::current().role < Role::Admin {
+        crate::paths::scrub(&mut doc);
+    }
+    doc
 }
 
 #[cfg(test)]
@@ -759,6 +1022,7 @@ mod tests {
             running: Mutex::new(HashMap::new()),
             queue,
             persisting: Mutex::new(()),
+            time_limit: None,
         };
         let job = |id: u64| Job {
             id,
@@ -776,6 +1040,7 @@ mod tests {
             progress: None,
             message: None,
             quality: None,
+            clearance: Classification::Public,
         };
         // The upload handlers and the worker, each adding and recording.
         let failures = AtomicU64::new(0);

@@ -54,6 +54,8 @@ const MAX_PREPARED: usize = 4096;
 pub struct Layer {
     pub dir: PathBuf,
     pub catalogue: CatalogueEntry,
+    /// The catalogue for callers below admin: source paths cut to file names.
+    catalogue_without_paths: CatalogueEntry,
     pub archive: Option<TileArchive>,
     prepared: Mutex<HashMap<String, Arc<Prepared>>>,
     /// GeoJSON features sorted by id, as ingest wrote them.
@@ -144,10 +146,15 @@ impl Layer {
             ),
             _ => None,
         };
+        let mut catalogue_without_paths = catalogue.clone();
+        for source in &mut catalogue_without_paths.sources {
+            source.path = crate::paths::without_directories(&source.path);
+        }
         Ok(Self {
             dir,
             terrain,
             catalogue,
+            catalogue_without_paths,
             archive,
             prepared: Mutex::new(HashMap::new()),
             features,
@@ -156,6 +163,16 @@ impl Layer {
             global_ids,
             coarse,
         })
+    }
+
+    /// The catalogue entry as the caller may read it: admins see where the ingest
+    /// host read the sources, everyone else their file names.
+    pub fn catalogue_for_caller(&self) -> &CatalogueEntry {
+        if crate::access::current().role >= crate::access::Role::Admin {
+            &self.catalogue
+        } else {
+            &self.catalogue_without_paths
+        }
     }
 
     /// A response computed once per layer version and key, then served from memory.
@@ -191,29 +208,34 @@ impl Layer {
         }
         let caller = crate::access::current();
         if let Some(props) = f.get_mut("properties").and_then(Value::as_object_mut) {
-            for rule in rules.iter().filter(|r| !caller.may_see(r.clearance)) {
-                let Some(value) = props.get(&rule.attribute) else { continue };
-                match rule.action {
+            // Of the rules covering a key (patterns cover name variants), the one
+            // needing the highest clearance decides.
+            let covered: Vec<(String, RuleAction)> = props
+                .keys()
+                .filter_map(|k| {
+                    rules.iter().filter(|r| r.matches(k)).max_by_key(|r| r.clearance).map(|r| (k, r))
+                })
+                .filter(|(_, r)| !caller.may_see(r.clearance))
+                .map(|(k, r)| (k.clone(), r.action))
+                .collect();
+            for (key, action) in covered {
+                match action {
                     RuleAction::Drop => {
-                        props.remove(&rule.attribute);
+                        props.remove(&key);
                     }
                     RuleAction::Mask => {
-                        props.insert(rule.attribute.clone(), Value::from("***"));
+                        props.insert(key, Value::from("***"));
                     }
                     RuleAction::Hash => {
                         // Keyed by the layer version: pseudonyms match within it only.
-                        let text = match value {
-                            Value::String(s) => s.clone(),
-                            other => other.to_string(),
+                        let text = match props.get(&key) {
+                            Some(Value::String(s)) => s.clone(),
+                            Some(other) => other.to_string(),
+                            None => continue,
                         };
-                        let digest = Sha256::digest(format!(
-                            "{}\u{0}{}\u{0}{text}",
-                            self.catalogue.version, rule.attribute
-                        ));
-                        props.insert(
-                            rule.attribute.clone(),
-                            Value::from(format!("h:{}", hex::encode(&digest[..12]))),
-                        );
+                        let digest =
+                            Sha256::digest(format!("{}\u{0}{key}\u{0}{text}", self.catalogue.version));
+                        props.insert(key, Value::from(format!("h:{}", hex::encode(&digest[..12]))));
                     }
                 }
             }
@@ -330,6 +352,7 @@ impl LayerCache {
         // A layer above the caller's clearance does not exist for it.
         let visible = |layer: Arc<Layer>| {
             if crate::access::current().may_see(layer.catalogue.classification) {
+                crate::access::note_served(layer.catalogue.classification);
                 Ok(layer)
             } else {
                 Err(ApiError::NotFound(format!("no layer '{name}'")))
@@ -357,7 +380,24 @@ impl LayerCache {
     /// Names of the published layers the caller may see, sorted.
     pub fn names(&self) -> Vec<String> {
         let principal = crate::access::current();
-        self.all_names().into_iter().filter(|n| principal.may_see(self.classification(n))).collect()
+        self.all_names()
+            .into_iter()
+            .filter(|n| {
+                let c = self.classification(n);
+                let seen = principal.may_see(c);
+                if seen {
+                    crate::access::note_served(c);
+                }
+                seen
+            })
+            .collect()
+    }
+
+    /// The classification of a published layer, `None` when there is none by that
+    /// name (whoever asks: for checks, not for answers).
+    pub fn classification_of(&self, name: &str) -> Option<Classification> {
+        (valid_layer_name(name) && self.store.join(name).join(CATALOGUE_FILE).is_file())
+            .then(|| self.classification(name))
     }
 
     /// A layer's classification, from its loaded version when current, else from

@@ -13,6 +13,8 @@ pub mod jobs;
 mod layers;
 pub mod live;
 mod ogc;
+mod paths;
+pub mod serve;
 mod terrain;
 mod tiles;
 pub mod web;
@@ -43,6 +45,8 @@ pub struct AppState {
     pub audit: Option<Arc<audit::AuditLog>>,
     /// Requests per second per token (`--rate-limit`).
     pub rate_limit: Option<Arc<access::RateLimiter>>,
+    /// Requests per second per client address without a token (`--anonymous-rate-limit`).
+    pub anonymous_rate_limit: Option<Arc<access::RateLimiter>>,
     /// Who may see the live sensors (`--sensors-classification`): their layer,
     /// registry, readings, alerts and streams.
     pub sensors_classification: cim_core::catalogue::Classification,
@@ -90,6 +94,7 @@ impl AppState {
             tokens: None,
             audit: Some(Arc::new(audit)),
             rate_limit: None,
+            anonymous_rate_limit: None,
             sensors_classification: cim_core::catalogue::Classification::Public,
             jobs: None,
             max_upload_bytes: 1 << 30,
@@ -125,5 +130,9 @@ pub fn app(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(state.clone(), access::middleware))
         .with_state(state)
         .layer(CompressionLayer::new().gzip(true).br(true))
+        .layer(axum::middleware::map_response(|mut response: axum::response::Response| async move {
+            http_cache::tag_encoding(&mut response);
+            response
+        }))
         .layer(cors)
 }

@@ -121,7 +121,7 @@ async fn collections(State(state): State<AppState>, headers: HeaderMap) -> Resul
     let base = base_url(&headers);
     let mut docs = Vec::new();
     for name in state.layers.names() {
-        docs.push(collection_doc(&base, &state.layers.get(&name).await?.catalogue));
+        docs.push(collection_doc(&base, state.layers.get(&name).await?.catalogue_for_caller()));
     }
     if let Some(live) = state.live.as_ref().filter(|_| state.sensors_visible()) {
         docs.push(collection_doc(&base, &live::features::catalogue_entry(live)));
@@ -141,7 +141,7 @@ async fn collection(
     let entry = if id == SENSORS_LAYER {
         live::features::catalogue_entry(live_of(&state)?)
     } else {
-        state.layers.get(&id).await?.catalogue.clone()
+        state.layers.get(&id).await?.catalogue_for_caller().clone()
     };
     Ok(json_response(&headers, &collection_doc(&base_url(&headers), &entry), "application/json"))
 }

@@ -9,7 +9,7 @@ use cim_core::catalogue::{CatalogueEntry, TILESET_DIR};
 use cim_core::pmtiles::{Compression, decompress};
 use cim_core::tile::TileId;
 
-use crate::http_cache::{Freshness, Prepared, accepts_gzip, respond};
+use crate::http_cache::{Freshness, Prepared, accepts_encoding, accepts_gzip, respond};
 use crate::{ApiError, AppState};
 
 pub fn routes() -> Router<AppState> {
@@ -115,6 +115,18 @@ async fn mvt_tile(
     match archive.header.tile_compression {
         Compression::Gzip if accepts_gzip(&headers) => {
             Ok(respond(&headers, bytes.to_vec(), content_type, Some("gzip"), Some(&etag), fresh))
+        }
+        compression if accepts_encoding(&headers, "br") => {
+            let cache = crate::http_cache::brotli_tiles();
+            let br = match cache.get(&etag) {
+                Some(hit) => hit,
+                None => {
+                    let plain =
+                        decompress(bytes, compression).map_err(|e| ApiError::Internal(e.to_string()))?;
+                    cache.get_or_make(&etag, || plain)
+                }
+            };
+            Ok(respond(&headers, br, content_type, Some("br"), Some(&etag), fresh))
         }
         compression => {
             let plain = decompress(bytes, compression).map_err(|e| ApiError::Internal(e.to_string()))?;

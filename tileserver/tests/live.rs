@@ -121,8 +121,17 @@ async fn the_machine_temperature_series_raises_an_alarm_in_its_labelled_failure_
     }
     // Reopen the database: everything acknowledged is there.
     let state = AppState::open(&dir.0).expect("reopen");
-    let (_, raw) = call(&state, "GET", "/api/sensors/machine/readings", None).await;
+    // A page at a time: 10 000 unless `limit` asks for more (100 000 at most).
+    let (_, page) = call(&state, "GET", "/api/sensors/machine/readings", None).await;
+    assert_eq!(page.as_array().map(Vec::len), Some(10_000));
+    for bad in ["0", "100001", "x", "-1"] {
+        let (status, body) =
+            call(&state, "GET", &format!("/api/sensors/machine/readings?limit={bad}"), None).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "limit={bad}: {body}");
+    }
+    let (_, raw) = call(&state, "GET", "/api/sensors/machine/readings?limit=100000", None).await;
     let raw = raw.as_array().expect("array");
+    assert_eq!(&raw[..10_000], page.as_array().expect("page").as_slice());
     // The series repeats 12 timestamps (a clock stepping back on 2014-01-07): a
     // reading for a time already stored replaces it.
     let distinct = series.iter().map(|(t, _)| t).collect::<std::collections::HashSet<_>>().len();
@@ -332,4 +341,71 @@ async fn after_a_reopen_the_state_and_the_newest_reading_are_those_last_stored()
     call(&state, "POST", "/api/readings", Some(body)).await;
     let (_, sensor) = call(&state, "GET", "/api/sensors/p", None).await;
     assert_eq!((sensor["state"].as_str(), sensor["latest"]["value"].as_f64()), (Some("alarm"), Some(9.7)));
+}
+
+#[tokio::test]
+async fn every_real_reading_comes_back_bit_for_bit_as_sent() {
+    let dir = temp("exact");
+    let state = AppState::open(&dir.0).expect("state");
+    let mut compared = 0;
+    for (id, file) in [
+        ("machine", "nab_machine_temperature_system_failure.csv"),
+        ("occupancy", "nab_occupancy_6005.csv"),
+        ("speed", "nab_speed_6005.csv"),
+    ] {
+        let sensor = json!({"id": id, "kind": "k", "unit": "u", "lon": 24.94, "lat": 60.17});
+        assert_eq!(call(&state, "POST", "/api/sensors", Some(sensor)).await.0, StatusCode::CREATED);
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/iot").join(file);
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        // The values as the file writes them, sent as that text, and what Rust's
+        // correctly rounded parse makes of it.
+        let mut sent = std::collections::BTreeMap::new();
+        let mut repeated = std::collections::HashSet::new();
+        let mut body = String::from("[");
+        for line in text.lines().skip(1) {
+            let Some((t, v)) = line.split_once(',') else { continue };
+            let t = format!("{}.000Z", t.replacen(' ', "T", 1));
+            if body.len() > 1 {
+                body.push(',');
+            }
+            body.push_str(&format!(r#"{{"sensor":"{id}","t":"{t}","value":{v}}}"#));
+            if sent.insert(t.clone(), v.parse::<f64>().expect("value")).is_some() {
+                repeated.insert(t); // the series steps its clock back: either value may stand
+            }
+        }
+        body.push(']');
+        let request = Request::builder()
+            .method("POST")
+            .uri("/api/readings")
+            .header("content-type", "application/json")
+            .body(Body::from(body))
+            .expect("request");
+        let response = app(state.clone()).oneshot(request).await.expect("response");
+        assert_eq!(response.status(), StatusCode::OK);
+        let mut back = Vec::new();
+        let mut next = Some(format!("/api/sensors/{id}/readings?limit=5000"));
+        while let Some(uri) = next.take() {
+            let request = Request::builder().uri(&uri).body(Body::empty()).expect("request");
+            let response = app(state.clone()).oneshot(request).await.expect("response");
+            assert_eq!(response.status(), StatusCode::OK, "{uri}");
+            next = response.headers().get("link").and_then(|l| l.to_str().ok()).and_then(|l| {
+                l.split_once('<').and_then(|(_, r)| r.split_once('>')).map(|(u, _)| u.to_owned())
+            });
+            let bytes = to_bytes(response.into_body(), usize::MAX).await.expect("body");
+            back.extend(serde_json::from_slice::<Vec<Value>>(&bytes).expect("readings"));
+        }
+        assert_eq!(back.len(), sent.len(), "{id}: every distinct timestamp comes back");
+        for r in &back {
+            let t = r["t"].as_str().expect("t");
+            if repeated.contains(t) {
+                continue;
+            }
+            // The number as the server wrote it, parsed by std, not by serde_json.
+            let written = r["value"].to_string();
+            let got: f64 = written.parse().expect("number");
+            assert_eq!(got.to_bits(), sent[t].to_bits(), "{id} at {t}: sent {} got {written}", sent[t]);
+            compared += 1;
+        }
+    }
+    assert!(compared > 27_000, "{compared}");
 }

@@ -71,6 +71,7 @@ fn publish(store: &Path, version: &str, n: u64) {
         update_cycle: None,
         attribute_rules: Vec::new(),
         coarsen: None,
+        governance_history: Vec::new(),
     };
     std::fs::write(dir.join("catalogue.json"), serde_json::to_vec(&catalogue).expect("json"))
         .expect("catalogue");

@@ -37,9 +37,14 @@ struct Cli {
     /// Stop after this many seconds (0: run until interrupted).
     #[arg(long, default_value_t = 0.0)]
     seconds: f64,
-    /// Directory with the NAB series (nab_*.csv); generated series without it.
+    /// Directory of `timestamp,value` CSV series, every one of them read (the NAB
+    /// files get their kind's unit and thresholds); generated series without it.
     #[arg(long)]
     iot: Option<PathBuf>,
+    /// Replay the series' own timestamps, this many times faster than they were
+    /// recorded (1: real time), instead of readings at --rate stamped now.
+    #[arg(long, value_name = "TIMES")]
+    replay_speed: Option<f64>,
     /// Publish readings to this MQTT broker (QoS 1) instead of POSTing them.
     #[arg(long, value_name = "HOST:PORT")]
     mqtt: Option<String>,
@@ -89,15 +94,95 @@ const KINDS: [Kind; 3] = [
     },
 ];
 
-fn read_series(path: &std::path::Path) -> anyhow::Result<Vec<f64>> {
+/// One series: its rows' times (Unix ms) and values, and the kind its sensors get.
+struct Series {
+    times: Vec<i64>,
+    values: Vec<f64>,
+    kind: SensorKind,
+}
+
+/// A sensor kind: a known NAB one, or one named after a series file.
+#[derive(Clone)]
+struct SensorKind {
+    name: String,
+    unit: String,
+    /// Warn, alarm, hysteresis.
+    thresholds: Option<(f64, f64, f64)>,
+}
+
+impl From<&Kind> for SensorKind {
+    fn from(k: &Kind) -> Self {
+        Self { name: k.name.into(), unit: k.unit.into(), thresholds: Some((k.warn, k.alarm, k.hysteresis)) }
+    }
+}
+
+/// `2013-12-02 21:15:00`, or RFC 3339; a time without a zone is UTC.
+fn parse_time(text: &str) -> Option<i64> {
+    let t = text.trim().replacen(' ', "T", 1);
+    cim_core::sensors::parse_rfc3339_ms(&t)
+        .or_else(|_| cim_core::sensors::parse_rfc3339_ms(&format!("{t}Z")))
+        .ok()
+}
+
+/// Reads a `timestamp,value` CSV; `None` when its header says it is something else.
+fn read_series(path: &std::path::Path) -> anyhow::Result<Option<(Vec<i64>, Vec<f64>)>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut lines = text.lines();
+    let header = lines.next().unwrap_or_default().trim().to_ascii_lowercase().replace(' ', "");
+    if header != "timestamp,value" {
+        return Ok(None);
+    }
+    let (mut times, mut values) = (Vec::new(), Vec::new());
+    for (n, line) in lines.enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let row =
+            line.split_once(',').and_then(|(t, v)| Some((parse_time(t)?, v.trim().parse::<f64>().ok()?)));
+        let (t, v) =
+            row.with_context(|| format!("{}:{}: 'timestamp,value' expected", path.display(), n + 2))?;
+        times.push(t);
+        values.push(v);
+    }
+    if values.is_empty() {
+        bail!("{}: no readings", path.display());
+    }
+    Ok(Some((times, values)))
+}
+
+/// Every `timestamp,value` CSV in `dir`, by file name.
+fn read_series_dir(dir: &std::path::Path) -> anyhow::Result<Vec<Series>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("--iot {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv")))
+        .collect();
+    files.sort();
     let mut out = Vec::new();
-    for (n, line) in text.lines().enumerate().skip(1) {
-        let value = line.split(',').nth(1).and_then(|v| v.trim().parse::<f64>().ok());
-        out.push(value.with_context(|| format!("{}:{}: 'timestamp,value' expected", path.display(), n + 1))?);
+    for file in files {
+        let Some((times, values)) = read_series(&file)? else {
+            eprintln!("cim-simulate: {} is not a timestamp,value series; skipped", file.display());
+            continue;
+        };
+        let name = file.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let kind = match KINDS.iter().find(|k| k.file == name) {
+            Some(k) => k.into(),
+            None => SensorKind {
+                name: file
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .unwrap_or("series")
+                    .chars()
+                    .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+                    .collect(),
+                unit: String::new(),
+                thresholds: None,
+            },
+        };
+        out.push(Series { times, values, kind });
     }
     if out.is_empty() {
-        bail!("{}: no readings", path.display());
+        bail!("--iot {}: no timestamp,value CSV files there", dir.display());
     }
     Ok(out)
 }
@@ -201,30 +286,63 @@ fn main() -> anyhow::Result<()> {
     // Spread the sensors over the city rather than down one street.
     let stride = (spots.len() / cli.sensors.max(1)).max(1);
     spots = spots.into_iter().step_by(stride).take(cli.sensors).collect();
-    let series: Vec<Vec<f64>> = KINDS
-        .iter()
-        .enumerate()
-        .map(|(k, kind)| match &cli.iot {
-            Some(dir) => read_series(&dir.join(kind.file)),
-            None => Ok(generated_series(kind, k as u64 + 1)),
-        })
-        .collect::<anyhow::Result<_>>()?;
+    let series: Vec<Series> = match &cli.iot {
+        Some(dir) => read_series_dir(dir)?,
+        None => KINDS
+            .iter()
+            .enumerate()
+            .map(|(k, kind)| {
+                let values = generated_series(kind, k as u64 + 1);
+                // Five-minute steps, as the NAB series have.
+                let times = (0..values.len() as i64).map(|i| i * 300_000).collect();
+                Series { times, values, kind: kind.into() }
+            })
+            .collect(),
+    };
+    if let Some(speed) = cli.replay_speed
+        && !(speed.is_finite() && speed > 0.0)
+    {
+        bail!("--replay-speed {speed} must be a positive factor");
+    }
     // Each sensor speaks every `sensors / rate` seconds; allow for the 100 ms ticks.
-    let period_s = (spots.len() as f64 / cli.rate).max(1.0);
+    let period_s = match cli.replay_speed {
+        Some(speed) => {
+            series
+                .iter()
+                .map(|s| s.times.windows(2).map(|w| (w[1] - w[0]) as f64 / 1000.0).fold(0.0, f64::max))
+                .fold(1.0, f64::max)
+                / speed
+        }
+        None => (spots.len() as f64 / cli.rate).max(1.0),
+    };
     let mut cursors = Vec::with_capacity(spots.len());
     for (i, (fid, lon, lat, height)) in spots.iter().enumerate() {
-        let kind = &KINDS[i % KINDS.len()];
+        let kind = &series[i % series.len()].kind;
         let id = format!("{}-{i:04}", kind.name);
-        let sensor = json!({
+        let mut sensor = json!({
             "id": id, "kind": kind.name, "unit": kind.unit, "lon": lon, "lat": lat, "height": height,
-            "feature": format!("{layer}/{fid}"), "warn": kind.warn, "alarm": kind.alarm, "hysteresis": kind.hysteresis,
+            "feature": format!("{layer}/{fid}"),
             "period_s": period_s, "owner": "simulator", "classification": cli.classification.to_string(),
         });
+        if let Some((warn, alarm, hysteresis)) = kind.thresholds {
+            sensor["warn"] = json!(warn);
+            sensor["alarm"] = json!(alarm);
+            sensor["hysteresis"] = json!(hysteresis);
+        }
         http("POST", &format!("{base}/api/sensors"), token, Some(&sensor))?;
-        let len = series[i % KINDS.len()].len();
-        cursors.push((id, i % KINDS.len(), (i * 7919) % len));
+        let len = series[i % series.len()].values.len();
+        // A replay starts every series at its first row; otherwise sensors start apart.
+        let start = if cli.replay_speed.is_some() { 0 } else { (i * 7919) % len };
+        cursors.push((id, i % series.len(), start));
     }
-    eprintln!("cim-simulate: {} sensors on '{layer}', {} readings/s", cursors.len(), cli.rate);
+    match cli.replay_speed {
+        Some(speed) => eprintln!(
+            "cim-simulate: {} sensors on '{layer}' replaying {} series at {speed}x their own times",
+            cursors.len(),
+            series.len()
+        ),
+        None => eprintln!("cim-simulate: {} sensors on '{layer}', {} readings/s", cursors.len(), cli.rate),
+    }
     let mut mqtt = cli.mqtt.as_deref().map(|addr| MqttPublisher::connect(addr, token)).transpose()?;
     let started = Instant::now();
     let tick = Duration::from_millis(100);
@@ -235,21 +353,40 @@ fn main() -> anyhow::Result<()> {
         if cli.seconds > 0.0 && elapsed >= cli.seconds {
             break;
         }
-        owed += cli.rate * tick.as_secs_f64();
-        let count = owed.floor() as usize;
-        owed -= count as f64;
-        let tick_start = now_ms();
-        let mut batch = Vec::with_capacity(count);
-        let n = cursors.len();
-        for j in 0..count {
-            let (id, kind, at) = &mut cursors[next % n];
-            let values = &series[*kind];
-            // Spread over the tick so a sensor's readings never share a time.
-            let t = cim_core::sensors::format_rfc3339_ms(tick_start + (j * 100 / count.max(1)) as i64);
-            batch.push(json!({"sensor": id, "t": t, "value": values[*at % values.len()]}));
-            *at += 1;
-            next += 1;
+        let mut batch = Vec::new();
+        if let Some(speed) = cli.replay_speed {
+            // Every row whose own time, from its series' first, has come round.
+            let due = elapsed * 1000.0 * speed;
+            let mut left = false;
+            for (id, k, at) in &mut cursors {
+                let s = &series[*k];
+                while *at < s.values.len() && ((s.times[*at] - s.times[0]) as f64) <= due {
+                    let t = cim_core::sensors::format_rfc3339_ms(s.times[*at]);
+                    batch.push(json!({"sensor": id, "t": t, "value": s.values[*at]}));
+                    *at += 1;
+                }
+                left |= *at < s.values.len();
+            }
+            if !left && batch.is_empty() {
+                break;
+            }
+        } else {
+            owed += cli.rate * tick.as_secs_f64();
+            let count = owed.floor() as usize;
+            owed -= count as f64;
+            let tick_start = now_ms();
+            let n = cursors.len();
+            for j in 0..count {
+                let (id, k, at) = &mut cursors[next % n];
+                let values = &series[*k].values;
+                // Spread over the tick so a sensor's readings never share a time.
+                let t = cim_core::sensors::format_rfc3339_ms(tick_start + (j * 100 / count.max(1)) as i64);
+                batch.push(json!({"sensor": id, "t": t, "value": values[*at % values.len()]}));
+                *at += 1;
+                next += 1;
+            }
         }
+        let count = batch.len();
         if !batch.is_empty() {
             match &mut mqtt {
                 Some(publisher) => {
@@ -260,7 +397,15 @@ fn main() -> anyhow::Result<()> {
                     }
                 }
                 None => {
-                    http("POST", &format!("{base}/api/readings"), token, Some(&Value::Array(batch)))?;
+                    // A fast replay can owe more in one tick than a request may carry.
+                    for part in batch.chunks(10_000) {
+                        http(
+                            "POST",
+                            &format!("{base}/api/readings"),
+                            token,
+                            Some(&Value::Array(part.to_vec())),
+                        )?;
+                    }
                 }
             }
             sent += count as u64;

@@ -140,6 +140,87 @@ impl CityObject {
     }
 }
 
+/// City objects without geometry of their own but with parts that have some (a
+/// `Building` made of `BuildingPart`s): features too, over the union of their
+/// parts' footprints and heights, with no surfaces to draw. Then every object's
+/// `parent` and `children` (CityJSON ids) also name the features they are
+/// (`parent_fid`, `children_fids`).
+fn add_assemblies(
+    city: &mut Vec<CityObject>,
+    mut hollow: Vec<RawObject>,
+    quality: &mut QualityReport,
+    layer: &str,
+) {
+    // Assemblies of assemblies: each pass places those whose parts are placed.
+    loop {
+        let placed: HashMap<String, usize> =
+            city.iter().enumerate().map(|(i, o)| (o.raw.id.clone(), i)).collect();
+        let (ready, waiting): (Vec<RawObject>, Vec<RawObject>) =
+            hollow.into_iter().partition(|raw| raw.children.iter().any(|c| placed.contains_key(c)));
+        hollow = waiting;
+        if ready.is_empty() {
+            break;
+        }
+        for raw in ready {
+            let parts: Vec<&CityObject> =
+                raw.children.iter().filter_map(|c| placed.get(c)).map(|&i| &city[i]).collect();
+            let mut bbox = [f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY];
+            let mut heights = [f64::INFINITY, f64::NEG_INFINITY];
+            let mut polygons = Vec::new();
+            for part in &parts {
+                bbox = [
+                    bbox[0].min(part.bbox[0]),
+                    bbox[1].min(part.bbox[1]),
+                    bbox[2].max(part.bbox[2]),
+                    bbox[3].max(part.bbox[3]),
+                ];
+                heights = [heights[0].min(part.heights[0]), heights[1].max(part.heights[1])];
+                polygons.extend(part.footprint.iter().flat_map(|m| m.0.iter().cloned()));
+            }
+            let size = parts.iter().map(|p| p.size).fold(0.0, f64::max);
+            let mut properties = Map::new();
+            properties.insert("cityjson_id".into(), json!(raw.id));
+            properties.insert("type".into(), json!(raw.kind));
+            properties.insert("base".into(), json!(heights[0]));
+            properties.insert("top".into(), json!(heights[1]));
+            properties.insert("height".into(), json!(heights[1] - heights[0]));
+            if !raw.parents.is_empty() {
+                properties.insert("parent".into(), json!(raw.parents.join(",")));
+            }
+            properties.insert("children".into(), json!(raw.children.join(",")));
+            for (k, v) in &raw.attributes {
+                properties.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+            let fid = city.len() as u64 + 1;
+            city.push(CityObject {
+                fid,
+                centre: [(bbox[0] + bbox[2]) / 2.0, (bbox[1] + bbox[3]) / 2.0],
+                raw,
+                properties,
+                lods: Vec::new(),
+                footprint: footprint_of(polygons),
+                bbox,
+                heights,
+                size,
+            });
+        }
+    }
+    for raw in hollow {
+        quality.count_dropped("no geometry of its own nor parts with any");
+        quality.example(layer, &raw.id, "neither surfaces nor parts with surfaces");
+    }
+    let fids: HashMap<String, u64> = city.iter().map(|o| (o.raw.id.clone(), o.fid)).collect();
+    for o in city.iter_mut() {
+        if let Some(&parent) = o.raw.parents.iter().find_map(|p| fids.get(p)) {
+            o.properties.insert("parent_fid".into(), json!(parent));
+        }
+        let children: Vec<u64> = o.raw.children.iter().filter_map(|c| fids.get(c).copied()).collect();
+        if !children.is_empty() {
+            o.properties.insert("children_fids".into(), json!(children));
+        }
+    }
+}
+
 /// The up component of a ring's unit normal.
 fn newell_up(ring: &[[f64; 3]]) -> f64 {
     normalized(crate::ifc::geometry::newell(ring)).map_or(0.0, |n| n[2])
@@ -296,9 +377,11 @@ pub fn ingest_city_model(options: &IngestOptions) -> Result<IngestSummary, Inges
     let mut by_type: BTreeMap<String, u64> = BTreeMap::new();
     let mut by_lod: BTreeMap<String, u64> = BTreeMap::new();
     let mut city: Vec<CityObject> = Vec::new();
+    let mut hollow: Vec<RawObject> = Vec::new();
     for (raw, lods_deg) in objects {
         *by_type.entry(raw.kind.clone()).or_default() += 1;
         if lods_deg.iter().all(|(_, s)| s.is_empty()) {
+            hollow.push(raw);
             continue;
         }
         let mut lods = Vec::new();
@@ -408,6 +491,7 @@ pub fn ingest_city_model(options: &IngestOptions) -> Result<IngestSummary, Inges
             size,
         });
     }
+    add_assemblies(&mut city, hollow, &mut quality, &options.layer);
     quality.features_written = city.len() as u64;
     if city.is_empty() {
         return Err(IngestError::NoFeatures { layer: options.layer.clone(), why: quality.summary_line() });
@@ -427,7 +511,7 @@ pub fn ingest_city_model(options: &IngestOptions) -> Result<IngestSummary, Inges
     let mut used: BTreeSet<String> = ["fid".to_owned()].into();
     let columns: Vec<(String, String)> = keys
         .into_iter()
-        .filter(|k| *k != "height" && !options.attribute_rules.iter().any(|r| r.attribute == *k))
+        .filter(|k| *k != "height" && !options.attribute_rules.iter().any(|r| r.matches(k)))
         .take(MAX_ATTRIBUTE_COLUMNS)
         .map(|k| {
             let mut id = identifier(k);
@@ -437,7 +521,8 @@ pub fn ingest_city_model(options: &IngestOptions) -> Result<IngestSummary, Inges
             (k.to_owned(), id)
         })
         .collect();
-    let mut order: Vec<usize> = (0..city.len()).collect();
+    // Objects with surfaces of their own are drawn; assemblies are drawn as their parts.
+    let mut order: Vec<usize> = (0..city.len()).filter(|&i| !city[i].lods.is_empty()).collect();
     order.sort_by(|&a, &b| city[b].size.total_cmp(&city[a].size).then(city[a].fid.cmp(&city[b].fid)));
     let area = [extent[0], extent[1], extent[3], extent[4]];
     let mut writer = TileWriter {
@@ -457,7 +542,7 @@ pub fn ingest_city_model(options: &IngestOptions) -> Result<IngestSummary, Inges
     crate::layer::write_json(&dir.join(TILESET_DIR).join("tileset.json"), &tileset)?;
 
     let mut triangles_by_surface: BTreeMap<String, u64> = BTreeMap::new();
-    for o in &city {
+    for o in city.iter().filter(|o| !o.lods.is_empty()) {
         for t in &o.best().triangles {
             let name = t.semantic.and_then(|s| semantic_names.get(s)).map_or("none", String::as_str);
             *triangles_by_surface.entry(name.to_owned()).or_default() += 1;
@@ -508,7 +593,7 @@ pub fn ingest_city_model(options: &IngestOptions) -> Result<IngestSummary, Inges
     for r in footprints {
         wgs = [wgs[0].min(r.min().x), wgs[1].min(r.min().y), wgs[2].max(r.max().x), wgs[3].max(r.max().y)];
     }
-    let catalogue = CatalogueEntry {
+    let mut catalogue = CatalogueEntry {
         id: options.layer.clone(),
         kind: LayerKind::CityModel,
         version,
@@ -546,9 +631,10 @@ pub fn ingest_city_model(options: &IngestOptions) -> Result<IngestSummary, Inges
         update_cycle: options.update_cycle.clone(),
         attribute_rules: options.attribute_rules.clone(),
         coarsen: None,
+        governance_history: options.governance_history.clone(),
     };
     let tiles = writer.written;
-    let layer_dir = crate::layer::publish(staging, options, &quality, &catalogue)?;
+    let layer_dir = crate::layer::publish(staging, options, &quality, &mut catalogue)?;
     tracing::info!(
         stage = "city_model",
         objects = city.len(),

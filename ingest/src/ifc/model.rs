@@ -22,6 +22,9 @@ pub struct IfcModel {
     /// Child → parent through `IfcRelAggregates`, element → structure through
     /// `IfcRelContainedInSpatialStructure`.
     parent: HashMap<u64, u64>,
+    /// Wholes a part is aggregated into besides its first (IFC allows one; a second
+    /// is kept only to find the loops it makes).
+    other_parents: Vec<(u64, u64)>,
     /// Property definitions attached to each object (occurrence first, then type).
     definitions: HashMap<u64, Vec<u64>>,
     /// Openings cut into each element (`IfcRelVoidsElement`).
@@ -68,6 +71,7 @@ impl IfcModel {
             length_unit: 1.0,
             angle_unit: 1.0,
             parent: HashMap::new(),
+            other_parents: Vec::new(),
             definitions: HashMap::new(),
             openings: HashMap::new(),
             dangling: Vec::new(),
@@ -231,6 +235,8 @@ impl IfcModel {
 
     fn read_relations(&mut self) {
         let mut parent = HashMap::new();
+        // Every aggregation, a part's second whole included: a loop may close there.
+        let mut extra_parents: Vec<(u64, u64)> = Vec::new();
         let mut definitions: HashMap<u64, Vec<u64>> = HashMap::new();
         let mut type_definitions: HashMap<u64, Vec<u64>> = HashMap::new();
         let mut openings: HashMap<u64, Vec<u64>> = HashMap::new();
@@ -246,6 +252,7 @@ impl IfcModel {
             if let Some(whole) = self.attribute(rel, 4).as_ref() {
                 for part in refs(self.attribute(rel, 5)) {
                     parent.entry(part).or_insert(whole);
+                    extra_parents.push((part, whole));
                 }
             }
         }
@@ -286,23 +293,48 @@ impl IfcModel {
                 openings.entry(element).or_default().push(opening);
             }
         }
+        extra_parents.retain(|(part, whole)| parent.get(part) != Some(whole));
         self.parent = parent;
+        self.other_parents = extra_parents;
         self.definitions = definitions;
         self.openings = openings;
     }
 
     /// The spatial structure must be a tree: a chain of parents that comes back to
-    /// where it started would place an element inside itself.
+    /// where it started would place an element inside itself, whichever of its
+    /// relations (a part's second whole included) closes the chain.
     fn check_structure(&self) -> Result<(), IfcError> {
+        let mut ups: HashMap<u64, Vec<u64>> = HashMap::new();
+        for (&child, &up) in &self.parent {
+            ups.entry(child).or_default().push(up);
+        }
+        for &(child, up) in &self.other_parents {
+            ups.entry(child).or_default().push(up);
+        }
+        // Depth-first over every upward edge: a node met again on the current path
+        // closes a loop.
         let mut settled: std::collections::HashSet<u64> = std::collections::HashSet::new();
-        let mut starts: Vec<u64> = self.parent.keys().copied().collect();
+        let mut starts: Vec<u64> = ups.keys().copied().collect();
         starts.sort_unstable();
         for start in starts {
+            if settled.contains(&start) {
+                continue;
+            }
             let mut path = vec![start];
-            let mut at = start;
-            while let Some(&up) = self.parent.get(&at) {
+            let mut next: Vec<usize> = vec![0];
+            while let Some(&at) = path.last() {
+                let k = next.last().copied().unwrap_or(0);
+                let Some(&up) = ups.get(&at).and_then(|u| u.get(k)) else {
+                    settled.insert(at);
+                    path.pop();
+                    next.pop();
+                    continue;
+                };
+                if let Some(n) = next.last_mut() {
+                    *n += 1;
+                }
                 if settled.contains(&up) {
-                    break;
+                    continue;
                 }
                 if let Some(i) = path.iter().position(|&p| p == up) {
                     let cycle: Vec<String> = path[i..]
@@ -320,9 +352,8 @@ impl IfcModel {
                     )));
                 }
                 path.push(up);
-                at = up;
+                next.push(0);
             }
-            settled.extend(path);
         }
         Ok(())
     }

@@ -63,9 +63,14 @@ fn declared(header: &Header) -> Result<Option<Declared>, String> {
         })
     };
     let vertical_unit = key(VERTICAL_UNITS_KEY).and_then(unit_metres);
+    let mut empty_wkt = false;
     if let Some(bytes) = header.get_wkt_crs_bytes() {
-        let wkt = String::from_utf8_lossy(bytes).trim_end_matches('\0').trim().to_owned();
-        if !wkt.is_empty() {
+        let wkt = String::from_utf8_lossy(bytes)
+            .trim_matches(|c: char| c == '\0' || c.is_whitespace() || c == '\'' || c == '"')
+            .to_owned();
+        if wkt.is_empty() {
+            empty_wkt = true;
+        } else {
             return Ok(Some((wkt, "WKT record".into(), vertical_unit)));
         }
     }
@@ -75,6 +80,9 @@ fn declared(header: &Header) -> Result<Option<Declared>, String> {
             Err("its GeoTIFF keys define their own CRS (user-defined, 32767), which is not read here; pass --src-crs".into())
         }
         Some(code) => Ok(Some((format!("EPSG:{code}"), "GeoTIFF keys".into(), vertical_unit))),
+        None if empty_wkt => Err(
+            "its WKT CRS record is empty (and it has no GeoTIFF CRS keys); pass --src-crs with the survey's CRS".into(),
+        ),
         None => Ok(None),
     }
 }
@@ -132,6 +140,14 @@ impl CloudCrs {
         }
         let (definition, from, vertical_unit) = match (src_crs, declared) {
             (Some(spec), declared) => {
+                // A CRS typed by hand is held to its area of use as the vector path
+                // holds it (a neighbouring zone lands a few degrees off), more
+                // tightly than a declared one.
+                if let Some(why) = contradiction_within(spec, &coords, SRC_CRS_MARGIN_DEG) {
+                    return Err(bad(format!(
+                        "--src-crs {spec} does not fit the coordinates ({range}): {why}; wrong zone or CRS?"
+                    )));
+                }
                 if let Some(c) = contradiction {
                     warnings.push(format!("{c}; overridden by --src-crs {spec}"));
                 } else if let Ok(Some((def, from, _))) = declared {
@@ -365,7 +381,20 @@ fn short(definition: &str) -> String {
 }
 
 /// Why coordinates cannot be in `definition`, judged from the header's box.
+/// How far outside its area of use (degrees) a declared CRS may put a cloud's
+/// centre, and a CRS given with `--src-crs`.
+const DECLARED_MARGIN_DEG: f64 = 5.0;
+const SRC_CRS_MARGIN_DEG: f64 = 1.0;
+
 fn contradiction(definition: &str, coords: &[[f64; 3]; 2]) -> Option<String> {
+    contradiction_within(definition, coords, DECLARED_MARGIN_DEG)
+}
+
+fn contradiction_within(definition: &str, coords: &[[f64; 3]; 2], margin: f64) -> Option<String> {
+    // A header without points has no box to judge by.
+    if coords.iter().flatten().any(|v| !v.is_finite()) {
+        return None;
+    }
     let srs = crate::crs::spatial_ref(definition).ok()?;
     if srs.is_geographic() {
         let lon_ok = coords[0][0] >= -180.0 && coords[1][0] <= 360.0;
@@ -391,7 +420,6 @@ fn contradiction(definition: &str, coords: &[[f64; 3]; 2]) -> Option<String> {
     let t = CoordTransform::new(&srs, &wgs84).ok()?;
     let (mut x, mut y) = ([(coords[0][0] + coords[1][0]) / 2.0], [(coords[0][1] + coords[1][1]) / 2.0]);
     let moved = t.transform_coords(&mut x, &mut y, &mut []).is_ok() && x[0].is_finite() && y[0].is_finite();
-    let margin = 5.0;
     let inside = moved
         && (area.south_lat_degree - margin..=area.north_lat_degree + margin).contains(&y[0])
         && if area.west_lon_degree <= area.east_lon_degree {

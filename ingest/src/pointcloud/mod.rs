@@ -607,7 +607,7 @@ pub fn ingest_point_cloud(options: &IngestOptions) -> Result<IngestSummary, Inge
         }
     }
     let levels = nodes.keys().map(|id| id.level).max().unwrap_or(0) + 1;
-    let catalogue = CatalogueEntry {
+    let mut catalogue = CatalogueEntry {
         id: options.layer.clone(),
         kind: LayerKind::PointCloud,
         version,
@@ -644,8 +644,9 @@ pub fn ingest_point_cloud(options: &IngestOptions) -> Result<IngestSummary, Inge
         update_cycle: options.update_cycle.clone(),
         attribute_rules: Vec::new(),
         coarsen: None,
+        governance_history: options.governance_history.clone(),
     };
-    let layer_dir = crate::layer::publish(staging, options, &quality, &catalogue)?;
+    let layer_dir = crate::layer::publish(staging, options, &quality, &mut catalogue)?;
     let seconds = started.elapsed().as_secs_f64();
     tracing::info!(
         stage = "points",

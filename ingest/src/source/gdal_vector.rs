@@ -19,6 +19,33 @@ const EXTENSIONS: &[&str] = &[
     "sqlite", "csv", "tab", "mif", "gpx", "dxf", "fgb",
 ];
 
+/// What GDAL opens for a zip: `/vsizip/` over it, at its GeoPackage if it holds one
+/// (a zipped Shapefile opens as the archive's directory).
+fn zip_member(path: &Path) -> Result<std::path::PathBuf, IngestError> {
+    let is_zip = super::extension(path).ends_with("zip") && super::archive_of(path).is_none();
+    if !is_zip {
+        return Ok(path.to_path_buf());
+    }
+    let absolute = std::path::absolute(path).map_err(|e| IngestError::source(path, e))?;
+    let root = std::path::PathBuf::from(format!("/vsizip/{}", absolute.display()));
+    let members = gdal::vsi::read_dir(&root, true)
+        .map_err(|e| IngestError::source(path, format!("not a zip archive GDAL can read: {e}")))?;
+    let named = |ext: &str| {
+        members.iter().find(|m| m.extension().is_some_and(|e| e.eq_ignore_ascii_case(ext))).cloned()
+    };
+    match (named("gpkg"), named("shp")) {
+        (Some(gpkg), _) => Ok(root.join(gpkg)),
+        (None, Some(shp)) => Ok(root.join(shp)),
+        (None, None) => Err(IngestError::source(
+            path,
+            format!(
+                "the zip holds no Shapefile (.shp) or GeoPackage (.gpkg): {}",
+                members.iter().take(8).map(|m| m.display().to_string()).collect::<Vec<_>>().join(", ")
+            ),
+        )),
+    }
+}
+
 /// OSM tags that make a feature part of the city base map.
 const OSM_KEEP: &[&str] =
     &["building", "highway", "landuse", "natural", "waterway", "water", "leisure", "railway"];
@@ -28,9 +55,13 @@ impl Importer for GdalVectorImporter {
         "OGR"
     }
 
-    fn accepts(&self, path: &Path, _head: &[u8]) -> bool {
+    fn accepts(&self, path: &Path, head: &[u8]) -> bool {
         let ext = super::extension(path);
-        EXTENSIONS.iter().any(|e| ext == *e || ext.ends_with(&format!(".{e}")))
+        super::archive_of(path).is_some()
+            || ext == "zip"
+            || ext.ends_with(".zip")
+            || head.starts_with(b"PK\x03\x04")
+            || EXTENSIONS.iter().any(|e| ext == *e || ext.ends_with(&format!(".{e}")))
     }
 
     fn read(&self, path: &Path, sink: &mut dyn FeatureSink) -> Result<(), IngestError> {
@@ -39,7 +70,8 @@ impl Importer for GdalVectorImporter {
             open_flags: GdalOpenFlags::GDAL_OF_VECTOR | GdalOpenFlags::GDAL_OF_READONLY,
             ..Default::default()
         };
-        let dataset = Dataset::open_ex(path, options)
+        let opened = zip_member(path)?;
+        let dataset = Dataset::open_ex(&opened, options)
             .map_err(|e| IngestError::source(path, format!("GDAL cannot open it as vector data: {e}")))?;
         let driver = dataset.driver().short_name();
         let is_osm = driver == "OSM";

@@ -49,14 +49,24 @@ static IMPORTERS: [&dyn Importer; 2] = [&flatgeobuf::FlatGeobufImporter, &gdal_v
 /// The importer that owns `path`.
 pub fn importer_for(path: &Path) -> Result<&'static dyn Importer, IngestError> {
     let mut head = [0u8; 16];
-    let n = std::fs::File::open(path)
+    let on_disk = archive_of(path).unwrap_or_else(|| path.to_path_buf());
+    let n = std::fs::File::open(&on_disk)
         .and_then(|mut f| f.read(&mut head))
         .map_err(|e| IngestError::source(path, e))?;
+    let n = if on_disk == path { n } else { 0 };
     IMPORTERS
         .iter()
         .copied()
         .find(|i| i.accepts(path, &head[..n]))
         .ok_or_else(|| IngestError::UnknownFormat { path: path.to_path_buf() })
+}
+
+/// The zip archive a GDAL `/vsizip/ARCHIVE.zip[/MEMBER]` path reads from.
+pub fn archive_of(path: &Path) -> Option<std::path::PathBuf> {
+    let text = path.to_str()?.strip_prefix("/vsizip/")?;
+    let lower = text.to_ascii_lowercase();
+    let end = lower.find(".zip").map(|i| i + 4)?;
+    Some(std::path::PathBuf::from(&text[..end]))
 }
 
 pub(crate) fn extension(path: &Path) -> String {

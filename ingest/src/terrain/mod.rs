@@ -730,7 +730,11 @@ pub fn ingest_terrain(options: &IngestOptions) -> Result<IngestSummary, IngestEr
             "bounds": [wgs[0], wgs[1], wgs[3], wgs[4]],
             "available": available,
             "extensions": ["octvertexnormals"],
-            "attribution": format!("{} ({})", path.display(), crs.label),
+            "attribution": format!(
+                "{} ({})",
+                path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned()),
+                crs.label
+            ),
         }),
     )?;
     crate::layer::write_json(
@@ -753,7 +757,7 @@ pub fn ingest_terrain(options: &IngestOptions) -> Result<IngestSummary, IngestEr
             written - placed
         ));
     }
-    let catalogue = CatalogueEntry {
+    let mut catalogue = CatalogueEntry {
         id: options.layer.clone(),
         kind: LayerKind::Terrain,
         version,
@@ -795,8 +799,9 @@ pub fn ingest_terrain(options: &IngestOptions) -> Result<IngestSummary, IngestEr
         update_cycle: options.update_cycle.clone(),
         attribute_rules: Vec::new(),
         coarsen: None,
+        governance_history: options.governance_history.clone(),
     };
-    let layer_dir = crate::layer::publish(staging, options, &quality, &catalogue)?;
+    let layer_dir = crate::layer::publish(staging, options, &quality, &mut catalogue)?;
     tracing::info!(
         stage = "terrain",
         tiles = written,

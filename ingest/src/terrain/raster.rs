@@ -119,6 +119,31 @@ pub struct Dem {
     pub data_type: String,
 }
 
+/// Refuses a picture: a raster whose first band is a colour (red, palette, ...) holds
+/// colours, not heights, and its red channel would become a landscape.
+fn refuse_images(path: &Path, dataset: &gdal::Dataset) -> Result<(), IngestError> {
+    use gdal::raster::ColorInterpretation as C;
+    let interp = |i: usize| dataset.rasterband(i).ok().map(|b| b.color_interpretation());
+    let colour = |c: &C| !matches!(c, C::Undefined | C::GrayIndex);
+    if !interp(1).as_ref().is_some_and(colour) {
+        return Ok(());
+    }
+    let bands: Vec<String> = (1..=dataset.raster_count())
+        .filter_map(|i| {
+            let band = dataset.rasterband(i).ok()?;
+            let kind = format!("{:?}", band.color_interpretation()).trim_end_matches("Band").to_lowercase();
+            Some(format!("band {i} {kind} ({})", band.band_type().name()))
+        })
+        .collect();
+    Err(IngestError::source(
+        path,
+        format!(
+            "an image, not a DEM: {}; terrain takes one band of heights (ingest imagery as imagery)",
+            bands.join(", ")
+        ),
+    ))
+}
+
 /// Reads band 1 of a GDAL raster.
 pub fn read_dem(path: &Path) -> Result<Dem, IngestError> {
     let dataset = gdal::Dataset::open(path)
@@ -133,6 +158,7 @@ pub fn read_dem(path: &Path) -> Result<Dem, IngestError> {
         return Err(IngestError::source(path, format!("degenerate geotransform {geo:?}")));
     }
     let band = dataset.rasterband(1).map_err(|e| IngestError::source(path, e))?;
+    refuse_images(path, &dataset)?;
     let (width, height) = dataset.raster_size();
     if width == 0 || height == 0 {
         return Err(IngestError::source(path, "the raster is empty"));

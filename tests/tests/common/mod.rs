@@ -558,3 +558,178 @@ pub fn sha256_hex(token: &str) -> String {
     let out = child.wait_with_output().expect("sha256sum");
     String::from_utf8_lossy(&out.stdout).split_whitespace().next().expect("digest").to_owned()
 }
+
+/// The command that runs CesiumGS 3d-tiles-validator, installed into the cache by
+/// `../shared/tools/3d-tiles-validator/install.sh` (a no-op once installed).
+pub fn tiles_validator() -> Vec<String> {
+    let script = repo_root().join("../shared/tools/3d-tiles-validator/install.sh");
+    assert!(script.is_file(), "missing {} (tests read ../shared)", script.display());
+    let out = Command::new("bash").arg(&script).output().expect("bash");
+    assert!(out.status.success(), "installing 3d-tiles-validator: {}", String::from_utf8_lossy(&out.stderr));
+    let line = String::from_utf8_lossy(&out.stdout);
+    let words: Vec<String> =
+        line.lines().last().unwrap_or_default().split_whitespace().map(str::to_owned).collect();
+    assert!(words.len() >= 2, "install.sh printed no command: {line}");
+    words
+}
+
+/// Downloads a layer's tileset from a running server as a client would (the
+/// tileset, every content it names and the external tilesets those are, each
+/// relative to the file naming it) into `dest`; returns the root tileset's path.
+pub fn mirror_served_tileset(base: &str, layer: &str, dest: &Path) -> PathBuf {
+    fn uris(tile: &Value, out: &mut Vec<String>) {
+        for content in tile["content"]
+            .as_object()
+            .into_iter()
+            .chain(tile["contents"].as_array().into_iter().flatten().filter_map(Value::as_object))
+        {
+            if let Some(u) = content.get("uri").and_then(Value::as_str) {
+                out.push(u.to_owned());
+            }
+        }
+        for child in tile["children"].as_array().into_iter().flatten() {
+            uris(child, out);
+        }
+    }
+    let mut pending = vec!["tileset.json".to_owned()];
+    let mut seen = std::collections::HashSet::new();
+    while let Some(rel) = pending.pop() {
+        if !seen.insert(rel.clone()) {
+            continue;
+        }
+        let reply = get(&format!("{base}/3dtiles/{layer}/{rel}"), &[]);
+        assert_eq!(reply.status, 200, "GET /3dtiles/{layer}/{rel}: {}", String::from_utf8_lossy(&reply.body));
+        let file = dest.join(&rel);
+        std::fs::create_dir_all(file.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&file, &reply.body).expect("write");
+        if rel.ends_with(".json") {
+            let dir = rel.rsplit_once('/').map_or(String::new(), |(d, _)| format!("{d}/"));
+            let mut found = Vec::new();
+            uris(&reply.json()["root"], &mut found);
+            pending.extend(found.into_iter().map(|u| format!("{dir}{u}")));
+        }
+    }
+    dest.join("tileset.json")
+}
+
+/// Runs Cesium's 3d-tiles-validator on a layer's served tileset and its content and
+/// asserts it finds no error; returns the report (`numErrors`, `numWarnings`,
+/// `issues`) and the number of files it was given.
+pub fn assert_served_tileset_valid(base: &str, layer: &str) -> (Value, usize) {
+    let dir = temp_dir(&format!("validate-{layer}"));
+    let root = mirror_served_tileset(base, layer, &dir);
+    let files = walk_files(&dir).len();
+    let report = dir.join("report.json");
+    let cmd = tiles_validator();
+    let out = Command::new(&cmd[0])
+        .args(&cmd[1..])
+        .arg("-t")
+        .arg(&root)
+        .arg("-r")
+        .arg(&report)
+        .output()
+        .expect("run 3d-tiles-validator");
+    let text = std::fs::read(&report).unwrap_or_else(|e| {
+        panic!("3d-tiles-validator wrote no report ({e}): {}", String::from_utf8_lossy(&out.stderr))
+    });
+    let report: Value = serde_json::from_slice(&text).expect("validator report JSON");
+    let errors = report["numErrors"].as_u64().expect("numErrors");
+    assert_eq!(
+        errors,
+        0,
+        "3d-tiles-validator: {errors} errors in layer {layer}'s served tileset ({files} files): {}",
+        serde_json::to_string_pretty(&report["issues"])
+            .unwrap_or_default()
+            .chars()
+            .take(6000)
+            .collect::<String>()
+    );
+    (report, files)
+}
+
+/// Every file under a directory.
+pub fn walk_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = entry.path();
+            if p.is_dir() { stack.push(p) } else { out.push(p) }
+        }
+    }
+    out
+}
+
+/// nginx (Debian's) as a shared cache in front of `upstream`: every answer it may
+/// keep is kept ten minutes, and `X-Cache-Status` says whether it came from the cache.
+pub struct CachingProxy {
+    child: Child,
+    pub url: String,
+    _dir: TempDir,
+}
+
+impl CachingProxy {
+    pub fn start(upstream: &str) -> Self {
+        let dir = temp_dir("nginx");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        std::fs::create_dir_all(dir.join("cache")).expect("cache dir");
+        let conf = format!(
+            r#"user root;
+worker_processes 1;
+daemon off;
+pid {d}/nginx.pid;
+error_log {d}/error.log warn;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    client_body_temp_path {d}/body;
+    proxy_temp_path {d}/proxy;
+    fastcgi_temp_path {d}/fastcgi;
+    uwsgi_temp_path {d}/uwsgi;
+    scgi_temp_path {d}/scgi;
+    proxy_cache_path {d}/cache keys_zone=shared:1m;
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass {upstream};
+            proxy_cache shared;
+            proxy_cache_valid any 10m;
+            add_header X-Cache-Status $upstream_cache_status always;
+        }}
+    }}
+}}
+"#,
+            d = dir.display()
+        );
+        std::fs::write(dir.join("nginx.conf"), conf).expect("nginx.conf");
+        let child = Command::new("nginx")
+            .arg("-p")
+            .arg(&*dir)
+            .arg("-c")
+            .arg(dir.join("nginx.conf"))
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("run nginx (apt install nginx-light)");
+        let url = format!("http://127.0.0.1:{port}");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Self { child, url, _dir: dir };
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!(
+            "nginx did not listen on {port}: {}",
+            std::fs::read_to_string(dir.join("error.log")).unwrap_or_default()
+        );
+    }
+}
+
+impl Drop for CachingProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

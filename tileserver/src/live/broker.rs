@@ -168,14 +168,25 @@ async fn group_commit(live: Arc<Live>, mut queue: mpsc::Receiver<Queued>, access
     }
 }
 
+/// The first bytes of a packet: enough for a CONNECT's flags.
+type Head = [u8; 16];
+
 /// Reads the next packet, waiting for more bytes as needed; `None` at a clean end.
+/// `head` gets the packet's first bytes, for what the decoder does not check.
 async fn next_packet(
     stream: &mut tokio::net::tcp::OwnedReadHalf,
     buffer: &mut BytesMut,
+    head: &mut Head,
 ) -> Result<Option<Packet>, String> {
     loop {
+        let n = buffer.len().min(head.len());
+        let mut first = [0u8; 16];
+        first[..n].copy_from_slice(&buffer[..n]);
         match Packet::read(buffer, MAX_PACKET) {
-            Ok(packet) => return Ok(Some(packet)),
+            Ok(packet) => {
+                *head = first;
+                return Ok(Some(packet));
+            }
             Err(rumqttc::mqttbytes::Error::InsufficientBytes(_)) => {}
             Err(e) => return Err(format!("malformed MQTT packet: {e}")),
         }
@@ -187,13 +198,52 @@ async fn next_packet(
     }
 }
 
+/// What is wrong with a CONNECT's fixed header or connect flags, from its first bytes.
+fn connect_flaws(head: &Head) -> Option<&'static str> {
+    if head[0] & 0x0f != 0 {
+        return Some("the fixed header's flags are not 0");
+    }
+    // Remaining length: 1 to 4 bytes, each with a continuation bit.
+    let mut at = 1;
+    while at < 5 && head[at] & 0x80 != 0 {
+        at += 1;
+    }
+    let name_len = usize::from(u16::from_be_bytes([head[at + 1], head[at + 2]]));
+    let flags_at = at + 1 + 2 + name_len + 1;
+    let flags = *head.get(flags_at)?;
+    if flags & 0x01 != 0 {
+        return Some("the reserved connect flag is set");
+    }
+    // Without a will, its QoS and retain flags must be 0 (§3.1.2.6-7); QoS 3 never.
+    let will = flags & 0x04 != 0;
+    let will_qos = (flags >> 3) & 0x03;
+    if will_qos == 3 || (!will && (will_qos != 0 || flags & 0x20 != 0)) {
+        return Some("the will flags are inconsistent");
+    }
+    // A password needs a user name (§3.1.2.9).
+    if flags & 0x40 != 0 && flags & 0x80 == 0 {
+        return Some("a password without a user name");
+    }
+    None
+}
+
 async fn serve(stream: TcpStream, shared: Shared) -> Result<(), String> {
     let _ = stream.set_nodelay(true);
     let (mut reader, mut writer) = stream.into_split();
     let mut buffer = BytesMut::with_capacity(8192);
+    let mut head: Head = [0; 16];
     let connect =
-        match tokio::time::timeout(Duration::from_secs(10), next_packet(&mut reader, &mut buffer)).await {
-            Ok(Ok(Some(Packet::Connect(c)))) => c,
+        match tokio::time::timeout(Duration::from_secs(10), next_packet(&mut reader, &mut buffer, &mut head))
+            .await
+        {
+            Ok(Ok(Some(Packet::Connect(c)))) => {
+                // MQTT 3.1.1 §3.1.2.3: the server MUST disconnect a client whose CONNECT
+                // sets the reserved flag (§3.1 also fixes the header's flags at 0).
+                if let Some(why) = connect_flaws(&head) {
+                    return Err(format!("malformed CONNECT: {why}"));
+                }
+                c
+            }
             Ok(Ok(None)) => return Ok(()),
             Ok(Ok(Some(other))) => return Err(format!("{other:?} before CONNECT")),
             Ok(Err(e)) => return Err(e),
@@ -260,13 +310,20 @@ async fn serve(stream: TcpStream, shared: Shared) -> Result<(), String> {
     let mut filters: Vec<String> = Vec::new();
     let mut watch: Option<tokio::task::JoinHandle<()>> = None;
     let result = loop {
-        let packet = match tokio::time::timeout(idle, next_packet(&mut reader, &mut buffer)).await {
+        let packet = match tokio::time::timeout(idle, next_packet(&mut reader, &mut buffer, &mut head)).await
+        {
             Ok(Ok(Some(p))) => p,
             Ok(Ok(None)) => break Ok(()),
             Ok(Err(e)) => break Err(e),
             Err(_) => break Err(format!("client '{client}' silent past its keep-alive")),
         };
         match packet {
+            // §3.3.2.1 and §1.5.3: a topic name with wildcards or U+0000 is a protocol
+            // violation, answered by closing the connection, never acknowledged.
+            Packet::Publish(p) if p.topic.contains(['+', '#', '\0']) || p.topic.is_empty() => {
+                shared.access.record(&who, "MQTT PUBLISH", &p.topic.replace('\0', "\\0"), 400);
+                break Err(format!("client '{client}' published to an invalid topic name {:?}", p.topic));
+            }
             Packet::Publish(p) => {
                 shared.live.broker.publishes.fetch_add(1, Ordering::Relaxed);
                 if !may_publish {

@@ -116,6 +116,7 @@ pub fn catalogue_entry(live: &Live) -> CatalogueEntry {
         update_cycle: None,
         attribute_rules: Vec::new(),
         coarsen: None,
+        governance_history: Vec::new(),
     }
 }
 

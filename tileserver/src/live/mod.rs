@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use axum::extract::{Path as UrlPath, Query, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -413,11 +413,10 @@ async fn put_sensor(State(state): State<AppState>, body: axum::body::Bytes) -> R
             clip(&sensor.id)
         )));
     }
+    // A sensor the caller may not see is not there for it: its id is merely taken,
+    // with nothing said of why.
     if live_of(&state)?.exists(&sensor.id) && live_of(&state)?.sensor(&sensor.id).is_none() {
-        return Err(ApiError::Forbidden(format!(
-            "sensor '{}' is classified above your clearance",
-            clip(&sensor.id)
-        )));
+        return Err(ApiError::Conflict(format!("sensor id '{}' is taken; choose another", clip(&sensor.id))));
     }
     let live = live_of(&state)?.clone();
     let stored = sensor.clone();
@@ -482,6 +481,23 @@ struct RangeParams {
     from: Option<String>,
     to: Option<String>,
     step: Option<String>,
+    limit: Option<String>,
+}
+
+/// Readings per page unless `limit` says otherwise, and the most it may say: a
+/// sensor's whole history is never one response.
+pub const READINGS_PAGE: usize = 10_000;
+pub const MAX_READINGS_PAGE: usize = 100_000;
+
+/// A path segment or query value with everything but RFC 3986's unreserved
+/// characters percent-encoded.
+fn encode_component(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// `step` as seconds (`300`) or with a unit (`30s`, `5m`, `1h`, `1d`).
@@ -521,10 +537,33 @@ async fn readings(
             ApiError::BadRequest(format!("step '{}': seconds or a number with s, m, h, d", clip(s)))
         })?,
     };
+    let limit = match &params.limit {
+        None => READINGS_PAGE,
+        Some(l) => {
+            l.parse::<usize>().ok().filter(|n| (1..=MAX_READINGS_PAGE).contains(n)).ok_or_else(|| {
+                ApiError::BadRequest(format!("limit '{}': a number from 1 to {MAX_READINGS_PAGE}", clip(l)))
+            })?
+        }
+    };
     let live = live_of(&state)?.clone();
-    let rows = blocking(move || live.store.readings(&id, from, to, step)).await?;
+    let path = format!("/api/sensors/{}/readings", encode_component(&id));
+    let (rows, next) = blocking(move || live.store.readings(&id, from, to, step, limit)).await?;
     let out: Vec<Value> = rows.iter().map(|(t, v)| json!({"t": format_rfc3339_ms(*t), "value": v})).collect();
-    Ok(Json(out).into_response())
+    let mut response = Json(out).into_response();
+    if let Some(next) = next {
+        // The next page is the same query from the first reading this one left out.
+        let mut query = format!("from={}&limit={limit}", format_rfc3339_ms(next));
+        if let Some(to) = &params.to {
+            query.push_str(&format!("&to={}", encode_component(to)));
+        }
+        if let Some(step) = &params.step {
+            query.push_str(&format!("&step={}", encode_component(step)));
+        }
+        if let Ok(link) = header::HeaderValue::from_str(&format!("<{path}?{query}>; rel=\"next\"")) {
+            response.headers_mut().insert(header::LINK, link);
+        }
+    }
+    Ok(response)
 }
 
 #[derive(Deserialize)]

@@ -151,8 +151,17 @@ async fn serve(mut socket: WebSocket, live: Arc<super::Live>, interest: Interest
     if socket.send(Message::Text(snapshot.into())).await.is_err() {
         return;
     }
+    // A ping through quiet spells: the connection is not idle to the server's
+    // idle limit, nor to proxies between, and a vanished client is noticed.
+    let mut ping = tokio::time::interval(std::time::Duration::from_secs(30));
+    ping.tick().await;
     loop {
         tokio::select! {
+            _ = ping.tick() => {
+                if socket.send(Message::Ping(Vec::new().into())).await.is_err() {
+                    return;
+                }
+            }
             event = events.recv() => {
                 let event = match event {
                     Ok(e) => e,

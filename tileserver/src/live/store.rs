@@ -391,30 +391,46 @@ impl SensorStore {
         Ok(out)
     }
 
-    /// Readings in `[from, to)`: raw when `step_ms` is 0, else the mean per step,
-    /// read from the coarsest stored level that divides the step.
+    /// At most `limit` readings in `[from, to)`: raw when `step_ms` is 0, else the
+    /// mean per step, read from the coarsest stored level that divides the step; and
+    /// the time the next page starts at when there is more. Reads stop one row past
+    /// the page, so memory follows the page, not the history.
     pub fn readings(
         &self,
         sensor: &str,
         from: i64,
         to: i64,
         step_ms: i64,
-    ) -> Result<Vec<(i64, f64)>, StoreError> {
+        limit: usize,
+    ) -> Result<(Vec<(i64, f64)>, Option<i64>), StoreError> {
         let tx = self.db.begin_read()?;
         if step_ms <= 0 {
             let raw = tx.open_table(RAW)?;
             let mut out = Vec::new();
             for row in raw.range((sensor, from)..(sensor, to))? {
                 let (k, v) = row?;
+                if out.len() == limit {
+                    return Ok((out, Some(k.value().1)));
+                }
                 out.push((k.value().1, v.value()));
             }
-            return Ok(out);
+            return Ok((out, None));
         }
-        let mut sums: std::collections::BTreeMap<i64, (u64, f64)> = std::collections::BTreeMap::new();
-        let mut add = |t: i64, n: u64, sum: f64| {
-            let e = sums.entry(bucket(t, step_ms)).or_insert((0, 0.0));
-            e.0 += n;
-            e.1 += sum;
+        // Buckets come in time order; the one after the page's last is the cursor.
+        let mut sums: Vec<(i64, u64, f64)> = Vec::new();
+        let mut next = None;
+        let mut add = |t: i64, n: u64, sum: f64| -> bool {
+            let b = bucket(t, step_ms);
+            if let Some(last) = sums.last_mut().filter(|last| last.0 == b) {
+                last.1 += n;
+                last.2 += sum;
+            } else if sums.len() == limit {
+                next = Some(b);
+                return false;
+            } else {
+                sums.push((b, n, sum));
+            }
+            true
         };
         if step_ms % HOUR_MS == 0 || step_ms % MINUTE_MS == 0 {
             let table = tx.open_table(if step_ms % HOUR_MS == 0 { HOUR } else { MINUTE })?;
@@ -422,18 +438,22 @@ impl SensorStore {
             for row in table.range((sensor, bucket(from, size))..(sensor, to))? {
                 let (k, v) = row?;
                 let (t, (n, sum, _, _)) = (k.value().1, v.value());
-                if t >= bucket(from, step_ms) {
-                    add(t, n, sum);
+                if t >= bucket(from, step_ms) && n > 0 && !add(t, n, sum) {
+                    break;
                 }
             }
         } else {
             let raw = tx.open_table(RAW)?;
             for row in raw.range((sensor, from)..(sensor, to))? {
                 let (k, v) = row?;
-                add(k.value().1, 1, v.value());
+                if !add(k.value().1, 1, v.value()) {
+                    break;
+                }
             }
         }
-        Ok(sums.into_iter().filter(|(_, (n, _))| *n > 0).map(|(t, (n, sum))| (t, sum / n as f64)).collect())
+        let out =
+            sums.into_iter().filter(|(_, n, _)| *n > 0).map(|(t, n, sum)| (t, sum / n as f64)).collect();
+        Ok((out, next))
     }
 
     /// Drops raw readings older than `raw_ms` and minute aggregates older than
