@@ -531,7 +531,9 @@ fn a_job_past_its_time_limit_is_stopped_failed_and_leaves_the_layer_and_the_queu
         before,
         "the served layer stays"
     );
-    assert!(partial_versions(&store).is_empty(), "{:?}", partial_versions(&store));
+    // Nothing of the stopped run is left (the next job may be staging its own).
+    let left: Vec<String> = partial_versions(&store).into_iter().filter(|p| p.starts_with("city@")).collect();
+    assert!(left.is_empty(), "{left:?}");
     let quick = wait_for(base, quick["id"].as_u64().expect("id"));
     assert_eq!(quick["state"], "succeeded", "the queue moved on: {quick}");
 }

@@ -70,7 +70,7 @@ fn every_acknowledged_reading_survives_kill_9_mid_stream() {
     assert!(acknowledged.len() >= 20_000);
 
     let server = Server::start(&store);
-    let stored = get_json(&format!("{}/api/sensors/flow-1/readings", server.url));
+    let stored = get_json(&format!("{}/api/sensors/flow-1/readings?limit=100000", server.url));
     let stored = stored.as_array().expect("readings");
     let values: std::collections::HashSet<u64> =
         stored.iter().filter_map(|r| r["value"].as_f64()).map(|v| v as u64).collect();

@@ -214,7 +214,9 @@ pub async fn middleware(State(state): State<AppState>, request: Request, next: N
             response
         }
         Err(refusal) => {
-            let (who, response) = *refusal;
+            let (who, mut response) = *refusal;
+            // A refusal is about this request's credentials: no shared cache keeps it.
+            cache_for_caller(&mut response, true, Classification::Restricted);
             // Refusals here never reach the audit layer inside, so they are recorded here.
             if let Some(log) = &state.audit {
                 let target = request
@@ -300,11 +302,8 @@ fn admit(state: &AppState, request: &Request) -> Result<Principal, Box<(String, 
 /// their public caching.
 fn cache_for_caller(response: &mut Response, credentialed: bool, served: Classification) {
     let headers = response.headers_mut();
-    let vary: Vec<String> =
-        headers.get_all(header::VARY).iter().filter_map(|v| v.to_str().ok()).map(str::to_owned).collect();
-    if !vary.iter().any(|v| v.split(',').any(|h| h.trim().eq_ignore_ascii_case("authorization"))) {
-        headers.append(header::VARY, header::HeaderValue::from_static("Authorization"));
-    }
+    // Vary: Authorization on every answer is added outermost, one line for all
+    // (`http_cache::one_vary`), as shared caches read one Vary line.
     if !credentialed {
         return;
     }

@@ -70,6 +70,27 @@ pub fn tag_encoding(response: &mut Response) {
     }
 }
 
+/// Folds every `Vary` line (the handlers', the compression layer's, CORS's) into
+/// one that also names `Authorization`: nginx, for one, keeps only the last line it
+/// reads, and an answer that depends on the caller must vary by the credential.
+pub fn one_vary(response: &mut Response) {
+    let headers = response.headers_mut();
+    let mut names: Vec<String> = Vec::new();
+    for value in headers.get_all(header::VARY).iter().filter_map(|v| v.to_str().ok()) {
+        for name in value.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            if !names.iter().any(|n| n.eq_ignore_ascii_case(name)) {
+                names.push(name.to_owned());
+            }
+        }
+    }
+    if !names.iter().any(|n| n.eq_ignore_ascii_case("authorization")) {
+        names.push("Authorization".into());
+    }
+    if let Ok(value) = HeaderValue::from_str(&names.join(", ")) {
+        headers.insert(header::VARY, value);
+    }
+}
+
 /// A body brotli-encoded here, marking it done for the compression layer.
 pub fn brotli(bytes: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(bytes.len() / 3 + 64);

@@ -135,4 +135,8 @@ pub fn app(state: AppState) -> Router {
             response
         }))
         .layer(cors)
+        .layer(axum::middleware::map_response(|mut response: axum::response::Response| async move {
+            http_cache::one_vary(&mut response);
+            response
+        }))
 }

@@ -175,7 +175,8 @@ fn read_series_dir(dir: &std::path::Path) -> anyhow::Result<Vec<Series>> {
                     .chars()
                     .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
                     .collect(),
-                unit: String::new(),
+                // The series says nothing of its unit; the registry wants one.
+                unit: "value".into(),
                 thresholds: None,
             },
         };

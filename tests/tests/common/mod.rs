@@ -710,7 +710,8 @@ http {{
             .arg(&*dir)
             .arg("-c")
             .arg(dir.join("nginx.conf"))
-            .stderr(Stdio::inherit())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
             .spawn()
             .expect("run nginx (apt install nginx-light)");
         let url = format!("http://127.0.0.1:{port}");
@@ -729,7 +730,8 @@ http {{
 
 impl Drop for CachingProxy {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        // TERM: the master stops its workers too (a KILL would orphan them).
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
         let _ = self.child.wait();
     }
 }
