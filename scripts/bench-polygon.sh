@@ -3,11 +3,17 @@
 # of the count). Builds the release cim-ingest, writes a city block's outline with
 # N vertices (a wobbly circle 2 km across, valid), ingests it and prints seconds.
 #   bash scripts/bench-polygon.sh [N ...]     (default 50000 100000 1000000)
+#   CIM_INGEST=~/.cache/cim/target/debug/cim-ingest bash scripts/bench-polygon.sh 50000
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/cim/target}"
-cargo build --release --locked -p cim-ingest --bin cim-ingest >&2
-bin="$CARGO_TARGET_DIR/release/cim-ingest"
+# CIM_INGEST=path times that binary instead (the dev build, say) without building.
+if [ -n "${CIM_INGEST:-}" ]; then
+  bin="$CIM_INGEST"
+else
+  cargo build --release --locked -p cim-ingest --bin cim-ingest >&2
+  bin="$CARGO_TARGET_DIR/release/cim-ingest"
+fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 sizes=("$@")

@@ -218,6 +218,10 @@ fn a_dem_becomes_validated_crack_free_terrain_whose_heights_match_the_raster_wit
     // Heights at raster pixel centres: the API against GDAL's pixel values, and the
     // API against the decoded finest tile.
     let server = Server::start(&store);
+    // The attribution names the source file, not where the ingest host kept it.
+    let layer_json = get_json(&format!("{}/terrain/ground/layer.json", server.url));
+    let attribution = layer_json["attribution"].as_str().expect("attribution");
+    assert!(attribution.starts_with("lyon_dem.tif (") && !attribution.contains('/'), "{attribution}");
     let (report, files) = assert_served_tileset_valid(&server.url, "ground");
     println!("3d-tiles-validator on {files} served terrain files: {} warnings", report["numWarnings"]);
     let (_, [w, h], _) = gdal_info(&dem);

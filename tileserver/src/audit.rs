@@ -183,9 +183,10 @@ impl Checkpoint {
     }
 }
 
-/// Bulk reads waiting to be recorded: (who, method, target prefix, status) ->
-/// (count, first, last ms).
-type Folded = std::collections::HashMap<(String, String, String, u16), (u64, i64, i64)>;
+/// Which bulk reads fold together: who, method, target prefix, status.
+type FoldKey = (String, String, String, u16);
+/// Bulk reads waiting to be recorded: how many, first and last (ms).
+type Folded = std::collections::HashMap<FoldKey, (u64, i64, i64)>;
 
 /// Where the chain of the kept records starts: after `seq`, from `hash`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -432,7 +433,7 @@ impl AuditLog {
 
     /// Writes every folded bulk read now (at shutdown, say).
     pub fn flush_folded(&self) {
-        let taken: Vec<((String, String, String, u16), (u64, i64, i64))> = match self.folded.lock() {
+        let taken: Vec<(FoldKey, (u64, i64, i64))> = match self.folded.lock() {
             Ok(mut f) => {
                 f.1 = std::time::Instant::now();
                 let mut taken: Vec<_> = f.0.drain().collect();

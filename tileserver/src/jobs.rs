@@ -946,7 +946,7 @@ async fn submit(
 async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     let jobs = jobs_of(&state)?;
     let list: Vec<Job> = jobs.jobs.lock().map(|l| l.clone()).unwrap_or_default();
-    let list: Vec<Value> = list.iter().filter(|j| may_see_job(&state, j)).map(|j| shown(j)).collect();
+    let list: Vec<Value> = list.iter().filter(|j| may_see_job(&state, j)).map(shown).collect();
     let doc = json!({"jobs": list});
     Ok(respond(&headers, doc.to_string().into_bytes(), "application/json", None, None, Freshness::Listing))
 }

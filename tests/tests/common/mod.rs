@@ -705,7 +705,7 @@ http {{
             d = dir.display()
         );
         std::fs::write(dir.join("nginx.conf"), conf).expect("nginx.conf");
-        let child = Command::new("nginx")
+        let mut child = Command::new("nginx")
             .arg("-p")
             .arg(&*dir)
             .arg("-c")
@@ -721,6 +721,8 @@ http {{
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!(
             "nginx did not listen on {port}: {}",
             std::fs::read_to_string(dir.join("error.log")).unwrap_or_default()

@@ -118,6 +118,9 @@ fn bucket(t: i64, size: i64) -> i64 {
 
 type Aggregate = (u64, f64, f64, f64);
 
+/// A page of readings (time ms, value) and where the next one starts.
+pub type ReadingsPage = (Vec<(i64, f64)>, Option<i64>);
+
 impl SensorStore {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let db = Database::create(path)?;
@@ -402,7 +405,7 @@ impl SensorStore {
         to: i64,
         step_ms: i64,
         limit: usize,
-    ) -> Result<(Vec<(i64, f64)>, Option<i64>), StoreError> {
+    ) -> Result<ReadingsPage, StoreError> {
         let tx = self.db.begin_read()?;
         if step_ms <= 0 {
             let raw = tx.open_table(RAW)?;
