@@ -285,6 +285,37 @@ fn every_cityjson_file_keeps_its_objects_by_type_levels_and_versions_and_its_glb
     }
     // Cesium's validator reads EXT_structural_metadata, which gltf-validator skips.
     let server = Server::start(&store);
+    // A pick inside a part finds the part and the building it belongs to.
+    let layer = layer_name("DH_01_subs.city.json");
+    let features = json_file(&store.join(&layer).join("features.json"));
+    let features = features["features"].as_array().expect("features");
+    let mut picked = 0;
+    for part in features.iter().filter(|f| f["properties"]["parent_fid"].is_u64()) {
+        let ring = match part["geometry"]["type"].as_str() {
+            Some("Polygon") => &part["geometry"]["coordinates"][0],
+            Some("MultiPolygon") => &part["geometry"]["coordinates"][0][0],
+            _ => continue,
+        };
+        let ring = ring.as_array().expect("ring");
+        let [x0, y0, x1, y1] = ring_bounds(ring);
+        let inside = (1..20)
+            .flat_map(|i| {
+                (1..20).map(move |j| {
+                    (x0 + (x1 - x0) * f64::from(i) / 20.0, y0 + (y1 - y0) * f64::from(j) / 20.0)
+                })
+            })
+            .find(|&(x, y)| point_in_ring(ring, x, y));
+        let Some((lon, lat)) = inside else { continue };
+        let hits = get_json(&format!("{}/api/pick?lon={lon}&lat={lat}&layer={layer}", server.url));
+        let ids: Vec<&Value> =
+            hits["features"].as_array().expect("features").iter().map(|f| &f["id"]).collect();
+        assert!(
+            ids.contains(&&part["id"]) && ids.contains(&&part["properties"]["parent_fid"]),
+            "pick {lon},{lat}: {ids:?}"
+        );
+        picked += 1;
+    }
+    assert!(picked >= 6, "{picked} parts picked with their buildings");
     for (file, _) in FILES {
         let (report, files) = assert_served_tileset_valid(&server.url, &layer_name(file));
         println!("{file}: 3d-tiles-validator on {files} served files: {} warnings", report["numWarnings"]);
