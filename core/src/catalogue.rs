@@ -190,6 +190,18 @@ pub fn layer_versions<'a>(layer: &str, entries: impl IntoIterator<Item = &'a str
 /// Ingest refuses it as a layer name so the two never collide.
 pub const SENSORS_LAYER: &str = "sensors";
 
+/// Whether `name` may name a stored layer: 1-64 ASCII letters, digits, '-' and
+/// '_', not starting with '-' (a flag) or '.' (the store's own directories), and
+/// not the live sensor layer's id. One rule for the ingest that writes layers and
+/// the server that reads them.
+pub fn is_layer_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with(['-', '.'])
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && name != SENSORS_LAYER
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SourceFile {
     pub path: String,
@@ -477,6 +489,12 @@ mod tests {
             }
         );
         assert!("phone:blur:internal".parse::<AttributeRule>().is_err());
+        for good in ["helsinki", "helsinki_buildings-2", "B1"] {
+            assert!(is_layer_name(good), "{good}");
+        }
+        for bad in ["", "-x", ".jobs", ".versions", "sensors", "a b", "a/b", "ä", &"x".repeat(65)] {
+            assert!(!is_layer_name(bad), "{bad}");
+        }
         let names: AttributeRule = "name*:drop:internal".parse().expect("pattern");
         assert!(names.matches("name") && names.matches("name:fi") && names.matches("name:en"));
         assert!(!names.matches("old_name") && !names.matches("nam"));

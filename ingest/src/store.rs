@@ -18,12 +18,11 @@ use cim_core::catalogue::PARTIAL_SUFFIX as PARTIAL;
 pub use cim_core::catalogue::VERSIONS_DIR;
 
 pub fn validate_layer_name(name: &str) -> Result<(), IngestError> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        && !name.starts_with('-')
-        && name != cim_core::catalogue::SENSORS_LAYER;
-    if ok { Ok(()) } else { Err(IngestError::BadLayerName(name.to_owned())) }
+    if cim_core::catalogue::is_layer_name(name) {
+        Ok(())
+    } else {
+        Err(IngestError::BadLayerName(name.to_owned()))
+    }
 }
 
 /// A layer version being built; removed on drop unless committed.

@@ -791,7 +791,7 @@ async fn submit(
     let checked = (|| {
         let layer =
             params.get("layer").ok_or_else(|| ApiError::BadRequest("missing parameter 'layer'".into()))?;
-        if !crate::layers::valid_layer_name(layer) || layer == cim_core::catalogue::SENSORS_LAYER {
+        if !crate::layers::valid_layer_name(layer) {
             return Err(ApiError::BadRequest("layer: use 1-64 letters, digits, '-' and '_'".into()));
         }
         if let Some(name) = params.get("filename")

@@ -323,11 +323,9 @@ pub struct LayerCache {
     classifications: Mutex<HashMap<PathBuf, Classification>>,
 }
 
+/// The store's rule for layer names ([`cim_core::catalogue::is_layer_name`]).
 pub fn valid_layer_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && !name.starts_with(['-', '.'])
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    cim_core::catalogue::is_layer_name(name)
 }
 
 impl LayerCache {
