@@ -218,10 +218,18 @@ pub struct AttributeField {
     pub kind: String,
 }
 
+/// One published layer version: what it is, where it came from, what it holds and
+/// who may see it (`catalogue.json`).
+///
+/// On disk the content is a `kind` tag beside one optional summary per kind (the
+/// format older versions wrote and read); in memory it is one [`LayerContent`], so
+/// a layer cannot be a terrain without its terrain facts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "wire::Entry", into = "wire::Entry")]
 pub struct CatalogueEntry {
     pub id: String,
-    pub kind: LayerKind,
+    /// What kind of layer this is, with that kind's facts.
+    pub content: LayerContent,
     /// Unique per ingest; changes whenever the layer is rebuilt.
     pub version: String,
     /// `[west, south, east, north]` degrees (EPSG:4326).
@@ -245,36 +253,217 @@ pub struct CatalogueEntry {
     pub building_count: u64,
     pub ingested_at: String,
     pub tool: String,
-    /// What a BIM layer holds, for storey filters and reports.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bim: Option<BimSummary>,
-    /// What a point cloud layer holds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub point_cloud: Option<PointCloudSummary>,
-    /// What a terrain layer holds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub terrain: Option<TerrainSummary>,
-    /// What a city model layer holds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub city_model: Option<CityModelSummary>,
     /// Who may see the layer (older catalogues without one are public).
-    #[serde(default)]
     pub classification: Classification,
     /// The department that owns the data, and how often it is updated.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub update_cycle: Option<String>,
     /// Desensitised attributes (kept out of tiles, shown by clearance).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attribute_rules: Vec<AttributeRule>,
     /// Positions coarsened below a clearance (tiles always carry the coarse ones).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub coarsen: Option<CoarsenRule>,
     /// Every change of who may see what, oldest first, carried from version to
     /// version: the lineage of the layer's governance.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub governance_history: Vec<GovernanceChange>,
+}
+
+/// A layer's kind with the facts only that kind has.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LayerContent {
+    Vector,
+    Bim(BimSummary),
+    PointCloud(PointCloudSummary),
+    Terrain(TerrainSummary),
+    CityModel(CityModelSummary),
+    Sensors,
+}
+
+impl LayerContent {
+    pub fn kind(&self) -> LayerKind {
+        match self {
+            Self::Vector => LayerKind::Vector,
+            Self::Bim(_) => LayerKind::Bim,
+            Self::PointCloud(_) => LayerKind::PointCloud,
+            Self::Terrain(_) => LayerKind::Terrain,
+            Self::CityModel(_) => LayerKind::CityModel,
+            Self::Sensors => LayerKind::Sensors,
+        }
+    }
+}
+
+impl CatalogueEntry {
+    pub fn kind(&self) -> LayerKind {
+        self.content.kind()
+    }
+
+    pub fn bim(&self) -> Option<&BimSummary> {
+        match &self.content {
+            LayerContent::Bim(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn point_cloud(&self) -> Option<&PointCloudSummary> {
+        match &self.content {
+            LayerContent::PointCloud(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn terrain(&self) -> Option<&TerrainSummary> {
+        match &self.content {
+            LayerContent::Terrain(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn city_model(&self) -> Option<&CityModelSummary> {
+        match &self.content {
+            LayerContent::CityModel(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// `catalogue.json` as it is written: the content as a tag plus optional summaries.
+mod wire {
+    use super::*;
+
+    #[derive(Serialize, Deserialize)]
+    pub(super) struct Entry {
+        id: String,
+        kind: LayerKind,
+        version: String,
+        bounds_wgs84: [f64; 4],
+        bounds_service_frame: [f64; 6],
+        service_frame: String,
+        source_crs: String,
+        sources: Vec<SourceFile>,
+        feature_count: u64,
+        geometry_types: Vec<String>,
+        attributes: Vec<AttributeField>,
+        min_zoom: u8,
+        max_zoom: u8,
+        mvt_archive: Option<String>,
+        tileset: Option<String>,
+        features: String,
+        building_count: u64,
+        ingested_at: String,
+        tool: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        bim: Option<BimSummary>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        point_cloud: Option<PointCloudSummary>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        terrain: Option<TerrainSummary>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        city_model: Option<CityModelSummary>,
+        #[serde(default)]
+        classification: Classification,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        owner: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        update_cycle: Option<String>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        attribute_rules: Vec<AttributeRule>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        coarsen: Option<CoarsenRule>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        governance_history: Vec<GovernanceChange>,
+    }
+
+    impl TryFrom<Entry> for CatalogueEntry {
+        type Error = String;
+
+        fn try_from(e: Entry) -> Result<Self, String> {
+            let missing =
+                |summary: &str| format!("layer {}: a {summary} layer without its `{summary}` facts", e.id);
+            let content = match e.kind {
+                LayerKind::Vector => LayerContent::Vector,
+                LayerKind::Sensors => LayerContent::Sensors,
+                LayerKind::Bim => LayerContent::Bim(e.bim.ok_or_else(|| missing("bim"))?),
+                LayerKind::PointCloud => {
+                    LayerContent::PointCloud(e.point_cloud.ok_or_else(|| missing("point_cloud"))?)
+                }
+                LayerKind::Terrain => LayerContent::Terrain(e.terrain.ok_or_else(|| missing("terrain"))?),
+                LayerKind::CityModel => {
+                    LayerContent::CityModel(e.city_model.ok_or_else(|| missing("city_model"))?)
+                }
+            };
+            Ok(CatalogueEntry {
+                id: e.id,
+                content,
+                version: e.version,
+                bounds_wgs84: e.bounds_wgs84,
+                bounds_service_frame: e.bounds_service_frame,
+                service_frame: e.service_frame,
+                source_crs: e.source_crs,
+                sources: e.sources,
+                feature_count: e.feature_count,
+                geometry_types: e.geometry_types,
+                attributes: e.attributes,
+                min_zoom: e.min_zoom,
+                max_zoom: e.max_zoom,
+                mvt_archive: e.mvt_archive,
+                tileset: e.tileset,
+                features: e.features,
+                building_count: e.building_count,
+                ingested_at: e.ingested_at,
+                tool: e.tool,
+                classification: e.classification,
+                owner: e.owner,
+                update_cycle: e.update_cycle,
+                attribute_rules: e.attribute_rules,
+                coarsen: e.coarsen,
+                governance_history: e.governance_history,
+            })
+        }
+    }
+
+    impl From<CatalogueEntry> for Entry {
+        fn from(c: CatalogueEntry) -> Self {
+            let kind = c.content.kind();
+            let (mut bim, mut point_cloud, mut terrain, mut city_model) = (None, None, None, None);
+            match c.content {
+                LayerContent::Vector | LayerContent::Sensors => {}
+                LayerContent::Bim(s) => bim = Some(s),
+                LayerContent::PointCloud(s) => point_cloud = Some(s),
+                LayerContent::Terrain(s) => terrain = Some(s),
+                LayerContent::CityModel(s) => city_model = Some(s),
+            }
+            Entry {
+                id: c.id,
+                kind,
+                version: c.version,
+                bounds_wgs84: c.bounds_wgs84,
+                bounds_service_frame: c.bounds_service_frame,
+                service_frame: c.service_frame,
+                source_crs: c.source_crs,
+                sources: c.sources,
+                feature_count: c.feature_count,
+                geometry_types: c.geometry_types,
+                attributes: c.attributes,
+                min_zoom: c.min_zoom,
+                max_zoom: c.max_zoom,
+                mvt_archive: c.mvt_archive,
+                tileset: c.tileset,
+                features: c.features,
+                building_count: c.building_count,
+                ingested_at: c.ingested_at,
+                tool: c.tool,
+                bim,
+                point_cloud,
+                terrain,
+                city_model,
+                classification: c.classification,
+                owner: c.owner,
+                update_cycle: c.update_cycle,
+                attribute_rules: c.attribute_rules,
+                coarsen: c.coarsen,
+                governance_history: c.governance_history,
+            }
+        }
+    }
 }
 
 /// One re-ingest that changed a layer's classification or protection rules.
@@ -507,6 +696,43 @@ mod tests {
         assert!("*:drop:internal".parse::<AttributeRule>().is_err());
         assert!("phone:mask:secret".parse::<AttributeRule>().is_err());
         assert!("phone".parse::<AttributeRule>().is_err());
+    }
+
+    #[test]
+    fn catalogue_files_keep_their_tag_and_summaries() {
+        // As every version so far wrote a terrain layer's catalogue.json.
+        let written = serde_json::json!({
+            "id": "dem", "kind": "terrain", "version": "v1",
+            "bounds_wgs84": [24.9, 60.1, 25.0, 60.2],
+            "bounds_service_frame": [24.9, 60.1, 0.0, 25.0, 60.2, 80.0],
+            "service_frame": SERVICE_FRAME, "source_crs": "EPSG:3067",
+            "sources": [{"path": "dem.tif", "format": "GTiff raster, Float32", "bytes": 10, "sha256": "ab"}],
+            "feature_count": 0, "geometry_types": ["TIN"], "attributes": [],
+            "min_zoom": 0, "max_zoom": 12, "mvt_archive": null, "tileset": "tiles3d/tileset.json",
+            "features": "features.json", "building_count": 0,
+            "ingested_at": "2026-01-01T00:00:00+00:00", "tool": "cim-ingest 0.1.0",
+            "terrain": {
+                "raster_size": [10, 10], "pixel_size_m": 2.0, "nodata": null, "valid_pixels": 100,
+                "levels": [], "surface": "surface.bin", "height_reference": "as given"
+            },
+            "classification": "internal",
+        });
+        let entry: CatalogueEntry = serde_json::from_value(written.clone()).expect("read");
+        assert_eq!(entry.kind(), LayerKind::Terrain);
+        assert_eq!(entry.terrain().map(|t| t.valid_pixels), Some(100));
+        assert!(entry.bim().is_none() && entry.point_cloud().is_none() && entry.city_model().is_none());
+        assert_eq!(serde_json::to_value(&entry).expect("write"), written, "written back as read");
+
+        let mut no_facts = written.clone();
+        no_facts.as_object_mut().expect("object").remove("terrain");
+        let e = serde_json::from_value::<CatalogueEntry>(no_facts).expect_err("a terrain without its facts");
+        assert!(e.to_string().contains("layer dem: a terrain layer without its `terrain` facts"), "{e}");
+        // A summary of another kind beside the tag is not this layer's content.
+        let mut vector = written;
+        vector["kind"] = "vector".into();
+        let entry: CatalogueEntry = serde_json::from_value(vector).expect("read");
+        assert_eq!(entry.content, LayerContent::Vector);
+        assert!(serde_json::to_value(&entry).expect("write").get("terrain").is_none());
     }
 
     #[test]

@@ -25,6 +25,9 @@ pub enum DropFormat {
     Ifc,
     GeoTiff,
     AsciiGrid,
+    /// Another raster GDAL reads, known by its extension only (`.hgt`, `.img`, `.vrt`,
+    /// `.bil`, `.flt`, `.bt`, `.nc`, `.jp2`, `.dem`).
+    OtherRaster,
     /// A zip archive holding a Shapefile (its .shp, .dbf, ... parts) or a GeoPackage.
     Zip,
 }
@@ -52,6 +55,7 @@ impl DropFormat {
             Self::Ifc => "ifc",
             Self::GeoTiff => "tif",
             Self::AsciiGrid => "asc",
+            Self::OtherRaster => "img",
             Self::Zip => "zip",
         }
     }
@@ -75,6 +79,7 @@ impl DropFormat {
             Self::Ifc => "IFC (STEP)",
             Self::GeoTiff => "GeoTIFF",
             Self::AsciiGrid => "ESRI ASCII grid",
+            Self::OtherRaster => "GDAL raster",
             Self::Zip => "zipped Shapefile or GeoPackage",
         }
     }
@@ -116,6 +121,8 @@ impl DropFormat {
             Self::GeoTiff
         } else if ends("asc") {
             Self::AsciiGrid
+        } else if ["dem", "hgt", "img", "vrt", "bil", "flt", "bt", "nc", "jp2"].iter().any(|e| ends(e)) {
+            Self::OtherRaster
         } else if ends("zip") {
             Self::Zip
         } else {
@@ -124,11 +131,13 @@ impl DropFormat {
     }
 
     /// Whether a file named as `claimed` may hold this content. A LAS name on LAZ
-    /// content (and the reverse) is tolerated: the reader takes both.
+    /// content (and the reverse) is tolerated: the reader takes both; so is one
+    /// raster name on another raster's content (GDAL reads by content).
     pub fn agrees_with(self, claimed: Self) -> bool {
         let family = |f: Self| match f {
             Self::Las | Self::Laz => 1,
             Self::GeoJson => 2,
+            Self::GeoTiff | Self::AsciiGrid | Self::OtherRaster => 3,
             other => 100 + other as u8,
         };
         family(self) == family(claimed)
@@ -302,6 +311,9 @@ mod tests {
         assert!(DropFormat::Laz.agrees_with(DropFormat::Las));
         assert!(!DropFormat::GeoJson.agrees_with(DropFormat::Las));
         assert!(!DropFormat::CityJson.agrees_with(DropFormat::GeoJson));
+        assert_eq!(DropFormat::from_name("N60E024.hgt"), Some(DropFormat::OtherRaster));
+        assert!(DropFormat::GeoTiff.agrees_with(DropFormat::OtherRaster));
+        assert!(!DropFormat::GeoTiff.agrees_with(DropFormat::Las));
         for f in [DropFormat::Las, DropFormat::CityJsonSeq, DropFormat::OsmPbf, DropFormat::GeoTiff] {
             assert_eq!(DropFormat::from_name(&format!("x.{}", f.extension())), Some(f));
         }

@@ -15,8 +15,8 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 
 use cim_core::catalogue::{
-    AttributeField, BimModel, BimSummary, CatalogueEntry, FEATURES_FILE, GLOBAL_ID, LayerKind, QualityReport,
-    SERVICE_FRAME, SourceFile, Storey, TILESET_DIR,
+    AttributeField, BimModel, BimSummary, FEATURES_FILE, GLOBAL_ID, LayerContent, QualityReport, Storey,
+    TILESET_DIR,
 };
 use cim_core::frame::{EnuFrame, ecef_to_geodetic};
 use cim_core::glb::{
@@ -30,10 +30,16 @@ use crate::ifc::geometry::{Affine, BodyPart, GeometryBuilder, TriMesh, cross, no
 use crate::ifc::georef::{Georeference, locate};
 use crate::ifc::step::Instance;
 use crate::ifc::{IfcModel, class_names::display_name};
-use crate::layer::{IngestOptions, IngestSummary};
-use crate::store::{Staging, validate_layer_name};
+use crate::layer::{Kind, Takes};
+use crate::options::IngestOptions;
+use crate::run::{Built, GENERATOR, LayerRun, write_json};
 
-const GENERATOR: &str = concat!("cim-ingest ", env!("CARGO_PKG_VERSION"));
+pub const KIND: Kind = Kind {
+    name: "BIM",
+    inputs: "IFC models",
+    takes: Takes { attribute_rules: false, coarsen: false, anchor: true },
+    build,
+};
 /// Where IFC "no storey" elements go.
 const NO_STOREY: u64 = 0;
 
@@ -109,7 +115,7 @@ fn read_model(
 ) -> Result<PlacedModel, IngestError> {
     let file = std::fs::File::open(path).map_err(|e| IngestError::source(path, e))?;
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let bar = crate::layer::progress_bar(options.progress, size, "parse", None);
+    let bar = crate::progress::progress_bar(options.progress, size, "parse", None);
     let started = std::time::Instant::now();
     let model = IfcModel::read(BufReader::with_capacity(1 << 16, bar.wrap_read(file)), |_| {})
         .map_err(|e| IngestError::source(path, e))?;
@@ -144,7 +150,7 @@ fn read_model(
     let unit = Affine::scale(model.length_unit);
     let ids = model.all_ids();
     let mut elements = Vec::new();
-    let bar = crate::layer::progress_bar(options.progress, ids.len() as u64, "geometry", None);
+    let bar = crate::progress::progress_bar(options.progress, ids.len() as u64, "geometry", None);
     for id in ids {
         bar.inc(1);
         if options.cancel.load(Ordering::Relaxed) {
@@ -560,17 +566,14 @@ fn write_model(
     })
 }
 
-/// Runs one BIM ingest; on any error the previously published layer stays as it was.
-pub fn ingest_bim(options: &IngestOptions) -> Result<IngestSummary, IngestError> {
-    validate_layer_name(&options.layer)?;
-    let mut quality = QualityReport { layer: options.layer.clone(), ..Default::default() };
+/// Reads every IFC model and writes one BIM layer of them.
+fn build(run: &mut LayerRun<'_>) -> Result<Built, IngestError> {
+    let options = run.options;
     let mut unsupported = BTreeMap::new();
-    let mut sources = Vec::new();
     let mut models = Vec::new();
     for (i, path) in options.files.iter().enumerate() {
-        let (bytes, sha256) = crate::layer::sha256_file(path)?;
         let started = std::time::Instant::now();
-        let placed = read_model(path, i as u64, options, &mut quality, &mut unsupported)?;
+        let placed = read_model(path, i as u64, options, &mut run.quality, &mut unsupported)?;
         tracing::info!(
             stage = "ifc",
             file = %path.display(),
@@ -579,16 +582,11 @@ pub fn ingest_bim(options: &IngestOptions) -> Result<IngestSummary, IngestError>
             ms = started.elapsed().as_millis() as u64,
             "model read"
         );
-        sources.push(SourceFile {
-            path: path.display().to_string(),
-            format: format!("IFC ({})", placed.model.schema()),
-            bytes,
-            sha256,
-        });
+        run.source(path, format!("IFC ({})", placed.model.schema()))?;
         models.push(placed);
     }
     for (what, n) in unsupported {
-        quality.dropped.insert(format!("representation item left out: {what}"), n);
+        run.quality.dropped.insert(format!("representation item left out: {what}"), n);
     }
     let with_geometry: u64 =
         models.iter().flat_map(|m| &m.elements).filter(|e| !e.parts.is_empty()).count() as u64;
@@ -599,13 +597,11 @@ pub fn ingest_bim(options: &IngestOptions) -> Result<IngestSummary, IngestError>
             why: format!(
                 "no element of {} has geometry that could be built: {}",
                 names.join(", "),
-                quality.summary_line()
+                run.quality.summary_line()
             ),
         });
     }
-    let (now, version) = crate::layer::new_version();
-    let staging = Staging::begin(&options.store, &options.layer, &version)?.keeping(options.keep_versions);
-    let dir = staging.dir().to_path_buf();
+    let dir = run.stage()?;
     let content_dir = dir.join(TILESET_DIR).join("content");
     std::fs::create_dir_all(&content_dir).map_err(|e| IngestError::store(&content_dir, e))?;
     let mut features = Vec::new();
@@ -652,27 +648,34 @@ pub fn ingest_bim(options: &IngestOptions) -> Result<IngestSummary, IngestError>
         geometric_error,
         root,
     };
-    crate::layer::write_json(&dir.join(TILESET_DIR).join("tileset.json"), &tileset)?;
+    write_json(&dir.join(TILESET_DIR).join("tileset.json"), &tileset)?;
     features.sort_by_key(|(fid, _)| *fid);
     let collection = json!({"type": "FeatureCollection", "features": features.into_iter().map(|(_, f)| f).collect::<Vec<_>>()});
-    crate::layer::write_json(&dir.join(FEATURES_FILE), &collection)?;
+    write_json(&dir.join(FEATURES_FILE), &collection)?;
 
     let mut elements_by_class: BTreeMap<String, u64> = BTreeMap::new();
     for e in models.iter().flat_map(|m| &m.elements) {
         *elements_by_class.entry(e.class.clone()).or_default() += 1;
     }
     let element_count: u64 = elements_by_class.values().sum();
-    quality.features_written = element_count;
+    run.quality.features_written = element_count;
     let string_field = |name: &str| AttributeField { name: name.into(), kind: "string".into() };
-    let mut catalogue = CatalogueEntry {
-        id: options.layer.clone(),
-        kind: LayerKind::Bim,
-        version,
-        bounds_wgs84: [bounds[0], bounds[1], bounds[3], bounds[4]],
-        bounds_service_frame: bounds,
-        service_frame: SERVICE_FRAME.to_owned(),
-        source_crs: models.iter().map(|m| m.georef.source.clone()).collect::<Vec<_>>().join("; "),
-        sources,
+    let building_count = elements_by_class.get("IfcBuilding").copied().unwrap_or(0);
+    let summary = BimSummary {
+        models: models
+            .iter()
+            .map(|m| BimModel {
+                schema: m.model.schema().to_owned(),
+                georeference: m.georef.source.clone(),
+                anchor: m.georef.anchor,
+                model_to_enu: m.georef.to_enu.to_column_major(),
+            })
+            .collect(),
+        elements_by_class,
+        elements_with_geometry: with_geometry,
+        storeys,
+    };
+    Ok(Built {
         feature_count: element_count,
         geometry_types: vec!["Point".into()],
         attributes: [GLOBAL_ID, "ifc_class", "name", "description", "object_type", "storey"]
@@ -680,49 +683,12 @@ pub fn ingest_bim(options: &IngestOptions) -> Result<IngestSummary, IngestError>
             .map(string_field)
             .chain([AttributeField { name: "property_sets".into(), kind: "object".into() }])
             .collect(),
-        min_zoom: 0,
-        max_zoom: 0,
-        mvt_archive: None,
-        tileset: Some(format!("{TILESET_DIR}/tileset.json")),
-        features: FEATURES_FILE.to_owned(),
-        building_count: elements_by_class.get("IfcBuilding").copied().unwrap_or(0),
-        ingested_at: now.to_rfc3339(),
-        tool: GENERATOR.to_owned(),
-        bim: Some(BimSummary {
-            models: models
-                .iter()
-                .map(|m| BimModel {
-                    schema: m.model.schema().to_owned(),
-                    georeference: m.georef.source.clone(),
-                    anchor: m.georef.anchor,
-                    model_to_enu: m.georef.to_enu.to_column_major(),
-                })
-                .collect(),
-            elements_by_class,
-            elements_with_geometry: with_geometry,
-            storeys,
-        }),
-        point_cloud: None,
-        terrain: None,
-        city_model: None,
-        classification: options.classification,
-        owner: options.owner.clone(),
-        update_cycle: options.update_cycle.clone(),
-        attribute_rules: Vec::new(),
-        coarsen: None,
-        governance_history: options.governance_history.clone(),
-    };
-    let layer_dir = crate::layer::publish(staging, options, &quality, &mut catalogue)?;
-    Ok(IngestSummary { catalogue, quality, layer_dir, mvt_tiles: 0, building_tiles: contents })
-}
-
-/// Whether a run's inputs are IFC models (by extension or the STEP magic).
-pub fn is_ifc(path: &Path) -> bool {
-    if crate::source::extension(path).ends_with("ifc") {
-        return true;
-    }
-    let mut head = [0u8; 32];
-    std::fs::File::open(path)
-        .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
-        .is_ok_and(|n| crate::ifc::looks_like_step(&head[..n]))
+        building_count,
+        ..Built::tiles_3d(
+            LayerContent::Bim(summary),
+            bounds,
+            models.iter().map(|m| m.georef.source.clone()).collect::<Vec<_>>().join("; "),
+            contents,
+        )
+    })
 }

@@ -18,7 +18,7 @@ use geo_types::{Coord, Geometry, LineString, Polygon};
 use serde_json::Value;
 
 use crate::IngestError;
-use crate::layer::LayerFeature;
+use crate::feature::LayerFeature;
 
 /// Buildings at most in a leaf tile.
 pub const LEAF_CAPACITY: usize = 200;

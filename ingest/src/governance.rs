@@ -79,7 +79,7 @@ fn coarsen_text(c: Option<CoarsenRule>) -> String {
 
 /// Resolves a run's governance against the layer's current version, before any
 /// work; `at` is the run's time, for the history (whose new entry gets its version
-/// when published: [`crate::layer::publish`]).
+/// when published: [`crate::run::LayerRun::finish`]).
 pub fn resolve(store: &Path, layer: &str, requested: &Requested, at: &str) -> Result<Resolved, IngestError> {
     let current = current(store, layer)?;
     let mut inherited = Vec::new();

@@ -1,823 +1,113 @@
-//! One ingest run: sources → service frame → cleaned features → tiles → store.
+//! One ingest run: which kind of layer its inputs make, that kind's build, and the
+//! shared begin and finish around it ([`crate::run`]).
+//!
+//! A layer kind is one module exporting a [`Kind`] and one arm in [`kind_of`].
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::io::{BufWriter, Read, Write};
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::path::Path;
 
-use cim_core::catalogue::{
-    AttributeField, CATALOGUE_FILE, CatalogueEntry, FEATURES_FILE, LayerKind, MVT_ARCHIVE_FILE, QUALITY_FILE,
-    QualityReport, SERVICE_FRAME, SourceFile, TILESET_DIR,
-};
-use cim_core::features::{to_geojson, type_name};
-use geo::BoundingRect;
-use geo_types::Geometry;
-use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
+use cim_core::formats::{DropFormat, SNIFF_BYTES, sniff};
 
 use crate::IngestError;
-use crate::crs::Reprojector;
-use crate::mvt_tiles::{MercatorIndex, TilingConfig, build_pmtiles};
-use crate::repair;
-use crate::source::{FeatureSink, RawFeature, SourceMeta, importer_for};
-use crate::store::{Staging, validate_layer_name};
+use crate::options::IngestOptions;
+use crate::run::{Built, IngestSummary, LayerRun};
 
-/// Height given to a building that carries none, in metres.
-pub const DEFAULT_BUILDING_HEIGHT: f64 = 10.0;
-/// Storey height used to turn `building:levels` into metres.
-pub const METRES_PER_LEVEL: f64 = 3.0;
-
-#[derive(Debug, Clone)]
-pub struct IngestOptions {
-    pub store: PathBuf,
-    pub layer: String,
-    pub files: Vec<PathBuf>,
-    pub src_crs: Option<String>,
-    pub height_attr: Option<String>,
-    /// Extrude every polygon without a height to this; without it only features
-    /// tagged as buildings are extruded (at [`DEFAULT_BUILDING_HEIGHT`]).
-    pub default_height: Option<f64>,
-    pub min_zoom: u8,
-    pub max_zoom: u8,
-    pub max_tiles_per_zoom: usize,
-    pub cancel: Arc<AtomicBool>,
-    /// Progress bars on a terminal, JSON lines for a supervising process, or nothing.
-    pub progress: ProgressMode,
-    /// Places IFC models, overriding their own georeference.
-    pub anchor: Option<crate::ifc::georef::Anchor>,
-    /// Error bound of a terrain layer's finest level, metres.
-    pub terrain_error: Option<f64>,
-    /// A published terrain layer whose surface sets the base height of extruded
-    /// buildings (its directory in the store).
-    pub ground: Option<PathBuf>,
-    /// Who may see the layer, who owns it and how often it is updated (catalogue).
-    pub classification: cim_core::catalogue::Classification,
-    pub owner: Option<String>,
-    pub update_cycle: Option<String>,
-    /// Published versions kept for rollback, the new one included (at least two).
-    pub keep_versions: usize,
-    /// Desensitised attributes: kept out of tiles, served by clearance.
-    pub attribute_rules: Vec<cim_core::catalogue::AttributeRule>,
-    /// Coarsened positions for callers below a clearance and in every tile.
-    pub coarsen: Option<cim_core::catalogue::CoarsenRule>,
-    /// The governance history to publish ([`crate::governance::resolve`]).
-    pub governance_history: Vec<cim_core::catalogue::GovernanceChange>,
+/// A kind of layer the ingest builds.
+pub struct Kind {
+    /// The layer kind in messages ("point cloud").
+    pub name: &'static str,
+    /// Its inputs in messages ("point clouds").
+    pub inputs: &'static str,
+    /// The options beyond the shared ones that it honours; given to another kind
+    /// they are refused rather than ignored.
+    pub takes: Takes,
+    /// Reads the inputs, writes the tiles into [`LayerRun::stage`], returns the facts.
+    pub build: fn(&mut LayerRun<'_>) -> Result<Built, IngestError>,
 }
 
-impl IngestOptions {
-    pub fn new(store: impl Into<PathBuf>, layer: &str, files: Vec<PathBuf>) -> Self {
-        Self {
-            store: store.into(),
-            layer: layer.to_owned(),
-            files,
-            src_crs: None,
-            height_attr: None,
-            default_height: None,
-            min_zoom: 0,
-            max_zoom: 16,
-            max_tiles_per_zoom: 200_000,
-            cancel: Arc::new(AtomicBool::new(false)),
-            progress: ProgressMode::Off,
-            anchor: None,
-            terrain_error: None,
-            ground: None,
-            classification: cim_core::catalogue::Classification::Public,
-            owner: None,
-            update_cycle: None,
-            keep_versions: crate::store::DEFAULT_KEEP_VERSIONS,
-            attribute_rules: Vec::new(),
-            coarsen: None,
-            governance_history: Vec::new(),
-        }
-    }
+#[derive(Debug, Clone, Copy)]
+pub struct Takes {
+    /// `--protect`: desensitised attributes.
+    pub attribute_rules: bool,
+    /// `--coarsen`: coarsened positions.
+    pub coarsen: bool,
+    /// `--anchor`: placing inputs that carry no (or a wrong) georeference.
+    pub anchor: bool,
 }
 
-/// A cleaned feature in the service frame.
-#[derive(Debug, Clone)]
-pub struct LayerFeature {
-    pub fid: u64,
-    pub geometry: Geometry<f64>,
-    pub properties: Map<String, Value>,
-    /// Extrusion height in metres, for features that become buildings.
-    pub building_height: Option<f64>,
-    /// Height of a building's floor: the lowest ground under its footprint when the
-    /// ingest is given a terrain layer (`--ground`), else 0.
-    pub base_height: f64,
+/// The kind of layer one input feeds, from what it holds (or, where its first bytes
+/// do not tell, its name).
+fn kind_of(path: &Path) -> Result<&'static Kind, IngestError> {
+    Ok(match input_format(path)? {
+        Some(DropFormat::Las | DropFormat::Laz) => &crate::pointcloud::KIND,
+        Some(DropFormat::Ifc) => &crate::bim::KIND,
+        Some(DropFormat::CityJson | DropFormat::CityJsonSeq) => &crate::citymodel::KIND,
+        Some(DropFormat::GeoTiff | DropFormat::AsciiGrid | DropFormat::OtherRaster) => &crate::terrain::KIND,
+        Some(DropFormat::GeoPackage) if crate::terrain::holds_raster(path) => &crate::terrain::KIND,
+        _ => &crate::vector::KIND,
+    })
 }
 
-#[derive(Debug)]
-pub struct IngestSummary {
-    pub catalogue: CatalogueEntry,
-    pub quality: QualityReport,
-    pub layer_dir: PathBuf,
-    pub mvt_tiles: usize,
-    pub building_tiles: usize,
-}
-
-/// Parses "12", "12.5 m", "12m" into metres.
-fn parse_metres(v: &Value) -> Option<f64> {
-    let h = match v {
-        Value::Number(n) => n.as_f64()?,
-        Value::String(s) => {
-            let t = s.trim().trim_end_matches('m').trim();
-            t.replace(',', ".").parse::<f64>().ok()?
-        }
-        _ => return None,
-    };
-    (h.is_finite() && h > 0.0 && h < 1000.0).then_some(h)
-}
-
-struct Collector<'a> {
-    options: &'a IngestOptions,
-    reprojector: Option<Reprojector>,
-    crs_labels: BTreeSet<String>,
-    path: PathBuf,
-    quality: QualityReport,
-    features: Vec<LayerFeature>,
-    pending_fids: Vec<Option<u64>>,
-    attributes: BTreeMap<String, &'static str>,
-    geometry_types: BTreeSet<&'static str>,
-    read_in_file: u64,
-}
-
-impl Collector<'_> {
-    fn height_of(&self, props: &Map<String, Value>, polygonal: bool) -> (Option<f64>, bool) {
-        if !polygonal {
-            return (None, false);
-        }
-        let explicit = match &self.options.height_attr {
-            Some(attr) => props.get(attr).and_then(parse_metres),
-            None => props.get("height").and_then(parse_metres).or_else(|| {
-                props.get("building:levels").and_then(parse_metres).map(|l| l * METRES_PER_LEVEL)
-            }),
-        };
-        let tagged = props.get("building").is_some_and(|b| b.as_str() != Some("no"));
-        match (explicit, self.options.default_height) {
-            (Some(h), _) => (Some(h), false),
-            (None, Some(d)) => (Some(d), true),
-            (None, None) if tagged => (Some(DEFAULT_BUILDING_HEIGHT), true),
-            (None, None) => (None, false),
-        }
+/// The format of an input as [`cim_core::formats`] tells it, which the server's
+/// uploads are checked by too.
+fn input_format(path: &Path) -> Result<Option<DropFormat>, IngestError> {
+    if crate::source::archive_of(path).is_some() {
+        return Ok(Some(DropFormat::Zip));
     }
-}
-
-fn json_type(v: &Value) -> &'static str {
-    match v {
-        Value::Bool(_) => "boolean",
-        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
-        Value::Number(_) => "number",
-        _ => "string",
-    }
-}
-
-impl FeatureSink for Collector<'_> {
-    fn begin_layer(&mut self, meta: &SourceMeta) -> Result<(), IngestError> {
-        let reprojector = match (&self.options.src_crs, &meta.crs) {
-            (Some(spec), _) => Reprojector::from_user(spec)?,
-            (None, Some(declared)) => Reprojector::from_declared(declared)?,
-            (None, None) => {
-                return Err(IngestError::MissingCrs { path: self.path.clone() });
-            }
-        };
-        self.crs_labels.insert(reprojector.label().to_owned());
-        self.quality.crs_area_of_use = reprojector.area_of_use();
-        self.reprojector = Some(reprojector);
-        tracing::debug!(layer = meta.layer, format = meta.format, "reading source layer");
-        Ok(())
-    }
-
-    fn feature(&mut self, mut raw: RawFeature) -> Result<(), IngestError> {
-        crate::source::expand_other_tags(&mut raw.properties);
-        if self.options.cancel.load(Ordering::Relaxed) {
-            return Err(IngestError::Interrupted(self.options.layer.clone()));
-        }
-        self.quality.features_read += 1;
-        self.read_in_file += 1;
-        let label = raw.fid.map_or_else(|| format!("#{}", self.read_in_file), |f| f.to_string());
-        let source = self.path.display().to_string();
-        let Some(mut geometry) = raw.geometry else {
-            self.quality.empty_geometries += 1;
-            self.quality.count_dropped(repair::EMPTY);
-            self.quality.example(&source, &label, repair::EMPTY);
-            return Ok(());
-        };
-        let Some(reprojector) = &self.reprojector else {
-            return Err(IngestError::source(&self.path, "feature before its layer header"));
-        };
-        if let Err(e) = reprojector.to_wgs84(&mut geometry) {
-            self.quality.count_dropped("reprojection failed");
-            self.quality.example(&source, &label, &format!("reprojection failed: {e}"));
-            return Ok(());
-        }
-        let cleaned = repair::clean(geometry);
-        for r in &cleaned.repairs {
-            self.quality.count_repaired(r);
-            self.quality.example(&source, &label, &format!("repaired: {r}"));
-        }
-        let Some(geometry) = cleaned.geometry else {
-            let reason = cleaned.dropped.unwrap_or(repair::EMPTY);
-            if reason == repair::EMPTY {
-                self.quality.empty_geometries += 1;
-            }
-            self.quality.count_dropped(reason);
-            self.quality.example(&source, &label, reason);
-            return Ok(());
-        };
-        let Some(bbox) = geometry.bounding_rect() else {
-            return Ok(());
-        };
-        if bbox.min().x < -180.000_001
-            || bbox.max().x > 180.000_001
-            || bbox.min().y < -90.0
-            || bbox.max().y > 90.0
-        {
-            let reason = "coordinates outside the globe after reprojection (wrong CRS?)";
-            self.quality.count_dropped(reason);
-            self.quality.example(&source, &label, reason);
-            return Ok(());
-        }
-        if let Some([w, s, e, n]) = self.quality.crs_area_of_use {
-            // A small margin: survey data often sits right at a zone's edge.
-            let m = 0.5;
-            if bbox.max().x < w - m || bbox.min().x > e + m || bbox.max().y < s - m || bbox.min().y > n + m {
-                self.quality.outside_crs_area_of_use += 1;
-                self.quality.example(&source, &label, "outside the source CRS's area of use");
-            }
-        }
-        for (k, v) in &raw.properties {
-            if !v.is_null() {
-                let t = json_type(v);
-                let entry = self.attributes.entry(k.clone()).or_insert(t);
-                if *entry != t {
-                    *entry = if matches!((*entry, t), ("integer", "number") | ("number", "integer")) {
-                        "number"
-                    } else {
-                        "string"
-                    };
-                }
-            }
-        }
-        let polygonal = matches!(geometry, Geometry::Polygon(_) | Geometry::MultiPolygon(_));
-        let (building_height, missing) = self.height_of(&raw.properties, polygonal);
-        if missing && building_height.is_some() {
-            self.quality.missing_heights += 1;
-        }
-        self.geometry_types.insert(type_name(&geometry));
-        self.pending_fids.push(raw.fid);
-        self.features.push(LayerFeature {
-            fid: 0,
-            geometry,
-            properties: raw.properties,
-            building_height,
-            base_height: 0.0,
-        });
-        Ok(())
-    }
-}
-
-/// A new layer version: the time it was made (for `ingested_at`) and its name,
-/// unique per run.
-pub(crate) fn new_version() -> (chrono::DateTime<chrono::Utc>, String) {
-    let now = chrono::Utc::now();
-    let version = format!("{}-{}", now.format("%Y%m%dT%H%M%S%.6fZ"), std::process::id());
-    (now, version)
-}
-
-/// Writes the quality report and catalogue into the staged version and publishes
-/// it, unless the run was interrupted meanwhile; returns the published directory.
-pub(crate) fn publish(
-    staging: Staging,
-    options: &IngestOptions,
-    quality: &QualityReport,
-    catalogue: &mut CatalogueEntry,
-) -> Result<PathBuf, IngestError> {
-    catalogue.bounds_wgs84 = cim_core::tileset::clamp_degrees(catalogue.bounds_wgs84);
-    let b = &mut catalogue.bounds_service_frame;
-    [b[0], b[1], b[3], b[4]] = cim_core::tileset::clamp_degrees([b[0], b[1], b[3], b[4]]);
-    // The change this run made to the governance is this version's.
-    for change in catalogue.governance_history.iter_mut().filter(|c| c.version.is_empty()) {
-        change.version.clone_from(&catalogue.version);
-    }
-    write_json(&staging.dir().join(QUALITY_FILE), quality)?;
-    write_json(&staging.dir().join(CATALOGUE_FILE), catalogue)?;
-    if options.cancel.load(Ordering::Relaxed) {
-        return Err(IngestError::Interrupted(options.layer.clone()));
-    }
-    staging.commit()
-}
-
-/// Sets each building's floor on the lowest ground under its footprint's corners,
-/// from a published terrain layer's finest meshes, so no building floats (and one
-/// on a slope reaches into the ground on its high side, as real ones do).
-fn set_on_ground(
-    features: &mut [LayerFeature],
-    ground: &Path,
-    quality: &mut QualityReport,
-) -> Result<(), IngestError> {
-    let catalogue: CatalogueEntry = std::fs::read(ground.join(CATALOGUE_FILE))
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .ok_or_else(|| IngestError::source(ground, "--ground names no published layer"))?;
-    let Some(summary) = catalogue.terrain.filter(|_| catalogue.kind == LayerKind::Terrain) else {
-        return Err(IngestError::source(ground, "--ground must name a terrain layer"));
-    };
-    let path = ground.join(&summary.surface);
-    let bytes = std::fs::read(&path).map_err(|e| IngestError::store(&path, e))?;
-    let surface =
-        cim_core::terrain::TerrainSurface::from_bytes(&bytes).map_err(|e| IngestError::source(&path, e))?;
-    for f in features.iter_mut().filter(|f| f.building_height.is_some()) {
-        let mut lowest = f64::INFINITY;
-        let mut missed = false;
-        for c in geo::CoordsIter::coords_iter(&f.geometry) {
-            match surface.height_at(c.x, c.y) {
-                Some(h) => lowest = lowest.min(h),
-                None => missed = true,
-            }
-        }
-        if lowest.is_finite() {
-            f.base_height = lowest;
-            f.properties.insert("base_height".into(), Value::from((lowest * 1000.0).round() / 1000.0));
-        }
-        if missed {
-            quality.count_repaired("building partly or wholly off the ground layer");
-            quality.example(&catalogue.id, &f.fid.to_string(), "a footprint corner lies outside the terrain");
-        }
-    }
-    Ok(())
-}
-
-/// Gives every feature a unique id: its source id where that is unique, else a new
-/// one above the largest, counting duplicates for the report.
-fn assign_fids(features: &mut [LayerFeature], fids: &[Option<u64>], quality: &mut QualityReport) {
-    let mut seen = HashSet::new();
-    let mut next = fids.iter().flatten().max().map_or(0, |m| m + 1);
-    for (f, fid) in features.iter_mut().zip(fids) {
-        f.fid = match fid {
-            Some(id) if seen.insert(*id) => *id,
-            Some(_) => {
-                quality.duplicate_ids += 1;
-                next += 1;
-                next - 1
-            }
-            None => {
-                next += 1;
-                next - 1
-            }
-        };
-        seen.insert(f.fid);
-    }
-}
-
-/// Size and SHA-256 of a source file; of its archive for a `/vsizip/` member.
-pub(crate) fn sha256_file(path: &Path) -> Result<(u64, String), IngestError> {
-    let on_disk = crate::source::archive_of(path).unwrap_or_else(|| path.to_path_buf());
-    let mut file = std::fs::File::open(&on_disk).map_err(|e| IngestError::source(path, e))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    let mut total = 0u64;
-    loop {
-        let n = file.read(&mut buf).map_err(|e| IngestError::source(path, e))?;
-        if n == 0 {
-            break;
-        }
-        total += n as u64;
-        hasher.update(&buf[..n]);
-    }
-    Ok((total, hex::encode(hasher.finalize())))
-}
-
-/// How an ingest reports its progress.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum ProgressMode {
-    #[default]
-    Off,
-    /// indicatif bars on stderr, for a person at a terminal.
-    Bars,
-    /// One `{"progress": {"stage", "done", "total"}}` line on stderr at most twice a
-    /// second per stage, for a process that runs the ingest (the server's jobs).
-    Json,
-}
-
-impl std::str::FromStr for ProgressMode {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "off" => Ok(Self::Off),
-            "bars" => Ok(Self::Bars),
-            "json" => Ok(Self::Json),
-            other => Err(format!("'{other}' is not a progress mode (off, bars, json)")),
-        }
-    }
-}
-
-/// Renders a bar's state as a JSON line instead of drawing it.
-#[derive(Debug, Default)]
-struct JsonProgress {
-    /// The last line written: indicatif may draw the same state twice.
-    last: std::sync::Mutex<String>,
-}
-
-impl JsonProgress {
-    /// The template's `{prefix}|{pos}|{len}` as a JSON line on stderr (indicatif expands tabs).
-    fn emit(&self, line: &str) {
-        let mut parts = line.trim().split('|');
-        let (Some(stage), Some(done), Some(total)) = (parts.next(), parts.next(), parts.next()) else {
-            return;
-        };
-        let (Ok(done), Ok(total)) = (done.trim().parse::<u64>(), total.trim().parse::<u64>()) else { return };
-        let doc = serde_json::json!({"progress": {"stage": stage.trim(), "done": done, "total": total}})
-            .to_string();
-        if let Ok(mut last) = self.last.lock() {
-            if *last == doc {
-                return;
-            }
-            last.clone_from(&doc);
-        }
-        eprintln!("{doc}");
-    }
-}
-
-impl indicatif::TermLike for JsonProgress {
-    fn width(&self) -> u16 {
-        200
-    }
-    fn move_cursor_up(&self, _: usize) -> std::io::Result<()> {
-        Ok(())
-    }
-    fn move_cursor_down(&self, _: usize) -> std::io::Result<()> {
-        Ok(())
-    }
-    fn move_cursor_right(&self, _: usize) -> std::io::Result<()> {
-        Ok(())
-    }
-    fn move_cursor_left(&self, _: usize) -> std::io::Result<()> {
-        Ok(())
-    }
-    fn write_line(&self, s: &str) -> std::io::Result<()> {
-        self.emit(s);
-        Ok(())
-    }
-    fn write_str(&self, s: &str) -> std::io::Result<()> {
-        self.emit(s);
-        Ok(())
-    }
-    fn clear_line(&self) -> std::io::Result<()> {
-        Ok(())
-    }
-    fn flush(&self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// A progress bar for one stage of `len` steps; `template` styles it on a terminal.
-pub(crate) fn progress_bar(
-    mode: ProgressMode,
-    len: u64,
-    what: &str,
-    template: Option<&str>,
-) -> indicatif::ProgressBar {
-    match mode {
-        ProgressMode::Off => indicatif::ProgressBar::hidden(),
-        ProgressMode::Json => {
-            let target = indicatif::ProgressDrawTarget::term_like_with_hz(Box::<JsonProgress>::default(), 2);
-            let bar = indicatif::ProgressBar::with_draw_target(Some(len), target);
-            if let Ok(style) = indicatif::ProgressStyle::with_template("{prefix}|{pos}|{len}") {
-                bar.set_style(style);
-            }
-            bar.set_prefix(what.to_owned());
-            bar
-        }
-        ProgressMode::Bars => {
-            let bar = indicatif::ProgressBar::new(len);
-            let template = template.unwrap_or("{spinner} {prefix:>10} [{bar:30}] {pos}/{len} {msg}");
-            if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
-                bar.set_style(style.progress_chars("=> "));
-            }
-            bar.set_prefix(what.to_owned());
-            bar
-        }
-    }
-}
-
-/// Refuses attribute rules for layers whose contents carry no attributes to protect.
-fn no_attribute_rules(options: &IngestOptions, kind: &str) -> Result<(), IngestError> {
-    if options.coarsen.is_some() {
-        return Err(IngestError::source(
-            options.files.first().map_or(Path::new(""), PathBuf::as_path),
-            format!("--coarsen applies to vector layers, not {kind} layers"),
-        ));
-    }
-    match options.attribute_rules.first() {
-        Some(rule) => Err(IngestError::source(
-            options.files.first().map_or(Path::new(""), PathBuf::as_path),
-            format!(
-                "--protect {}: attribute rules apply to vector and city model layers, not {kind} layers",
-                rule.attribute
-            ),
-        )),
-        None => Ok(()),
-    }
+    let mut head = Vec::with_capacity(SNIFF_BYTES);
+    let file = std::fs::File::open(path).map_err(|e| IngestError::source(path, e))?;
+    std::io::Read::read_to_end(&mut std::io::Read::take(file, SNIFF_BYTES as u64), &mut head)
+        .map_err(|e| IngestError::source(path, e))?;
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    Ok(sniff(&head).or_else(|| DropFormat::from_name(name)))
 }
 
 /// Runs one ingest; on any error the previously published layer stays as it was.
 pub fn ingest(options: &IngestOptions) -> Result<IngestSummary, IngestError> {
-    validate_layer_name(&options.layer)?;
-    let clouds: Vec<bool> = options.files.iter().map(|f| crate::pointcloud::is_point_cloud(f)).collect();
-    if clouds.iter().any(|&c| c) {
-        if let Some(i) = clouds.iter().position(|&c| !c) {
+    crate::store::validate_layer_name(&options.layer)?;
+    let Some(first) = options.files.first() else {
+        return Err(IngestError::NoFeatures { layer: options.layer.clone(), why: "no input files".into() });
+    };
+    let kind = kind_of(first)?;
+    for path in &options.files[1..] {
+        let other = kind_of(path)?;
+        if !std::ptr::eq(other, kind) {
             return Err(IngestError::source(
-                &options.files[i],
-                "point clouds and other files go into separate layers; ingest them in separate runs",
+                path,
+                format!(
+                    "{} and {} go into separate layers; ingest them in separate runs",
+                    kind.inputs, other.inputs
+                ),
             ));
         }
-        no_attribute_rules(options, "point cloud")?;
-        return crate::pointcloud::ingest_point_cloud(options);
     }
-    let ifc: Vec<bool> = options.files.iter().map(|f| crate::bim::is_ifc(f)).collect();
-    if ifc.iter().any(|&i| i) {
-        if let Some(i) = ifc.iter().position(|&i| !i) {
-            return Err(IngestError::source(
-                &options.files[i],
-                "IFC models and GIS files go into separate layers; ingest them in separate runs",
-            ));
-        }
-        no_attribute_rules(options, "BIM")?;
-        return crate::bim::ingest_bim(options);
-    }
-    let city: Vec<bool> = options.files.iter().map(|f| crate::citymodel::is_cityjson(f)).collect();
-    if city.iter().any(|&c| c) {
-        if let Some(i) = city.iter().position(|&c| !c) {
-            return Err(IngestError::source(
-                &options.files[i],
-                "CityJSON models and other files go into separate layers; ingest them in separate runs",
-            ));
-        }
-        if options.coarsen.is_some() {
-            return Err(IngestError::source(
-                &options.files[0],
-                "--coarsen applies to vector layers, not city model layers",
-            ));
-        }
-        return crate::citymodel::ingest_city_model(options);
-    }
-    let rasters: Vec<bool> = options.files.iter().map(|f| crate::terrain::is_raster(f)).collect();
-    if rasters.iter().any(|&r| r) {
-        if let Some(i) = rasters.iter().position(|&r| !r) {
-            return Err(IngestError::source(
-                &options.files[i],
-                "DEM rasters and other files go into separate layers; ingest them in separate runs",
-            ));
-        }
-        no_attribute_rules(options, "terrain")?;
-        return crate::terrain::ingest_terrain(options);
-    }
-    if options.anchor.is_some() {
+    check_options(options, kind, first)?;
+    let mut run = LayerRun::begin(options);
+    let built = (kind.build)(&mut run)?;
+    run.finish(built)
+}
+
+/// Refuses options the kind cannot honour.
+fn check_options(options: &IngestOptions, kind: &Kind, first: &Path) -> Result<(), IngestError> {
+    if options.coarsen.is_some() && !kind.takes.coarsen {
         return Err(IngestError::source(
-            options.files.first().map_or(Path::new(""), PathBuf::as_path),
-            "--anchor places IFC models and point clouds only; GIS files carry their CRS",
+            first,
+            format!("--coarsen applies to vector layers, not {} layers", kind.name),
         ));
     }
-    // Fail on a bad --src-crs before reading anything.
-    options.src_crs.as_deref().map(Reprojector::from_user).transpose()?;
-    let mut sources = Vec::new();
-    let mut collector = Collector {
-        options,
-        reprojector: None,
-        crs_labels: BTreeSet::new(),
-        path: PathBuf::new(),
-        quality: QualityReport { layer: options.layer.clone(), ..Default::default() },
-        features: Vec::new(),
-        pending_fids: Vec::new(),
-        attributes: BTreeMap::new(),
-        geometry_types: BTreeSet::new(),
-        read_in_file: 0,
-    };
-    let started = std::time::Instant::now();
-    let reading = progress_bar(options.progress, options.files.len() as u64, "read", None);
-    for path in &options.files {
-        let importer = importer_for(path)?;
-        reading.set_message(path.display().to_string());
-        let (bytes, sha256) = sha256_file(path)?;
-        collector.path = path.clone();
-        collector.read_in_file = 0;
-        collector.reprojector = None;
-        importer.read(path, &mut collector)?;
-        sources.push(SourceFile {
-            path: path.display().to_string(),
-            format: importer.name().to_owned(),
-            bytes,
-            sha256,
-        });
-        reading.inc(1);
+    if let Some(rule) = options.attribute_rules.first().filter(|_| !kind.takes.attribute_rules) {
+        return Err(IngestError::source(
+            first,
+            format!(
+                "--protect {}: attribute rules apply to vector and city model layers, not {} layers",
+                rule.attribute, kind.name
+            ),
+        ));
     }
-    reading.finish_and_clear();
-    tracing::info!(
-        stage = "read",
-        features = collector.features.len(),
-        ms = started.elapsed().as_millis() as u64,
-        "stage done"
-    );
-    let Collector { mut features, pending_fids, mut quality, attributes, geometry_types, crs_labels, .. } =
-        collector;
-    if features.is_empty() {
-        let why = if quality.features_read == 0 {
-            let names: Vec<String> = options.files.iter().map(|f| f.display().to_string()).collect();
-            format!("no features could be read from {} (empty, truncated or filtered out)", names.join(", "))
-        } else {
-            format!("all {} features were dropped: {}", quality.features_read, quality.summary_line())
-        };
-        return Err(IngestError::NoFeatures { layer: options.layer.clone(), why });
+    if options.anchor.is_some() && !kind.takes.anchor {
+        return Err(IngestError::source(
+            first,
+            format!("--anchor places IFC models and point clouds only; {} carry their CRS", kind.inputs),
+        ));
     }
-    if quality.outside_crs_area_of_use == features.len() as u64 {
-        let area = quality
-            .crs_area_of_use
-            .map_or_else(String::new, |[w, s, e, n]| format!("{w}..{e}°E, {s}..{n}°N"));
-        return Err(IngestError::OutsideCrsArea {
-            layer: options.layer.clone(),
-            count: features.len() as u64,
-            crs: crs_labels.into_iter().collect::<Vec<_>>().join(", "),
-            area,
-        });
-    }
-    assign_fids(&mut features, &pending_fids, &mut quality);
-    features.sort_by_key(|f| f.fid);
-    quality.features_written = features.len() as u64;
-    if let Some(ground) = &options.ground {
-        set_on_ground(&mut features, ground, &mut quality)?;
-    }
-
-    let bounds = features
-        .iter()
-        .filter_map(|f| f.geometry.bounding_rect())
-        .fold([f64::MAX, f64::MAX, f64::MIN, f64::MIN], |b, r| {
-            [b[0].min(r.min().x), b[1].min(r.min().y), b[2].max(r.max().x), b[3].max(r.max().y)]
-        });
-    let max_height =
-        features.iter().filter_map(|f| f.building_height.map(|h| h + f.base_height)).fold(0.0, f64::max);
-
-    let (now, version) = new_version();
-    let staging = Staging::begin(&options.store, &options.layer, &version)?.keeping(options.keep_versions);
-    let dir = staging.dir().to_path_buf();
-
-    write_features(&features, &dir.join(FEATURES_FILE))?;
-    // Protected attributes stay in the feature store (served by clearance) and
-    // never reach a tile, which anyone who may see the layer can fetch.
-    for f in &mut features {
-        f.properties.retain(|k, _| !options.attribute_rules.iter().any(|r| r.matches(k)));
-    }
-    // Coarsened positions likewise: tiles carry the grid, the feature store the truth.
-    if let Some(rule) = options.coarsen {
-        let mut collapsed = 0u64;
-        for f in &mut features {
-            f.geometry = cim_core::features::coarsen(&f.geometry, rule.metres);
-            if matches!(f.geometry, Geometry::Point(_)) && f.building_height.take().is_some() {
-                collapsed += 1;
-            }
-        }
-        tracing::info!(metres = rule.metres, collapsed, "positions coarsened for tiles");
-    }
-
-    let fields: Map<String, Value> = attributes
-        .iter()
-        .filter(|(k, _)| !options.attribute_rules.iter().any(|r| r.matches(k)))
-        .map(|(k, t)| {
-            (
-                k.clone(),
-                Value::from(if *t == "string" {
-                    "String"
-                } else if *t == "boolean" {
-                    "Boolean"
-                } else {
-                    "Number"
-                }),
-            )
-        })
-        .collect();
-    let config = TilingConfig {
-        layer: options.layer.clone(),
-        bounds,
-        fields,
-        min_zoom: options.min_zoom,
-        max_zoom: options.max_zoom,
-        max_tiles_per_zoom: options.max_tiles_per_zoom,
-    };
-    let stage = std::time::Instant::now();
-    let tiling = progress_bar(options.progress, u64::from(options.max_zoom) + 1, "tiles", None);
-    let index = MercatorIndex::build(&features);
-    let stats =
-        build_pmtiles(&features, &index, &config, &dir.join(MVT_ARCHIVE_FILE), &options.cancel, &tiling)?;
-    tiling.finish_and_clear();
-    tracing::info!(stage = "mvt", tiles = stats.tiles, ms = stage.elapsed().as_millis() as u64, "stage done");
-
-    let building_count = features.iter().filter(|f| f.building_height.is_some()).count() as u64;
-    let mut building_tiles = 0;
-    if building_count > 0 {
-        let out = dir.join(TILESET_DIR);
-        let stage = std::time::Instant::now();
-        building_tiles = crate::buildings::build_tileset(&features, &out, &options.layer, &options.cancel)?;
-        tracing::info!(
-            stage = "3dtiles",
-            tiles = building_tiles,
-            buildings = building_count,
-            ms = stage.elapsed().as_millis() as u64,
-            "stage done"
-        );
-    }
-
-    let mut catalogue = CatalogueEntry {
-        id: options.layer.clone(),
-        kind: LayerKind::Vector,
-        version,
-        bounds_wgs84: bounds,
-        bounds_service_frame: [bounds[0], bounds[1], 0.0, bounds[2], bounds[3], max_height],
-        service_frame: SERVICE_FRAME.to_owned(),
-        source_crs: crs_labels.into_iter().collect::<Vec<_>>().join(", "),
-        sources,
-        feature_count: features.len() as u64,
-        geometry_types: geometry_types.into_iter().map(str::to_owned).collect(),
-        attributes: attributes
-            .into_iter()
-            .map(|(name, t)| AttributeField { name, kind: t.to_owned() })
-            .collect(),
-        min_zoom: options.min_zoom,
-        max_zoom: stats.max_zoom,
-        mvt_archive: Some(MVT_ARCHIVE_FILE.to_owned()),
-        tileset: (building_count > 0).then(|| format!("{TILESET_DIR}/tileset.json")),
-        features: FEATURES_FILE.to_owned(),
-        building_count,
-        ingested_at: now.to_rfc3339(),
-        tool: concat!("cim-ingest ", env!("CARGO_PKG_VERSION")).to_owned(),
-        bim: None,
-        point_cloud: None,
-        terrain: None,
-        city_model: None,
-        classification: options.classification,
-        owner: options.owner.clone(),
-        update_cycle: options.update_cycle.clone(),
-        attribute_rules: options.attribute_rules.clone(),
-        coarsen: options.coarsen,
-        governance_history: options.governance_history.clone(),
-    };
-    let layer_dir = publish(staging, options, &quality, &mut catalogue)?;
-    Ok(IngestSummary { catalogue, quality, layer_dir, mvt_tiles: stats.tiles, building_tiles })
-}
-
-pub(crate) fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), IngestError> {
-    let text =
-        serde_json::to_vec_pretty(value).map_err(|e| IngestError::store(path, std::io::Error::other(e)))?;
-    std::fs::write(path, text).map_err(|e| IngestError::store(path, e))
-}
-
-fn write_features(features: &[LayerFeature], path: &Path) -> Result<(), IngestError> {
-    let file = std::fs::File::create(path).map_err(|e| IngestError::store(path, e))?;
-    let mut out = BufWriter::new(file);
-    let io = |e: std::io::Error| IngestError::store(path, e);
-    out.write_all(b"{\"type\":\"FeatureCollection\",\"features\":[\n").map_err(io)?;
-    for (i, f) in features.iter().enumerate() {
-        if i > 0 {
-            out.write_all(b",\n").map_err(io)?;
-        }
-        let v = serde_json::json!({
-            "type": "Feature",
-            "id": f.fid,
-            "geometry": to_geojson(&f.geometry),
-            "properties": f.properties,
-        });
-        serde_json::to_writer(&mut out, &v).map_err(|e| io(std::io::Error::other(e)))?;
-    }
-    out.write_all(b"\n]}\n").map_err(io)?;
-    out.flush().map_err(io)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn heights_parse_with_units() {
-        assert_eq!(parse_metres(&Value::from("12.5 m")), Some(12.5));
-        assert_eq!(parse_metres(&Value::from("7,5")), Some(7.5));
-        assert_eq!(parse_metres(&Value::from(30)), Some(30.0));
-        assert_eq!(parse_metres(&Value::from("tall")), None);
-        assert_eq!(parse_metres(&Value::from(-3)), None);
-    }
-
-    #[test]
-    fn duplicate_and_missing_ids_get_fresh_ones() {
-        let f = |_| LayerFeature {
-            fid: 0,
-            geometry: Geometry::Point(geo_types::point!(x: 0., y: 0.)),
-            properties: Map::new(),
-            base_height: 0.0,
-            building_height: None,
-        };
-        let mut features: Vec<LayerFeature> = (0..4).map(f).collect();
-        let mut q = QualityReport::default();
-        assign_fids(&mut features, &[Some(7), Some(7), None, Some(2)], &mut q);
-        let ids: Vec<u64> = features.iter().map(|f| f.fid).collect();
-        assert_eq!(ids, vec![7, 8, 9, 2]);
-        assert_eq!(q.duplicate_ids, 1);
-    }
+    Ok(())
 }

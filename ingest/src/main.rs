@@ -191,8 +191,10 @@ fn run() -> anyhow::Result<()> {
     options.update_cycle = governance.update_cycle;
     options.progress = match cli.progress.as_deref() {
         Some(mode) => mode.parse().map_err(anyhow::Error::msg)?,
-        None if std::io::IsTerminal::is_terminal(&std::io::stderr()) => cim_ingest::layer::ProgressMode::Bars,
-        None => cim_ingest::layer::ProgressMode::Off,
+        None if std::io::IsTerminal::is_terminal(&std::io::stderr()) => {
+            cim_ingest::progress::ProgressMode::Bars
+        }
+        None => cim_ingest::progress::ProgressMode::Off,
     };
     let cancel = options.cancel.clone();
     if cli.stop_on_stdin_close {
@@ -209,31 +211,36 @@ fn run() -> anyhow::Result<()> {
         .context("installing the Ctrl-C handler")?;
     let summary = ingest(&options)?;
     println!("{}", summary.quality.summary_line());
-    if let Some(bim) = &summary.catalogue.bim {
-        println!(
-            "layer {} version {}: BIM, {} elements ({} with geometry) on {} storeys in {} 3D tiles contents, placed by {} -> {}",
-            summary.catalogue.id,
-            summary.catalogue.version,
-            summary.catalogue.feature_count,
+    println!("{}", described(&summary));
+    for w in &summary.quality.warnings {
+        println!("warning: {w}");
+    }
+    Ok(())
+}
+
+/// What a run published, in one line per kind.
+fn described(summary: &cim_ingest::IngestSummary) -> String {
+    use cim_core::catalogue::LayerContent;
+    let c = &summary.catalogue;
+    let head = format!("layer {} version {}", c.id, c.version);
+    let dir = summary.layer_dir.display();
+    match &c.content {
+        LayerContent::Bim(bim) => format!(
+            "{head}: BIM, {} elements ({} with geometry) on {} storeys in {} 3D tiles contents, placed by {} -> {dir}",
+            c.feature_count,
             bim.elements_with_geometry,
             bim.storeys.len(),
             summary.building_tiles,
             bim.models.iter().map(|m| m.georeference.as_str()).collect::<Vec<_>>().join("; "),
-            summary.layer_dir.display()
-        );
-        return Ok(());
-    }
-    if let Some(terrain) = &summary.catalogue.terrain {
-        println!(
-            "layer {} version {}: terrain, {}x{} pixels of {:.2} m from {}, zoom {}-{}: {}",
-            summary.catalogue.id,
-            summary.catalogue.version,
+        ),
+        LayerContent::Terrain(terrain) => format!(
+            "{head}: terrain, {}x{} pixels of {:.2} m from {}, zoom {}-{}: {} -> {dir}",
             terrain.raster_size[0],
             terrain.raster_size[1],
             terrain.pixel_size_m,
-            summary.catalogue.source_crs,
-            summary.catalogue.min_zoom,
-            summary.catalogue.max_zoom,
+            c.source_crs,
+            c.min_zoom,
+            c.max_zoom,
             terrain
                 .levels
                 .iter()
@@ -243,37 +250,27 @@ fn run() -> anyhow::Result<()> {
                 ))
                 .collect::<Vec<_>>()
                 .join(", ")
-        );
-        return Ok(());
+        ),
+        LayerContent::PointCloud(cloud) => format!(
+            "{head}: point cloud, {} points in {} 3D tiles over {} levels (root spacing {:.3} m), {} -> {dir}",
+            cloud.points, cloud.tiles, cloud.levels, cloud.root_spacing, c.source_crs,
+        ),
+        LayerContent::CityModel(city) => format!(
+            "{head}: city model, {} objects ({} buildings; CityJSON {}) in {} 3D tiles contents, {} -> {dir}",
+            c.feature_count,
+            c.building_count,
+            city.versions.join(", "),
+            summary.building_tiles,
+            c.source_crs,
+        ),
+        LayerContent::Vector | LayerContent::Sensors => format!(
+            "{head}: {} features, {} MVT tiles (z{}-{}), {} buildings in {} 3D tiles -> {dir}",
+            c.feature_count,
+            summary.mvt_tiles,
+            c.min_zoom,
+            c.max_zoom,
+            c.building_count,
+            summary.building_tiles,
+        ),
     }
-    if let Some(cloud) = &summary.catalogue.point_cloud {
-        println!(
-            "layer {} version {}: point cloud, {} points in {} 3D tiles over {} levels (root spacing {:.3} m), {} -> {}",
-            summary.catalogue.id,
-            summary.catalogue.version,
-            cloud.points,
-            cloud.tiles,
-            cloud.levels,
-            cloud.root_spacing,
-            summary.catalogue.source_crs,
-            summary.layer_dir.display()
-        );
-        for w in &summary.quality.warnings {
-            println!("warning: {w}");
-        }
-        return Ok(());
-    }
-    println!(
-        "layer {} version {}: {} features, {} MVT tiles (z{}-{}), {} buildings in {} 3D tiles -> {}",
-        summary.catalogue.id,
-        summary.catalogue.version,
-        summary.catalogue.feature_count,
-        summary.mvt_tiles,
-        summary.catalogue.min_zoom,
-        summary.catalogue.max_zoom,
-        summary.catalogue.building_count,
-        summary.building_tiles,
-        summary.layer_dir.display()
-    );
-    Ok(())
 }

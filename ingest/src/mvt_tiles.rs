@@ -21,7 +21,7 @@ use serde_json::Value;
 
 use crate::IngestError;
 use crate::clip::{Pt, clip_line, clip_ring};
-use crate::layer::LayerFeature;
+use crate::feature::LayerFeature;
 
 /// Buffer around each tile, in tile units (tippecanoe's default of 5/256).
 pub const BUFFER: f64 = 80.0;

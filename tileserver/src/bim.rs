@@ -34,7 +34,7 @@ async fn element(
         ));
     }
     let layer = state.layers.get(&layer_name).await?;
-    if layer.catalogue.kind != LayerKind::Bim {
+    if layer.catalogue.kind() != LayerKind::Bim {
         return Err(ApiError::NotFound(format!("layer '{layer_name}' is not a BIM layer")));
     }
     let index = layer

@@ -131,7 +131,7 @@ impl Layer {
             .map(|(i, f)| from_geojson(&f["geometry"]).map_err(|e| format!("feature {i}: {e}")))
             .collect::<Result<Vec<_>, _>>()?;
         let coarse = catalogue.coarsen.map(|rule| Coarse::build(rule, &geometries));
-        let global_ids = if catalogue.kind == LayerKind::Bim {
+        let global_ids = if catalogue.kind() == LayerKind::Bim {
             features
                 .iter()
                 .enumerate()
@@ -140,11 +140,11 @@ impl Layer {
         } else {
             HashMap::new()
         };
-        let terrain = match &catalogue.terrain {
-            Some(t) if catalogue.kind == LayerKind::Terrain => Some(
+        let terrain = match catalogue.terrain() {
+            Some(t) => Some(
                 TerrainSurface::from_bytes(&read(&t.surface)?).map_err(|e| format!("{}: {e}", t.surface))?,
             ),
-            _ => None,
+            None => None,
         };
         let mut catalogue_without_paths = catalogue.clone();
         for source in &mut catalogue_without_paths.sources {

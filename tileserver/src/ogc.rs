@@ -10,7 +10,7 @@ use axum::routing::get;
 use serde_json::{Value, json};
 
 use crate::http_cache::{Freshness, respond};
-use cim_core::catalogue::{CatalogueEntry, LayerKind, SENSORS_LAYER};
+use cim_core::catalogue::{CatalogueEntry, LayerContent, SENSORS_LAYER};
 
 use crate::live::{self, live_of};
 use crate::tiles::base_url;
@@ -79,25 +79,27 @@ async fn conformance(headers: HeaderMap) -> Response {
 }
 
 fn collection_doc(base: &str, c: &CatalogueEntry) -> Value {
-    let description = match c.kind {
-        LayerKind::Sensors => format!("{} live sensors with their latest reading and state", c.feature_count),
-        LayerKind::Bim => format!(
+    let description = match &c.content {
+        LayerContent::Sensors => {
+            format!("{} live sensors with their latest reading and state", c.feature_count)
+        }
+        LayerContent::Bim(_) => format!(
             "BIM model: {} elements from {}",
             c.feature_count,
             c.sources.iter().map(|s| s.path.as_str()).collect::<Vec<_>>().join(", ")
         ),
-        LayerKind::PointCloud => format!(
+        LayerContent::PointCloud(cloud) => format!(
             "point cloud: {} points from {} (3D Tiles at /3dtiles/{}/tileset.json)",
-            c.point_cloud.as_ref().map_or(0, |p| p.points),
+            cloud.points,
             c.sources.iter().map(|s| s.path.as_str()).collect::<Vec<_>>().join(", "),
             c.id
         ),
-        LayerKind::Terrain => format!(
+        LayerContent::Terrain(_) => format!(
             "terrain from {} (3D Tiles at /3dtiles/{}/tileset.json, heights at /api/elevation)",
             c.sources.iter().map(|s| s.path.as_str()).collect::<Vec<_>>().join(", "),
             c.id
         ),
-        LayerKind::CityModel | LayerKind::Vector => format!(
+        LayerContent::CityModel(_) | LayerContent::Vector => format!(
             "{} features from {}",
             c.feature_count,
             c.sources.iter().map(|s| s.path.as_str()).collect::<Vec<_>>().join(", ")

@@ -16,7 +16,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
-use cim_core::catalogue::{LayerKind, QUANTIZED_MESH_DIR};
+use cim_core::catalogue::QUANTIZED_MESH_DIR;
 use cim_core::terrain::TerrainTile;
 use serde_json::json;
 
@@ -56,15 +56,14 @@ async fn elevation(
     let asked_for_one = params.contains_key("layer");
     for name in names {
         let layer = state.layers.get(&name).await?;
-        let Some(surface) = layer.terrain.as_ref().filter(|_| layer.catalogue.kind == LayerKind::Terrain)
-        else {
+        let (Some(surface), Some(summary)) = (layer.terrain.as_ref(), layer.catalogue.terrain()) else {
             if asked_for_one {
                 return Err(ApiError::NotFound(format!("layer '{name}' is not a terrain layer")));
             }
             continue;
         };
         let Some(height) = surface.height_at(lon, lat) else { continue };
-        let finest = layer.catalogue.terrain.as_ref().and_then(|t| t.levels.last());
+        let finest = summary.levels.last();
         let doc = json!({
             "lon": lon,
             "lat": lat,
@@ -73,7 +72,7 @@ async fn elevation(
             "version": layer.catalogue.version,
             "zoom": surface.zoom,
             "geometric_error": finest.map(|l| l.geometric_error_m),
-            "height_reference": layer.catalogue.terrain.as_ref().map(|t| t.height_reference.clone()),
+            "height_reference": summary.height_reference,
         });
         return Ok(respond(
             &headers,
@@ -93,9 +92,7 @@ async fn surface(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let layer = state.layers.get(&layer_name).await?;
-    let Some(summary) =
-        layer.catalogue.terrain.as_ref().filter(|_| layer.catalogue.kind == LayerKind::Terrain)
-    else {
+    let Some(summary) = layer.catalogue.terrain() else {
         return Err(ApiError::NotFound(format!("layer '{layer_name}' is not a terrain layer")));
     };
     let path = layer.dir.join(&summary.surface);
@@ -106,7 +103,7 @@ async fn surface(
 }
 
 fn terrain_layer(layer: &crate::layers::Layer, name: &str) -> Result<(), ApiError> {
-    if layer.catalogue.kind == LayerKind::Terrain && layer.catalogue.terrain.is_some() {
+    if layer.catalogue.terrain().is_some() {
         Ok(())
     } else {
         Err(ApiError::NotFound(format!("layer '{name}' is not a terrain layer")))

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use axum::body::{Body, to_bytes};
 use axum::http::{Request, StatusCode, header};
-use cim_core::catalogue::{CatalogueEntry, LayerKind, SERVICE_FRAME};
+use cim_core::catalogue::{CatalogueEntry, LayerContent, SERVICE_FRAME};
 use cim_core::mvt::{DEFAULT_EXTENT, LayerBuilder, TileGeometry, encode_tile};
 use cim_core::pmtiles::{ArchiveInfo, Compression, TileType, Writer, gzip};
 use cim_core::tile::TileId;
@@ -44,7 +44,7 @@ fn publish(store: &Path, version: &str, n: u64) {
     writer.finish(&info, &mut std::io::BufWriter::new(file)).expect("write archive");
     let catalogue = CatalogueEntry {
         id: "demo".into(),
-        kind: LayerKind::Vector,
+        content: LayerContent::Vector,
         version: version.into(),
         bounds_wgs84: [2.0, 10.0, 2.0 * n as f64 + 1.0, 11.0],
         bounds_service_frame: [2.0, 10.0, 0.0, 2.0 * n as f64 + 1.0, 11.0, 0.0],
@@ -62,10 +62,6 @@ fn publish(store: &Path, version: &str, n: u64) {
         building_count: 0,
         ingested_at: "2026-11-22T00:00:00Z".into(),
         tool: "test".into(),
-        bim: None,
-        point_cloud: None,
-        terrain: None,
-        city_model: None,
         classification: cim_core::catalogue::Classification::Public,
         owner: None,
         update_cycle: None,

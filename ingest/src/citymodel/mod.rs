@@ -20,8 +20,7 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 
 use cim_core::catalogue::{
-    AttributeField, CatalogueEntry, CityModelSummary, FEATURES_FILE, LayerKind, QualityReport, SERVICE_FRAME,
-    SourceFile, TILESET_DIR,
+    AttributeField, CityModelSummary, FEATURES_FILE, LayerContent, QualityReport, TILESET_DIR,
 };
 use cim_core::features::to_geojson;
 use cim_core::frame::EnuFrame;
@@ -35,13 +34,17 @@ use serde_json::{Map, Value, json};
 use crate::IngestError;
 use crate::crs::Reprojector;
 use crate::ifc::geometry::{cross, normalized, sub, triangulate_face};
-use crate::layer::{IngestOptions, IngestSummary};
-use crate::store::{Staging, validate_layer_name};
+use crate::layer::{Kind, Takes};
+use crate::options::IngestOptions;
+use crate::run::{Built, GENERATOR, LayerRun, write_json};
 use read::{RawObject, Surface};
 
-pub use read::is_cityjson;
-
-const GENERATOR: &str = concat!("cim-ingest ", env!("CARGO_PKG_VERSION"));
+pub const KIND: Kind = Kind {
+    name: "city model",
+    inputs: "CityJSON models",
+    takes: Takes { attribute_rules: true, coarsen: false, anchor: false },
+    build,
+};
 /// Objects at most in a leaf tile, and the ones an inner tile shows itself.
 const LEAF_CAPACITY: usize = 200;
 const INNER_CAPACITY: usize = 100;
@@ -259,13 +262,11 @@ type PlacedSurface = (Vec<Vec<[f64; 3]>>, Option<String>);
 /// One level of detail's surfaces.
 type PlacedLod = (String, Vec<PlacedSurface>);
 
-/// Ingests CityJSON files into one city model layer; the previous version stays
-/// served on any error.
-pub fn ingest_city_model(options: &IngestOptions) -> Result<IngestSummary, IngestError> {
-    validate_layer_name(&options.layer)?;
+/// Reads every CityJSON file into one city model layer.
+fn build(run: &mut LayerRun<'_>) -> Result<Built, IngestError> {
+    let options = run.options;
     let started = std::time::Instant::now();
-    let mut quality = QualityReport { layer: options.layer.clone(), ..Default::default() };
-    let mut lineage = Vec::new();
+    let mut quality = std::mem::take(&mut run.quality);
     let mut versions = Vec::new();
     let mut crs_labels = BTreeSet::new();
     let mut skipped = BTreeSet::new();
@@ -288,13 +289,10 @@ pub fn ingest_city_model(options: &IngestOptions) -> Result<IngestSummary, Inges
                 "appearances (materials and textures): surfaces are coloured by semantics instead".to_owned(),
             );
         }
-        let (bytes, sha256) = crate::layer::sha256_file(path)?;
-        lineage.push(SourceFile {
-            path: path.display().to_string(),
-            format: format!("CityJSON {}{}", file.version, if file.seq { " (CityJSONSeq)" } else { "" }),
-            bytes,
-            sha256,
-        });
+        run.source(
+            path,
+            format!("CityJSON {}{}", file.version, if file.seq { " (CityJSONSeq)" } else { "" }),
+        )?;
         for raw in file.objects {
             quality.features_read += 1;
             for g in &raw.skipped_geometries {
@@ -497,9 +495,7 @@ pub fn ingest_city_model(options: &IngestOptions) -> Result<IngestSummary, Inges
         return Err(IngestError::NoFeatures { layer: options.layer.clone(), why: quality.summary_line() });
     }
 
-    let (now, version) = crate::layer::new_version();
-    let staging = Staging::begin(&options.store, &options.layer, &version)?.keeping(options.keep_versions);
-    let dir = staging.dir().to_path_buf();
+    let dir = run.stage()?;
     let content_dir = dir.join(TILESET_DIR).join("content");
     std::fs::create_dir_all(&content_dir).map_err(|e| IngestError::store(&content_dir, e))?;
 
@@ -539,7 +535,7 @@ pub fn ingest_city_model(options: &IngestOptions) -> Result<IngestSummary, Inges
         geometric_error: city.iter().map(|o| o.size).fold(0.0, f64::max),
         root,
     };
-    crate::layer::write_json(&dir.join(TILESET_DIR).join("tileset.json"), &tileset)?;
+    write_json(&dir.join(TILESET_DIR).join("tileset.json"), &tileset)?;
 
     let mut triangles_by_surface: BTreeMap<String, u64> = BTreeMap::new();
     for o in city.iter().filter(|o| !o.lods.is_empty()) {
@@ -563,10 +559,7 @@ pub fn ingest_city_model(options: &IngestOptions) -> Result<IngestSummary, Inges
     for f in &features {
         geometry_types.insert(f["geometry"]["type"].as_str().unwrap_or("Unknown").to_owned());
     }
-    crate::layer::write_json(
-        &dir.join(FEATURES_FILE),
-        &json!({"type": "FeatureCollection", "features": features}),
-    )?;
+    write_json(&dir.join(FEATURES_FILE), &json!({"type": "FeatureCollection", "features": features}))?;
 
     let mut field_types: BTreeMap<String, &str> = BTreeMap::new();
     for o in &city {
@@ -593,48 +586,15 @@ pub fn ingest_city_model(options: &IngestOptions) -> Result<IngestSummary, Inges
     for r in footprints {
         wgs = [wgs[0].min(r.min().x), wgs[1].min(r.min().y), wgs[2].max(r.max().x), wgs[3].max(r.max().y)];
     }
-    let mut catalogue = CatalogueEntry {
-        id: options.layer.clone(),
-        kind: LayerKind::CityModel,
-        version,
-        bounds_wgs84: wgs,
-        bounds_service_frame: [wgs[0], wgs[1], extent[2], wgs[2], wgs[3], extent[5]],
-        service_frame: SERVICE_FRAME.to_owned(),
-        source_crs: crs_labels.into_iter().collect::<Vec<_>>().join("; "),
-        sources: lineage,
-        feature_count: city.len() as u64,
-        geometry_types: geometry_types.into_iter().collect(),
-        attributes: field_types
-            .into_iter()
-            .map(|(name, t)| AttributeField { name, kind: t.to_owned() })
-            .collect(),
-        min_zoom: 0,
-        max_zoom: 0,
-        mvt_archive: None,
-        tileset: Some(format!("{TILESET_DIR}/tileset.json")),
-        features: FEATURES_FILE.to_owned(),
-        building_count: by_type.iter().filter(|(k, _)| k.starts_with("Building")).map(|(_, v)| v).sum(),
-        ingested_at: now.to_rfc3339(),
-        tool: GENERATOR.to_owned(),
-        bim: None,
-        point_cloud: None,
-        terrain: None,
-        city_model: Some(CityModelSummary {
-            versions,
-            objects_by_type: by_type,
-            objects_by_lod: by_lod,
-            triangles_by_surface,
-            skipped: skipped.into_iter().collect(),
-        }),
-        classification: options.classification,
-        owner: options.owner.clone(),
-        update_cycle: options.update_cycle.clone(),
-        attribute_rules: options.attribute_rules.clone(),
-        coarsen: None,
-        governance_history: options.governance_history.clone(),
+    let building_count = by_type.iter().filter(|(k, _)| k.starts_with("Building")).map(|(_, v)| v).sum();
+    let summary = CityModelSummary {
+        versions,
+        objects_by_type: by_type,
+        objects_by_lod: by_lod,
+        triangles_by_surface,
+        skipped: skipped.into_iter().collect(),
     };
     let tiles = writer.written;
-    let layer_dir = crate::layer::publish(staging, options, &quality, &mut catalogue)?;
     tracing::info!(
         stage = "city_model",
         objects = city.len(),
@@ -642,7 +602,22 @@ pub fn ingest_city_model(options: &IngestOptions) -> Result<IngestSummary, Inges
         seconds = started.elapsed().as_secs_f64(),
         "city model written"
     );
-    Ok(IngestSummary { catalogue, quality, layer_dir, mvt_tiles: 0, building_tiles: tiles })
+    run.quality = quality;
+    Ok(Built {
+        feature_count: city.len() as u64,
+        geometry_types: geometry_types.into_iter().collect(),
+        attributes: field_types
+            .into_iter()
+            .map(|(name, t)| AttributeField { name, kind: t.to_owned() })
+            .collect(),
+        building_count,
+        ..Built::tiles_3d(
+            LayerContent::CityModel(summary),
+            [wgs[0], wgs[1], extent[2], wgs[2], wgs[3], extent[5]],
+            crs_labels.into_iter().collect::<Vec<_>>().join("; "),
+            tiles,
+        )
+    })
 }
 
 struct TileWriter<'a> {

@@ -48,21 +48,6 @@ pub struct CityFile {
     pub seq: bool,
 }
 
-/// Whether a file is CityJSON (or CityJSONSeq), from its name and first bytes.
-pub fn is_cityjson(path: &Path) -> bool {
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_ascii_lowercase();
-    if name.ends_with(".city.json") || name.ends_with(".city.jsonl") {
-        return true;
-    }
-    if !(name.ends_with(".json") || name.ends_with(".jsonl") || name.ends_with(".cityjson")) {
-        return false;
-    }
-    let mut head = vec![0u8; 4096];
-    let n = std::fs::File::open(path).and_then(|mut f| std::io::Read::read(&mut f, &mut head)).unwrap_or(0);
-    let text: String = String::from_utf8_lossy(&head[..n]).chars().filter(|c| !c.is_whitespace()).collect();
-    text.contains("\"type\":\"CityJSON") || text.starts_with("{\"CityObjects\"")
-}
-
 /// `EPSG:n` from any of the forms CityJSON versions used.
 pub fn epsg_of(reference: &str) -> Option<String> {
     let r = reference.trim();

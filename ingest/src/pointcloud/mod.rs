@@ -26,34 +26,26 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::Ordering;
 
-use cim_core::catalogue::{
-    CatalogueEntry, FEATURES_FILE, LayerKind, PointCloudSummary, QualityReport, SERVICE_FRAME, SourceFile,
-    TILESET_DIR,
-};
+use cim_core::catalogue::{FEATURES_FILE, LayerContent, PointCloudSummary, QualityReport, TILESET_DIR};
 use cim_core::frame::EnuFrame;
 use cim_core::points::{PointTile, write_points_glb};
 use cim_core::tileset::{Asset, BoundingVolume, Content, Refine, Tile, Tileset};
 
 use crate::IngestError;
-use crate::layer::{IngestOptions, IngestSummary};
-use crate::store::{Staging, validate_layer_name};
+use crate::layer::{Kind, Takes};
+use crate::options::IngestOptions;
+use crate::run::{Built, GENERATOR, LayerRun, write_json};
 use crs::CloudCrs;
 use octree::{Builder, CloudPoint, Cube, NodeId, NodeSink};
 
-const GENERATOR: &str = concat!("cim-ingest ", env!("CARGO_PKG_VERSION"));
+pub const KIND: Kind = Kind {
+    name: "point cloud",
+    inputs: "point clouds",
+    takes: Takes { attribute_rules: false, coarsen: false, anchor: true },
+    build,
+};
 /// Points read and reprojected per batch.
 const CHUNK: u64 = 100_000;
-
-/// Whether a file is a point cloud (by extension or the `LASF` signature).
-pub fn is_point_cloud(path: &Path) -> bool {
-    let ext = crate::source::extension(path);
-    if ext.ends_with("las") || ext.ends_with("laz") {
-        return true;
-    }
-    let mut head = [0u8; 4];
-    std::fs::File::open(path).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head)).is_ok()
-        && &head == b"LASF"
-}
 
 fn open(path: &Path) -> Result<las::Reader, IngestError> {
     check_header_bounds(path)?;
@@ -405,14 +397,12 @@ fn tile_tree(
     (tile, bounds)
 }
 
-/// Ingests point cloud files into one layer; the previous version stays served on
-/// any error.
-pub fn ingest_point_cloud(options: &IngestOptions) -> Result<IngestSummary, IngestError> {
-    validate_layer_name(&options.layer)?;
+/// Streams every point cloud file into one octree of 3D Tiles.
+fn build(run: &mut LayerRun<'_>) -> Result<Built, IngestError> {
+    let options = run.options;
     let started = std::time::Instant::now();
-    let mut quality = QualityReport { layer: options.layer.clone(), ..Default::default() };
+    let mut quality = std::mem::take(&mut run.quality);
     let mut sources = Vec::new();
-    let mut lineage = Vec::new();
     let mut with_color = false;
     for path in &options.files {
         let reader = open(path)?;
@@ -423,21 +413,18 @@ pub fn ingest_point_cloud(options: &IngestOptions) -> Result<IngestSummary, Inge
         }
         with_color |= header.point_format().has_color;
         let b = header.bounds();
-        let (bytes, sha256) = crate::layer::sha256_file(path)?;
         let version = header.version();
         let format = header.point_format();
-        lineage.push(SourceFile {
-            path: path.display().to_string(),
-            format: format!(
+        run.source(
+            path,
+            format!(
                 "LAS {}.{} point format {}{}",
                 version.major,
                 version.minor,
                 format.to_u8().unwrap_or(u8::MAX),
                 if format.is_compressed { " (LAZ)" } else { "" }
             ),
-            bytes,
-            sha256,
-        });
+        )?;
         sources.push(Source {
             path: path.clone(),
             crs,
@@ -476,9 +463,7 @@ pub fn ingest_point_cloud(options: &IngestOptions) -> Result<IngestSummary, Inge
     let size = extent * 1.01 + 0.02;
     let cube = Cube { min: [0, 1, 2].map(|k| (lo[k] + hi[k]) / 2.0 - size / 2.0), size };
 
-    let (now, version) = crate::layer::new_version();
-    let staging = Staging::begin(&options.store, &options.layer, &version)?.keeping(options.keep_versions);
-    let dir = staging.dir().to_path_buf();
+    let dir = run.stage()?;
     let content_dir = dir.join(TILESET_DIR).join("content");
     let spill_dir = dir.join(".spill");
     for d in [&content_dir, &spill_dir] {
@@ -490,7 +475,7 @@ pub fn ingest_point_cloud(options: &IngestOptions) -> Result<IngestSummary, Inge
         nodes: Mutex::new(HashMap::new()),
         by_class: Mutex::new(BTreeMap::new()),
     };
-    let progress = crate::layer::progress_bar(
+    let progress = crate::progress::progress_bar(
         options.progress,
         total,
         "points",
@@ -583,11 +568,8 @@ pub fn ingest_point_cloud(options: &IngestOptions) -> Result<IngestSummary, Inge
         geometric_error: diagonal.max(root.geometric_error),
         root,
     };
-    crate::layer::write_json(&dir.join(TILESET_DIR).join("tileset.json"), &tileset)?;
-    crate::layer::write_json(
-        &dir.join(FEATURES_FILE),
-        &serde_json::json!({"type": "FeatureCollection", "features": []}),
-    )?;
+    write_json(&dir.join(TILESET_DIR).join("tileset.json"), &tileset)?;
+    write_json(&dir.join(FEATURES_FILE), &serde_json::json!({"type": "FeatureCollection", "features": []}))?;
 
     // Geographic bounds from the tight box's corners.
     let mut wgs = [
@@ -607,46 +589,15 @@ pub fn ingest_point_cloud(options: &IngestOptions) -> Result<IngestSummary, Inge
         }
     }
     let levels = nodes.keys().map(|id| id.level).max().unwrap_or(0) + 1;
-    let mut catalogue = CatalogueEntry {
-        id: options.layer.clone(),
-        kind: LayerKind::PointCloud,
-        version,
-        bounds_wgs84: [wgs[0], wgs[1], wgs[3], wgs[4]],
-        bounds_service_frame: wgs,
-        service_frame: SERVICE_FRAME.to_owned(),
-        source_crs: sources.iter().map(|s| s.crs.label.clone()).collect::<Vec<_>>().join("; "),
-        sources: lineage,
-        feature_count: 0,
-        geometry_types: vec!["Point".into()],
-        attributes: Vec::new(),
-        min_zoom: 0,
-        max_zoom: 0,
-        mvt_archive: None,
-        tileset: Some(format!("{TILESET_DIR}/tileset.json")),
-        features: FEATURES_FILE.to_owned(),
-        building_count: 0,
-        ingested_at: now.to_rfc3339(),
-        tool: GENERATOR.to_owned(),
-        bim: None,
-        point_cloud: Some(PointCloudSummary {
-            points: written,
-            points_by_class: by_class,
-            has_color: with_color,
-            levels,
-            tiles: nodes.len() as u64,
-            root_spacing: cube.cell(0),
-            max_quantisation_step: nodes.values().map(|n| n.step).fold(0.0, f64::max),
-        }),
-        terrain: None,
-        city_model: None,
-        classification: options.classification,
-        owner: options.owner.clone(),
-        update_cycle: options.update_cycle.clone(),
-        attribute_rules: Vec::new(),
-        coarsen: None,
-        governance_history: options.governance_history.clone(),
+    let summary = PointCloudSummary {
+        points: written,
+        points_by_class: by_class,
+        has_color: with_color,
+        levels,
+        tiles: nodes.len() as u64,
+        root_spacing: cube.cell(0),
+        max_quantisation_step: nodes.values().map(|n| n.step).fold(0.0, f64::max),
     };
-    let layer_dir = crate::layer::publish(staging, options, &quality, &mut catalogue)?;
     let seconds = started.elapsed().as_secs_f64();
     tracing::info!(
         stage = "points",
@@ -656,7 +607,16 @@ pub fn ingest_point_cloud(options: &IngestOptions) -> Result<IngestSummary, Inge
         points_per_s = (read as f64 / seconds.max(1e-9)) as u64,
         "point cloud written"
     );
-    Ok(IngestSummary { catalogue, quality, layer_dir, mvt_tiles: 0, building_tiles: nodes.len() })
+    run.quality = quality;
+    Ok(Built {
+        geometry_types: vec!["Point".into()],
+        ..Built::tiles_3d(
+            LayerContent::PointCloud(summary),
+            wgs,
+            sources.iter().map(|s| s.crs.label.clone()).collect::<Vec<_>>().join("; "),
+            nodes.len(),
+        )
+    })
 }
 
 #[cfg(test)]

@@ -19,11 +19,10 @@ pub mod rtin;
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::Ordering;
 
 use cim_core::catalogue::{
-    CatalogueEntry, FEATURES_FILE, LayerKind, QUANTIZED_MESH_DIR, QualityReport, SERVICE_FRAME, SourceFile,
-    TERRAIN_SURFACE_FILE, TILESET_DIR, TerrainLevel, TerrainSummary,
+    FEATURES_FILE, LayerContent, QUANTIZED_MESH_DIR, TERRAIN_SURFACE_FILE, TILESET_DIR, TerrainLevel,
+    TerrainSummary,
 };
 use cim_core::frame::{EnuFrame, geodetic_to_ecef};
 use cim_core::glb::{GlbMaterial, PlainPrimitive, write_plain_glb};
@@ -33,12 +32,17 @@ use gdal::spatial_ref::{AxisMappingStrategy, CoordTransform, SpatialRef};
 use rayon::prelude::*;
 
 use crate::IngestError;
-use crate::layer::{IngestOptions, IngestSummary};
-use crate::store::{Staging, validate_layer_name};
+use crate::layer::{Kind, Takes};
+use crate::run::{Built, GENERATOR, LayerRun, write_json};
 use raster::Grid;
 use rtin::Rtin;
 
-const GENERATOR: &str = concat!("cim-ingest ", env!("CARGO_PKG_VERSION"));
+pub const KIND: Kind = Kind {
+    name: "terrain",
+    inputs: "DEM rasters",
+    takes: Takes { attribute_rules: false, coarsen: false, anchor: false },
+    build,
+};
 /// Samples per tile side, plus one on each side for normals.
 const SIDE: usize = TILE_CELLS as usize + 1;
 const BORDERED: usize = SIDE + 2;
@@ -46,23 +50,9 @@ const BORDERED: usize = SIDE + 2;
 pub const DEFAULT_FINEST_ERROR: f64 = 0.5;
 /// At most this many raster pixel centres are used to measure tile errors.
 const MAX_MEASURED_PIXELS: usize = 4_000_000;
-const RASTER_EXTENSIONS: &[&str] =
-    &["tif", "tiff", "asc", "dem", "hgt", "img", "vrt", "bil", "flt", "bt", "gpkg", "nc", "jp2"];
-
-/// Whether a file is a raster for this importer: TIFF magic, or a raster extension
-/// (a GeoPackage only when GDAL finds a raster in it).
-pub fn is_raster(path: &Path) -> bool {
-    let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).unwrap_or_default();
-    let mut magic = [0u8; 4];
-    let head = std::fs::File::open(path).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic));
-    let tiff = head.is_ok() && matches!(&magic, b"II*\0" | b"MM\0*" | b"II+\0" | b"MM\0+");
-    if tiff {
-        return true;
-    }
-    if ext == "gpkg" {
-        return gdal::Dataset::open(path).is_ok_and(|d| d.raster_count() > 0);
-    }
-    RASTER_EXTENSIONS.contains(&ext.as_str())
+/// Whether GDAL finds a raster in a file that may hold vectors as well (a GeoPackage).
+pub fn holds_raster(path: &Path) -> bool {
+    gdal::Dataset::open(path).is_ok_and(|d| d.raster_count() > 0)
 }
 
 struct Transforms {
@@ -343,10 +333,9 @@ fn quantized_tile(
     cim_core::quantized_mesh::encode_with_normals(tile, &v, &covering, Some(&n))
 }
 
-/// Ingests one DEM raster into a terrain layer; the previous version stays served on
-/// any error.
-pub fn ingest_terrain(options: &IngestOptions) -> Result<IngestSummary, IngestError> {
-    validate_layer_name(&options.layer)?;
+/// Meshes one DEM raster into terrain tiles.
+fn build(run: &mut LayerRun<'_>) -> Result<Built, IngestError> {
+    let options = run.options;
     let started = std::time::Instant::now();
     let [path] = options.files.as_slice() else {
         return Err(IngestError::source(
@@ -472,15 +461,14 @@ pub fn ingest_terrain(options: &IngestOptions) -> Result<IngestSummary, IngestEr
         measured.extend(mx.into_iter().zip(my).zip(mv).map(|((x, y), v)| (x, y, v)));
     }
 
-    let (now, version) = crate::layer::new_version();
-    let staging = Staging::begin(&options.store, &options.layer, &version)?.keeping(options.keep_versions);
-    let dir = staging.dir().to_path_buf();
+    let dir = run.stage()?;
+    let version = run.version()?;
     let content_dir = dir.join(TILESET_DIR).join("content");
     std::fs::create_dir_all(&content_dir).map_err(|e| IngestError::store(&content_dir, e))?;
     let frame = EnuFrame::at((footprint[0] + footprint[2]) / 2.0, (footprint[1] + footprint[3]) / 2.0, min_h);
     let rtin = Rtin::new(TILE_CELLS as usize);
     let total_tiles: u64 = (min_zoom..=max_zoom).map(count).sum();
-    let progress = crate::layer::progress_bar(options.progress, total_tiles, "terrain", None);
+    let progress = run.progress(total_tiles, "terrain");
 
     struct LevelOut {
         tiles: HashMap<(u32, u32), (BuiltTile, f64)>,
@@ -489,9 +477,7 @@ pub fn ingest_terrain(options: &IngestOptions) -> Result<IngestSummary, IngestEr
     let mut levels: Vec<LevelOut> = Vec::new();
     let mut finest_surface = None;
     for z in min_zoom..=max_zoom {
-        if options.cancel.load(Ordering::Relaxed) {
-            return Err(IngestError::Interrupted(options.layer.clone()));
-        }
+        run.check_cancel()?;
         let error_bound = finest_error * f64::from(1u32 << (max_zoom - z));
         let level_grid = pyramid
             .iter()
@@ -686,7 +672,7 @@ pub fn ingest_terrain(options: &IngestOptions) -> Result<IngestSummary, IngestEr
         geometric_error: top_error * 4.0,
         root,
     };
-    crate::layer::write_json(&dir.join(TILESET_DIR).join("tileset.json"), &tileset)?;
+    write_json(&dir.join(TILESET_DIR).join("tileset.json"), &tileset)?;
     // Cesium's terrain provider: every zoom above the data is available (the server
     // fills it with flat tiles), below it the tiles that exist, as runs along rows.
     let available: Vec<Vec<serde_json::Value>> = (0..=max_zoom)
@@ -698,9 +684,9 @@ pub fn ingest_terrain(options: &IngestOptions) -> Result<IngestSummary, IngestEr
             let mut keys: Vec<(u32, u32)> = level.tiles.keys().map(|&(x, y)| (y, x)).collect();
             keys.sort();
             let mut runs: Vec<serde_json::Value> = Vec::new();
-            let mut run: Option<(u32, u32, u32)> = None;
+            let mut span: Option<(u32, u32, u32)> = None;
             for (y, x) in keys {
-                run = match run {
+                span = match span {
                     Some((ry, start, end)) if ry == y && end + 1 == x => Some((ry, start, x)),
                     Some((ry, start, end)) => {
                         runs.push(serde_json::json!({"startX": start, "startY": ry, "endX": end, "endY": ry}));
@@ -709,13 +695,13 @@ pub fn ingest_terrain(options: &IngestOptions) -> Result<IngestSummary, IngestEr
                     None => Some((y, x, x)),
                 };
             }
-            if let Some((ry, start, end)) = run {
+            if let Some((ry, start, end)) = span {
                 runs.push(serde_json::json!({"startX": start, "startY": ry, "endX": end, "endY": ry}));
             }
             runs
         })
         .collect();
-    crate::layer::write_json(
+    write_json(
         &dir.join(QUANTIZED_MESH_DIR).join("layer.json"),
         &serde_json::json!({
             "tilejson": "2.1.0",
@@ -737,15 +723,12 @@ pub fn ingest_terrain(options: &IngestOptions) -> Result<IngestSummary, IngestEr
             ),
         }),
     )?;
-    crate::layer::write_json(
-        &dir.join(FEATURES_FILE),
-        &serde_json::json!({"type": "FeatureCollection", "features": []}),
-    )?;
+    write_json(&dir.join(FEATURES_FILE), &serde_json::json!({"type": "FeatureCollection", "features": []}))?;
     let surface_path = dir.join(TERRAIN_SURFACE_FILE);
     std::fs::write(&surface_path, surface.to_bytes()).map_err(|e| IngestError::store(&surface_path, e))?;
 
-    let (bytes, sha256) = crate::layer::sha256_file(path)?;
-    let mut quality = QualityReport { layer: options.layer.clone(), ..Default::default() };
+    run.source(path, format!("{} raster, {}", dem.driver, dem.data_type))?;
+    let quality = &mut run.quality;
     quality.features_read = grid.values.len() as u64;
     quality.features_written = valid_pixels;
     if (grid.values.len() as u64) > valid_pixels {
@@ -757,56 +740,25 @@ pub fn ingest_terrain(options: &IngestOptions) -> Result<IngestSummary, IngestEr
             written - placed
         ));
     }
-    let mut catalogue = CatalogueEntry {
-        id: options.layer.clone(),
-        kind: LayerKind::Terrain,
-        version,
-        bounds_wgs84: [wgs[0], wgs[1], wgs[3], wgs[4]],
-        bounds_service_frame: wgs,
-        service_frame: SERVICE_FRAME.to_owned(),
-        source_crs: crs.label.clone(),
-        sources: vec![SourceFile {
-            path: path.display().to_string(),
-            format: format!("{} raster, {}", dem.driver, dem.data_type),
-            bytes,
-            sha256,
-        }],
-        feature_count: 0,
-        geometry_types: vec!["TIN".into()],
-        attributes: Vec::new(),
-        min_zoom,
-        max_zoom,
-        mvt_archive: None,
-        tileset: Some(format!("{TILESET_DIR}/tileset.json")),
-        features: FEATURES_FILE.to_owned(),
-        building_count: 0,
-        ingested_at: now.to_rfc3339(),
-        tool: GENERATOR.to_owned(),
-        bim: None,
-        point_cloud: None,
-        terrain: Some(TerrainSummary {
-            raster_size: [grid.width as u32, grid.height as u32],
-            pixel_size_m: pixel_m,
-            nodata: dem.nodata,
-            valid_pixels,
-            levels: levels.iter().map(|l| l.summary.clone()).collect(),
-            surface: TERRAIN_SURFACE_FILE.to_owned(),
-            height_reference: "the raster's heights as given (no geoid model applied)".into(),
-        }),
-        city_model: None,
-        classification: options.classification,
-        owner: options.owner.clone(),
-        update_cycle: options.update_cycle.clone(),
-        attribute_rules: Vec::new(),
-        coarsen: None,
-        governance_history: options.governance_history.clone(),
+    let summary = TerrainSummary {
+        raster_size: [grid.width as u32, grid.height as u32],
+        pixel_size_m: pixel_m,
+        nodata: dem.nodata,
+        valid_pixels,
+        levels: levels.iter().map(|l| l.summary.clone()).collect(),
+        surface: TERRAIN_SURFACE_FILE.to_owned(),
+        height_reference: "the raster's heights as given (no geoid model applied)".into(),
     };
-    let layer_dir = crate::layer::publish(staging, options, &quality, &mut catalogue)?;
     tracing::info!(
         stage = "terrain",
         tiles = written,
         seconds = started.elapsed().as_secs_f64(),
         "terrain written"
     );
-    Ok(IngestSummary { catalogue, quality, layer_dir, mvt_tiles: 0, building_tiles: written as usize })
+    Ok(Built {
+        geometry_types: vec!["TIN".into()],
+        min_zoom,
+        max_zoom,
+        ..Built::tiles_3d(LayerContent::Terrain(summary), wgs, crs.label.clone(), written as usize)
+    })
 }

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use cim_core::catalogue::{AttributeField, CatalogueEntry, LayerKind, SENSORS_LAYER, SERVICE_FRAME};
+use cim_core::catalogue::{AttributeField, CatalogueEntry, LayerContent, SENSORS_LAYER, SERVICE_FRAME};
 use cim_core::sensors::{Sensor, format_rfc3339_ms};
 use serde_json::{Value, json};
 
@@ -86,7 +86,7 @@ pub fn catalogue_entry(live: &Live) -> CatalogueEntry {
     kinds.dedup();
     CatalogueEntry {
         id: SENSORS_LAYER.to_owned(),
-        kind: LayerKind::Sensors,
+        content: LayerContent::Sensors,
         version: format!("registry-{version}"),
         bounds_wgs84: bounds,
         bounds_service_frame: [bounds[0], bounds[1], low, bounds[2], bounds[3], high],
@@ -107,10 +107,6 @@ pub fn catalogue_entry(live: &Live) -> CatalogueEntry {
         building_count: 0,
         ingested_at: String::new(),
         tool: format!("cim-server live registry; kinds: {}", kinds.join(", ")),
-        bim: None,
-        point_cloud: None,
-        terrain: None,
-        city_model: None,
         classification: cim_core::catalogue::Classification::Public,
         owner: None,
         update_cycle: None,

@@ -1,0 +1,72 @@
+//! What one ingest run is asked to do: the CLI's and the server's jobs' options.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use crate::progress::ProgressMode;
+
+#[derive(Debug, Clone)]
+pub struct IngestOptions {
+    pub store: PathBuf,
+    pub layer: String,
+    pub files: Vec<PathBuf>,
+    pub src_crs: Option<String>,
+    pub height_attr: Option<String>,
+    /// Extrude every polygon without a height to this; without it only features
+    /// tagged as buildings are extruded (at [`crate::vector::DEFAULT_BUILDING_HEIGHT`]).
+    pub default_height: Option<f64>,
+    pub min_zoom: u8,
+    pub max_zoom: u8,
+    pub max_tiles_per_zoom: usize,
+    pub cancel: Arc<AtomicBool>,
+    /// Progress bars on a terminal, JSON lines for a supervising process, or nothing.
+    pub progress: ProgressMode,
+    /// Places IFC models, overriding their own georeference.
+    pub anchor: Option<crate::ifc::georef::Anchor>,
+    /// Error bound of a terrain layer's finest level, metres.
+    pub terrain_error: Option<f64>,
+    /// A published terrain layer whose surface sets the base height of extruded
+    /// buildings (its directory in the store).
+    pub ground: Option<PathBuf>,
+    /// Who may see the layer, who owns it and how often it is updated (catalogue).
+    pub classification: cim_core::catalogue::Classification,
+    pub owner: Option<String>,
+    pub update_cycle: Option<String>,
+    /// Published versions kept for rollback, the new one included (at least two).
+    pub keep_versions: usize,
+    /// Desensitised attributes: kept out of tiles, served by clearance.
+    pub attribute_rules: Vec<cim_core::catalogue::AttributeRule>,
+    /// Coarsened positions for callers below a clearance and in every tile.
+    pub coarsen: Option<cim_core::catalogue::CoarsenRule>,
+    /// The governance history to publish ([`crate::governance::resolve`]).
+    pub governance_history: Vec<cim_core::catalogue::GovernanceChange>,
+}
+
+impl IngestOptions {
+    pub fn new(store: impl Into<PathBuf>, layer: &str, files: Vec<PathBuf>) -> Self {
+        Self {
+            store: store.into(),
+            layer: layer.to_owned(),
+            files,
+            src_crs: None,
+            height_attr: None,
+            default_height: None,
+            min_zoom: 0,
+            max_zoom: 16,
+            max_tiles_per_zoom: 200_000,
+            cancel: Arc::new(AtomicBool::new(false)),
+            progress: ProgressMode::Off,
+            anchor: None,
+            terrain_error: None,
+            ground: None,
+            classification: cim_core::catalogue::Classification::Public,
+            owner: None,
+            update_cycle: None,
+            keep_versions: crate::store::DEFAULT_KEEP_VERSIONS,
+            attribute_rules: Vec::new(),
+            coarsen: None,
+            governance_history: Vec::new(),
+        }
+    }
+}
