@@ -10,6 +10,8 @@ stage "installing system packages"
 bash scripts/install-deps.sh
 stage "rustfmt"
 cargo fmt --all --check
+stage "dependency direction"
+python3 scripts/check_dependencies.py
 # The test oracles install beside the builds (npm compiles better-sqlite3 for
 # 3d-tiles-tools, a few CPU-minutes cold) and are awaited before the tests run.
 # npm: tests/oracles and the 3D Tiles validator. PyPI: IfcOpenShell for the BIM tests (tests/oracles/ifc_bounds.py),

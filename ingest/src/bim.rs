@@ -26,11 +26,12 @@ use cim_core::tileset::{Asset, BoundingVolume, Content, Refine, Tile, Tileset, r
 use serde_json::{Map, Value, json};
 
 use crate::IngestError;
-use crate::ifc::geometry::{Affine, BodyPart, GeometryBuilder, TriMesh, cross, norm};
+use crate::ifc::geometry::{BodyPart, GeometryBuilder};
 use crate::ifc::georef::{Georeference, locate};
 use crate::ifc::step::Instance;
 use crate::ifc::{IfcModel, class_names::display_name};
 use crate::layer::{Kind, Takes};
+use crate::mesh::{Affine, TriMesh, cross, norm};
 use crate::options::IngestOptions;
 use crate::run::{Built, GENERATOR, LayerRun, write_json};
 

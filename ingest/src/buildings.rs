@@ -19,12 +19,8 @@ use serde_json::Value;
 
 use crate::IngestError;
 use crate::feature::LayerFeature;
+use crate::quadtree;
 
-/// Buildings at most in a leaf tile.
-pub const LEAF_CAPACITY: usize = 200;
-/// Buildings an inner tile shows itself.
-pub const INNER_CAPACITY: usize = 100;
-const MAX_DEPTH: usize = 12;
 const MAX_ATTRIBUTE_COLUMNS: usize = 64;
 
 struct Building<'a> {
@@ -44,27 +40,6 @@ fn polygons(g: &Geometry<f64>) -> Vec<&Polygon<f64>> {
         Geometry::MultiPolygon(mp) => mp.0.iter().collect(),
         _ => Vec::new(),
     }
-}
-
-/// Splits `members` (in order) between the four quarters of `area` by their centre:
-/// south-west, south-east, north-west, north-east.
-pub(crate) fn quadrants(
-    area: [f64; 4],
-    members: &[usize],
-    centre: impl Fn(usize) -> [f64; 2],
-) -> [([f64; 4], Vec<usize>); 4] {
-    let mid = [(area[0] + area[2]) / 2.0, (area[1] + area[3]) / 2.0];
-    let mut quads: [([f64; 4], Vec<usize>); 4] = [
-        ([area[0], area[1], mid[0], mid[1]], Vec::new()),
-        ([mid[0], area[1], area[2], mid[1]], Vec::new()),
-        ([area[0], mid[1], mid[0], area[3]], Vec::new()),
-        ([mid[0], mid[1], area[2], area[3]], Vec::new()),
-    ];
-    for &i in members {
-        let c = centre(i);
-        quads[usize::from(c[0] >= mid[0]) + 2 * usize::from(c[1] >= mid[1])].1.push(i);
-    }
-    quads
 }
 
 /// Returns the number of tiles written.
@@ -163,13 +138,12 @@ impl Ctx<'_> {
         if self.cancel.load(Ordering::Relaxed) {
             return Err(IngestError::Interrupted(self.layer.to_owned()));
         }
-        let leaf = members.len() <= LEAF_CAPACITY || depth >= MAX_DEPTH;
-        let (own, rest) = if leaf { (members, &[][..]) } else { members.split_at(INNER_CAPACITY) };
+        let (own, rest) = quadtree::split(members, depth);
         let uri = format!("content/{name}.glb");
         self.write_content(own, &self.out.join(&uri))?;
         let mut children = Vec::new();
         for (q, (quad_area, quad)) in
-            quadrants(area, rest, |i| self.buildings[i].centre).into_iter().enumerate()
+            quadtree::quadrants(area, rest, |i| self.buildings[i].centre).into_iter().enumerate()
         {
             if !quad.is_empty() {
                 children.push(self.node(&quad, quad_area, &format!("{name}{q}"), depth + 1)?);

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use cim_core::formats::{DropFormat, SNIFF_BYTES, sniff};
+use cim_core::formats::DropFormat;
 
 use crate::IngestError;
 use crate::options::IngestOptions;
@@ -37,7 +37,7 @@ pub struct Takes {
 /// The kind of layer one input feeds, from what it holds (or, where its first bytes
 /// do not tell, its name).
 fn kind_of(path: &Path) -> Result<&'static Kind, IngestError> {
-    Ok(match input_format(path)? {
+    Ok(match crate::sniff::input_format(path)? {
         Some(DropFormat::Las | DropFormat::Laz) => &crate::pointcloud::KIND,
         Some(DropFormat::Ifc) => &crate::bim::KIND,
         Some(DropFormat::CityJson | DropFormat::CityJsonSeq) => &crate::citymodel::KIND,
@@ -45,20 +45,6 @@ fn kind_of(path: &Path) -> Result<&'static Kind, IngestError> {
         Some(DropFormat::GeoPackage) if crate::terrain::holds_raster(path) => &crate::terrain::KIND,
         _ => &crate::vector::KIND,
     })
-}
-
-/// The format of an input as [`cim_core::formats`] tells it, which the server's
-/// uploads are checked by too.
-fn input_format(path: &Path) -> Result<Option<DropFormat>, IngestError> {
-    if crate::source::archive_of(path).is_some() {
-        return Ok(Some(DropFormat::Zip));
-    }
-    let mut head = Vec::with_capacity(SNIFF_BYTES);
-    let file = std::fs::File::open(path).map_err(|e| IngestError::source(path, e))?;
-    std::io::Read::read_to_end(&mut std::io::Read::take(file, SNIFF_BYTES as u64), &mut head)
-        .map_err(|e| IngestError::source(path, e))?;
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-    Ok(sniff(&head).or_else(|| DropFormat::from_name(name)))
 }
 
 /// Runs one ingest; on any error the previously published layer stays as it was.

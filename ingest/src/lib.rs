@@ -1,11 +1,12 @@
 //! `cim-ingest`: survey drops into the CIM store.
 //!
-//! A run reads every input through the [`source`] importer that owns its format,
-//! reprojects into the service frame ([`crs`]), repairs or drops bad geometry
-//! ([`repair`], counted in the quality report), then builds from one R-tree:
-//! Mapbox Vector Tiles in a PMTiles archive ([`mvt_tiles`]) and extruded buildings as
-//! 3D Tiles ([`buildings`]). IFC models take their own path ([`ifc`] reads them,
-//! [`bim`] writes a BIM layer). [`store`] swaps the finished layer in atomically.
+//! [`layer::ingest`] tells the kind of layer the inputs make ([`sniff`], on
+//! `cim_core::formats`), refuses options that kind cannot honour, and runs the kind's
+//! build inside one [`run::LayerRun`]: lineage, staged version, progress, then one
+//! catalogue entry and the atomic publish ([`store`]). The kinds, one module each:
+//! [`vector`] (GIS through [`source`], [`crs`], [`repair`], then [`mvt_tiles`] and
+//! [`buildings`]), [`bim`] (IFC through [`ifc`]), [`pointcloud`], [`terrain`] and
+//! [`citymodel`]; [`mesh`] and [`quadtree`] are the 3D maths and tiling they share.
 
 pub mod bim;
 pub mod buildings;
@@ -18,12 +19,15 @@ pub mod gcj02;
 pub mod governance;
 pub mod ifc;
 pub mod layer;
+pub mod mesh;
 pub mod mvt_tiles;
 pub mod options;
 pub mod pointcloud;
 pub mod progress;
+pub mod quadtree;
 pub mod repair;
 pub mod run;
+pub mod sniff;
 pub mod source;
 pub mod store;
 pub mod terrain;

@@ -280,7 +280,7 @@ fn build(run: &mut LayerRun<'_>) -> Result<Built, IngestError> {
     let started = std::time::Instant::now();
     let reading = run.progress(options.files.len() as u64, "read");
     for path in &options.files {
-        let importer = importer_for(path)?;
+        let importer = importer_for(path, crate::sniff::input_format(path)?)?;
         reading.set_message(path.display().to_string());
         collector.path = path.clone();
         collector.read_in_file = 0;

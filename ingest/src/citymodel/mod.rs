@@ -33,8 +33,8 @@ use serde_json::{Map, Value, json};
 
 use crate::IngestError;
 use crate::crs::Reprojector;
-use crate::ifc::geometry::{cross, normalized, sub, triangulate_face};
 use crate::layer::{Kind, Takes};
+use crate::mesh::{cross, normalized, sub, triangulate_face};
 use crate::options::IngestOptions;
 use crate::run::{Built, GENERATOR, LayerRun, write_json};
 use read::{RawObject, Surface};
@@ -45,10 +45,6 @@ pub const KIND: Kind = Kind {
     takes: Takes { attribute_rules: true, coarsen: false, anchor: false },
     build,
 };
-/// Objects at most in a leaf tile, and the ones an inner tile shows itself.
-const LEAF_CAPACITY: usize = 200;
-const INNER_CAPACITY: usize = 100;
-const MAX_DEPTH: usize = 12;
 const MAX_ATTRIBUTE_COLUMNS: usize = 64;
 
 /// Linear RGB of a semantic surface, or of an object type's unlabelled surfaces
@@ -226,7 +222,7 @@ fn add_assemblies(
 
 /// The up component of a ring's unit normal.
 fn newell_up(ring: &[[f64; 3]]) -> f64 {
-    normalized(crate::ifc::geometry::newell(ring)).map_or(0.0, |n| n[2])
+    normalized(crate::mesh::newell(ring)).map_or(0.0, |n| n[2])
 }
 
 /// The union of an object's non-wall surfaces seen from above: in metres around
@@ -652,11 +648,10 @@ impl TileWriter<'_> {
         if options.cancel.load(Ordering::Relaxed) {
             return Err(IngestError::Interrupted(options.layer.clone()));
         }
-        let leaf = members.len() <= LEAF_CAPACITY || depth >= MAX_DEPTH;
-        let (own, rest) = if leaf { (members, &[][..]) } else { members.split_at(INNER_CAPACITY) };
+        let (own, rest) = crate::quadtree::split(members, depth);
         let mut children = Vec::new();
         for (q, (quad_area, quad)) in
-            crate::buildings::quadrants(area, rest, |i| self.city[i].centre).into_iter().enumerate()
+            crate::quadtree::quadrants(area, rest, |i| self.city[i].centre).into_iter().enumerate()
         {
             if !quad.is_empty() {
                 children.push(self.node(&quad, quad_area, &format!("{name}{q}"), depth + 1, options)?);

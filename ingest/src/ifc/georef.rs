@@ -7,9 +7,9 @@
 //! context's TrueNorth.
 
 use super::IfcError;
-use super::geometry::Affine;
 use super::model::IfcModel;
 use super::step::StepValue;
+use crate::mesh::Affine;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Georeference {

@@ -21,10 +21,6 @@ impl Importer for FlatGeobufImporter {
         "FlatGeobuf"
     }
 
-    fn accepts(&self, path: &Path, head: &[u8]) -> bool {
-        head.starts_with(MAGIC) || super::extension(path) == "fgb"
-    }
-
     fn read(&self, path: &Path, sink: &mut dyn FeatureSink) -> Result<(), IngestError> {
         let file = File::open(path).map_err(|e| IngestError::source(path, e))?;
         let mut head = [0u8; 8];

@@ -19,6 +19,12 @@ const EXTENSIONS: &[&str] = &[
     "sqlite", "csv", "tab", "mif", "gpx", "dxf", "fgb",
 ];
 
+/// Whether GDAL is the reader for a file whose first bytes say nothing we know.
+pub(super) fn reads_by_name(path: &Path) -> bool {
+    let ext = super::extension(path);
+    EXTENSIONS.iter().any(|e| ext == *e || ext.ends_with(&format!(".{e}")))
+}
+
 /// What GDAL opens for a zip: `/vsizip/` over it, at its GeoPackage if it holds one
 /// (a zipped Shapefile opens as the archive's directory).
 fn zip_member(path: &Path) -> Result<std::path::PathBuf, IngestError> {
@@ -53,15 +59,6 @@ const OSM_KEEP: &[&str] =
 impl Importer for GdalVectorImporter {
     fn name(&self) -> &'static str {
         "OGR"
-    }
-
-    fn accepts(&self, path: &Path, head: &[u8]) -> bool {
-        let ext = super::extension(path);
-        super::archive_of(path).is_some()
-            || ext == "zip"
-            || ext.ends_with(".zip")
-            || head.starts_with(b"PK\x03\x04")
-            || EXTENSIONS.iter().any(|e| ext == *e || ext.ends_with(&format!(".{e}")))
     }
 
     fn read(&self, path: &Path, sink: &mut dyn FeatureSink) -> Result<(), IngestError> {

@@ -1,16 +1,17 @@
-//! One importer per source format behind one trait. Each looks at a file's
-//! extension and first bytes and declines early if it does not own it.
+//! One importer per vector source format behind one trait, chosen by the format
+//! [`crate::sniff`] tells.
 
 mod flatgeobuf;
 mod gdal_vector;
 
 pub(crate) use gdal_vector::expand_other_tags;
 
-use std::io::Read;
 use std::path::Path;
 
 use geo_types::Geometry;
 use serde_json::{Map, Value};
+
+use cim_core::formats::DropFormat;
 
 use crate::IngestError;
 use crate::crs::DeclaredCrs;
@@ -39,26 +40,19 @@ pub trait FeatureSink {
 
 pub trait Importer: Sync {
     fn name(&self) -> &'static str;
-    /// Cheap test on extension and the first bytes of the file.
-    fn accepts(&self, path: &Path, head: &[u8]) -> bool;
     fn read(&self, path: &Path, sink: &mut dyn FeatureSink) -> Result<(), IngestError>;
 }
 
-static IMPORTERS: [&dyn Importer; 2] = [&flatgeobuf::FlatGeobufImporter, &gdal_vector::GdalVectorImporter];
-
-/// The importer that owns `path`.
-pub fn importer_for(path: &Path) -> Result<&'static dyn Importer, IngestError> {
-    let mut head = [0u8; 16];
-    let on_disk = archive_of(path).unwrap_or_else(|| path.to_path_buf());
-    let n = std::fs::File::open(&on_disk)
-        .and_then(|mut f| f.read(&mut head))
-        .map_err(|e| IngestError::source(path, e))?;
-    let n = if on_disk == path { n } else { 0 };
-    IMPORTERS
-        .iter()
-        .copied()
-        .find(|i| i.accepts(path, &head[..n]))
-        .ok_or_else(|| IngestError::UnknownFormat { path: path.to_path_buf() })
+/// The importer that reads a vector input of this format ([`crate::sniff`]).
+pub fn importer_for(path: &Path, format: Option<DropFormat>) -> Result<&'static dyn Importer, IngestError> {
+    match format {
+        Some(DropFormat::FlatGeobuf) => Ok(&flatgeobuf::FlatGeobufImporter),
+        Some(_) => Ok(&gdal_vector::GdalVectorImporter),
+        // Formats only GDAL knows (MapInfo, GPX, DXF ...), and `.json` that does not
+        // say what it is: GDAL decides.
+        None if gdal_vector::reads_by_name(path) => Ok(&gdal_vector::GdalVectorImporter),
+        None => Err(IngestError::UnknownFormat { path: path.to_path_buf() }),
+    }
 }
 
 /// The zip archive a GDAL `/vsizip/ARCHIVE.zip[/MEMBER]` path reads from.
