@@ -2,9 +2,7 @@
 //! the real `cim-server --tokens FILE`, asked for by every kind of caller on every
 //! read endpoint, plus bad, expired and missing tokens, writes and path tricks.
 
-mod common;
-
-use common::*;
+use cim_e2e::*;
 use serde_json::{Value, json};
 
 const LAYERS: [(&str, &str); 3] = [("open", "public"), ("plans", "internal"), ("secret", "restricted")];

@@ -2,13 +2,11 @@
 //! `cim-server`, checked against IfcOpenShell (PyPI), the Khronos glTF validator,
 //! CesiumJS and the data README's counts.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::OnceLock;
 
-use common::*;
+use cim_e2e::*;
 use serde_json::Value;
 
 /// Anchor for the model without a georeference of its own (IfcOpenHouse).

@@ -5,11 +5,9 @@
 //! own origin, the canvas shows the buildings, and a click on a known building shows
 //! that building's attributes from the feature API. Any console error fails the test.
 
-mod common;
-
 use std::path::PathBuf;
 
-use common::*;
+use cim_e2e::*;
 use serde_json::Value;
 
 /// The bundle `scripts/build-web.sh` wrote (the README's test command runs it first).

@@ -1,12 +1,10 @@
 //! The main job end to end on real data: ingest with the real binary, serve over
 //! HTTP, and check the output with decoders nobody here wrote.
 
-mod common;
-
 use std::collections::HashSet;
 use std::sync::OnceLock;
 
-use common::*;
+use cim_e2e::*;
 use serde_json::Value;
 
 /// Helsinki (OSM PBF), countries (FlatGeobuf) and Manhattan roads (GeoJSON), ingested

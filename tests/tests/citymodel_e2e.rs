@@ -3,12 +3,10 @@
 //! serde_json), GDAL's `gdaltransform`, glTF-Transform, the Khronos glTF validator
 //! and CesiumJS.
 
-mod common;
-
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use common::*;
+use cim_e2e::*;
 use serde_json::{Value, json};
 
 /// Every file, with the CRS it needs on the command line (three declare none; all

@@ -2,11 +2,9 @@
 //! with reads tiles written by GDAL's MVT driver exactly as Mapbox's reference
 //! decoder (`@mapbox/vector-tile`) does.
 
-mod common;
-
 use cim_core::mvt::{PropertyValue, TileGeometry};
 use cim_core::mvt_decode::decode_tile;
-use common::*;
+use cim_e2e::*;
 use serde_json::Value;
 
 fn as_json(v: &PropertyValue) -> Value {

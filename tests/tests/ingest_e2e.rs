@@ -1,9 +1,7 @@
 //! Every sample format in, bad input refused with a reason, and the served layer
 //! untouched by a failed ingest.
 
-mod common;
-
-use common::*;
+use cim_e2e::*;
 use serde_json::Value;
 
 #[test]

@@ -2,9 +2,7 @@
 //! the real `cim-ingest` it runs, with roles, size limits, failures that leave the
 //! served layer alone, and cancellation.
 
-mod common;
-
-use common::*;
+use cim_e2e::*;
 use serde_json::{Value, json};
 
 fn upload(url: &str, token: Option<&str>, body: &[u8]) -> (u16, Value) {

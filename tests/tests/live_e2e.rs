@@ -2,13 +2,11 @@
 //! `kill -9` in the middle of a stream, and a WebSocket subscriber gets a snapshot,
 //! then the readings and alerts of the sensors it asked for, in order.
 
-mod common;
-
 use std::io::Read;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use common::*;
+use cim_e2e::*;
 use serde_json::{Value, json};
 
 fn post(url: &str, body: &Value) -> Result<(u16, Value), String> {

@@ -2,14 +2,12 @@
 //! `cim-ingest` and `cim-server`, checked against laspy (PyPI `laspy[lazrs]`),
 //! GDAL's `gdaltransform`, glTF-Transform, the Khronos glTF validator and CesiumJS.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use common::*;
+use cim_e2e::*;
 use serde_json::Value;
 
 const US_FOOT: f64 = 1200.0 / 3937.0;

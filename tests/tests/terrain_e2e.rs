@@ -3,12 +3,10 @@
 //! `gdallocationinfo`, `gdaltransform`), glTF-Transform, the Khronos glTF validator
 //! and CesiumJS.
 
-mod common;
-
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use common::*;
+use cim_e2e::*;
 use serde_json::Value;
 
 /// One decoded terrain tile: its surface vertices in degrees and metres, and triangles.

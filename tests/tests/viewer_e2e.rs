@@ -5,11 +5,9 @@
 //! and a tileset rewritten by Cesium's 3d-tiles-tools (external tilesets) drawn like
 //! ours.
 
-mod common;
-
 use std::path::Path;
 
-use common::*;
+use cim_e2e::*;
 use serde_json::Value;
 
 /// Major roads are drawn amber (sRGB 0.98, 0.82, 0.45 before light).

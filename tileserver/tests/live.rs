@@ -45,16 +45,29 @@ async fn raw_call(state: &AppState, uri: &str, body: &'static str) -> (StatusCod
     (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
 }
 
-fn nab(file: &str) -> Vec<(String, f64)> {
+/// The sample IoT series beside the checkout, or `None` (with a note) on a clone
+/// without `../shared`, where the tests that replay them skip.
+fn iot_file(file: &str) -> Option<std::path::PathBuf> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/iot").join(file);
+    if !path.exists() && std::env::var_os("CI").is_none() {
+        eprintln!("skipped: {} is absent (the sample data lives in ../shared)", path.display());
+        return None;
+    }
+    Some(path)
+}
+
+fn nab(file: &str) -> Option<Vec<(String, f64)>> {
+    let path = iot_file(file)?;
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    text.lines()
-        .skip(1)
-        .filter_map(|l| {
-            let (t, v) = l.split_once(',')?;
-            Some((format!("{}Z", t.replacen(' ', "T", 1)), v.parse().ok()?))
-        })
-        .collect()
+    Some(
+        text.lines()
+            .skip(1)
+            .filter_map(|l| {
+                let (t, v) = l.split_once(',')?;
+                Some((format!("{}Z", t.replacen(' ', "T", 1)), v.parse().ok()?))
+            })
+            .collect(),
+    )
 }
 
 #[tokio::test]
@@ -98,7 +111,7 @@ const NAB_WINDOWS: [(&str, &str); 4] = [
 #[tokio::test]
 async fn the_machine_temperature_series_raises_an_alarm_in_its_labelled_failure_and_survives_a_reopen() {
     let dir = temp("nab");
-    let series = nab("nab_machine_temperature_system_failure.csv");
+    let Some(series) = nab("nab_machine_temperature_system_failure.csv") else { return };
     assert_eq!(series.len(), 22_695);
     {
         let state = AppState::open(&dir.0).expect("state");
@@ -355,7 +368,7 @@ async fn every_real_reading_comes_back_bit_for_bit_as_sent() {
     ] {
         let sensor = json!({"id": id, "kind": "k", "unit": "u", "lon": 24.94, "lat": 60.17});
         assert_eq!(call(&state, "POST", "/api/sensors", Some(sensor)).await.0, StatusCode::CREATED);
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/iot").join(file);
+        let Some(path) = iot_file(file) else { return };
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         // The values as the file writes them, sent as that text, and what Rust's
         // correctly rounded parse makes of it.
