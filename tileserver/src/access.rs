@@ -139,7 +139,7 @@ impl Tokens {
             }
         }
         let t = found.ok_or_else(|| ApiError::Unauthorized("unknown token".into()))?;
-        if t.expires.is_some_and(|e| e <= crate::live::now_ms()) {
+        if t.expires.is_some_and(|e| e <= crate::clock::now_ms()) {
             return Err(ApiError::Unauthorized(format!("token '{}' has expired", t.principal.name)));
         }
         Ok(t.principal.clone())

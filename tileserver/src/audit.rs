@@ -377,7 +377,7 @@ impl AuditLog {
         if seq == *last && self.dir.join(CHECKPOINTS).exists() {
             return Ok(None);
         }
-        let time_ms = crate::live::now_ms();
+        let time_ms = crate::clock::now_ms();
         let signature =
             ed25519_dalek::Signer::sign(signer.as_ref(), &Checkpoint::message(seq, &hash, time_ms));
         let c = Checkpoint {
@@ -410,7 +410,7 @@ impl AuditLog {
             self.append(who, method, target, status);
             return;
         }
-        let now = crate::live::now_ms();
+        let now = crate::clock::now_ms();
         if let Ok(mut folded) = self.folded.lock() {
             let e = folded
                 .0
@@ -516,7 +516,7 @@ impl AuditLog {
         let Ok(mut tail) = self.tail.lock() else { return };
         let (mut seq, mut hash) = (tail.seq, tail.hash.clone());
         let mut lines = String::new();
-        let time_ms = crate::live::now_ms();
+        let time_ms = crate::clock::now_ms();
         for entry in entries {
             let mut record = Record {
                 seq: seq + 1,

@@ -7,6 +7,7 @@ pub mod access;
 mod api;
 pub mod audit;
 mod bim;
+pub mod clock;
 mod error;
 mod http_cache;
 pub mod jobs;
@@ -63,16 +64,26 @@ impl AppState {
     }
 }
 
+/// Why a server could not start on a store.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{}: {source}", path.display())]
+    Live { path: PathBuf, source: live::store::StoreError },
+}
+
 /// Where the live sensor database sits inside a store.
 pub const LIVE_DB: &str = ".live/sensors.redb";
 
 impl AppState {
     /// Serves the layers of `store` and keeps live sensor data in `store/.live`.
-    pub fn open(store: impl Into<PathBuf>) -> Result<Self, live::store::StoreError> {
+    pub fn open(store: impl Into<PathBuf>) -> Result<Self, StartError> {
         let store = store.into();
         let db = store.join(LIVE_DB);
         if let Some(dir) = db.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| live::store::StoreError::Db(redb::Error::Io(e)))?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StartError::Io { path: dir.to_path_buf(), source: e })?;
         }
         let live = match live::Live::open(&db) {
             Ok(live) => Some(Arc::new(live)),
@@ -83,10 +94,10 @@ impl AppState {
                 );
                 None
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(StartError::Live { path: db, source: e }),
         };
         let audit = audit::AuditLog::open(&store, audit::AuditPolicy::default())
-            .map_err(|e| live::store::StoreError::Db(redb::Error::Io(e)))?;
+            .map_err(|e| StartError::Io { path: store.join(audit::AUDIT_LOG), source: e })?;
         Ok(Self {
             layers: Arc::new(LayerCache::new(store)),
             live,
