@@ -56,7 +56,7 @@ stamp="$out/.built-from"
 # licence terms) and fonts-wqy-microhei (Apache-2.0).
 sans_font=/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
 cjk_font=/usr/share/fonts/truetype/wqy/wqy-microhei.ttc
-fingerprint="$(sha256sum "$modules"/cim_viewer.wasm "$modules"/cim_viewer_webgpu.wasm web/index.html web/decode-worker.js "$sans_font" "$cjk_font" | sha256sum | cut -c1-16) $bindgen_version opt=${WASM_OPT:-0}"
+fingerprint="$(sha256sum "$modules"/cim_viewer.wasm "$modules"/cim_viewer_webgpu.wasm viewer/web/index.html viewer/web/decode-worker.js "$sans_font" "$cjk_font" | sha256sum | cut -c1-16) $bindgen_version opt=${WASM_OPT:-0}"
 if [ "$(cat "$stamp" 2>/dev/null)" = "$fingerprint" ]; then
   echo "web bundle up to date in $out"
   exit 0
@@ -86,7 +86,7 @@ for name in cim_viewer cim_viewer_webgpu; do
   fi
   cp "$work/$name.js" "$bundle/"
 done
-cp web/index.html web/decode-worker.js "$bundle/"
+cp viewer/web/index.html viewer/web/decode-worker.js "$bundle/"
 cp "$sans_font" "$bundle/ui-sans.ttf"
 cp "$cjk_font" "$bundle/ui-cjk.ttc"
 for f in "$bundle"/cim_viewer*_bg.wasm "$bundle"/*.js "$bundle"/index.html "$bundle"/ui-sans.ttf "$bundle"/ui-cjk.ttc; do

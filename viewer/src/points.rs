@@ -1,4 +1,4 @@
-//! Point cloud tiles as the point shader (`shaders/points.wgsl`) reads them, and the
+//! Point cloud tiles as the point shader (`src/shaders/points.wgsl`) reads them, and the
 //! colour modes the layer panel switches between. GPU-free: the fetch thread runs
 //! [`PointVertices::from_tile`], the tests check the packing against the shader's
 //! unpacking rules.
@@ -13,7 +13,7 @@ use cim_core::points::PointTile;
 use crate::tree::TileTree;
 
 /// The point shader; the render module compiles it in (no asset fetch in a browser).
-pub const SHADER_SOURCE: &str = include_str!("../../shaders/points.wgsl");
+pub const SHADER_SOURCE: &str = include_str!("shaders/points.wgsl");
 
 /// GPU memory per point: four vertices of 16 bytes (quantised position and corner,
 /// colour and class, intensity) and six 4-byte indices.

@@ -3,13 +3,15 @@
 //! and back), then print one JSON line of figures and exit. The same path every run,
 //! so runs compare.
 
+use bevy::ecs::system::SystemParam;
 use bevy::prelude::*;
 
 use super::camera::{Orbit, orbit_over};
 use super::catalogue::Catalogue;
-use super::ground_layers::Ground;
+use super::ground::Ground;
+use super::params::StreamStatus;
 use super::tiles::Streaming;
-use super::{Problems, RenderFrame, ViewerOptions};
+use super::{RenderFrame, ViewerOptions};
 
 pub struct BenchPlugin;
 
@@ -46,19 +48,24 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The flight: its clock (real time, as frame times are), its figures and the camera it moves.
+#[derive(SystemParam)]
+struct Flying<'w, 's> {
+    time: Res<'w, Time<Real>>,
+    bench: ResMut<'w, Bench>,
+    camera: Query<'w, 's, &'static mut Orbit>,
+}
+
 fn fly_and_measure(
     options: Res<ViewerOptions>,
     catalogue: Res<Catalogue>,
     frame: Option<Res<RenderFrame>>,
-    streaming: Res<Streaming>,
-    ground: Res<Ground>,
-    problems: Res<Problems>,
-    time: Res<Time<Real>>,
-    mut bench: ResMut<Bench>,
-    mut camera: Query<&mut Orbit>,
+    status: StreamStatus,
+    flying: Flying,
     mut exit: MessageWriter<AppExit>,
 ) {
+    let StreamStatus { streaming, ground, problems } = status;
+    let Flying { time, mut bench, mut camera } = flying;
     let Some(seconds) = options.bench_seconds else { return };
     let (Some(frame), Ok(mut orbit)) = (frame, camera.single_mut()) else { return };
     let Some(bounds) = catalogue.layers.iter().find_map(|l| l.bounds) else { return };

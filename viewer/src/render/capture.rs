@@ -5,16 +5,15 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use bevy::picking::mesh_picking::ray_cast::MeshRayCast;
+use bevy::ecs::system::SystemParam;
 use bevy::prelude::*;
 use bevy::render::render_resource::PipelineCache;
 use bevy::render::view::screenshot::{Screenshot, save_to_disk};
 use bevy::render::{Render, RenderApp, RenderSystems};
 
-use super::ground_layers::Ground;
-use super::pick::pick_at;
-use super::tiles::Streaming;
-use super::{Problems, ViewerOptions};
+use super::ViewerOptions;
+use super::params::StreamStatus;
+use super::pick::Picking;
 
 /// Frames the scene must stay complete before the picture is taken.
 const SETTLE_FRAMES: u32 = 20;
@@ -67,24 +66,27 @@ struct CaptureState {
     waited_for_pipelines: u64,
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What the picture waits for: every visible tile in, the heat map drawn, the
+/// pipelines compiled, the picked building's attributes shown.
+#[derive(SystemParam)]
+struct Readiness<'w> {
+    status: StreamStatus<'w>,
+    heat: Res<'w, super::live::HeatDrawn>,
+    pipelines: Res<'w, PipelinesReady>,
+    attributes: Res<'w, super::hud::Attributes>,
+    time: Res<'w, Time>,
+}
+
 fn capture(
     mut commands: Commands,
     options: Res<ViewerOptions>,
-    streaming: Res<Streaming>,
-    ground: Res<Ground>,
-    problems: Res<Problems>,
+    ready: Readiness,
     mut state: ResMut<CaptureState>,
-    camera: Query<(&Camera, &GlobalTransform)>,
-    mut ray_cast: MeshRayCast,
-    tiles: super::pick::PickableTiles,
+    mut picking: Picking,
     mut exit: MessageWriter<AppExit>,
-    mut picked: ResMut<super::pick::Picked>,
-    attributes: Res<super::hud::Attributes>,
-    heat: Res<super::sensors::HeatDrawn>,
-    time: Res<Time>,
-    pipelines: Res<PipelinesReady>,
 ) {
+    let Readiness { status: StreamStatus { streaming, ground, problems }, heat, pipelines, attributes, time } =
+        ready;
     let Some(path) = &options.screenshot else { return };
     if state.requested {
         state.frames_after += 1;
@@ -123,11 +125,11 @@ fn capture(
     }
     if !state.clicked {
         state.clicked = true;
-        if let (Some(click), Ok((camera, at))) = (options.click, camera.single()) {
-            match pick_at(Vec2::from(click), camera, at, &mut ray_cast, &tiles) {
+        if let Some(click) = options.click {
+            match picking.pick_at(Vec2::from(click)) {
                 Some((layer, fid)) => {
                     println!("picked {layer} {fid}");
-                    picked.0 = Some((layer, fid));
+                    picking.picked.0 = Some((layer, fid));
                 }
                 None => println!("picked nothing"),
             }
@@ -136,7 +138,7 @@ fn capture(
     // Let the attribute panel fill in before the picture (at most 10 s).
     let now = time.elapsed_secs();
     let since = *state.clicked_at.get_or_insert(now);
-    if !attributes.settled(&picked) && now - since < 10.0 {
+    if !attributes.settled(&picking.picked) && now - since < 10.0 {
         return;
     }
     // A stale picture would look finished to the wait above; the page (no file

@@ -9,6 +9,20 @@
 use bevy::prelude::*;
 use parley::fontique::Script;
 
+/// The UI font: the system's sans-serif (found through fontconfig), which covers
+/// street names in Finnish, Hebrew or Chinese where the built-in ASCII font cannot.
+/// A page cannot list the system's fonts, so the browser build starts with bevy's
+/// built-in font and switches to the server's fonts once some text needs them
+/// (below).
+pub fn ui_font(size: f32) -> TextFont {
+    TextFont {
+        #[cfg(not(target_arch = "wasm32"))]
+        font: bevy::text::FontSource::SansSerif,
+        font_size: bevy::text::FontSize::Px(size),
+        ..default()
+    }
+}
+
 /// The fonts a piece of text needs beyond bevy's built-in (ASCII) font.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct FontNeed {
@@ -50,7 +64,7 @@ pub struct FontsPlugin;
 
 impl Plugin for FontsPlugin {
     fn build(&self, app: &mut App) {
-        // Natively the system fonts are already the UI's (hud::ui_font).
+        // Natively the system fonts are already the UI's ([`ui_font`]).
         if cfg!(target_arch = "wasm32") {
             app.init_resource::<WebFonts>().add_systems(Update, (request_fonts, receive_fonts).chain());
         }

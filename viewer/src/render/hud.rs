@@ -3,11 +3,10 @@
 
 use bevy::prelude::*;
 
-use super::ground_layers::Ground;
+use super::ViewerOptions;
+use super::params::StreamStatus;
 use super::pick::Picked;
 use super::platform::{Pending, fetch_then};
-use super::tiles::Streaming;
-use super::{Problems, ViewerOptions};
 
 pub struct HudPlugin;
 
@@ -40,24 +39,10 @@ impl Attributes {
     }
 }
 
-/// The UI font: the system's sans-serif (found through fontconfig), which covers
-/// street names in Finnish, Hebrew or Chinese where the built-in ASCII font cannot.
-/// A page cannot list the system's fonts, so the browser build starts with bevy's
-/// built-in font and switches to the server's fonts once some text needs them
-/// ([`super::fonts`]).
-pub fn ui_font(size: f32) -> TextFont {
-    TextFont {
-        #[cfg(not(target_arch = "wasm32"))]
-        font: bevy::text::FontSource::SansSerif,
-        font_size: bevy::text::FontSize::Px(size),
-        ..default()
-    }
-}
-
 fn panel(text: &str) -> impl Bundle {
     (
         Text::new(text),
-        ui_font(14.0),
+        super::fonts::ui_font(14.0),
         TextColor(Color::WHITE),
         BackgroundColor(Color::srgba(0.0, 0.0, 0.0, 0.55)),
     )
@@ -109,18 +94,16 @@ fn fetch_attributes(options: Res<ViewerOptions>, picked: Res<Picked>, mut attrib
 
 type PanelParts = (&'static mut Text, &'static mut Visibility);
 
-#[allow(clippy::too_many_arguments)]
 fn update_hud(
     time: Res<Time>,
-    streaming: Res<Streaming>,
-    ground: Res<Ground>,
-    problems: Res<Problems>,
+    status: StreamStatus,
     picked: Res<Picked>,
     attributes: Res<Attributes>,
     mut readout: Query<&mut Text, (With<Readout>, Without<AttributePanel>)>,
     mut panel: Query<PanelParts, (With<AttributePanel>, Without<Readout>)>,
     mut frame_time: Local<f32>,
 ) {
+    let StreamStatus { streaming, ground, problems } = status;
     // Average the frame time, not the rate: a few near-zero frames must not read as
     // thousands of frames per second.
     let dt = time.delta_secs();

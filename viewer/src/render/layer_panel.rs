@@ -5,13 +5,14 @@
 //! lay its values over the city as a heat map. Point cloud layers get a row that
 //! switches their colouring (RGB, intensity, classification, elevation), as `C` does.
 
+use bevy::ecs::system::SystemParam;
 use bevy::prelude::*;
 
 use super::bim::{BimView, EXPLODE_STEP_M};
 use super::camera::{Flight, orbit_over};
 use super::catalogue::Catalogue;
+use super::live::{HeatMap, Live};
 use super::points::PointColourMode;
-use super::sensors::{HeatMap, Live};
 use super::{Hidden, RenderFrame};
 use crate::ground::GroundGroup;
 
@@ -146,7 +147,7 @@ fn row_bundle(row: PanelRow) -> impl Bundle {
     (
         Button,
         Text::new(row.label.clone()),
-        super::hud::ui_font(13.0),
+        super::fonts::ui_font(13.0),
         TextColor(Color::WHITE),
         Node { padding: UiRect::axes(px(4), px(1)), ..default() },
         BackgroundColor(Color::NONE),
@@ -232,18 +233,24 @@ const DIGITS: [KeyCode; 9] = [
     KeyCode::Digit9,
 ];
 
-#[allow(clippy::too_many_arguments)]
+/// What a row's action changes (and the frame a fly-to is computed in).
+#[derive(SystemParam)]
+struct RowTargets<'w> {
+    frame: Option<Res<'w, RenderFrame>>,
+    hidden: ResMut<'w, Hidden>,
+    heat: ResMut<'w, HeatMap>,
+    flight: ResMut<'w, Flight>,
+    bim: Option<ResMut<'w, BimView>>,
+    points: Option<ResMut<'w, PointColourMode>>,
+}
+
 fn press_rows(
     keys: Res<ButtonInput<KeyCode>>,
     rows: Query<(&Interaction, &PanelRow, &mut BackgroundColor), Changed<Interaction>>,
     all: Query<&PanelRow>,
-    frame: Option<Res<RenderFrame>>,
-    mut hidden: ResMut<Hidden>,
-    mut heat: ResMut<HeatMap>,
-    mut flight: ResMut<Flight>,
-    mut bim: Option<ResMut<BimView>>,
-    mut points: Option<ResMut<PointColourMode>>,
+    targets: RowTargets,
 ) {
+    let RowTargets { frame, mut hidden, mut heat, mut flight, mut bim, mut points } = targets;
     // Clicked rows, then rows whose digit key went down.
     let mut actions = Vec::new();
     for (interaction, row, mut background) in rows {

@@ -1,20 +1,23 @@
-//! The bevy app: one plugin per concern.
+//! The bevy app: one plugin per concern. A plugin drawing what a GPU-free module of
+//! the crate computes shares its stem (`render::ground` draws `crate::ground`,
+//! `render::live` shows `crate::live`, `render::points` draws `crate::points`).
 //!
 //! * [`catalogue`]: the server's layers; fixes the render frame's origin.
 //! * [`tiles`]: streams 3D Tiles (select, fetch, decode off-thread, spawn, evict).
-//! * [`ground_layers`]: streams vector tiles and drapes roads, land use, water and
+//! * [`ground`]: streams vector tiles and drapes roads, land use, water and
 //!   borders on the ground, styled per class.
 //! * [`camera`]: orbit / pan / zoom / tilt, fly-to, home and north-up.
 //! * [`bim`]: BIM layers: storeys shown or hidden, exploded apart, x-ray of the shell.
 //! * [`pick`]: a click selects a building, highlights it and reports its feature id.
 //! * [`layer_panel`]: toggles each layer and ground class, flies to a layer.
 //! * [`points`]: point cloud layers: the point shader's material and colour modes.
-//! * [`sensors`]: live sensor markers by state, the alert list, a sensor's sparkline.
+//! * [`live`]: live sensor markers by state, the alert list, a sensor's sparkline.
 //! * [`fonts`]: in a browser, fetches the fonts for non-ASCII and CJK text on demand.
 //! * [`hud`]: FPS / tiles / memory readout, errors on screen, the picked building's attributes.
 //! * [`bench`]: `--bench`: flies a scripted path and reports frame times.
 //! * [`capture`]: `--screenshot` waits for the visible tiles, writes a PNG and exits.
 //! * [`decode`]: tile bodies into vertex arrays, and their byte form for Web Workers.
+//! * [`params`]: the system parameter bundles the plugins share.
 //! * [`platform`]: network, threads and workers behind one seam (native and web).
 
 pub mod bench;
@@ -25,14 +28,15 @@ pub mod catalogue;
 pub mod decode;
 pub mod fonts;
 pub mod glb;
-pub mod ground_layers;
+pub mod ground;
 pub mod hud;
 pub mod layer_panel;
+pub mod live;
 pub mod page_options;
+pub mod params;
 pub mod pick;
 pub mod platform;
 pub mod points;
-pub mod sensors;
 pub mod tiles;
 
 use std::collections::HashSet;
@@ -133,14 +137,14 @@ pub fn app(options: ViewerOptions, window: Window) -> App {
         .add_plugins((
             catalogue::CataloguePlugin,
             tiles::TilesPlugin,
-            ground_layers::GroundLayersPlugin,
+            ground::GroundLayersPlugin,
             camera::OrbitCameraPlugin,
             pick::PickPlugin,
             layer_panel::LayerPanelPlugin,
             hud::HudPlugin,
             capture::CapturePlugin,
             bench::BenchPlugin,
-            sensors::SensorsPlugin,
+            live::SensorsPlugin,
             bim::BimPlugin,
             points::PointsPlugin,
             fonts::FontsPlugin,

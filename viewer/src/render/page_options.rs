@@ -63,7 +63,7 @@ pub fn from_query(origin: &str, search: &str) -> Result<ViewerOptions, String> {
                 options.explode_m =
                     metres.ok_or_else(|| format!("explode: '{value}' is not 0..100 metres"))?;
             }
-            // The page itself loads the WebGPU or the WebGL2 build by it (web/index.html).
+            // The page itself loads the WebGPU or the WebGL2 build by it (viewer/web/index.html).
             "backend" => {
                 if !matches!(value.as_str(), "auto" | "webgpu" | "webgl2") {
                     return Err(format!("backend: '{value}' is not auto, webgpu or webgl2"));

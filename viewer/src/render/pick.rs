@@ -3,23 +3,51 @@
 //! again on top in a highlight colour, as a child of each tile that holds it.
 
 use bevy::asset::RenderAssetUsages;
+use bevy::ecs::system::SystemParam;
 use bevy::mesh::{Indices, PrimitiveTopology, VertexAttributeValues};
-use bevy::picking::mesh_picking::ray_cast::{MeshRayCast, MeshRayCastSettings};
+use bevy::picking::mesh_picking::ray_cast::MeshRayCastSettings;
 use bevy::prelude::*;
 
+use super::params::{Drawing, Pointer, Ray};
 use super::tiles::TileMesh;
 
 /// Tile meshes a ray may hit: not an x-rayed BIM shell.
 pub type PickableTiles<'w, 's> = Query<'w, 's, &'static TileMesh, Without<super::bim::PickThrough>>;
 
+/// Picking a building: rays, the tile meshes they may hit, and the picked one.
+#[derive(SystemParam)]
+pub struct Picking<'w, 's> {
+    pub ray: Ray<'w, 's>,
+    tiles: PickableTiles<'w, 's>,
+    pub picked: ResMut<'w, Picked>,
+}
+
+impl Picking<'_, '_> {
+    /// The building under a screen position, if any.
+    pub fn pick_at(&mut self, screen: Vec2) -> Option<(String, u64)> {
+        let ray = self.ray.through(screen)?;
+        // Only building tiles: not the ground, the draped layers or the highlight itself.
+        let tiles = &self.tiles;
+        let is_tile = |e: Entity| tiles.contains(e);
+        let hits = self
+            .ray
+            .ray_cast
+            .cast_ray(ray, &MeshRayCastSettings::default().with_filter(&is_tile).always_early_exit());
+        let (entity, hit) = hits.first()?;
+        let tile = tiles.get(*entity).ok()?;
+        let triangle = hit.triangle_index?;
+        let vertex = *tile.indices.get(triangle * 3)? as usize;
+        let row = *tile.feature_ids.get(vertex)? as usize;
+        Some((tile.layer.clone(), *tile.fids.get(row)?))
+    }
+}
+
 pub struct PickPlugin;
 
 impl Plugin for PickPlugin {
     fn build(&self, app: &mut App) {
-        app.init_resource::<Picked>().add_systems(
-            Update,
-            (click_to_pick.after(super::sensors::click_marker), highlight_picked).chain(),
-        );
+        app.init_resource::<Picked>()
+            .add_systems(Update, (click_to_pick.after(super::live::click_marker), highlight_picked).chain());
     }
 }
 
@@ -33,53 +61,17 @@ pub const HIGHLIGHT: Color = Color::srgb(1.0, 0.45, 0.0);
 #[derive(Component)]
 struct Highlight;
 
-#[allow(clippy::too_many_arguments)]
-fn click_to_pick(
-    mouse: Res<ButtonInput<MouseButton>>,
-    windows: Query<&Window>,
-    camera: Query<(&Camera, &GlobalTransform)>,
-    ui: Query<&Interaction>,
-    marker: Res<super::sensors::MarkerClick>,
-    mut ray_cast: MeshRayCast,
-    tiles: PickableTiles,
-    mut picked: ResMut<Picked>,
-) {
-    if !mouse.just_released(MouseButton::Left) || marker.0 {
+fn click_to_pick(pointer: Pointer, marker: Res<super::live::MarkerClick>, mut picking: Picking) {
+    if marker.0 {
         return;
     }
-    // A click on a panel is not a click on the city behind it.
-    if ui.iter().any(|i| *i != Interaction::None) {
-        return;
-    }
-    let (Ok(window), Ok((camera, at))) = (windows.single(), camera.single()) else { return };
-    let Some(cursor) = window.cursor_position() else { return };
-    let hit = pick_at(cursor, camera, at, &mut ray_cast, &tiles);
+    let Some(cursor) = pointer.clicked_at() else { return };
+    let hit = picking.pick_at(cursor);
     if let Some((layer, fid)) = &hit {
         info!("picked {layer} fid {fid}");
     }
     // Clicking empty ground clears the selection.
-    picked.0 = hit;
-}
-
-/// The building under a screen position, if any.
-pub fn pick_at(
-    cursor: Vec2,
-    camera: &Camera,
-    at: &GlobalTransform,
-    ray_cast: &mut MeshRayCast,
-    tiles: &PickableTiles,
-) -> Option<(String, u64)> {
-    let ray = camera.viewport_to_world(at, cursor).ok()?;
-    // Only building tiles: not the ground, the draped layers or the highlight itself.
-    let is_tile = |e: Entity| tiles.contains(e);
-    let hits =
-        ray_cast.cast_ray(ray, &MeshRayCastSettings::default().with_filter(&is_tile).always_early_exit());
-    let (entity, hit) = hits.first()?;
-    let tile = tiles.get(*entity).ok()?;
-    let triangle = hit.triangle_index?;
-    let vertex = *tile.indices.get(triangle * 3)? as usize;
-    let row = *tile.feature_ids.get(vertex)? as usize;
-    Some((tile.layer.clone(), *tile.fids.get(row)?))
+    picking.picked.0 = hit;
 }
 
 /// The triangles of one property-table row, as a standalone mesh.
@@ -112,17 +104,15 @@ fn building_mesh(tile: &TileMesh, mesh: &Mesh, row: u32) -> Option<Mesh> {
     Some(mesh)
 }
 
-#[allow(clippy::too_many_arguments)]
 fn highlight_picked(
-    mut commands: Commands,
+    drawing: Drawing,
     picked: Res<Picked>,
     added: Query<(), Added<TileMesh>>,
     tiles: Query<(Entity, &TileMesh, &Mesh3d)>,
     old: Query<Entity, With<Highlight>>,
-    mut meshes: ResMut<Assets<Mesh>>,
-    mut materials: ResMut<Assets<StandardMaterial>>,
     mut material: Local<Option<Handle<StandardMaterial>>>,
 ) {
+    let Drawing { mut commands, mut meshes, mut materials } = drawing;
     if !picked.is_changed() && added.is_empty() {
         return;
     }

@@ -1,10 +1,11 @@
-//! Point cloud layers on screen: the point material (`shaders/points.wgsl`), one per
+//! Point cloud layers on screen: the point material (`src/shaders/points.wgsl`), one per
 //! tile because each level has its own point spacing, and the colour mode (RGB,
 //! intensity, classification, elevation) switched from the layer panel or with `C`.
 //! Tiles stream through [`super::tiles`] like any 3D layer; their selection there is
 //! bounded by the point budget ([`crate::select::select_points`]).
 
 use bevy::asset::{RenderAssetUsages, uuid_handle};
+use bevy::ecs::system::SystemParam;
 use bevy::mesh::{
     Indices, MeshVertexAttribute, MeshVertexBufferLayoutRef, PrimitiveTopology, VertexAttributeValues,
 };
@@ -142,20 +143,28 @@ impl LayerRamp {
     }
 }
 
+/// What drawing point tiles needs: their materials, the colour mode, and the
+/// material each drawn tile holds (to restyle it when the layer's ramp widens).
+#[derive(SystemParam)]
+pub struct PointDrawing<'w, 's> {
+    pub materials: ResMut<'w, Assets<PointMaterial>>,
+    pub colouring: Res<'w, PointColourMode>,
+    pub handles: Query<'w, 's, &'static MeshMaterial3d<PointMaterial>>,
+}
+
 /// Spawns one point tile, hidden until the selection shows it. `content_to_render`
 /// takes glTF content coordinates to the render frame; `spacing_m` is the tile's
 /// point spacing ([`crate::points::point_spacing`]).
-#[allow(clippy::too_many_arguments)]
 pub fn spawn_point_tile(
     commands: &mut Commands,
     meshes: &mut Assets<Mesh>,
-    materials: &mut Assets<PointMaterial>,
+    points: &mut PointDrawing,
     content_to_render: DMat4,
     vertices: PointVertices,
     spacing_m: f64,
     ramp: LayerRamp,
-    colouring: PointColouring,
 ) -> Entity {
+    let colouring = points.colouring.0;
     let quantised_to_render = content_to_render
         * DMat4::from_translation(DVec3::from(vertices.centre))
         * DMat4::from_scale(DVec3::splat(vertices.step));
@@ -178,7 +187,7 @@ pub fn spawn_point_tile(
     commands
         .spawn((
             Mesh3d(meshes.add(mesh)),
-            MeshMaterial3d(materials.add(PointMaterial { style })),
+            MeshMaterial3d(points.materials.add(PointMaterial { style })),
             transform,
             Visibility::Hidden,
             // The mesh has no POSITION for bevy to box, and the tile selection has

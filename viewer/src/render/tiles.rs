@@ -11,9 +11,10 @@ use glam::{DMat4, DVec3};
 use super::catalogue::Catalogue;
 use super::decode::{Decoded, Job};
 use super::glb::Content;
+use super::params::{Drawing, StreamView};
 use super::platform::{Pending, fetch_decode, fetch_then};
-use super::points::{LayerRamp, PointColourMode, PointMaterial, spawn_point_tile};
-use super::{Hidden, Problems, RenderFrame, ViewerOptions};
+use super::points::{LayerRamp, PointDrawing, spawn_point_tile};
+use super::{Problems, RenderFrame, ViewerOptions};
 use crate::cache::TileCache;
 use crate::points::point_spacing;
 use crate::select::{View, select, select_points};
@@ -241,31 +242,20 @@ fn fetch_content(url: String, points: bool) -> Pending<Decoded> {
     fetch_decode(url, job, None)
 }
 
-#[allow(clippy::too_many_arguments)]
 fn stream_tiles(
-    mut commands: Commands,
-    options: Res<ViewerOptions>,
-    hidden: Res<Hidden>,
-    frame: Option<Res<RenderFrame>>,
+    looking: StreamView,
+    drawing: Drawing,
+    mut visibility: Query<&mut Visibility>,
     mut streaming: ResMut<Streaming>,
     mut problems: ResMut<Problems>,
-    camera: Query<(&GlobalTransform, &Projection), With<Camera3d>>,
-    windows: Query<&Window>,
-    mut meshes: ResMut<Assets<Mesh>>,
-    mut materials: ResMut<Assets<StandardMaterial>>,
-    mut visibility: Query<&mut Visibility>,
     catalogue: Res<super::catalogue::Catalogue>,
-    mut point_materials: ResMut<Assets<PointMaterial>>,
-    colouring: Res<PointColourMode>,
-    point_handles: Query<&MeshMaterial3d<PointMaterial>>,
+    mut points: PointDrawing,
 ) {
-    let (Some(frame), Ok((cam, projection)), Ok(window)) = (frame, camera.single(), windows.single()) else {
-        return;
-    };
-    let Projection::Perspective(perspective) = projection else { return };
+    let Some((frame, view)) = looking.view() else { return };
+    let (options, hidden) = (&looking.options, &looking.hidden);
+    let Drawing { mut commands, mut meshes, mut materials } = drawing;
     streaming.frame += 1;
     let frame_no = streaming.frame;
-    let view = view_of(&frame, cam, perspective, window);
     let material = streaming
         .material
         .get_or_insert_with(|| {
@@ -302,19 +292,19 @@ fn stream_tiles(
             let storey = storey_index(&catalogue, &layer.id, &url);
             match result {
                 Ok(Decoded::Glb(content)) => {
-                    let entities = spawn_content(
+                    let at = ContentAt {
+                        layer: &layer.id,
                         storey,
+                        to_render: frame.ecef_to_render * layer.tree.nodes[t].content_to_ecef(),
+                    };
+                    let (entities, gpu_bytes) = spawn_content(
                         &mut commands,
-                        &frame,
-                        &layer.tree,
-                        t,
-                        &layer.id,
-                        content,
                         &mut meshes,
+                        at,
+                        content,
                         (&material, &coloured_material),
-                        &mut layer.cache,
-                        frame_no,
                     );
+                    layer.cache.insert(t, gpu_bytes, frame_no);
                     layer.loaded.insert(t, entities);
                 }
                 Ok(Decoded::Points(vertices)) => {
@@ -324,27 +314,26 @@ fn stream_tiles(
                     if layer.ramp.is_some_and(|r| r != ramp) {
                         // A tile beyond the ramp so far: the tiles already drawn follow.
                         for e in layer.loaded.values().flatten() {
-                            if let Ok(handle) = point_handles.get(*e)
-                                && let Some(mut material) = point_materials.get_mut(&handle.0)
+                            if let Ok(handle) = points.handles.get(*e)
+                                && let Some(mut material) = points.materials.get_mut(&handle.0)
                             {
                                 ramp.restyle(&mut material.style);
                             }
                         }
                     }
                     layer.ramp = Some(ramp);
-                    let points = vertices.points();
+                    let count = vertices.points();
                     let entity = spawn_point_tile(
                         &mut commands,
                         &mut meshes,
-                        &mut point_materials,
+                        &mut points,
                         content_to_render,
                         vertices,
                         point_spacing(&layer.tree, t),
                         ramp,
-                        colouring.0,
                     );
                     layer.loaded.insert(t, vec![entity]);
-                    layer.cache.insert(t, points, frame_no);
+                    layer.cache.insert(t, count, frame_no);
                 }
                 Ok(Decoded::Tileset(tileset)) => {
                     if let Err(e) = layer.tree.graft(t, &tileset, &url) {
@@ -374,8 +363,8 @@ fn stream_tiles(
             let cache = &layer.cache;
             let estimate = cache.used().checked_div(cache.len()).unwrap_or(POINTS_PER_TILE_GUESS);
             // A tile that failed costs nothing and is not asked for again.
-            let points = |i| if failed.contains(&i) { Some(0) } else { cache.cost(i) };
-            select_points(&layer.tree, &view, options.max_sse, &points, estimate, cache.budget())
+            let cost = |i| if failed.contains(&i) { Some(0) } else { cache.cost(i) };
+            select_points(&layer.tree, &view, options.max_sse, &cost, estimate, cache.budget())
         } else {
             select(&layer.tree, &view, options.max_sse, &|i| loaded.contains_key(&i) || failed.contains(&i))
         };
@@ -443,22 +432,25 @@ fn storey_index(catalogue: &super::catalogue::Catalogue, layer: &str, url: &str)
     info.storeys.iter().position(|(_, c)| c == url)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn spawn_content(
+/// Where a tile's content goes: its layer, its BIM storey if it is one, and the map
+/// from its glTF coordinates to the render frame.
+struct ContentAt<'a> {
+    layer: &'a str,
     storey: Option<usize>,
+    to_render: DMat4,
+}
+
+/// Spawns a tile's meshes, hidden until the selection shows them; returns them and
+/// their estimated GPU bytes. `materials`: for plain surfaces, and for surfaces whose
+/// vertices carry their own colour.
+fn spawn_content(
     commands: &mut Commands,
-    frame: &RenderFrame,
-    tree: &TileTree,
-    tile: usize,
-    layer: &str,
-    content: Content,
     meshes: &mut Assets<Mesh>,
-    // Plain surfaces, and surfaces whose vertices carry their own colour.
+    at: ContentAt<'_>,
+    content: Content,
     materials: (&Handle<StandardMaterial>, &Handle<StandardMaterial>),
-    cache: &mut TileCache,
-    frame_no: u64,
-) -> Vec<Entity> {
-    let to_render = frame.ecef_to_render * tree.nodes[tile].content_to_ecef();
+) -> (Vec<Entity>, usize) {
+    let ContentAt { layer, storey, to_render } = at;
     let fids = std::sync::Arc::new(content.fids);
     let mut gpu_bytes = 0;
     let mut out = Vec::new();
@@ -505,6 +497,5 @@ fn spawn_content(
         }
         out.push(spawned.id());
     }
-    cache.insert(tile, gpu_bytes, frame_no);
-    out
+    (out, gpu_bytes)
 }

@@ -138,7 +138,7 @@ const MAX_DECODERS: usize = 4;
 
 type Slot = Arc<Mutex<Option<Result<Decoded, String>>>>;
 
-/// The page's decoding workers. `web/index.html` publishes `globalThis.cimViewer`:
+/// The page's decoding workers. `viewer/web/index.html` publishes `globalThis.cimViewer`:
 /// the compiled module, and `newWorker()`, which starts `decode-worker.js` with it.
 /// The worker runs this module's `main`, which finds itself in a worker and calls
 /// [`serve_decoding`] instead of starting the viewer.

@@ -6,12 +6,13 @@
 
 use std::collections::HashMap;
 
-use bevy::picking::mesh_picking::ray_cast::{MeshRayCast, MeshRayCastSettings};
+use bevy::picking::mesh_picking::ray_cast::MeshRayCastSettings;
 use bevy::prelude::*;
 use glam::DVec3;
 
 use super::camera::{Flight, Orbit};
 use super::catalogue::Catalogue;
+use super::params::{Drawing, Pointer, Ray};
 use super::platform::{Pending, Subscription, fetch_then, subscribe};
 use super::{Hidden, Problems, RenderFrame, ViewerOptions};
 use crate::live::{LiveModel, heat_colour, heat_grid, sparkline, state_colour};
@@ -162,16 +163,14 @@ fn material(
         .clone()
 }
 
-#[allow(clippy::too_many_arguments)]
 fn place_markers(
-    mut commands: Commands,
+    drawing: Drawing,
     frame: Option<Res<RenderFrame>>,
     mut live: ResMut<Live>,
-    mut meshes: ResMut<Assets<Mesh>>,
-    mut materials: ResMut<Assets<StandardMaterial>>,
     mut markers: Query<(Entity, &mut Marker, &mut MeshMaterial3d<StandardMaterial>)>,
     mut assets: Local<MarkerAssets>,
 ) {
+    let Drawing { mut commands, mut meshes, mut materials } = drawing;
     let Some(frame) = frame else { return };
     if live.drawn_revision == live.model.revision {
         return;
@@ -230,29 +229,20 @@ fn size_markers(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 pub fn click_marker(
-    mouse: Res<ButtonInput<MouseButton>>,
+    pointer: Pointer,
+    mut rays: Ray,
     options: Res<ViewerOptions>,
-    windows: Query<&Window>,
-    camera: Query<(&Camera, &GlobalTransform)>,
-    ui: Query<&Interaction>,
     markers: Query<&Marker>,
-    mut ray_cast: MeshRayCast,
     mut live: ResMut<Live>,
     mut clicked: ResMut<MarkerClick>,
 ) {
     clicked.0 = false;
-    if !mouse.just_released(MouseButton::Left) || ui.iter().any(|i| *i != Interaction::None) {
-        return;
-    }
-    let (Ok(window), Ok((camera, at))) = (windows.single(), camera.single()) else { return };
-    let Some(ray) = window.cursor_position().and_then(|c| camera.viewport_to_world(at, c).ok()) else {
-        return;
-    };
+    let Some(ray) = pointer.clicked_at().and_then(|c| rays.through(c)) else { return };
     let is_marker = |e: Entity| markers.contains(e);
-    let hits =
-        ray_cast.cast_ray(ray, &MeshRayCastSettings::default().with_filter(&is_marker).always_early_exit());
+    let hits = rays
+        .ray_cast
+        .cast_ray(ray, &MeshRayCastSettings::default().with_filter(&is_marker).always_early_exit());
     let Some(marker) = hits.first().and_then(|(e, _)| markers.get(*e).ok()) else { return };
     clicked.0 = true;
     let id = marker.id.clone();
@@ -290,7 +280,7 @@ fn spawn_panels(mut commands: Commands) {
     ));
     commands.spawn((
         Text::new(""),
-        super::hud::ui_font(14.0),
+        super::fonts::ui_font(14.0),
         TextColor(Color::WHITE),
         BackgroundColor(Color::srgba(0.0, 0.0, 0.0, 0.55)),
         Node {
@@ -329,7 +319,6 @@ fn press_alert(
 type ListParts = (Entity, &'static mut Visibility);
 type PanelParts = (&'static mut Text, &'static mut Visibility);
 
-#[allow(clippy::too_many_arguments)]
 fn update_panels(
     mut commands: Commands,
     hidden: Res<Hidden>,
@@ -385,7 +374,7 @@ fn update_panels(
             list.spawn((
                 Button,
                 Text::new(format!("{time}  {}  {} -> {}", a.sensor, a.from, a.to)),
-                super::hud::ui_font(13.0),
+                super::fonts::ui_font(13.0),
                 TextColor(Color::srgb_from_array(state_colour(&a.to))),
                 AlertRow(i),
             ));
@@ -402,19 +391,16 @@ fn start_heat_map(mut commands: Commands, options: Res<ViewerOptions>) {
 
 /// Rebuilds the heat map when its kind changes or, at most every two seconds, when
 /// new readings came in.
-#[allow(clippy::too_many_arguments)]
 fn draw_heat_map(
-    mut commands: Commands,
+    drawing: Drawing,
     time: Res<Time>,
-    heat: Res<HeatMap>,
+    (heat, mut drawn): (Res<HeatMap>, ResMut<HeatDrawn>),
     live: Res<Live>,
     frame: Option<Res<RenderFrame>>,
-    mut meshes: ResMut<Assets<Mesh>>,
-    mut materials: ResMut<Assets<StandardMaterial>>,
     layer: Query<Entity, With<HeatLayer>>,
-    mut drawn: ResMut<HeatDrawn>,
     mut built: Local<(Option<String>, u64, f32)>,
 ) {
+    let Drawing { mut commands, mut meshes, mut materials } = drawing;
     let Some(frame) = frame else { return };
     let due = built.1 != live.model.revision && (layer.is_empty() || time.elapsed_secs() - built.2 >= 2.0);
     if built.0 == heat.0 && !due {

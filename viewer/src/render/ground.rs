@@ -11,9 +11,9 @@ use cim_core::tile::TileId;
 
 use super::catalogue::Catalogue;
 use super::decode::{Decoded, Job};
+use super::params::{Drawing, StreamView};
 use super::platform::{Pending, fetch_decode, fetch_then};
-use super::tiles::view_of;
-use super::{Hidden, Problems, RenderFrame, ViewerOptions};
+use super::{Problems, ViewerOptions};
 use crate::cache::TileCache;
 use crate::ground::{GroundClass, overlaps, select_ground_tiles};
 
@@ -162,20 +162,15 @@ fn material_for(class: GroundClass) -> StandardMaterial {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn stream_ground(
-    mut commands: Commands,
-    options: Res<ViewerOptions>,
-    hidden: Res<Hidden>,
-    frame: Option<Res<RenderFrame>>,
+    looking: StreamView,
+    drawing: Drawing,
+    mut visibility: Query<&mut Visibility>,
     mut ground: ResMut<Ground>,
     mut problems: ResMut<Problems>,
-    camera: Query<(&GlobalTransform, &Projection), With<Camera3d>>,
-    windows: Query<&Window>,
-    mut meshes: ResMut<Assets<Mesh>>,
-    mut materials: ResMut<Assets<StandardMaterial>>,
-    mut visibility: Query<&mut Visibility>,
 ) {
+    let (options, hidden) = (&looking.options, &looking.hidden);
+    let Drawing { mut commands, mut meshes, mut materials } = drawing;
     let ground = &mut *ground;
     let mut still = Vec::new();
     for (id, rx) in std::mem::take(&mut ground.tilejson) {
@@ -207,11 +202,7 @@ fn stream_ground(
         }
     }
     ground.ready = ground.requested && ground.tilejson.is_empty();
-    let (Some(frame), Ok((cam, projection)), Ok(window)) = (frame, camera.single(), windows.single()) else {
-        return;
-    };
-    let Projection::Perspective(perspective) = projection else { return };
-    let view = view_of(&frame, cam, perspective, window);
+    let Some((frame, view)) = looking.view() else { return };
     ground.frame += 1;
     let frame_no = ground.frame;
     let materials_by_class = &mut ground.materials;
