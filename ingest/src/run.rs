@@ -20,6 +20,11 @@ use crate::store::Staging;
 /// What wrote the layer, in its catalogue and its tilesets.
 pub const GENERATOR: &str = concat!("cim-ingest ", env!("CARGO_PKG_VERSION"));
 
+/// Bounds that every point widens: `[west, south, low, east, north, high]` at their
+/// opposite extremes.
+pub const NO_BOUNDS: [f64; 6] =
+    [f64::INFINITY, f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY];
+
 /// One run of one layer, from its first source to its publication.
 pub struct LayerRun<'a> {
     pub options: &'a IngestOptions,
@@ -237,4 +242,10 @@ pub(crate) fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<
     let text =
         serde_json::to_vec_pretty(value).map_err(|e| IngestError::store(path, std::io::Error::other(e)))?;
     std::fs::write(path, text).map_err(|e| IngestError::store(path, e))
+}
+
+/// The feature store of a layer whose contents are not features (points, terrain):
+/// empty, so the feature API answers with no items rather than failing.
+pub(crate) fn write_no_features(dir: &Path) -> Result<(), IngestError> {
+    write_json(&dir.join(FEATURES_FILE), &serde_json::json!({"type": "FeatureCollection", "features": []}))
 }

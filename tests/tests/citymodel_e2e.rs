@@ -73,7 +73,7 @@ fn ingest_all(tag: &str) -> TempDir {
     let store = temp_dir(tag);
     for (file, args) in FILES {
         let out = ingest_ok(&store, &layer_name(file), args, &[&data(&format!("cityjson/{file}"))]);
-        assert!(out.contains("features"), "{out}");
+        assert!(out.contains(": city model, ") && out.contains(" objects ("), "{out}");
     }
     store
 }

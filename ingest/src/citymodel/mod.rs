@@ -329,14 +329,7 @@ fn build(run: &mut LayerRun<'_>) -> Result<Built, IngestError> {
     }
 
     // One frame at the centre of every vertex, at the lowest height.
-    let mut extent = [
-        f64::INFINITY,
-        f64::INFINITY,
-        f64::INFINITY,
-        f64::NEG_INFINITY,
-        f64::NEG_INFINITY,
-        f64::NEG_INFINITY,
-    ];
+    let mut extent = crate::run::NO_BOUNDS;
     for p in objects
         .iter()
         .flat_map(|(_, l)| l.iter().flat_map(|(_, s)| s.iter().flat_map(|(r, _)| r.iter().flatten())))

@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::Ordering;
 
-use cim_core::catalogue::{FEATURES_FILE, LayerContent, PointCloudSummary, QualityReport, TILESET_DIR};
+use cim_core::catalogue::{LayerContent, PointCloudSummary, QualityReport, TILESET_DIR};
 use cim_core::frame::EnuFrame;
 use cim_core::points::{PointTile, write_points_glb};
 use cim_core::tileset::{Asset, BoundingVolume, Content, Refine, Tile, Tileset};
@@ -569,17 +569,10 @@ fn build(run: &mut LayerRun<'_>) -> Result<Built, IngestError> {
         root,
     };
     write_json(&dir.join(TILESET_DIR).join("tileset.json"), &tileset)?;
-    write_json(&dir.join(FEATURES_FILE), &serde_json::json!({"type": "FeatureCollection", "features": []}))?;
+    crate::run::write_no_features(&dir)?;
 
     // Geographic bounds from the tight box's corners.
-    let mut wgs = [
-        f64::INFINITY,
-        f64::INFINITY,
-        f64::INFINITY,
-        f64::NEG_INFINITY,
-        f64::NEG_INFINITY,
-        f64::NEG_INFINITY,
-    ];
+    let mut wgs = crate::run::NO_BOUNDS;
     for i in 0..8 {
         let corner = [0, 1, 2].map(|k| if i >> k & 1 == 0 { bounds[0][k] } else { bounds[1][k] });
         let (lon, lat, h) = frame.to_geodetic(corner);

@@ -21,8 +21,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use cim_core::catalogue::{
-    FEATURES_FILE, LayerContent, QUANTIZED_MESH_DIR, TERRAIN_SURFACE_FILE, TILESET_DIR, TerrainLevel,
-    TerrainSummary,
+    LayerContent, QUANTIZED_MESH_DIR, TERRAIN_SURFACE_FILE, TILESET_DIR, TerrainLevel, TerrainSummary,
 };
 use cim_core::frame::{EnuFrame, geodetic_to_ecef};
 use cim_core::glb::{GlbMaterial, PlainPrimitive, write_plain_glb};
@@ -630,14 +629,7 @@ fn build(run: &mut LayerRun<'_>) -> Result<Built, IngestError> {
             why: "no terrain tile has data".into(),
         });
     };
-    let mut wgs = [
-        f64::INFINITY,
-        f64::INFINITY,
-        f64::INFINITY,
-        f64::NEG_INFINITY,
-        f64::NEG_INFINITY,
-        f64::NEG_INFINITY,
-    ];
+    let mut wgs = crate::run::NO_BOUNDS;
     for r in &roots {
         if let Some(reg) = r.bounding_volume.region {
             let d = [
@@ -723,7 +715,7 @@ fn build(run: &mut LayerRun<'_>) -> Result<Built, IngestError> {
             ),
         }),
     )?;
-    write_json(&dir.join(FEATURES_FILE), &serde_json::json!({"type": "FeatureCollection", "features": []}))?;
+    crate::run::write_no_features(&dir)?;
     let surface_path = dir.join(TERRAIN_SURFACE_FILE);
     std::fs::write(&surface_path, surface.to_bytes()).map_err(|e| IngestError::store(&surface_path, e))?;
 
