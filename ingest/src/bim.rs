@@ -30,10 +30,9 @@ use crate::ifc::geometry::{BodyPart, GeometryBuilder};
 use crate::ifc::georef::{Georeference, locate};
 use crate::ifc::step::Instance;
 use crate::ifc::{IfcModel, class_names::display_name};
-use crate::layer::{Kind, Takes};
 use crate::mesh::{Affine, TriMesh, cross, norm};
 use crate::options::IngestOptions;
-use crate::run::{Built, GENERATOR, LayerRun, write_json};
+use crate::run::{Built, GENERATOR, Kind, LayerRun, Takes, write_json};
 
 pub const KIND: Kind = Kind {
     name: "BIM",

@@ -1,7 +1,8 @@
 //! One ingest run: which kind of layer its inputs make, that kind's build, and the
 //! shared begin and finish around it ([`crate::run`]).
 //!
-//! A layer kind is one module exporting a [`Kind`] and one arm in [`kind_of`].
+//! A layer kind is one module exporting a [`Kind`] (from [`crate::run`], so the kinds
+//! import nothing from here) and one arm in [`kind_of`].
 
 use std::path::Path;
 
@@ -9,30 +10,7 @@ use cim_core::formats::DropFormat;
 
 use crate::IngestError;
 use crate::options::IngestOptions;
-use crate::run::{Built, IngestSummary, LayerRun};
-
-/// A kind of layer the ingest builds.
-pub struct Kind {
-    /// The layer kind in messages ("point cloud").
-    pub name: &'static str,
-    /// Its inputs in messages ("point clouds").
-    pub inputs: &'static str,
-    /// The options beyond the shared ones that it honours; given to another kind
-    /// they are refused rather than ignored.
-    pub takes: Takes,
-    /// Reads the inputs, writes the tiles into [`LayerRun::stage`], returns the facts.
-    pub build: fn(&mut LayerRun<'_>) -> Result<Built, IngestError>,
-}
-
-#[derive(Debug, Clone, Copy)]
-pub struct Takes {
-    /// `--protect`: desensitised attributes.
-    pub attribute_rules: bool,
-    /// `--coarsen`: coarsened positions.
-    pub coarsen: bool,
-    /// `--anchor`: placing inputs that carry no (or a wrong) georeference.
-    pub anchor: bool,
-}
+use crate::run::{IngestSummary, Kind, LayerRun};
 
 /// The kind of layer one input feeds, from what it holds (or, where its first bytes
 /// do not tell, its name).

@@ -43,6 +43,29 @@ struct Staged {
     at: chrono::DateTime<chrono::Utc>,
 }
 
+/// A kind of layer the ingest builds.
+pub struct Kind {
+    /// The layer kind in messages ("point cloud").
+    pub name: &'static str,
+    /// Its inputs in messages ("point clouds").
+    pub inputs: &'static str,
+    /// The options beyond the shared ones that it honours; given to another kind
+    /// they are refused rather than ignored.
+    pub takes: Takes,
+    /// Reads the inputs, writes the tiles into [`LayerRun::stage`], returns the facts.
+    pub build: fn(&mut LayerRun<'_>) -> Result<Built, IngestError>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Takes {
+    /// `--protect`: desensitised attributes.
+    pub attribute_rules: bool,
+    /// `--coarsen`: coarsened positions.
+    pub coarsen: bool,
+    /// `--anchor`: placing inputs that carry no (or a wrong) georeference.
+    pub anchor: bool,
+}
+
 /// What a kind built, for the catalogue: the facts only it knows.
 #[derive(Debug)]
 pub struct Built {

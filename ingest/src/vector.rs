@@ -19,11 +19,10 @@ use serde_json::{Map, Value};
 use crate::IngestError;
 use crate::crs::Reprojector;
 use crate::feature::LayerFeature;
-use crate::layer::{Kind, Takes};
 use crate::mvt_tiles::{MercatorIndex, TilingConfig, build_pmtiles};
 use crate::options::IngestOptions;
 use crate::repair;
-use crate::run::{Built, LayerRun};
+use crate::run::{Built, Kind, LayerRun, Takes};
 use crate::source::{FeatureSink, RawFeature, SourceMeta, importer_for};
 
 pub const KIND: Kind = Kind {

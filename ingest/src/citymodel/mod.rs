@@ -33,10 +33,9 @@ use serde_json::{Map, Value, json};
 
 use crate::IngestError;
 use crate::crs::Reprojector;
-use crate::layer::{Kind, Takes};
 use crate::mesh::{cross, normalized, sub, triangulate_face};
 use crate::options::IngestOptions;
-use crate::run::{Built, GENERATOR, LayerRun, write_json};
+use crate::run::{Built, GENERATOR, Kind, LayerRun, Takes, write_json};
 use read::{RawObject, Surface};
 
 pub const KIND: Kind = Kind {

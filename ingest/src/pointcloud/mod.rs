@@ -32,9 +32,8 @@ use cim_core::points::{PointTile, write_points_glb};
 use cim_core::tileset::{Asset, BoundingVolume, Content, Refine, Tile, Tileset};
 
 use crate::IngestError;
-use crate::layer::{Kind, Takes};
 use crate::options::IngestOptions;
-use crate::run::{Built, GENERATOR, LayerRun, write_json};
+use crate::run::{Built, GENERATOR, Kind, LayerRun, Takes, write_json};
 use crs::CloudCrs;
 use octree::{Builder, CloudPoint, Cube, NodeId, NodeSink};
 

@@ -31,8 +31,7 @@ use gdal::spatial_ref::{AxisMappingStrategy, CoordTransform, SpatialRef};
 use rayon::prelude::*;
 
 use crate::IngestError;
-use crate::layer::{Kind, Takes};
-use crate::run::{Built, GENERATOR, LayerRun, write_json};
+use crate::run::{Built, GENERATOR, Kind, LayerRun, Takes, write_json};
 use raster::Grid;
 use rtin::Rtin;
 
