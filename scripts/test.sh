@@ -51,24 +51,47 @@ native_cargo() {
   RUSTC_WORKSPACE_WRAPPER="$clippy_driver" CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__" cargo "$@"
 }
 stage "clippy and the native build"
-native_cargo test --workspace --all-targets --locked --no-run
+# --timings leaves a per-crate report (the long poles of a cold build) in
+# $CARGO_TARGET_DIR/cargo-timings/.
+native_cargo test --workspace --all-targets --locked --no-run --timings
 native_cargo build --workspace --locked
-stage "native build done; waiting for the oracles and the browser bundle"
+stage "native build done; waiting for the oracles"
 if ! wait $oracles; then
   cat "$oracles_log" >&2
   echo "the test oracles failed to install" >&2
   exit 1
 fi
+# Every test binary but the browser's runs while the browser bundle may still be
+# building (cold, the WebGPU module is compiled after the native build is done), then
+# the browser tests, then the doc-tests. Each part runs as long as the one before
+# passed; the closing line counts all of them.
+log=$(mktemp)
+status=0
+run_tests() { native_cargo test --workspace --locked "$@" 2>&1 | tee -a "$log"; }
+test_targets=()
+for t in */tests/*.rs; do
+  t=$(basename "$t" .rs)
+  [ "$t" = browser_e2e ] || test_targets+=(--test "$t")
+done
+stage "tests, all but the browser's"
+run_tests --lib --bins "${test_targets[@]}" || status=1
+stage "waiting for the browser bundle"
 if ! wait $web_build; then
   cat "$web_log" >&2
   echo "the browser bundle failed to build" >&2
   exit 1
 fi
 cat "$web_log"
-stage "tests"
-log=$(mktemp)
-native_cargo test --workspace --locked 2>&1 | tee "$log"
-# One closing line over every test binary (cargo prints one per binary, doc-tests last).
+if [ $status = 0 ]; then
+  stage "browser tests"
+  run_tests --test browser_e2e || status=1
+fi
+if [ $status = 0 ]; then
+  stage "doc-tests"
+  run_tests --doc || status=1
+fi
+# One closing line over every test binary (cargo prints one per binary).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
-     END { printf "all tests: %d passed, %d failed\n", p, f; exit (f > 0 || p == 0) }' "$log"
+     END { printf "tests: %d passed, %d failed\n", p, f; exit (f > 0 || p == 0) }' "$log" || status=1
 stage "done"
+exit $status
