@@ -61,19 +61,21 @@ if ! wait $oracles; then
   echo "the test oracles failed to install" >&2
   exit 1
 fi
-# Every test binary but the browser's runs while the browser bundle may still be
-# building (cold, the WebGPU module is compiled after the native build is done), then
-# the browser tests, then the doc-tests. Each part runs as long as the one before
-# passed; the closing line counts all of them.
+# The tests that do not draw run while the browser bundle may still be building
+# (cold, the WebGPU module is compiled after the native build is done); the viewer's
+# screenshots (llvmpipe, timing-sensitive) and the browser's wait for the bundle and
+# have the cores to themselves; the doc-tests last. Each part runs as long as the one
+# before passed; the closing line counts all of them.
 log=$(mktemp)
 status=0
 run_tests() { native_cargo test --workspace --locked "$@" 2>&1 | tee -a "$log"; }
+drawing=(viewer_e2e browser_e2e)
 test_targets=()
 for t in */tests/*.rs; do
   t=$(basename "$t" .rs)
-  [ "$t" = browser_e2e ] || test_targets+=(--test "$t")
+  [[ " ${drawing[*]} " == *" $t "* ]] || test_targets+=(--test "$t")
 done
-stage "tests, all but the browser's"
+stage "tests that do not draw"
 run_tests --lib --bins "${test_targets[@]}" || status=1
 stage "waiting for the browser bundle"
 if ! wait $web_build; then
@@ -83,8 +85,8 @@ if ! wait $web_build; then
 fi
 cat "$web_log"
 if [ $status = 0 ]; then
-  stage "browser tests"
-  run_tests --test browser_e2e || status=1
+  stage "viewer and browser tests"
+  run_tests --test viewer_e2e --test browser_e2e || status=1
 fi
 if [ $status = 0 ]; then
   stage "doc-tests"

@@ -608,6 +608,56 @@ pub struct QualityReport {
     /// Doubts about a whole source (its CRS, units, header) that did not stop it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// What the vector tiles left out to stay within their budget (vector layers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tiling: Option<TilingReport>,
+}
+
+/// How the vector tiles were held to a size clients can use, zoom by zoom.
+///
+/// A tile over its budget keeps its largest features (area, then length; points
+/// by a hash of their id, so they thin evenly) and leaves out the rest; each left
+/// out feature is counted once per zoom, in the tile holding its centre. Features
+/// smaller than a pixel at a zoom are shown there as one-pixel marks, one per
+/// screen pixel.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TilingReport {
+    /// The budget: compressed bytes and features per tile.
+    pub max_tile_bytes: u64,
+    pub max_tile_features: u64,
+    /// The zooms written, from the first that holds a tile to the last.
+    pub min_zoom: u8,
+    pub max_zoom: u8,
+    /// Why the last zoom written is not the one asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
+    /// Every zoom written.
+    pub zooms: BTreeMap<u8, ZoomTiles>,
+}
+
+impl TilingReport {
+    /// Features left out of their tiles over all zooms.
+    pub fn features_dropped(&self) -> u64 {
+        self.zooms.values().map(|z| z.features_dropped).sum()
+    }
+}
+
+/// One zoom's tiles.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ZoomTiles {
+    pub tiles: u64,
+    /// The largest tile, compressed bytes, and the most features in one tile.
+    pub largest_tile_bytes: u64,
+    pub most_features: u64,
+    /// Tiles whose features were over the budget.
+    #[serde(default)]
+    pub tiles_over_budget: u64,
+    /// Features left out of their own tile.
+    #[serde(default)]
+    pub features_dropped: u64,
+    /// Features smaller than a pixel, drawn as one-pixel marks.
+    #[serde(default)]
+    pub pixel_marks: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

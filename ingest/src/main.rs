@@ -30,9 +30,17 @@ struct Cli {
     min_zoom: u8,
     #[arg(long, default_value_t = 16)]
     max_zoom: u8,
-    /// Stop adding zoom levels once one would need more tiles than this.
+    /// Stop adding zoom levels once one would need more tiles than this (reported
+    /// in quality.json; clients overzoom the last level written).
     #[arg(long, default_value_t = 200_000)]
     max_tiles_per_zoom: usize,
+    /// Largest vector tile, kilobytes (1 000 bytes) compressed: a tile over it keeps
+    /// its largest features, the rest counted per zoom in quality.json.
+    #[arg(long, default_value_t = cim_ingest::options::DEFAULT_MAX_TILE_KB)]
+    max_tile_kb: usize,
+    /// Most features in one vector tile, likewise.
+    #[arg(long, default_value_t = cim_ingest::options::DEFAULT_MAX_TILE_FEATURES)]
+    max_tile_features: usize,
     /// Place IFC models here: longitude,latitude,height[,rotation] with the model's
     /// +x axis rotated that many degrees counter-clockwise from east. Overrides the
     /// model's IfcMapConversion or IfcSite reference point. For a point cloud in local
@@ -180,6 +188,14 @@ fn run() -> anyhow::Result<()> {
     options.min_zoom = cli.min_zoom;
     options.max_zoom = cli.max_zoom;
     options.max_tiles_per_zoom = cli.max_tiles_per_zoom;
+    anyhow::ensure!(
+        (1..=100_000).contains(&cli.max_tile_kb),
+        "--max-tile-kb {}: between 1 and 100000",
+        cli.max_tile_kb
+    );
+    anyhow::ensure!(cli.max_tile_features >= 1, "--max-tile-features must be at least 1");
+    options.max_tile_bytes = cli.max_tile_kb * 1000;
+    options.max_tile_features = cli.max_tile_features;
     options.anchor = cli.anchor;
     if let Some(e) = cli.terrain_error {
         anyhow::ensure!(e.is_finite() && e > 0.0, "--terrain-error {e} must be a positive number of metres");

@@ -9,11 +9,12 @@ use std::borrow::Cow;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use cim_core::catalogue::{TilingReport, ZoomTiles};
 use cim_core::mvt::{DEFAULT_EXTENT, LayerBuilder, PropertyValue, TileGeometry, TilePoint};
 use cim_core::pmtiles::{ArchiveInfo, Compression, TileType, Writer, gzip};
 use cim_core::tile::{TileId, lonlat_to_mercator};
-use geo::{BoundingRect, MapCoords, Simplify};
-use geo_types::{Geometry, LineString, Polygon};
+use geo::{Area, BoundingRect, Euclidean, Length, MapCoords, Simplify};
+use geo_types::{Coord, Geometry, LineString, Polygon};
 use rayon::prelude::*;
 use rstar::primitives::{GeomWithData, Rectangle};
 use rstar::{AABB, RTree};
@@ -39,13 +40,17 @@ pub struct TilingConfig {
     /// Stop descending when the next zoom would need more tiles than this;
     /// clients overzoom the last level.
     pub max_tiles_per_zoom: usize,
+    /// The budget of one tile: compressed bytes and features.
+    pub max_tile_bytes: usize,
+    pub max_tile_features: usize,
 }
 
 #[derive(Debug, Clone, Default)]
 pub struct TilingStats {
     pub tiles: usize,
-    pub max_zoom: u8,
     pub bytes: u64,
+    /// Zoom by zoom: sizes, what the budget left out, pixel marks; the zooms written.
+    pub report: TilingReport,
 }
 
 type Indexed = GeomWithData<Rectangle<[f64; 2]>, usize>;
@@ -192,6 +197,106 @@ fn simplify(g: &Geometry<f64>, epsilon: f64) -> Geometry<f64> {
     }
 }
 
+/// A feature as one tile holds it, and what decides whether it stays when the tile
+/// is over its budget.
+struct Placed {
+    index: usize,
+    geometry: TileGeometry,
+    /// The tile holds the feature's centre: a drop here is the one counted.
+    home: bool,
+}
+
+/// What one tile came to.
+#[derive(Default)]
+struct TileOutcome {
+    bytes: Option<Vec<u8>>,
+    features: usize,
+    over_budget: bool,
+    dropped: u64,
+    marks: u64,
+}
+
+/// Per feature, in map units: what ranks it (area, else length; 0 for points) and
+/// the centre of its box (which tile counts it).
+struct Ranking {
+    size: Vec<f64>,
+    centre: Vec<[f64; 2]>,
+}
+
+impl Ranking {
+    fn new(geometries: &[Geometry<f64>]) -> Self {
+        let (size, centre) = geometries
+            .par_iter()
+            .map(|g| {
+                let size = match g {
+                    Geometry::Polygon(_) | Geometry::MultiPolygon(_) => g.unsigned_area(),
+                    Geometry::LineString(l) => Euclidean.length(l),
+                    Geometry::MultiLineString(l) => Euclidean.length(l),
+                    _ => 0.0,
+                };
+                let centre = g.bounding_rect().map_or([f64::NAN, f64::NAN], |r| [r.center().x, r.center().y]);
+                (size, centre)
+            })
+            .unzip();
+        Self { size, centre }
+    }
+
+    /// Larger first; equal sizes (points) in an order that scatters them, so a
+    /// thinned tile thins evenly rather than losing one end of the id range.
+    fn order(&self, features: &[LayerFeature], placed: &[Placed]) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..placed.len()).collect();
+        let key = |k: usize| {
+            let i = placed[k].index;
+            (self.size[i], scatter(features[i].fid))
+        };
+        order.sort_by(|&a, &b| {
+            let (ka, kb) = (key(a), key(b));
+            kb.0.total_cmp(&ka.0).then(ka.1.cmp(&kb.1))
+        });
+        order
+    }
+}
+
+/// A fixed bijective mix of the id (splitmix64's finaliser).
+fn scatter(fid: u64) -> u64 {
+    let mut z = fid.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// A one-pixel stand-in for a feature smaller than a pixel, at its centre and of
+/// its own geometry type, so a fill or line style still draws it; `None` where
+/// another feature already marks that pixel.
+fn pixel_mark(
+    frame: &TileFrame,
+    g: &Geometry<f64>,
+    centre: [f64; 2],
+    taken: &mut std::collections::HashSet<(i32, i32)>,
+) -> Option<TileGeometry> {
+    let p = frame.px(&Coord { x: centre[0], y: centre[1] });
+    // Pixels of the zoom's own resolution: 16 tile units at the default extent.
+    const CELL: i32 = (DEFAULT_EXTENT / 256) as i32;
+    let cell = ((p[0] as i32).div_euclid(CELL), (p[1] as i32).div_euclid(CELL));
+    if !taken.insert(cell) {
+        return None;
+    }
+    let (x, y) = (cell.0 * CELL, cell.1 * CELL);
+    match g {
+        Geometry::Polygon(_) | Geometry::MultiPolygon(_) => Some(TileGeometry::Polygons(vec![vec![vec![
+            [x, y],
+            [x, y + CELL],
+            [x + CELL, y + CELL],
+            [x + CELL, y],
+            [x, y],
+        ]]])),
+        Geometry::LineString(_) | Geometry::MultiLineString(_) => {
+            Some(TileGeometry::Lines(vec![vec![[x, y + CELL / 2], [x + CELL, y + CELL / 2]]]))
+        }
+        _ => None,
+    }
+}
+
 /// Builds the archive at `out`; returns what was written.
 pub fn build_pmtiles(
     features: &[LayerFeature],
@@ -204,9 +309,14 @@ pub fn build_pmtiles(
     let (layer, bounds, fields) = (config.layer.as_str(), config.bounds, &config.fields);
     let properties: Vec<Vec<(String, PropertyValue)>> =
         features.par_iter().map(|f| mvt_properties(&f.properties)).collect();
+    let ranking = Ranking::new(&index.geometries);
     let mut writer = Writer::new(TileType::Mvt, Compression::Gzip);
     let mut level = vec![TileId { z: 0, x: 0, y: 0 }];
     let mut stats = TilingStats::default();
+    let report = &mut stats.report;
+    report.max_tile_bytes = config.max_tile_bytes as u64;
+    report.max_tile_features = config.max_tile_features as u64;
+    let mut first_written: Option<u8> = None;
     for z in 0..=config.max_zoom {
         if cancel.load(Ordering::Relaxed) {
             return Err(IngestError::Interrupted(layer.to_owned()));
@@ -215,7 +325,14 @@ pub fn build_pmtiles(
             break;
         }
         if level.len() > config.max_tiles_per_zoom && z > config.min_zoom {
-            tracing::info!(zoom = z, tiles = level.len(), "stopping: zoom would exceed --max-tiles-per-zoom");
+            let why = format!(
+                "zoom {z} would need {} tiles, more than --max-tiles-per-zoom {}; clients overzoom zoom {}",
+                level.len(),
+                config.max_tiles_per_zoom,
+                z - 1
+            );
+            tracing::warn!("{why}");
+            report.stopped = Some(why);
             break;
         }
         progress.set_message(format!("MVT zoom {z}: {} tiles", level.len()));
@@ -228,7 +345,7 @@ pub fn build_pmtiles(
             .par_iter()
             .map(|g| if at_max { Cow::Borrowed(g) } else { Cow::Owned(simplify(g, px_m * 0.5)) })
             .collect();
-        let built: Vec<(TileId, Option<Vec<u8>>)> = level
+        let built: Vec<(TileId, Option<TileOutcome>)> = level
             .par_iter()
             .filter_map(|&tile| {
                 let b = tile.bounds_mercator();
@@ -243,41 +360,117 @@ pub fn build_pmtiles(
                 }
                 ids.sort_unstable();
                 let frame = TileFrame::new(tile);
-                let mut builder = LayerBuilder::new(layer, DEFAULT_EXTENT);
+                let mut outcome = TileOutcome::default();
+                let mut taken = std::collections::HashSet::new();
+                let mut placed = Vec::with_capacity(ids.len());
                 for i in ids {
                     let g: &Geometry<f64> = &simplified[i];
-                    if !at_max && is_subpixel(g, px_m) {
-                        continue;
-                    }
-                    if let Some(tg) = to_tile_geometry(&frame, g) {
-                        let props: Vec<(&str, PropertyValue)> =
-                            properties[i].iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
-                        builder.add_feature(features[i].fid, &tg, &props);
-                    }
+                    let c = ranking.centre[i];
+                    let home = c[0] >= b[0] && c[0] < b[2] && c[1] >= b[1] && c[1] < b[3];
+                    let geometry = if !at_max && is_subpixel(g, px_m) {
+                        // Only in its own tile, so a mark is drawn once.
+                        if !home {
+                            continue;
+                        }
+                        let Some(mark) = pixel_mark(&frame, g, c, &mut taken) else { continue };
+                        outcome.marks += 1;
+                        mark
+                    } else {
+                        let Some(tg) = to_tile_geometry(&frame, g) else { continue };
+                        tg
+                    };
+                    placed.push(Placed { index: i, geometry, home });
                 }
-                Some((tile, (!builder.is_empty()).then(|| gzip(&cim_core::mvt::encode_tile(&[builder])))))
+                let encode = |chosen: &[usize]| {
+                    let mut builder = LayerBuilder::new(layer, DEFAULT_EXTENT);
+                    for &k in chosen {
+                        let p = &placed[k];
+                        let props: Vec<(&str, PropertyValue)> =
+                            properties[p.index].iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+                        builder.add_feature(features[p.index].fid, &p.geometry, &props);
+                    }
+                    // What survives encoding (a feature can quantise to nothing).
+                    let count = builder.len();
+                    (!builder.is_empty()).then(|| (gzip(&cim_core::mvt::encode_tile(&[builder])), count))
+                };
+                let mut chosen: Vec<usize> = (0..placed.len()).collect();
+                let mut bytes = None;
+                let mut over = placed.len() > config.max_tile_features;
+                if !over {
+                    bytes = encode(&chosen);
+                    over = bytes.as_ref().is_some_and(|(b, _)| b.len() > config.max_tile_bytes);
+                }
+                if over {
+                    // Over budget: keep the largest, shrinking the count by what the
+                    // last try overshot until the tile fits.
+                    outcome.over_budget = true;
+                    let order = ranking.order(features, &placed);
+                    let mut keep = placed.len().min(config.max_tile_features);
+                    loop {
+                        chosen = order[..keep].to_vec();
+                        chosen.sort_unstable();
+                        bytes = encode(&chosen);
+                        let size = bytes.as_ref().map_or(0, |(b, _)| b.len());
+                        if size <= config.max_tile_bytes || keep == 0 {
+                            break;
+                        }
+                        let fit = keep as f64 * config.max_tile_bytes as f64 / size as f64 * 0.95;
+                        keep = (fit as usize).min(keep - 1);
+                    }
+                    let mut kept = vec![false; placed.len()];
+                    for &k in &chosen {
+                        kept[k] = true;
+                    }
+                    outcome.dropped =
+                        placed.iter().zip(&kept).filter(|(p, kept)| p.home && !**kept).count() as u64;
+                }
+                outcome.features = bytes.as_ref().map_or(0, |(_, count)| *count);
+                outcome.bytes = bytes.map(|(b, _)| b);
+                Some((tile, Some(outcome)))
             })
             .collect();
         let mut next = Vec::new();
-        for (tile, bytes) in built {
-            if let Some(bytes) = bytes {
-                stats.bytes += bytes.len() as u64;
-                writer.add_tile(tile, bytes);
-                stats.tiles += 1;
-                stats.max_zoom = z;
+        let mut zoom = ZoomTiles::default();
+        for (tile, outcome) in built {
+            if let Some(outcome) = outcome {
+                zoom.tiles_over_budget += u64::from(outcome.over_budget);
+                zoom.features_dropped += outcome.dropped;
+                zoom.pixel_marks += outcome.marks;
+                if let Some(bytes) = outcome.bytes {
+                    zoom.tiles += 1;
+                    zoom.largest_tile_bytes = zoom.largest_tile_bytes.max(bytes.len() as u64);
+                    zoom.most_features = zoom.most_features.max(outcome.features as u64);
+                    stats.bytes += bytes.len() as u64;
+                    writer.add_tile(tile, bytes);
+                    stats.tiles += 1;
+                }
             }
             if z < config.max_zoom {
                 next.extend(tile.children());
             }
         }
+        if zoom.tiles > 0 {
+            first_written.get_or_insert(z);
+            report.max_zoom = z;
+            report.zooms.insert(z, zoom);
+        }
+        if zoom.features_dropped > 0 {
+            tracing::warn!(
+                zoom = z,
+                tiles = zoom.tiles_over_budget,
+                dropped = zoom.features_dropped,
+                "tiles over budget kept their largest features"
+            );
+        }
         progress.inc(1);
         level = next;
     }
+    report.min_zoom = first_written.unwrap_or(config.min_zoom);
     let (w, s, e, n) = (bounds[0], bounds[1], bounds[2], bounds[3]);
     let info = ArchiveInfo {
         bounds,
         center: [(w + e) / 2.0, (s + n) / 2.0],
-        center_zoom: stats.max_zoom.saturating_sub(2).max(config.min_zoom),
+        center_zoom: report.max_zoom.saturating_sub(2).max(report.min_zoom),
         metadata: serde_json::json!({
             "name": layer,
             "format": "pbf",
@@ -285,8 +478,8 @@ pub fn build_pmtiles(
             "vector_layers": [{
                 "id": layer,
                 "fields": fields,
-                "minzoom": config.min_zoom,
-                "maxzoom": stats.max_zoom,
+                "minzoom": report.min_zoom,
+                "maxzoom": report.max_zoom,
             }],
         }),
     };
@@ -307,6 +500,99 @@ fn is_subpixel(g: &Geometry<f64>, px_m: f64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `n` squares in a block of Helsinki 1.4 km across, square k of side (k + 1) × 0.2 m
+    /// (in longitude), their ids scattered so size and id order differ.
+    fn squares(n: u64) -> Vec<LayerFeature> {
+        (0..n)
+            .map(|k| {
+                let side = (k + 1) as f64 * 2e-6;
+                let (x, y) = (24.93 + (k % 25) as f64 * 1e-3, 60.16 + (k / 25) as f64 * 5e-4);
+                let ring = vec![(x, y), (x + side, y), (x + side, y + side), (x, y + side), (x, y)];
+                LayerFeature {
+                    fid: scatter(k),
+                    geometry: Geometry::Polygon(Polygon::new(LineString::from(ring), vec![])),
+                    properties: serde_json::Map::new(),
+                    building_height: None,
+                    base_height: 0.0,
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_tile_over_its_budget_keeps_its_largest_features_and_counts_the_rest_once() {
+        let mut features = squares(600);
+        features.sort_by_key(|f| f.fid);
+        let index = MercatorIndex::build(&features);
+        let config = TilingConfig {
+            layer: "t".into(),
+            bounds: [24.93, 60.16, 24.96, 60.172],
+            fields: serde_json::Map::new(),
+            min_zoom: 0,
+            max_zoom: 14,
+            max_tiles_per_zoom: 1000,
+            max_tile_bytes: 500_000,
+            max_tile_features: 100,
+        };
+        let out = std::env::temp_dir().join(format!("cim-budget-{}.pmtiles", std::process::id()));
+        let stats = build_pmtiles(
+            &features,
+            &index,
+            &config,
+            &out,
+            &AtomicBool::new(false),
+            &indicatif::ProgressBar::hidden(),
+        )
+        .expect("tiles");
+        let archive = std::fs::read(&out).expect("archive");
+        let _ = std::fs::remove_file(&out);
+        let (_, entries) = cim_core::pmtiles::tile_entries(&archive).expect("entries");
+        assert!(!entries.is_empty());
+        let report = &stats.report;
+        assert_eq!((report.min_zoom, report.max_zoom), (0, 14), "{report:?}");
+        // Every zoom's tiles hold at most 100 features; those kept are the largest.
+        let area_of = |fid: u64| {
+            let f = features.iter().find(|f| f.fid == fid).expect("fid");
+            f.geometry.unsigned_area()
+        };
+        let mut checked = 0;
+        for z in 0..=14u32 {
+            let zoom = report.zooms.get(&(z as u8)).expect("every zoom written");
+            assert!(zoom.most_features <= 100, "z{z}: {zoom:?}");
+            let (lon, lat): (f64, f64) = (24.94, 60.165);
+            let n = f64::from(1u32 << z);
+            let x = ((lon + 180.0) / 360.0 * n) as u32;
+            let y = ((1.0 - f64::asinh(f64::tan(lat.to_radians())) / std::f64::consts::PI) / 2.0 * n) as u32;
+            let Some(gz) = cim_core::pmtiles::read_tile(&archive, TileId { z: z as u8, x, y }).expect("read")
+            else {
+                continue;
+            };
+            let layers = cim_core::mvt_decode::decode_tile(&decompress(&gz)).expect("decode");
+            let ids: Vec<u64> = layers[0].features.iter().filter_map(|f| f.id).collect();
+            assert!(ids.len() <= 100, "z{z}: {}", ids.len());
+            if zoom.features_dropped > 0 && z == 12 {
+                let kept_min = ids.iter().map(|&id| area_of(id)).fold(f64::MAX, f64::min);
+                let left_max = features
+                    .iter()
+                    .filter(|f| !ids.contains(&f.fid))
+                    .map(|f| f.geometry.unsigned_area())
+                    .fold(0.0, f64::max);
+                assert!(kept_min >= left_max, "z{z}: kept {kept_min} < left out {left_max}");
+                checked += 1;
+            }
+        }
+        assert!(checked > 0, "some zoom was over its budget: {report:?}");
+        // At zoom 14 the block spans several tiles; at zoom 12 one holds all 600, keeps
+        // 100 and counts 500 left out.
+        assert_eq!(report.zooms[&12].features_dropped, 500, "{:?}", report.zooms[&12]);
+        // At zoom 0 every square is smaller than a pixel: one mark for the block.
+        assert_eq!(report.zooms[&0].pixel_marks, 1, "{:?}", report.zooms[&0]);
+    }
+
+    fn decompress(gz: &[u8]) -> Vec<u8> {
+        cim_core::pmtiles::decompress(gz, Compression::Gzip).expect("gunzip")
+    }
 
     fn vertices(g: &TileGeometry) -> usize {
         match g {

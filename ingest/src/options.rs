@@ -6,6 +6,10 @@ use std::sync::atomic::AtomicBool;
 
 use crate::progress::ProgressMode;
 
+/// tippecanoe's defaults, which map clients are built around.
+pub const DEFAULT_MAX_TILE_KB: usize = 500;
+pub const DEFAULT_MAX_TILE_FEATURES: usize = 200_000;
+
 #[derive(Debug, Clone)]
 pub struct IngestOptions {
     pub store: PathBuf,
@@ -19,6 +23,10 @@ pub struct IngestOptions {
     pub min_zoom: u8,
     pub max_zoom: u8,
     pub max_tiles_per_zoom: usize,
+    /// Per vector tile, compressed bytes and features at most; over it a tile keeps
+    /// its largest features and counts the rest in `quality.json`.
+    pub max_tile_bytes: usize,
+    pub max_tile_features: usize,
     pub cancel: Arc<AtomicBool>,
     /// Progress bars on a terminal, JSON lines for a supervising process, or nothing.
     pub progress: ProgressMode,
@@ -55,6 +63,8 @@ impl IngestOptions {
             min_zoom: 0,
             max_zoom: 16,
             max_tiles_per_zoom: 200_000,
+            max_tile_bytes: DEFAULT_MAX_TILE_KB * 1000,
+            max_tile_features: DEFAULT_MAX_TILE_FEATURES,
             cancel: Arc::new(AtomicBool::new(false)),
             progress: ProgressMode::Off,
             anchor: None,

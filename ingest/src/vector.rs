@@ -373,6 +373,8 @@ fn build(run: &mut LayerRun<'_>) -> Result<Built, IngestError> {
         min_zoom: options.min_zoom,
         max_zoom: options.max_zoom,
         max_tiles_per_zoom: options.max_tiles_per_zoom,
+        max_tile_bytes: options.max_tile_bytes,
+        max_tile_features: options.max_tile_features,
     };
     let stage = std::time::Instant::now();
     let tiling = run.progress(u64::from(options.max_zoom) + 1, "tiles");
@@ -381,6 +383,26 @@ fn build(run: &mut LayerRun<'_>) -> Result<Built, IngestError> {
         build_pmtiles(&features, &index, &config, &dir.join(MVT_ARCHIVE_FILE), &options.cancel, &tiling)?;
     tiling.finish_and_clear();
     tracing::info!(stage = "mvt", tiles = stats.tiles, ms = stage.elapsed().as_millis() as u64, "stage done");
+    let tiling = stats.report;
+    if let Some(why) = &tiling.stopped {
+        run.quality.warnings.push(format!("vector tiles stop at zoom {}: {why}", tiling.max_zoom));
+    }
+    let over: Vec<String> = tiling
+        .zooms
+        .iter()
+        .filter(|(_, t)| t.features_dropped > 0)
+        .map(|(z, t)| format!("z{z} {}", t.features_dropped))
+        .collect();
+    if !over.is_empty() {
+        run.quality.warnings.push(format!(
+            "vector tiles over {} kB or {} features kept their largest features; left out by zoom: {}",
+            tiling.max_tile_bytes / 1000,
+            tiling.max_tile_features,
+            over.join(", ")
+        ));
+    }
+    let (min_zoom, max_zoom) = (tiling.min_zoom, tiling.max_zoom);
+    run.quality.tiling = Some(tiling);
 
     let building_count = features.iter().filter(|f| f.building_height.is_some()).count() as u64;
     let mut building_tiles = 0;
@@ -406,8 +428,8 @@ fn build(run: &mut LayerRun<'_>) -> Result<Built, IngestError> {
             .into_iter()
             .map(|(name, t)| AttributeField { name, kind: t.to_owned() })
             .collect(),
-        min_zoom: options.min_zoom,
-        max_zoom: stats.max_zoom,
+        min_zoom,
+        max_zoom,
         mvt_archive: true,
         tileset: building_count > 0,
         building_count,

@@ -317,6 +317,7 @@ fn main() -> anyhow::Result<()> {
         None => (spots.len() as f64 / cli.rate).max(1.0),
     };
     let mut cursors = Vec::with_capacity(spots.len());
+    let mut sensors = Vec::with_capacity(spots.len());
     for (i, (fid, lon, lat, height)) in spots.iter().enumerate() {
         let kind = &series[i % series.len()].kind;
         let id = format!("{}-{i:04}", kind.name);
@@ -330,12 +331,14 @@ fn main() -> anyhow::Result<()> {
             sensor["alarm"] = json!(alarm);
             sensor["hysteresis"] = json!(hysteresis);
         }
-        http("POST", &format!("{base}/api/sensors"), token, Some(&sensor))?;
+        sensors.push(sensor);
         let len = series[i % series.len()].values.len();
         // A replay starts every series at its first row; otherwise sensors start apart.
         let start = if cli.replay_speed.is_some() { 0 } else { (i * 7919) % len };
         cursors.push((id, i % series.len(), start));
     }
+    // One request and one commit for all of them.
+    http("POST", &format!("{base}/api/sensors"), token, Some(&Value::Array(sensors)))?;
     match cli.replay_speed {
         Some(speed) => eprintln!(
             "cim-simulate: {} sensors on '{layer}' replaying {} series at {speed}x their own times",

@@ -424,3 +424,206 @@ fn maplibre_renders_the_tilejson_layer_and_its_feature_ids_resolve() {
         assert_eq!(r.status, 200, "rendered feature id {id} resolves in the feature API");
     }
 }
+
+/// Web Mercator metres of a longitude/latitude (EPSG:3857, written out here).
+fn mercator(lon: f64, lat: f64) -> [f64; 2] {
+    const R: f64 = 6_378_137.0;
+    [R * lon.to_radians(), R * (std::f64::consts::FRAC_PI_4 + lat.to_radians() / 2.0).tan().ln()]
+}
+
+/// A line feature in Web Mercator metres.
+struct LineFacts {
+    length: f64,
+    /// Of its box.
+    centre: [f64; 2],
+    first: [f64; 2],
+    /// Its box's width and height.
+    extent: [f64; 2],
+}
+
+fn line_facts(geometry: &Value) -> LineFacts {
+    let parts: Vec<&Value> = match geometry["type"].as_str() {
+        Some("LineString") => vec![&geometry["coordinates"]],
+        Some("MultiLineString") => geometry["coordinates"].as_array().expect("parts").iter().collect(),
+        other => panic!("a road is a line, got {other:?}"),
+    };
+    let (mut length, mut lo, mut hi) = (0.0, [f64::MAX; 2], [f64::MIN; 2]);
+    let mut first = None;
+    for part in parts {
+        let pts: Vec<[f64; 2]> = part
+            .as_array()
+            .expect("line")
+            .iter()
+            .map(|c| mercator(c[0].as_f64().expect("lon"), c[1].as_f64().expect("lat")))
+            .collect();
+        first.get_or_insert(pts[0]);
+        for w in pts.windows(2) {
+            length += (w[1][0] - w[0][0]).hypot(w[1][1] - w[0][1]);
+        }
+        for p in &pts {
+            lo = [lo[0].min(p[0]), lo[1].min(p[1])];
+            hi = [hi[0].max(p[0]), hi[1].max(p[1])];
+        }
+    }
+    LineFacts {
+        length,
+        centre: [(lo[0] + hi[0]) / 2.0, (lo[1] + hi[1]) / 2.0],
+        first: first.expect("a vertex"),
+        extent: [hi[0] - lo[0], hi[1] - lo[1]],
+    }
+}
+
+#[test]
+fn vector_tiles_keep_to_their_budget_keep_their_largest_features_and_count_what_they_leave_out() {
+    let store = temp_dir("budget");
+    let (max_bytes, max_features) = (5_000u64, 400u64);
+    let stdout = ingest_ok(
+        &store,
+        "roads",
+        &["--max-zoom", "14", "--max-tile-kb", "5", "--max-tile-features", "400"],
+        &[&data("geojson/tiger_roads.geojson")],
+    );
+    assert!(stdout.contains("kept their largest features; left out by zoom"), "{stdout}");
+    let quality: Value =
+        serde_json::from_slice(&std::fs::read(store.join("roads/quality.json")).expect("quality"))
+            .expect("json");
+    let tiling = &quality["tiling"];
+    assert_eq!(
+        (tiling["max_tile_bytes"].as_u64(), tiling["max_tile_features"].as_u64()),
+        (Some(max_bytes), Some(max_features))
+    );
+    let server = Server::start(&store);
+    let tilejson = get_json(&format!("{}/tiles/roads.json", server.url));
+    // Roads shorter than a pixel stay as one-pixel marks, so every zoom from 0 has tiles
+    // and TileJSON's minzoom is true.
+    assert_eq!((tilejson["minzoom"].as_u64(), tilejson["maxzoom"].as_u64()), (Some(0), Some(14)));
+    assert_eq!((tiling["min_zoom"].as_u64(), tiling["max_zoom"].as_u64()), (Some(0), Some(14)));
+    let b: Vec<f64> =
+        tilejson["bounds"].as_array().expect("bounds").iter().map(|v| v.as_f64().expect("deg")).collect();
+    let (features, _) = all_items(&server, "roads", 1000);
+    let facts: std::collections::HashMap<u64, LineFacts> =
+        features.iter().map(|f| (f["id"].as_u64().expect("id"), line_facts(&f["geometry"]))).collect();
+    let scratch = temp_dir("budget-tiles");
+    let mut zooms_with_drops = 0;
+    for z in 0..=15u32 {
+        let (x0, y0) = tile_of(b[0], b[3], z);
+        let (x1, y1) = tile_of(b[2], b[1], z);
+        if z == 15 {
+            let r = get(&format!("{}/tiles/roads/15/{x0}/{y0}.mvt", server.url), &[]);
+            assert_eq!(r.status, 404, "past the layer's zooms");
+            continue;
+        }
+        // A tile beside the bounds may hold a feature's buffered edge only.
+        let last = (1u32 << z) - 1;
+        let (x0, y0, x1, y1) =
+            (x0.saturating_sub(1), y0.saturating_sub(1), (x1 + 1).min(last), (y1 + 1).min(last));
+        let size = 2.0 * std::f64::consts::PI * 6_378_137.0 / f64::from(1u32 << z);
+        let unit = size / 4096.0;
+        let zq = &tiling["zooms"][z.to_string()];
+        let (mut tiles, mut largest, mut most) = (0u64, 0u64, 0u64);
+        let (mut surely_dropped, mut maybe_dropped) = (0u64, 0u64);
+        for x in x0..=x1 {
+            for y in y0..=y1 {
+                let url = format!("{}/tiles/roads/{z}/{x}/{y}.mvt", server.url);
+                let gz = get(&url, &[("accept-encoding", "gzip")]);
+                if gz.status == 204 {
+                    assert!(
+                        gz.header("etag").is_some() && gz.header("cache-control").is_some(),
+                        "{url}: a cacheable 204"
+                    );
+                    continue;
+                }
+                assert_eq!(gz.status, 200, "{url}");
+                assert!(gz.body.len() as u64 <= max_bytes, "{url}: {} bytes compressed", gz.body.len());
+                tiles += 1;
+                largest = largest.max(gz.body.len() as u64);
+                let file = scratch.join("t.mvt");
+                std::fs::write(&file, &get(&url, &[]).body).expect("write");
+                let decoded = oracle(
+                    "decode_mvt.mjs",
+                    &[file.to_str().expect("path"), &z.to_string(), &x.to_string(), &y.to_string()],
+                );
+                let ids: HashSet<u64> = decoded["roads"]["features"]
+                    .as_array()
+                    .expect("features")
+                    .iter()
+                    .map(|f| f["id"].as_u64().expect("id"))
+                    .collect();
+                most = most.max(ids.len() as u64);
+                assert!(ids.len() as u64 <= max_features, "{url}: {} features", ids.len());
+                if zq["features_dropped"].as_u64().unwrap_or(0) == 0 || z < 12 {
+                    continue;
+                }
+                // Whose own tile this is (box centre inside), what it kept and what it left out.
+                let half = std::f64::consts::PI * 6_378_137.0;
+                let (min_x, max_y) = (-half + f64::from(x) * size, half - f64::from(y) * size);
+                let inside = |p: [f64; 2]| {
+                    p[0] >= min_x && p[0] < min_x + size && p[1] <= max_y && p[1] > max_y - size
+                };
+                let (mut kept, mut left): (Vec<f64>, Vec<f64>) = (Vec::new(), Vec::new());
+                for (id, f) in &facts {
+                    if !inside(f.centre) {
+                        continue;
+                    }
+                    if ids.contains(id) {
+                        kept.push(f.length);
+                    } else {
+                        maybe_dropped += 1;
+                        // Surely placed in this tile, had it been kept: it starts here
+                        // and is more than a pixel long.
+                        if inside(f.first) && f.extent[0].max(f.extent[1]) > 2.0 * unit {
+                            surely_dropped += 1;
+                            left.push(f.length);
+                        }
+                    }
+                }
+                if let (Some(shortest_kept), Some(longest_left)) =
+                    (kept.iter().copied().reduce(f64::min), left.iter().copied().reduce(f64::max))
+                {
+                    assert!(
+                        shortest_kept >= longest_left * 0.99,
+                        "{url}: kept a {shortest_kept:.1} m road but left out a {longest_left:.1} m one"
+                    );
+                }
+            }
+        }
+        assert_eq!(zq["tiles"].as_u64(), Some(tiles), "z{z}: tiles written and served");
+        assert_eq!(zq["largest_tile_bytes"].as_u64(), Some(largest), "z{z}");
+        assert_eq!(zq["most_features"].as_u64(), Some(most), "z{z}");
+        let dropped = zq["features_dropped"].as_u64().expect("count");
+        if dropped > 0 {
+            zooms_with_drops += 1;
+            assert!(zq["tiles_over_budget"].as_u64().expect("count") > 0, "z{z}");
+            if z >= 12 {
+                assert!(
+                    (surely_dropped..=maybe_dropped).contains(&dropped),
+                    "z{z}: quality counts {dropped} left out, the tiles show {surely_dropped}..{maybe_dropped}"
+                );
+            }
+        }
+    }
+    assert!(zooms_with_drops >= 3, "a 5 kB budget thins several zooms of Manhattan's roads: {tiling}");
+    // Both limits bite: some tiles stop at 400 features, others at 5 kB with fewer.
+    let zooms = tiling["zooms"].as_object().expect("zooms");
+    let capped = |z: &Value| z["tiles_over_budget"].as_u64() > Some(0);
+    assert!(zooms.values().any(|z| capped(z) && z["most_features"] == max_features), "{tiling}");
+    assert!(
+        zooms.values().any(|z| capped(z) && z["most_features"].as_u64() < Some(max_features)),
+        "{tiling}"
+    );
+    // MapLibre draws the thinned z9 tile without complaint.
+    let shot = std::env::temp_dir().join("cim-e2e-maplibre-budget.png");
+    let seen = oracle(
+        "maplibre_check.mjs",
+        &[
+            &format!("{}/tiles/roads.json", server.url),
+            "roads",
+            &((b[0] + b[2]) / 2.0).to_string(),
+            &((b[1] + b[3]) / 2.0).to_string(),
+            "9",
+            shot.to_str().expect("path"),
+        ],
+    );
+    assert_eq!(seen["errors"], serde_json::json!([]), "MapLibre reported: {seen}");
+    assert!(seen["distinct"].as_u64().unwrap_or(0) > 50, "z9 shows the road network: {seen}");
+}

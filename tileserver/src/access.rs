@@ -67,6 +67,11 @@ pub fn note_served(classification: Classification) {
     let _ = SERVED.try_with(|s| s.set(s.get().max(classification)));
 }
 
+/// Runs `f` as `principal`: work handed to another thread keeps its caller.
+pub fn as_caller<T>(principal: Principal, f: impl FnOnce() -> T) -> T {
+    PRINCIPAL.sync_scope(principal, f)
+}
+
 /// The caller of the request being handled (public outside a request).
 pub fn current() -> Principal {
     PRINCIPAL.try_with(Clone::clone).unwrap_or_else(|_| Principal::public())

@@ -9,7 +9,7 @@ use axum::response::Response;
 use axum::routing::get;
 use serde_json::{Value, json};
 
-use crate::http_cache::{Freshness, respond};
+use crate::http_cache::{Freshness, Prepared, respond};
 use crate::ogc::{MAX_LIMIT, parse_bbox, parse_usize};
 use crate::{ApiError, AppState};
 
@@ -32,8 +32,8 @@ async fn layers(State(state): State<AppState>, headers: HeaderMap) -> Result<Res
         );
     }
     if let Some(live) = state.live.as_ref().filter(|_| state.sensors_visible()) {
-        let entry = crate::live::features::catalogue_entry(live);
-        entries.push(serde_json::to_value(&entry).map_err(|e| ApiError::Internal(e.to_string()))?);
+        let entry = live.catalogue_entry();
+        entries.push(serde_json::to_value(&*entry).map_err(|e| ApiError::Internal(e.to_string()))?);
     }
     Ok(respond(
         &headers,
@@ -158,7 +158,9 @@ fn tagged(layer: &crate::layers::Layer, index: usize, name: &str) -> Value {
     f
 }
 
-/// Features intersecting `bbox` in `layer` (or every layer), up to `limit`.
+/// Features intersecting `bbox` in `layer` (or every layer, in name order), a page
+/// of `limit` from `offset` with a `next` link until every match was returned.
+/// Searched, built and compressed in the bounded pool ([`crate::heavy`]).
 async fn query(
     State(state): State<AppState>,
     Query(params): Query<HashMap<String, String>>,
@@ -171,19 +173,45 @@ async fn query(
     if limit == 0 || limit > MAX_LIMIT {
         return Err(ApiError::BadRequest(format!("limit must be 1..={MAX_LIMIT}")));
     }
-    let mut hits = Vec::new();
-    let mut matched = 0usize;
+    let offset = parse_usize(&params, "offset", 0)?;
+    let mut layers = Vec::new();
     for name in selected_layers(&state, &params).await? {
         let layer = state.layers.get(&name).await?;
-        let found = layer.query(bbox);
-        matched += found.len();
-        for i in found.into_iter().take(limit.saturating_sub(hits.len())) {
-            hits.push(tagged(&layer, i, &name));
-        }
+        layers.push((name, layer));
     }
-    Ok(geojson(
-        &headers,
-        &json!({"type": "FeatureCollection", "numberMatched": matched, "numberReturned": hits.len(),
-                "truncated": matched > hits.len(), "features": hits}),
-    ))
+    let mut link = format!(
+        "{}/api/query?bbox={},{},{},{}&limit={limit}",
+        crate::tiles::base_url(&headers),
+        bbox[0],
+        bbox[1],
+        bbox[2],
+        bbox[3]
+    );
+    if let Some(l) = params.get("layer") {
+        link.push_str(&format!("&layer={l}"));
+    }
+    let answer = crate::heavy::run(move || {
+        let mut hits = Vec::new();
+        let mut matched = 0usize;
+        for (name, layer) in &layers {
+            let found = layer.query(bbox);
+            // This layer's matches come after `matched` others in the whole answer.
+            let skip = offset.saturating_sub(matched);
+            for &i in found.iter().skip(skip).take(limit - hits.len()) {
+                hits.push(tagged(layer, i, name));
+            }
+            matched += found.len();
+        }
+        let returned = hits.len();
+        let more = offset + returned < matched;
+        let mut links = vec![json!({"href": format!("{link}&offset={offset}"), "rel": "self"})];
+        if more {
+            links.push(json!({"href": format!("{link}&offset={}", offset + returned), "rel": "next"}));
+        }
+        let doc = json!({"type": "FeatureCollection", "numberMatched": matched, "numberReturned": returned,
+                         "truncated": more, "features": hits, "links": links});
+        Prepared::new("application/geo+json", doc.to_string().into_bytes())
+    })
+    .await?;
+    Ok(answer.respond(&headers, Freshness::Content))
 }

@@ -25,6 +25,25 @@ pub enum ApiError {
     Internal(String),
 }
 
+impl ApiError {
+    /// The same refusal, saying where it applies ("sensor 17: ..."); internal
+    /// errors stay as they are (their detail never reaches the client).
+    pub fn context(self, place: &str) -> Self {
+        let at = |m: String| format!("{place}: {m}");
+        match self {
+            ApiError::BadRequest(m) => ApiError::BadRequest(at(m)),
+            ApiError::NotFound(m) => ApiError::NotFound(at(m)),
+            ApiError::Unauthorized(m) => ApiError::Unauthorized(at(m)),
+            ApiError::Unavailable(m) => ApiError::Unavailable(at(m)),
+            ApiError::TooLarge(m) => ApiError::TooLarge(at(m)),
+            ApiError::UnsupportedFormat(m) => ApiError::UnsupportedFormat(at(m)),
+            ApiError::Conflict(m) => ApiError::Conflict(at(m)),
+            ApiError::Forbidden(m) => ApiError::Forbidden(at(m)),
+            internal @ ApiError::Internal(_) => internal,
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = match &self {

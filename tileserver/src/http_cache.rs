@@ -17,6 +17,29 @@ pub enum Freshness {
     Revalidate,
 }
 
+impl Freshness {
+    fn cache_control(self) -> &'static str {
+        match self {
+            Freshness::Content => "public, max-age=60, stale-while-revalidate=300",
+            Freshness::Listing => "public, max-age=5",
+            Freshness::Revalidate => "no-cache",
+        }
+    }
+}
+
+/// A 204 (no content, as martin and tippecanoe's servers answer an empty tile),
+/// cacheable like the content around it, or a 304 when the client holds it.
+pub fn respond_empty(request: &HeaderMap, etag: &str, freshness: Freshness) -> Response {
+    let status = if matches(request, etag, None) { StatusCode::NOT_MODIFIED } else { StatusCode::NO_CONTENT };
+    Response::builder()
+        .status(status)
+        .header(header::ETAG, etag)
+        .header(header::CACHE_CONTROL, freshness.cache_control())
+        .header(header::VARY, "Accept-Encoding")
+        .body(Body::empty())
+        .unwrap_or_default()
+}
+
 pub fn etag_of(bytes: &[u8]) -> String {
     let digest = Sha256::digest(bytes);
     format!("\"{}\"", hex::encode(&digest[..16]))
@@ -168,14 +191,9 @@ pub fn respond(
     let bytes: bytes::Bytes = bytes.into();
     let base = etag.map_or_else(|| etag_of(&bytes), str::to_owned);
     let etag = variant(&base, content_encoding);
-    let cache = match freshness {
-        Freshness::Content => "public, max-age=60, stale-while-revalidate=300",
-        Freshness::Listing => "public, max-age=5",
-        Freshness::Revalidate => "no-cache",
-    };
     let mut builder = Response::builder()
         .header(header::ETAG, &etag)
-        .header(header::CACHE_CONTROL, cache)
+        .header(header::CACHE_CONTROL, freshness.cache_control())
         .header(header::VARY, "Accept-Encoding");
     if matches(request, &base, content_encoding) {
         builder = builder.status(StatusCode::NOT_MODIFIED);
@@ -204,6 +222,12 @@ impl Prepared {
             .then(|| cim_core::pmtiles::gzip(&identity))
             .filter(|g| g.len() < identity.len());
         Self { content_type, etag: etag_of(&identity), identity, gzip, br: std::sync::OnceLock::new() }
+    }
+
+    /// What it holds in memory: the identity body and the gzip one (a brotli one is
+    /// made only for the rare client that refuses gzip).
+    pub fn bytes(&self) -> usize {
+        self.identity.len() + self.gzip.as_ref().map_or(0, Vec::len)
     }
 
     pub fn respond(&self, request: &HeaderMap, freshness: Freshness) -> Response {

@@ -47,8 +47,17 @@ impl TileArchive {
     }
 }
 
-/// Most prepared responses kept per layer version (TileJSON per host, 3D Tiles files).
-const MAX_PREPARED: usize = 4096;
+/// Bytes of prepared responses kept per layer version (TileJSON per host, 3D Tiles
+/// files); the oldest go first.
+const MAX_PREPARED_BYTES: usize = 64 << 20;
+
+/// Responses prepared for one layer version, under [`MAX_PREPARED_BYTES`].
+#[derive(Default)]
+struct PreparedCache {
+    map: HashMap<String, Arc<Prepared>>,
+    order: std::collections::VecDeque<String>,
+    bytes: usize,
+}
 
 /// One published version of a layer, in memory.
 pub struct Layer {
@@ -57,7 +66,7 @@ pub struct Layer {
     /// The catalogue for callers below admin: source paths cut to file names.
     catalogue_without_paths: CatalogueEntry,
     pub archive: Option<TileArchive>,
-    prepared: Mutex<HashMap<String, Arc<Prepared>>>,
+    prepared: Mutex<PreparedCache>,
     /// GeoJSON features sorted by id, as ingest wrote them.
     pub features: Vec<Value>,
     geometries: Vec<Geometry<f64>>,
@@ -156,7 +165,7 @@ impl Layer {
             catalogue,
             catalogue_without_paths,
             archive,
-            prepared: Mutex::new(HashMap::new()),
+            prepared: Mutex::new(PreparedCache::default()),
             features,
             tree: index(&geometries),
             geometries,
@@ -181,14 +190,23 @@ impl Layer {
         key: &str,
         make: impl FnOnce() -> Result<Prepared, ApiError>,
     ) -> Result<Arc<Prepared>, ApiError> {
-        if let Some(p) = self.prepared.lock().ok().and_then(|m| m.get(key).cloned()) {
+        if let Some(p) = self.prepared.lock().ok().and_then(|c| c.map.get(key).cloned()) {
             return Ok(p);
         }
         let p = Arc::new(make()?);
-        if let Ok(mut m) = self.prepared.lock()
-            && m.len() < MAX_PREPARED
+        let size = p.bytes();
+        if size <= MAX_PREPARED_BYTES / 8
+            && let Ok(mut cache) = self.prepared.lock()
+            && cache.map.insert(key.to_owned(), p.clone()).is_none()
         {
-            m.insert(key.to_owned(), p.clone());
+            cache.order.push_back(key.to_owned());
+            cache.bytes += size;
+            while cache.bytes > MAX_PREPARED_BYTES {
+                let Some(old) = cache.order.pop_front() else { break };
+                if let Some(gone) = cache.map.remove(&old) {
+                    cache.bytes -= gone.bytes();
+                }
+            }
         }
         Ok(p)
     }
@@ -321,6 +339,11 @@ pub struct LayerCache {
     /// Classifications of layer versions not loaded, by their resolved directory:
     /// listings check every layer per request without reading each catalogue.
     classifications: Mutex<HashMap<PathBuf, Classification>>,
+    /// Loads under way, by version directory: concurrent first requests for a
+    /// version share one load instead of each reading the layer.
+    loading: Mutex<HashMap<PathBuf, Arc<tokio::sync::OnceCell<Arc<Layer>>>>>,
+    /// Layer versions read from disk since start.
+    loads: std::sync::atomic::AtomicU64,
 }
 
 /// The store's rule for layer names ([`cim_core::catalogue::is_layer_name`]).
@@ -330,7 +353,13 @@ pub fn valid_layer_name(name: &str) -> bool {
 
 impl LayerCache {
     pub fn new(store: PathBuf) -> Self {
-        Self { store, loaded: Mutex::new(HashMap::new()), classifications: Mutex::new(HashMap::new()) }
+        Self {
+            store,
+            loaded: Mutex::new(HashMap::new()),
+            classifications: Mutex::new(HashMap::new()),
+            loading: Mutex::new(HashMap::new()),
+            loads: std::sync::atomic::AtomicU64::new(0),
+        }
     }
 
     pub fn store(&self) -> &Path {
@@ -359,16 +388,40 @@ impl LayerCache {
         if let Some(layer) = self.cached(name).filter(|l| l.dir == dir) {
             return visible(layer);
         }
-        let loaded = tokio::task::spawn_blocking(move || Layer::load(dir))
+        let cell = self
+            .loading
+            .lock()
+            .map_err(|_| ApiError::Internal("layer loads poisoned".into()))?
+            .entry(dir.clone())
+            .or_default()
+            .clone();
+        let from = dir.clone();
+        let result = cell
+            .get_or_try_init(|| async move {
+                self.loads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let loaded = tokio::task::spawn_blocking(move || Layer::load(from))
+                    .await
+                    .map_err(|e| ApiError::Internal(e.to_string()))?
+                    .map_err(ApiError::Internal)?;
+                let layer = Arc::new(loaded);
+                if let Ok(mut map) = self.loaded.lock() {
+                    map.insert(name.to_owned(), layer.clone());
+                }
+                tracing::info!(layer = name, version = layer.catalogue.version, "layer loaded");
+                Ok::<_, ApiError>(layer)
+            })
             .await
-            .map_err(|e| ApiError::Internal(e.to_string()))?
-            .map_err(ApiError::Internal)?;
-        let layer = Arc::new(loaded);
-        if let Ok(mut map) = self.loaded.lock() {
-            map.insert(name.to_owned(), layer.clone());
+            .cloned();
+        // Done, or failed (the next request tries again): either way no longer loading.
+        if let Ok(mut loading) = self.loading.lock() {
+            loading.remove(&dir);
         }
-        tracing::info!(layer = name, version = layer.catalogue.version, "layer loaded");
-        visible(layer)
+        visible(result?)
+    }
+
+    /// Layer versions read from disk since start.
+    pub fn loads(&self) -> u64 {
+        self.loads.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn cached(&self, name: &str) -> Option<Arc<Layer>> {

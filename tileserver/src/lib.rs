@@ -9,6 +9,7 @@ pub mod audit;
 mod bim;
 pub mod clock;
 mod error;
+mod heavy;
 mod http_cache;
 pub mod jobs;
 mod layers;

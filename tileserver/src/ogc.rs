@@ -126,7 +126,7 @@ async fn collections(State(state): State<AppState>, headers: HeaderMap) -> Resul
         docs.push(collection_doc(&base, state.layers.get(&name).await?.catalogue_for_caller()));
     }
     if let Some(live) = state.live.as_ref().filter(|_| state.sensors_visible()) {
-        docs.push(collection_doc(&base, &live::features::catalogue_entry(live)));
+        docs.push(collection_doc(&base, &live.catalogue_entry()));
     }
     let doc = json!({
         "links": [{"href": format!("{base}/collections"), "rel": "self", "type": "application/json"}],
@@ -141,7 +141,7 @@ async fn collection(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let entry = if id == SENSORS_LAYER {
-        live::features::catalogue_entry(live_of(&state)?)
+        live_of(&state)?.catalogue_entry().as_ref().clone()
     } else {
         state.layers.get(&id).await?.catalogue_for_caller().clone()
     };
@@ -195,19 +195,23 @@ async fn items(
     }
     let offset = parse_usize(&params, "offset", 0)?;
     let bbox = params.get("bbox").map(|b| parse_bbox(b)).transpose()?;
-    let sensors;
-    let layer;
     let (matched, page): (usize, Vec<Value>) = if id == SENSORS_LAYER {
         // Live: read now, never cached as content (Freshness::Listing below).
-        sensors = live::features::query(live_of(&state)?, bbox, params.get("kind").map(String::as_str));
-        (sensors.len(), sensors.iter().skip(offset).take(limit).cloned().collect())
+        live::features::query(live_of(&state)?, bbox, params.get("kind").map(String::as_str), offset, limit)
     } else {
-        layer = state.layers.get(&id).await?;
-        let matched: Vec<usize> = match bbox {
-            Some(b) => layer.query(b),
-            None => (0..layer.features.len()).collect(),
-        };
-        (matched.len(), matched.iter().skip(offset).take(limit).map(|&i| layer.feature(i)).collect())
+        let layer = state.layers.get(&id).await?;
+        // A box over a city is heavy: searched in the bounded pool.
+        crate::heavy::run(move || match bbox {
+            Some(b) => {
+                let matched = layer.query(b);
+                (matched.len(), matched.iter().skip(offset).take(limit).map(|&i| layer.feature(i)).collect())
+            }
+            None => {
+                let n = layer.features.len();
+                (n, (offset.min(n)..n).take(limit).map(|i| layer.feature(i)).collect())
+            }
+        })
+        .await?
     };
     let base = base_url(&headers);
     let mut query: Vec<String> = vec![format!("limit={limit}")];

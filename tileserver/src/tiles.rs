@@ -2,14 +2,14 @@
 
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, header};
+use axum::response::Response;
 use axum::routing::get;
 use cim_core::catalogue::{CatalogueEntry, TILESET_DIR};
 use cim_core::pmtiles::{Compression, decompress};
 use cim_core::tile::TileId;
 
-use crate::http_cache::{Freshness, Prepared, accepts_encoding, accepts_gzip, respond};
+use crate::http_cache::{Freshness, Prepared, accepts_encoding, accepts_gzip, respond, respond_empty};
 use crate::{ApiError, AppState};
 
 pub fn routes() -> Router<AppState> {
@@ -103,9 +103,16 @@ async fn mvt_tile(
     let Some(archive) = &layer.archive else {
         return Err(ApiError::NotFound(format!("layer '{name}' has no vector tiles")));
     };
+    let (min_zoom, max_zoom) = (layer.catalogue.min_zoom, layer.catalogue.max_zoom);
+    if !(u32::from(min_zoom)..=u32::from(max_zoom)).contains(&z) {
+        return Err(ApiError::NotFound(format!(
+            "layer '{name}' has vector tiles at zooms {min_zoom} to {max_zoom}, not {z} (clients overzoom {max_zoom})"
+        )));
+    }
     let Some((bytes, offset)) = archive.tile(tile) else {
-        // Inside the grid but without data: empty, as martin and tippecanoe serve it.
-        return Ok(StatusCode::NO_CONTENT.into_response());
+        // Inside the layer's zooms but without data: empty, and as cacheable as a tile.
+        let etag = format!("\"{}-empty\"", layer.catalogue.version);
+        return Ok(respond_empty(&headers, &etag, Freshness::Content));
     };
     // Identity without hashing: the layer version and the tile's place in the
     // deduplicated archive.

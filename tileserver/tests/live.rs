@@ -422,3 +422,111 @@ async fn every_real_reading_comes_back_bit_for_bit_as_sent() {
     }
     assert!(compared > 27_000, "{compared}");
 }
+
+/// A request with headers; the status, the headers and the JSON body.
+async fn call_with(
+    state: &AppState,
+    method: &str,
+    uri: &str,
+    content_type: &str,
+    body: String,
+) -> (StatusCode, axum::http::HeaderMap, Value) {
+    let request = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("content-type", content_type)
+        .body(Body::from(body))
+        .expect("request");
+    let response = app(state.clone()).oneshot(request).await.expect("response");
+    let (parts, body) = response.into_parts();
+    let bytes = to_bytes(body, usize::MAX).await.expect("body");
+    (parts.status, parts.headers, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+fn grid_sensor(i: usize) -> Value {
+    // A 150 x 134 grid over Helsinki, 100 m apart.
+    json!({"id": format!("s{i:06}"), "kind": if i.is_multiple_of(3) { "noise" } else { "temperature" },
+           "unit": "C", "lon": 24.80 + (i % 150) as f64 * 0.0018, "lat": 60.10 + (i / 150) as f64 * 0.0009})
+}
+
+#[tokio::test]
+async fn twenty_thousand_sensors_register_in_one_commit_and_page_and_search_by_box_exactly() {
+    let dir = temp("batch");
+    let state = AppState::open(&dir.0).expect("state");
+    let n = 20_000;
+    // One bad sensor refuses the whole batch, naming its place; nothing is stored.
+    let mut docs: Vec<Value> = (0..n).map(grid_sensor).collect();
+    docs[7]["lon"] = json!(400.0);
+    let (status, _, body) =
+        call_with(&state, "POST", "/api/sensors", "application/json", Value::Array(docs.clone()).to_string())
+            .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["description"].as_str().is_some_and(|d| d.starts_with("sensor 7: ")), "{body}");
+    let twice = json!([grid_sensor(1), grid_sensor(1)]).to_string();
+    let (status, _, body) = call_with(&state, "POST", "/api/sensors", "application/json", twice).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(call(&state, "GET", "/api/sensors", None).await.1, json!([]), "nothing stored");
+    // The whole batch, then its last thousand again as NDJSON (replaced, not added).
+    docs[7] = grid_sensor(7);
+    let (status, _, body) =
+        call_with(&state, "POST", "/api/sensors", "application/json", Value::Array(docs.clone()).to_string())
+            .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, json!({"registered": n, "created": n, "replaced": 0}));
+    let lines: Vec<String> = docs[n - 1000..].iter().map(Value::to_string).collect();
+    let (status, _, body) =
+        call_with(&state, "POST", "/api/sensors", "application/x-ndjson", lines.join("\n")).await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"registered": 1000, "created": 0, "replaced": 1000})));
+
+    // Pages follow their Link header and return every sensor once, in id order.
+    let mut uri = "/api/sensors?limit=3000".to_owned();
+    let mut ids = Vec::new();
+    loop {
+        let (status, headers, page) = call_with(&state, "GET", &uri, "application/json", String::new()).await;
+        assert_eq!(status, StatusCode::OK);
+        ids.extend(page.as_array().expect("array").iter().map(|s| s["id"].as_str().expect("id").to_owned()));
+        match headers.get("link").and_then(|l| l.to_str().ok()) {
+            Some(link) => uri = link.trim_start_matches('<').split('>').next().expect("uri").to_owned(),
+            None => break,
+        }
+    }
+    let expected: Vec<String> = (0..n).map(|i| format!("s{i:06}")).collect();
+    assert_eq!(ids, expected);
+    let (status, body) = call(&state, "GET", "/api/sensors?limit=0", None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+
+    // A box through the R-tree finds exactly what a scan of the grid finds.
+    let b = [24.85, 60.13, 24.90, 60.15];
+    let inside: Vec<String> = (0..n)
+        .map(grid_sensor)
+        .filter(|s| {
+            let (x, y) = (s["lon"].as_f64().expect("lon"), s["lat"].as_f64().expect("lat"));
+            x >= b[0] && x <= b[2] && y >= b[1] && y <= b[3] && s["kind"] == "noise"
+        })
+        .map(|s| s["id"].as_str().expect("id").to_owned())
+        .collect();
+    let uri =
+        format!("/collections/sensors/items?bbox={},{},{},{}&kind=noise&limit=10000", b[0], b[1], b[2], b[3]);
+    let (status, page) = call(&state, "GET", &uri, None).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let found: Vec<String> = page["features"]
+        .as_array()
+        .expect("features")
+        .iter()
+        .map(|f| f["id"].as_str().expect("id").to_owned())
+        .collect();
+    assert!(inside.len() > 50, "{}", inside.len());
+    assert_eq!((page["numberMatched"].as_u64(), found), (Some(inside.len() as u64), inside));
+
+    // The layer listing counts them, and sees a removal at once.
+    let (_, layers) = call(&state, "GET", "/api/layers", None).await;
+    let entry =
+        layers.as_array().expect("layers").iter().find(|l| l["id"] == "sensors").expect("sensors").clone();
+    assert_eq!(entry["feature_count"], n);
+    assert_eq!(call(&state, "DELETE", "/api/sensors/s000000", None).await.0, StatusCode::NO_CONTENT);
+    let (_, layers) = call(&state, "GET", "/api/layers", None).await;
+    let after =
+        layers.as_array().expect("layers").iter().find(|l| l["id"] == "sensors").expect("sensors").clone();
+    assert_eq!(after["feature_count"], n - 1);
+    assert_ne!(after["version"], entry["version"]);
+}

@@ -55,7 +55,7 @@ fn publish(store: &Path, version: &str, n: u64) {
         geometry_types: vec!["Polygon".into()],
         attributes: vec![],
         min_zoom: 0,
-        max_zoom: 0,
+        max_zoom: 1,
         mvt_archive: Some("tiles.pmtiles".into()),
         tileset: None,
         features: "features.json".into(),
@@ -136,6 +136,37 @@ async fn serves_catalogue_items_pick_and_tiles() {
     assert_eq!(ids, vec![2]);
     let (_, _, body) = call(&state, "/api/query?bbox=1,9,5,12", &[]).await;
     assert_eq!(json_of(&body)["numberMatched"], 2);
+    // Any box can be fetched whole, a page at a time.
+    let mut url = "/api/query?bbox=0,9,10,12&limit=2".to_owned();
+    let mut pages = Vec::new();
+    loop {
+        let (status, headers, body) = call(&state, &url, &[("accept-encoding", "gzip")]).await;
+        assert_eq!(status, StatusCode::OK, "{url}");
+        let page = if headers.get(header::CONTENT_ENCODING).is_some() {
+            json_of(&cim_core::pmtiles::decompress(&body, Compression::Gzip).expect("gunzip"))
+        } else {
+            json_of(&body)
+        };
+        assert_eq!(page["numberMatched"], 3);
+        pages.push(
+            page["features"]
+                .as_array()
+                .expect("features")
+                .iter()
+                .map(|f| f["id"].clone())
+                .collect::<Vec<_>>(),
+        );
+        match page["links"].as_array().expect("links").iter().find(|l| l["rel"] == "next") {
+            Some(next) => {
+                url = next["href"].as_str().expect("href").trim_start_matches("http://test.local").to_owned()
+            }
+            None => {
+                assert_eq!(page["truncated"], false);
+                break;
+            }
+        }
+    }
+    assert_eq!(pages, vec![vec![json!(1), json!(2)], vec![json!(3)]]);
 
     let (status, headers, gz) = call(&state, "/tiles/demo/0/0/0.mvt", &[("accept-encoding", "gzip")]).await;
     assert_eq!(status, StatusCode::OK);
@@ -147,7 +178,18 @@ async fn serves_catalogue_items_pick_and_tiles() {
     let (status, _, body) =
         call(&state, "/tiles/demo/0/0/0.mvt", &[("accept-encoding", "gzip"), ("if-none-match", &etag)]).await;
     assert_eq!((status, body.len()), (StatusCode::NOT_MODIFIED, 0));
-    assert_eq!(call(&state, "/tiles/demo/1/0/0.mvt", &[]).await.0, StatusCode::NO_CONTENT);
+    // Inside the layer's zooms but empty: 204, cacheable and revalidated like a tile.
+    let (status, headers, body) = call(&state, "/tiles/demo/1/0/0.mvt", &[]).await;
+    assert_eq!((status, body.len()), (StatusCode::NO_CONTENT, 0));
+    assert!(headers[header::CACHE_CONTROL].to_str().expect("cache").contains("max-age=60"));
+    let empty = headers[header::ETAG].to_str().expect("etag").to_owned();
+    assert_eq!(empty, "\"v1-empty\"");
+    let (status, _, _) = call(&state, "/tiles/demo/1/1/1.mvt", &[("if-none-match", &empty)]).await;
+    assert_eq!(status, StatusCode::NOT_MODIFIED);
+    // Past the layer's zooms: not found, naming the zooms there are.
+    let (status, _, body) = call(&state, "/tiles/demo/2/0/0.mvt", &[]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(String::from_utf8_lossy(&body).contains("zooms 0 to 1"), "{}", String::from_utf8_lossy(&body));
 }
 
 #[tokio::test]
@@ -338,4 +380,28 @@ async fn the_web_bundle_is_served_in_the_encoding_asked_for_and_a_stale_variant_
     std::fs::remove_file(dir.join("cim_viewer_bg.wasm")).expect("rm");
     let error = cim_tileserver::web::WebBundle::load(&dir).err().expect("refused").to_string();
     assert!(error.contains("cim_viewer_bg.wasm"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_first_requests_share_one_load_of_a_layer_version() {
+    let dir = store("single-flight");
+    publish(&dir, "v1", 80);
+    let state = AppState::open(&dir).expect("state");
+    let calls: Vec<_> = (0..8)
+        .map(|i| {
+            let state = state.clone();
+            tokio::spawn(async move {
+                let uri =
+                    if i % 2 == 0 { "/collections/demo/items?limit=1" } else { "/tiles/demo/0/0/0.mvt" };
+                call(&state, uri, &[]).await.0
+            })
+        })
+        .collect();
+    for c in calls {
+        assert_eq!(c.await.expect("task"), StatusCode::OK);
+    }
+    assert_eq!(state.layers.loads(), 1, "eight first requests, one load");
+    publish(&dir, "v2", 3);
+    assert_eq!(call(&state, "/collections/demo/items?limit=1", &[]).await.0, StatusCode::OK);
+    assert_eq!(state.layers.loads(), 2, "a new version is loaded once more");
 }

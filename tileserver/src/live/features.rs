@@ -60,11 +60,10 @@ pub fn feature(sensor: &Sensor, current: Option<&Current>) -> Value {
 
 /// The live layer's catalogue entry: its extent is the registry's, its version
 /// changes whenever a sensor is added, moved or removed.
-pub fn catalogue_entry(live: &Live) -> CatalogueEntry {
-    let sensors = live.sensors();
+pub fn catalogue_entry(sensors: &[Sensor]) -> CatalogueEntry {
     let mut bounds = [f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY];
     let (mut low, mut high) = (f64::INFINITY, f64::NEG_INFINITY);
-    for s in &sensors {
+    for s in sensors {
         bounds = [bounds[0].min(s.lon), bounds[1].min(s.lat), bounds[2].max(s.lon), bounds[3].max(s.lat)];
         let h = s.height.unwrap_or(0.0);
         (low, high) = (low.min(h), high.max(h));
@@ -76,7 +75,7 @@ pub fn catalogue_entry(live: &Live) -> CatalogueEntry {
     let version = {
         use sha2::Digest;
         let mut h = sha2::Sha256::new();
-        for s in &sensors {
+        for s in sensors {
             h.update(serde_json::to_vec(s).unwrap_or_default());
         }
         hex::encode(&h.finalize()[..8])
@@ -116,17 +115,24 @@ pub fn catalogue_entry(live: &Live) -> CatalogueEntry {
     }
 }
 
-/// Sensors in `bbox` (and of `kind`), in id order, as GeoJSON features.
-pub fn query(live: &Live, bbox: Option<[f64; 4]>, kind: Option<&str>) -> Vec<Value> {
-    let current: HashMap<String, Current> = live.current();
-    live.sensors()
-        .iter()
-        .filter(|s| {
-            bbox.is_none_or(|b| s.lon >= b[0] && s.lat >= b[1] && s.lon <= b[2] && s.lat <= b[3])
-                && kind.is_none_or(|k| s.kind == k)
-        })
-        .map(|s| feature(s, current.get(&s.id)))
-        .collect()
+/// Sensors in `bbox` (through the registry's R-tree) and of `kind`, in id order:
+/// how many match, and the GeoJSON features of `offset..offset + limit` (only those
+/// are built).
+pub fn query(
+    live: &Live,
+    bbox: Option<[f64; 4]>,
+    kind: Option<&str>,
+    offset: usize,
+    limit: usize,
+) -> (usize, Vec<Value>) {
+    let sensors = match bbox {
+        Some(b) => live.sensors_in_box(b),
+        None => live.sensors(),
+    };
+    let matching: Vec<&Sensor> = sensors.iter().filter(|s| kind.is_none_or(|k| s.kind == k)).collect();
+    let page: Vec<&Sensor> = matching.iter().skip(offset).take(limit).copied().collect();
+    let current: HashMap<String, Current> = live.current_of(page.iter().map(|s| s.id.as_str()));
+    (matching.len(), page.iter().map(|s| feature(s, current.get(&s.id))).collect())
 }
 
 /// Where a sensor registered without `lon`/`lat` sits: on the feature it names,

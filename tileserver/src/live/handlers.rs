@@ -21,7 +21,12 @@ use super::*;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/api/sensors", get(list_sensors).post(put_sensor))
+        .route(
+            "/api/sensors",
+            get(list_sensors)
+                .post(put_sensor)
+                .layer(axum::extract::DefaultBodyLimit::max(MAX_REGISTRATION_BYTES)),
+        )
         .route("/api/sensors/{id}", get(get_sensor).delete(delete_sensor))
         .route("/api/sensors/{id}/readings", get(readings))
         .route("/api/readings", axum::routing::post(post_readings))
@@ -59,11 +64,48 @@ pub(super) fn sensor_json(sensor: &Sensor, current: Option<&Current>) -> Value {
     v
 }
 
-async fn list_sensors(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let current = live_of(&state)?.current();
-    let all: Vec<Value> =
-        live_of(&state)?.sensors().iter().map(|s| sensor_json(s, current.get(&s.id))).collect();
-    Ok(Json(all).into_response())
+/// Sensors per page of `/api/sensors` unless `limit` says otherwise, and the most
+/// it may say.
+pub const SENSORS_PAGE: usize = 10_000;
+pub const MAX_SENSORS_PAGE: usize = 100_000;
+/// Sensors registered in one request at most, and the body that may carry them.
+pub const MAX_REGISTRATION: usize = 100_000;
+const MAX_REGISTRATION_BYTES: usize = 64 << 20;
+
+#[derive(Deserialize)]
+struct SensorPage {
+    limit: Option<String>,
+    after: Option<String>,
+}
+
+/// The sensors the caller may see in id order, a page at a time: a `Link` header
+/// (rel="next") names the page after this one.
+async fn list_sensors(
+    State(state): State<AppState>,
+    Query(q): Query<SensorPage>,
+) -> Result<Response, ApiError> {
+    let live = live_of(&state)?;
+    let limit = match &q.limit {
+        None => SENSORS_PAGE,
+        Some(l) => {
+            l.parse::<usize>().ok().filter(|n| (1..=MAX_SENSORS_PAGE).contains(n)).ok_or_else(|| {
+                ApiError::BadRequest(format!("limit '{}': a number from 1 to {MAX_SENSORS_PAGE}", clip(l)))
+            })?
+        }
+    };
+    let (page, more) = live.sensors_page(q.after.as_deref(), limit);
+    let current = live.current_of(page.iter().map(|s| s.id.as_str()));
+    let all: Vec<Value> = page.iter().map(|s| sensor_json(s, current.get(&s.id))).collect();
+    let mut response = Json(all).into_response();
+    if let (true, Some(last)) = (more, page.last())
+        && let Ok(link) = header::HeaderValue::from_str(&format!(
+            "</api/sensors?limit={limit}&after={}>; rel=\"next\"",
+            encode_component(&last.id)
+        ))
+    {
+        response.headers_mut().insert(header::LINK, link);
+    }
+    Ok(response)
 }
 
 async fn get_sensor(
@@ -81,15 +123,75 @@ fn clip(s: &str) -> String {
     s.chars().take(64).collect()
 }
 
-async fn put_sensor(State(state): State<AppState>, body: axum::body::Bytes) -> Result<Response, ApiError> {
-    let mut doc: Value =
-        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("sensor JSON: {e}")))?;
+/// Registers one sensor (a JSON object: 201 new, 200 replaced, the sensor back), or
+/// many in one durable commit (a JSON array, or one object a line): all of them or,
+/// when any is refused, none, with the refusal naming the sensor's place in the body.
+async fn put_sensor(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let text = std::str::from_utf8(&body).map_err(|e| ApiError::BadRequest(format!("sensor JSON: {e}")))?;
+    let ndjson = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("application/x-ndjson") || t.starts_with("application/jsonl"));
+    let docs: Vec<Value> = if ndjson {
+        text.lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+            .map(|(i, l)| {
+                serde_json::from_str(l)
+                    .map_err(|e| ApiError::BadRequest(format!("sensor JSON, line {}: {e}", i + 1)))
+            })
+            .collect::<Result<_, _>>()?
+    } else {
+        match serde_json::from_str(text).map_err(|e| ApiError::BadRequest(format!("sensor JSON: {e}")))? {
+            Value::Array(docs) => docs,
+            doc => {
+                let sensor = checked_sensor(&state, doc).await?;
+                let live = live_of(&state)?.clone();
+                let stored = sensor.clone();
+                let created = blocking(move || live.register(vec![stored])).await? == 1;
+                let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+                return Ok((status, Json(sensor_json(&sensor, None))).into_response());
+            }
+        }
+    };
+    if docs.len() > MAX_REGISTRATION {
+        return Err(ApiError::BadRequest(format!(
+            "{} sensors in one request; at most {MAX_REGISTRATION}",
+            docs.len()
+        )));
+    }
+    let mut sensors = Vec::with_capacity(docs.len());
+    let mut ids = std::collections::HashSet::with_capacity(docs.len());
+    for (i, doc) in docs.into_iter().enumerate() {
+        let sensor = checked_sensor(&state, doc).await.map_err(|e| e.context(&format!("sensor {i}")))?;
+        if !ids.insert(sensor.id.clone()) {
+            return Err(ApiError::BadRequest(format!(
+                "sensor {i}: id '{}' is given twice",
+                clip(&sensor.id)
+            )));
+        }
+        sensors.push(sensor);
+    }
+    let live = live_of(&state)?.clone();
+    let registered = sensors.len();
+    let created = blocking(move || live.register(sensors)).await?;
+    Ok(Json(json!({"registered": registered, "created": created, "replaced": registered - created}))
+        .into_response())
+}
+
+/// A sensor from its JSON, placed on its feature when it names one and no position,
+/// validated and cleared for the caller.
+async fn checked_sensor(state: &AppState, mut doc: Value) -> Result<Sensor, ApiError> {
     // Attached to a feature and no position given: it sits on that feature.
     if doc.get("lon").is_none()
         && doc.get("lat").is_none()
         && let Some(reference) = doc.get("feature").and_then(Value::as_str).map(str::to_owned)
     {
-        let (lon, lat, height) = features::place_on_feature(&state, &reference).await?;
+        let (lon, lat, height) = features::place_on_feature(state, &reference).await?;
         doc["lon"] = json!(lon);
         doc["lat"] = json!(lat);
         if doc.get("height").is_none()
@@ -110,20 +212,10 @@ async fn put_sensor(State(state): State<AppState>, body: axum::body::Bytes) -> R
     }
     // A sensor the caller may not see is not there for it: its id is merely taken,
     // with nothing said of why.
-    if live_of(&state)?.exists(&sensor.id) && live_of(&state)?.sensor(&sensor.id).is_none() {
+    if live_of(state)?.exists(&sensor.id) && live_of(state)?.sensor(&sensor.id).is_none() {
         return Err(ApiError::Conflict(format!("sensor id '{}' is taken; choose another", clip(&sensor.id))));
     }
-    let live = live_of(&state)?.clone();
-    let stored = sensor.clone();
-    blocking(move || live.store.put_sensor(&stored)).await?;
-    let existed = live_of(&state)?
-        .sensors
-        .write()
-        .map_err(internal)?
-        .insert(sensor.id.clone(), sensor.clone())
-        .is_some();
-    let status = if existed { StatusCode::OK } else { StatusCode::CREATED };
-    Ok((status, Json(sensor_json(&sensor, None))).into_response())
+    Ok(sensor)
 }
 
 async fn delete_sensor(
@@ -135,10 +227,9 @@ async fn delete_sensor(
         return Err(ApiError::NotFound(format!("no sensor '{}'", clip(&id))));
     }
     let key = id.clone();
-    if !blocking(move || live.store.delete_sensor(&key)).await? {
+    if !blocking(move || live.unregister(&key)).await? {
         return Err(ApiError::NotFound(format!("no sensor '{}'", clip(&id))));
     }
-    live_of(&state)?.sensors.write().map_err(internal)?.remove(&id);
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

@@ -18,6 +18,7 @@ pub mod socket;
 pub mod store;
 
 mod handlers;
+mod registry;
 mod tasks;
 
 use handlers::sensor_json;
@@ -98,7 +99,10 @@ pub struct Counters {
 
 pub struct Live {
     pub store: SensorStore,
-    sensors: RwLock<HashMap<String, Sensor>>,
+    sensors: RwLock<registry::Registry>,
+    /// The sensors layer's catalogue entry per clearance, with the registry
+    /// generation it was made from.
+    catalogue: Mutex<Vec<(Classification, u64, Arc<cim_core::catalogue::CatalogueEntry>)>>,
     /// Wall-clock ms of each sensor's last reading, for staleness.
     heard: RwLock<HashMap<String, i64>>,
     pub counters: Counters,
@@ -119,7 +123,7 @@ type Queued = (Vec<(String, i64, f64)>, ResultSlot);
 impl Live {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let store = SensorStore::open(path)?;
-        let sensors = store.sensors()?.into_iter().map(|s| (s.id.clone(), s)).collect();
+        let sensors = registry::Registry::new(store.sensors()?);
         // After a restart every sensor gets a fresh grace period before going stale.
         let now = now_ms();
         let heard = store.states()?.into_keys().map(|id| (id, now)).collect();
@@ -127,6 +131,7 @@ impl Live {
         Ok(Self {
             store,
             sensors: RwLock::new(sensors),
+            catalogue: Mutex::new(Vec::new()),
             heard: RwLock::new(heard),
             counters: Counters::default(),
             broker: broker::BrokerCounters::default(),
@@ -152,13 +157,62 @@ impl Live {
     }
 
     pub fn sensors_for(&self, clearance: Classification) -> Vec<Sensor> {
-        let mut all: Vec<Sensor> = self
-            .sensors
+        self.sensors.read().map(|r| r.visible(clearance).into_iter().cloned().collect()).unwrap_or_default()
+    }
+
+    /// A page of the sensors the current caller may see, in id order after `after`,
+    /// and whether more follow.
+    pub fn sensors_page(&self, after: Option<&str>, limit: usize) -> (Vec<Sensor>, bool) {
+        let clearance = crate::access::current().clearance;
+        self.sensors
             .read()
-            .map(|m| m.values().filter(|s| s.clearance_needed() <= clearance).cloned().collect())
-            .unwrap_or_default();
-        all.sort_by(|a, b| a.id.cmp(&b.id));
-        all
+            .map(|r| {
+                let (page, more) = r.page(after, limit, clearance);
+                (page.into_iter().cloned().collect(), more)
+            })
+            .unwrap_or_default()
+    }
+
+    /// The sensors in a box the current caller may see, in id order.
+    pub fn sensors_in_box(&self, bbox: [f64; 4]) -> Vec<Sensor> {
+        let clearance = crate::access::current().clearance;
+        self.sensors
+            .read()
+            .map(|r| r.in_box(bbox, clearance).into_iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Stores sensors in one transaction, then lists them; returns how many were
+    /// new. Blocking: call it from the blocking pool.
+    pub fn register(&self, sensors: Vec<Sensor>) -> Result<usize, StoreError> {
+        self.store.put_sensors(&sensors)?;
+        let mut registry = self.sensors.write().map_err(|_| StoreError::Poisoned)?;
+        Ok(sensors.into_iter().map(|s| registry.insert(s)).filter(|replaced| !replaced).count())
+    }
+
+    /// Removes a sensor from the store and the registry; false when it was not there.
+    pub fn unregister(&self, id: &str) -> Result<bool, StoreError> {
+        let existed = self.store.delete_sensor(id)?;
+        self.sensors.write().map_err(|_| StoreError::Poisoned)?.remove(id);
+        Ok(existed)
+    }
+
+    /// The sensors layer's catalogue entry as the current caller sees it, made once
+    /// per registry change and clearance.
+    pub fn catalogue_entry(&self) -> Arc<cim_core::catalogue::CatalogueEntry> {
+        let clearance = crate::access::current().clearance;
+        let generation = self.sensors.read().map(|r| r.generation()).unwrap_or(u64::MAX);
+        if let Ok(cache) = self.catalogue.lock()
+            && let Some((_, _, entry)) = cache.iter().find(|(c, g, _)| *c == clearance && *g == generation)
+        {
+            return entry.clone();
+        }
+        let entry = Arc::new(features::catalogue_entry(&self.sensors_for(clearance)));
+        if let Ok(mut cache) = self.catalogue.lock() {
+            cache.retain(|(c, g, _)| *c != clearance && *g == generation);
+            cache.push((clearance, generation, entry.clone()));
+        }
+        entry
     }
 
     /// Whether any sensor (seen or not) has this id.
@@ -311,6 +365,11 @@ impl Live {
 
     pub fn current(&self) -> HashMap<String, Current> {
         self.store.states().unwrap_or_default()
+    }
+
+    /// The current states of these sensors.
+    pub fn current_of<'a>(&self, ids: impl Iterator<Item = &'a str>) -> HashMap<String, Current> {
+        self.store.states_of(ids).unwrap_or_default()
     }
 }
 

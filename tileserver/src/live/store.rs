@@ -161,9 +161,19 @@ impl SensorStore {
     }
 
     pub fn put_sensor(&self, sensor: &Sensor) -> Result<(), StoreError> {
-        let json = serde_json::to_string(sensor)?;
+        self.put_sensors(std::slice::from_ref(sensor))
+    }
+
+    /// Stores sensors in one durable transaction: all of them or none.
+    pub fn put_sensors(&self, sensors: &[Sensor]) -> Result<(), StoreError> {
         let tx = self.db.begin_write()?;
-        tx.open_table(SENSORS)?.insert(sensor.id.as_str(), json.as_str())?;
+        {
+            let mut table = tx.open_table(SENSORS)?;
+            for sensor in sensors {
+                let json = serde_json::to_string(sensor)?;
+                table.insert(sensor.id.as_str(), json.as_str())?;
+            }
+        }
         tx.commit()?;
         Ok(())
     }
@@ -191,6 +201,15 @@ impl SensorStore {
 
     pub fn states(&self) -> Result<HashMap<String, Current>, StoreError> {
         Ok(self.cached_states()?.clone())
+    }
+
+    /// The states of these sensors only (a page's, not the whole registry's).
+    pub fn states_of<'a>(
+        &self,
+        ids: impl Iterator<Item = &'a str>,
+    ) -> Result<HashMap<String, Current>, StoreError> {
+        let states = self.cached_states()?;
+        Ok(ids.filter_map(|id| states.get(id).map(|c| (id.to_owned(), *c))).collect())
     }
 
     /// Adds `value` to bucket `key`, whose aggregate is `known` when cached.
