@@ -12,6 +12,7 @@
       city, picks, 1 km box queries and OGC items (p50/p99 of each), then tile
       latencies while four large box queries run; writes the figures as JSON.
 """
+import gzip
 import json
 import math
 import re
@@ -76,6 +77,8 @@ def fetch(url):
                                     timeout=600) as r:
             body = r.read()
             status = r.status
+            if r.headers.get("Content-Encoding") == "gzip":
+                body = gzip.decompress(body)
     except urllib.error.HTTPError as e:
         body, status = e.read(), e.code
     return status, body, (time.perf_counter() - start) * 1000.0

@@ -43,15 +43,15 @@ timed() { # NAME COMMAND...
 rm -rf "$work/store" "$work/tippecanoe.pmtiles"
 read -r ingest_wall ingest_cpu ingest_rss < <(timed ingest "$bin/cim-ingest" --store "$work/store" \
   --layer city --max-zoom "$max_zoom" "$city")
-read -r tc_wall tc_cpu tc_rss < <(timed tippecanoe tippecanoe -o "$work/tippecanoe.pmtiles" -P -Z0 \
+read -r tc_wall tc_cpu tc_rss < <(timed tippecanoe tippecanoe -q -o "$work/tippecanoe.pmtiles" -P -Z0 \
   -z"$max_zoom" -l city --drop-smallest-as-needed "$city")
 layer=$(readlink -f "$work/store/city")
 features_mb=$(du -m "$layer/features.json" 2>/dev/null | cut -f1 || echo -)
 pmtiles_mb=$(du -m "$layer/tiles.pmtiles" | cut -f1)
-tiles3d_files=$(find "$layer/tileset" -type f 2>/dev/null | wc -l)
-tiles3d_mb=$(du -sm "$layer/tileset" 2>/dev/null | cut -f1 || echo 0)
-largest_tileset_json_kb=$(find "$layer/tileset" -name '*.json' -printf '%s\n' 2>/dev/null | sort -n | tail -1 | awk '{ printf "%.0f", $1 / 1024 }')
-largest_glb_kb=$(find "$layer/tileset" -name '*.glb' -printf '%s\n' 2>/dev/null | sort -n | tail -1 | awk '{ printf "%.0f", $1 / 1024 }')
+tiles3d_files=$(find "$layer/3dtiles" -type f 2>/dev/null | wc -l)
+tiles3d_mb=$(du -sm "$layer/3dtiles" 2>/dev/null | cut -f1 || echo 0)
+largest_tileset_json_kb=$(find "$layer/3dtiles" -name '*.json' -printf '%s\n' 2>/dev/null | sort -n | tail -1 | awk '{ printf "%.0f", $1 / 1024 }')
+largest_glb_kb=$(find "$layer/3dtiles" -name '*.glb' -printf '%s\n' 2>/dev/null | sort -n | tail -1 | awk '{ printf "%.0f", $1 / 1024 }')
 largest_mvt=$(python3 -c "import json,sys; q=json.load(open(sys.argv[1])); z=q.get('tiling',{}).get('zooms',{}); print(max((v['largest_tile_bytes'],k) for k,v in z.items()) if z else '-')" "$layer/quality.json")
 dropped=$(python3 -c "import json,sys; q=json.load(open(sys.argv[1])); print(sum(v['features_dropped'] for v in q.get('tiling',{}).get('zooms',{}).values()))" "$layer/quality.json")
 tc_mb=$(du -m "$work/tippecanoe.pmtiles" | cut -f1)
