@@ -85,14 +85,7 @@ async fn list_sensors(
     Query(q): Query<SensorPage>,
 ) -> Result<Response, ApiError> {
     let live = live_of(&state)?;
-    let limit = match &q.limit {
-        None => SENSORS_PAGE,
-        Some(l) => {
-            l.parse::<usize>().ok().filter(|n| (1..=MAX_SENSORS_PAGE).contains(n)).ok_or_else(|| {
-                ApiError::BadRequest(format!("limit '{}': a number from 1 to {MAX_SENSORS_PAGE}", clip(l)))
-            })?
-        }
-    };
+    let limit = page_limit(q.limit.as_deref(), SENSORS_PAGE, MAX_SENSORS_PAGE)?;
     let (page, more) = live.sensors_page(q.after.as_deref(), limit);
     let current = live.current_of(page.iter().map(|s| s.id.as_str()));
     let all: Vec<Value> = page.iter().map(|s| sensor_json(s, current.get(&s.id))).collect();
@@ -121,6 +114,18 @@ async fn get_sensor(
 
 fn clip(s: &str) -> String {
     s.chars().take(64).collect()
+}
+
+/// A page size from a `limit` parameter: `default` when absent, else 1..=`max`.
+fn page_limit(limit: Option<&str>, default: usize, max: usize) -> Result<usize, ApiError> {
+    match limit {
+        None => Ok(default),
+        Some(l) => l
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| ApiError::BadRequest(format!("limit '{}': a number from 1 to {max}", clip(l)))),
+    }
 }
 
 /// Registers one sensor (a JSON object: 201 new, 200 replaced, the sensor back), or
@@ -323,14 +328,7 @@ async fn readings(
             ApiError::BadRequest(format!("step '{}': seconds or a number with s, m, h, d", clip(s)))
         })?,
     };
-    let limit = match &params.limit {
-        None => READINGS_PAGE,
-        Some(l) => {
-            l.parse::<usize>().ok().filter(|n| (1..=MAX_READINGS_PAGE).contains(n)).ok_or_else(|| {
-                ApiError::BadRequest(format!("limit '{}': a number from 1 to {MAX_READINGS_PAGE}", clip(l)))
-            })?
-        }
-    };
+    let limit = page_limit(params.limit.as_deref(), READINGS_PAGE, MAX_READINGS_PAGE)?;
     let live = live_of(&state)?.clone();
     let path = format!("/api/sensors/{}/readings", encode_component(&id));
     let (rows, next) = blocking(move || live.store.readings(&id, from, to, step, limit)).await?;
