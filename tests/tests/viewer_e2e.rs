@@ -321,8 +321,12 @@ fn live_sensor_markers_sit_on_their_buildings_coloured_by_state() {
     let cool = serde_json::json!({"id":"cool","kind":"temperature","unit":"°C","lon":east,"lat":lat,
         "warn":80,"alarm":90});
     assert_eq!(post_json(&format!("{}/api/sensors", server.url), &cool), 201);
-    let reading = serde_json::json!([{"sensor":"cool","t":"2026-11-22T08:00:00Z","value":20.0}]);
-    assert_eq!(post_json(&format!("{}/api/readings", server.url), &reading), 200);
+    // Both heard from just now: a sensor silent for three periods (3 min by default)
+    // is stale and leaves the heat map, and the shots above can take that long on a
+    // busy machine.
+    let readings = serde_json::json!([{"sensor":"cool","t":"2026-11-22T08:00:00Z","value":20.0},
+        {"sensor":"boiler","t":"2026-11-22T08:01:00Z","value":97.5}]);
+    assert_eq!(post_json(&format!("{}/api/readings", server.url), &readings), 200);
     let between = format!("{},{lat},1600,0,-89.9", (lon + east) / 2.0);
     let plain = shoot(&server.url, &between, &["--hide", "helsinki/ground,helsinki/buildings"], "heat-off");
     let heat = shoot(
