@@ -11,7 +11,9 @@ use serde::{Deserialize, Serialize};
 pub const CATALOGUE_FILE: &str = "catalogue.json";
 pub const QUALITY_FILE: &str = "quality.json";
 pub const MVT_ARCHIVE_FILE: &str = "tiles.pmtiles";
-pub const FEATURES_FILE: &str = "features.json";
+/// The feature store ([`crate::feature_file`]); layers written before it have
+/// `features.json`, which the server refuses with a call to re-ingest.
+pub const FEATURES_FILE: &str = "features.cimf";
 pub const TILESET_DIR: &str = "3dtiles";
 /// The BIM element property a BIM layer's features are keyed by.
 pub const GLOBAL_ID: &str = "GlobalId";

@@ -116,7 +116,7 @@ pub fn type_name(g: &Geometry<f64>) -> &'static str {
 }
 
 /// Metres per degree of latitude (mean), for coarsening grids.
-const METRES_PER_DEGREE: f64 = 111_320.0;
+pub const METRES_PER_DEGREE: f64 = 111_320.0;
 
 /// Snaps a position to the centre of its cell in a grid `metres` on a side: rows of
 /// equal latitude, and columns as wide in metres at each row's centre.

@@ -5,6 +5,8 @@
 //!   its exact conversions to ECEF and local east-north-up frames used by 3D Tiles.
 //! * [`formats`]: which survey drop format a file is, from its first bytes and name.
 //! * [`catalogue`]: the catalogue entry and data-quality report written per layer.
+//! * [`feature_file`]: the feature store (GeoJSON records, id table, packed R-tree)
+//!   the server reads by range.
 //! * [`mvt`] and [`mvt_decode`]: a Mapbox Vector Tile 2.1 encoder and decoder.
 //! * [`pmtiles`]: PMTiles v3 archive writer and byte-level reader.
 //! * [`points`]: point cloud tile content (GLB `POINTS`, quantised, with intensity
@@ -16,10 +18,11 @@
 //! * [`tileset`] and [`glb`]: OGC 3D Tiles 1.1 `tileset.json` and GLB content with
 //!   `EXT_mesh_features` / `EXT_structural_metadata`.
 //!
-//! The crate does no I/O beyond `std::io::Write` sinks and stays pure Rust so that the
+//! The crate does no I/O beyond `std::io::Write` sinks and positioned reads it is handed and stays pure Rust so that the
 //! viewer can build it for `wasm32-unknown-unknown`.
 
 pub mod catalogue;
+pub mod feature_file;
 pub mod features;
 pub mod formats;
 pub mod frame;
@@ -29,6 +32,7 @@ pub mod mvt_decode;
 pub mod pmtiles;
 pub mod points;
 pub mod quantized_mesh;
+pub mod read_at;
 pub mod sensors;
 pub mod terrain;
 pub mod tile;

@@ -12,6 +12,7 @@ use flate2::Compression as GzLevel;
 use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
 
+use crate::read_at::ReadAt;
 use crate::tile::TileId;
 
 pub const HEADER_LEN: usize = 127;
@@ -489,10 +490,36 @@ fn section(archive: &[u8], offset: u64, length: u64) -> Option<&[u8]> {
 /// Every tile entry of an archive held in memory, leaf directories resolved, sorted
 /// by tile id: one binary search per lookup afterwards.
 pub fn tile_entries(archive: &[u8]) -> Result<(Header, Vec<Entry>), PmTilesError> {
-    let header = Header::parse(archive)?;
-    let root = section(archive, header.root_dir_offset, header.root_dir_length)
+    tile_entries_at(archive, archive.len() as u64)
+}
+
+/// A section of an archive of `len` bytes read by range, or `None` outside it.
+fn read_section<R: ReadAt + ?Sized>(
+    archive: &R,
+    len: u64,
+    offset: u64,
+    length: u64,
+) -> Result<Option<Vec<u8>>, PmTilesError> {
+    if offset.checked_add(length).is_none_or(|end| end > len) {
+        return Ok(None);
+    }
+    let mut buf = vec![0u8; usize::try_from(length).map_err(std::io::Error::other)?];
+    archive.read_exact_at(&mut buf, offset)?;
+    Ok(Some(buf))
+}
+
+/// [`tile_entries`] of an archive of `len` bytes read by range: only the header and
+/// the directories are read, never the tiles.
+pub fn tile_entries_at<R: ReadAt + ?Sized>(
+    archive: &R,
+    len: u64,
+) -> Result<(Header, Vec<Entry>), PmTilesError> {
+    let mut head = vec![0u8; HEADER_LEN.min(usize::try_from(len).unwrap_or(HEADER_LEN))];
+    archive.read_exact_at(&mut head, 0)?;
+    let header = Header::parse(&head)?;
+    let root = read_section(archive, len, header.root_dir_offset, header.root_dir_length)?
         .ok_or(PmTilesError::CorruptDirectory("root directory outside the file"))?;
-    let mut pending = vec![(decode_directory(&decompress(root, header.internal_compression)?)?, 0u8)];
+    let mut pending = vec![(decode_directory(&decompress(&root, header.internal_compression)?)?, 0u8)];
     let mut tiles = Vec::new();
     while let Some((entries, depth)) = pending.pop() {
         for e in entries {
@@ -503,9 +530,14 @@ pub fn tile_entries(archive: &[u8]) -> Result<(Header, Vec<Entry>), PmTilesError
             if depth >= 3 {
                 return Err(PmTilesError::CorruptDirectory("leaf directories nest deeper than 3"));
             }
-            let leaf = section(archive, header.leaf_dirs_offset + e.offset, u64::from(e.length))
+            let leaf = header
+                .leaf_dirs_offset
+                .checked_add(e.offset)
+                .map(|at| read_section(archive, len, at, u64::from(e.length)))
+                .transpose()?
+                .flatten()
                 .ok_or(PmTilesError::CorruptDirectory("leaf outside the file"))?;
-            pending.push((decode_directory(&decompress(leaf, header.internal_compression)?)?, depth + 1));
+            pending.push((decode_directory(&decompress(&leaf, header.internal_compression)?)?, depth + 1));
         }
     }
     tiles.sort_by_key(|e| e.tile_id);

@@ -649,9 +649,10 @@ fn build(run: &mut LayerRun<'_>) -> Result<Built, IngestError> {
         root,
     };
     write_json(&dir.join(TILESET_DIR).join("tileset.json"), &tileset)?;
-    features.sort_by_key(|(fid, _)| *fid);
-    let collection = json!({"type": "FeatureCollection", "features": features.into_iter().map(|(_, f)| f).collect::<Vec<_>>()});
-    write_json(&dir.join(FEATURES_FILE), &collection)?;
+    crate::feature_store::write_values(
+        &dir.join(FEATURES_FILE),
+        features.into_iter().map(|(_, f)| f).collect(),
+    )?;
 
     let mut elements_by_class: BTreeMap<String, u64> = BTreeMap::new();
     for e in models.iter().flat_map(|m| &m.elements) {

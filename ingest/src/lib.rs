@@ -15,6 +15,7 @@ pub mod clip;
 pub mod crs;
 pub mod error;
 pub mod feature;
+pub mod feature_store;
 pub mod gcj02;
 pub mod governance;
 pub mod ifc;

@@ -270,5 +270,5 @@ pub(crate) fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<
 /// The feature store of a layer whose contents are not features (points, terrain):
 /// empty, so the feature API answers with no items rather than failing.
 pub(crate) fn write_no_features(dir: &Path) -> Result<(), IngestError> {
-    write_json(&dir.join(FEATURES_FILE), &serde_json::json!({"type": "FeatureCollection", "features": []}))
+    crate::feature_store::write_values(&dir.join(FEATURES_FILE), Vec::new())
 }

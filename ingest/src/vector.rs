@@ -3,7 +3,6 @@
 //! heights extruded as 3D Tiles buildings ([`crate::buildings`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
@@ -11,7 +10,7 @@ use cim_core::catalogue::{
     AttributeField, CATALOGUE_FILE, CatalogueEntry, FEATURES_FILE, LayerContent, MVT_ARCHIVE_FILE,
     QualityReport, TILESET_DIR,
 };
-use cim_core::features::{to_geojson, type_name};
+use cim_core::features::type_name;
 use geo::BoundingRect;
 use geo_types::Geometry;
 use serde_json::{Map, Value};
@@ -439,24 +438,11 @@ fn build(run: &mut LayerRun<'_>) -> Result<Built, IngestError> {
 }
 
 fn write_features(features: &[LayerFeature], path: &Path) -> Result<(), IngestError> {
-    let file = std::fs::File::create(path).map_err(|e| IngestError::store(path, e))?;
-    let mut out = BufWriter::new(file);
-    let io = |e: std::io::Error| IngestError::store(path, e);
-    out.write_all(b"{\"type\":\"FeatureCollection\",\"features\":[\n").map_err(io)?;
-    for (i, f) in features.iter().enumerate() {
-        if i > 0 {
-            out.write_all(b",\n").map_err(io)?;
-        }
-        let v = serde_json::json!({
-            "type": "Feature",
-            "id": f.fid,
-            "geometry": to_geojson(&f.geometry),
-            "properties": f.properties,
-        });
-        serde_json::to_writer(&mut out, &v).map_err(|e| io(std::io::Error::other(e)))?;
+    let mut store = crate::feature_store::FeatureStore::create(path)?;
+    for f in features {
+        store.push(f.fid, &f.geometry, &f.properties)?;
     }
-    out.write_all(b"\n]}\n").map_err(io)?;
-    out.flush().map_err(io)
+    store.finish()
 }
 
 #[cfg(test)]

@@ -157,3 +157,14 @@ pub fn walk_files(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// Every feature a layer version stores, in id order, read from its feature store
+/// (`features.cimf`) as GeoJSON.
+pub fn stored_features(layer_dir: &Path) -> Vec<serde_json::Value> {
+    use cim_core::feature_file::FeatureFile;
+    let bytes = std::fs::read(layer_dir.join(cim_core::catalogue::FEATURES_FILE)).expect("feature store");
+    let file = FeatureFile::open(bytes.as_slice(), bytes.len() as u64).expect("a feature store");
+    (0..file.len())
+        .map(|i| serde_json::from_slice(&file.record(i).expect("record")).expect("GeoJSON feature"))
+        .collect()
+}

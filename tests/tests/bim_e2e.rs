@@ -40,9 +40,7 @@ fn catalogue(store: &Path, layer: &str) -> Value {
 }
 
 fn features(store: &Path, layer: &str) -> Vec<Value> {
-    let text = std::fs::read(store.join(layer).join("features.json")).expect("features");
-    let v: Value = serde_json::from_slice(&text).expect("features json");
-    v["features"].as_array().expect("features").clone()
+    stored_features(&store.join(layer))
 }
 
 /// IfcOpenShell's view of a model (tests/oracles/ifc_bounds.py).
@@ -354,7 +352,7 @@ fn ingest_edited(store: &Path, layer: &str, edit: impl Fn(&str) -> String) -> Ou
 fn malformed_step_gives_a_clear_error_and_leaves_the_served_model_alone() {
     let store = temp_dir("bim-bad");
     ingest_ok(&store, "house", &[], &[&data("ifc/AC20-FZK-Haus.ifc")]);
-    let before = std::fs::read(store.join("house/features.json")).expect("features");
+    let before = std::fs::read(store.join("house/features.cimf")).expect("features");
 
     let truncated = ingest_edited(&store, "house", |t| t[..t.len() * 3 / 5].to_owned());
     assert!(!truncated.ok);
@@ -397,7 +395,7 @@ fn malformed_step_gives_a_clear_error_and_leaves_the_served_model_alone() {
         second_parent.stderr
     );
 
-    assert_eq!(std::fs::read(store.join("house/features.json")).expect("features"), before, "still served");
+    assert_eq!(std::fs::read(store.join("house/features.cimf")).expect("features"), before, "still served");
 
     // A placement that refers to itself and a reference to nothing: those elements
     // lose their geometry, named in the quality report; the rest is ingested.
@@ -426,20 +424,14 @@ fn malformed_step_gives_a_clear_error_and_leaves_the_served_model_alone() {
         t.replacen("'Wohnhaus',#432,$,$,.ELEMENT.", "'Wohnhaus',$,$,$,.ELEMENT.", 1)
     });
     assert!(bare.ok, "{}", bare.stderr);
-    let features: Value =
-        serde_json::from_slice(&std::fs::read(store.join("bare/features.json")).expect("features"))
-            .expect("json");
-    let features = features["features"].as_array().expect("features");
+    let features = stored_features(&store.join("bare"));
     let building = features
         .iter()
         .find(|f| f["properties"]["GlobalId"] == "2hQBAVPOr5VxhS3Jl0O47h")
         .unwrap_or_else(|| panic!("the bare IfcBuilding is a feature: {}", features.len()));
     assert_eq!(building["properties"]["ifc_class"], "IfcBuilding", "{building}");
     let all = features.len();
-    let house: Value =
-        serde_json::from_slice(&std::fs::read(store.join("house/features.json")).expect("features"))
-            .expect("json");
-    assert_eq!(all, house["features"].as_array().map_or(0, Vec::len), "no element lost or added");
+    assert_eq!(all, stored_features(&store.join("house")).len(), "no element lost or added");
 }
 
 /// `gdaltransform` between two CRSs, one point.

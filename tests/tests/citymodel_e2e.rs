@@ -129,8 +129,7 @@ fn every_cityjson_file_keeps_its_objects_by_type_levels_and_versions_and_its_glb
             .map(|(id, _)| id)
             .collect();
         assert_eq!(catalogue["feature_count"], with_geometry + assemblies.len(), "{file}");
-        let features = json_file(&store.join(layer_name(file)).join("features.json"));
-        let features = features["features"].as_array().expect("features");
+        let features = stored_features(&store.join(layer_name(file)));
         let by_fid = |fid: &Value| features.iter().find(|f| &f["id"] == fid).expect("a linked feature");
         for id in &assemblies {
             let whole =
@@ -285,8 +284,7 @@ fn every_cityjson_file_keeps_its_objects_by_type_levels_and_versions_and_its_glb
     let server = Server::start(&store);
     // A pick inside a part finds the part and the building it belongs to.
     let layer = layer_name("DH_01_subs.city.json");
-    let features = json_file(&store.join(&layer).join("features.json"));
-    let features = features["features"].as_array().expect("features");
+    let features = stored_features(&store.join(&layer));
     let mut picked = 0;
     for part in features.iter().filter(|f| f["properties"]["parent_fid"].is_u64()) {
         let ring = match part["geometry"]["type"].as_str() {
@@ -328,10 +326,7 @@ fn every_delft_object_lands_where_gdal_puts_its_source_vertices_within_a_centime
     let by_id = source_vertices(&source);
     let dir = store.join("delft");
     let m = root_transform(&dir);
-    let features = json_file(&dir.join("features.json"));
-    let id_of_fid: HashMap<u64, String> = features["features"]
-        .as_array()
-        .expect("features")
+    let id_of_fid: HashMap<u64, String> = stored_features(&dir)
         .iter()
         .map(|f| {
             (f["id"].as_u64().expect("fid"), f["properties"]["cityjson_id"].as_str().expect("id").to_owned())
@@ -476,9 +471,7 @@ fn cityjson_1_0_and_cityjsonseq_read_like_their_newer_forms_and_broken_files_fai
         p
     };
     assert_eq!(positions("v10"), positions("v11"), "the same vertices to the millimetre");
-    let feature = |layer: &str| {
-        json_file(&store.join(layer).join("features.json"))["features"][0]["properties"].clone()
-    };
+    let feature = |layer: &str| stored_features(&store.join(layer))[0]["properties"].clone();
     let (p10, p11) = (feature("v10"), feature("v11"));
     assert_eq!(p10["identificatiebagpnd"], p11["identificatiebagpnd"]);
     assert_eq!(p10["lod"], "1");

@@ -140,8 +140,8 @@ async fn pick(
     let mut hits = Vec::new();
     for name in selected_layers(&state, &params).await? {
         let layer = state.layers.get(&name).await?;
-        for i in layer.pick(lon, lat) {
-            hits.push(tagged(&layer, i, &name));
+        for i in layer.pick(lon, lat)? {
+            hits.push(tagged(&layer, i, &name)?);
         }
     }
     Ok(geojson(&headers, &json!({"type": "FeatureCollection", "features": hits})))
@@ -152,10 +152,10 @@ fn geojson(headers: &HeaderMap, doc: &Value) -> Response {
 }
 
 /// A stored feature with the layer it came from, for answers spanning layers.
-fn tagged(layer: &crate::layers::Layer, index: usize, name: &str) -> Value {
-    let mut f = layer.feature(index);
+fn tagged(layer: &crate::layers::Layer, index: usize, name: &str) -> Result<Value, ApiError> {
+    let mut f = layer.feature(index)?;
     f["layer"] = Value::from(name);
-    f
+    Ok(f)
 }
 
 /// Features intersecting `bbox` in `layer` (or every layer, in name order), a page
@@ -194,11 +194,11 @@ async fn query(
         let mut hits = Vec::new();
         let mut matched = 0usize;
         for (name, layer) in &layers {
-            let found = layer.query(bbox);
+            let found = layer.query(bbox)?;
             // This layer's matches come after `matched` others in the whole answer.
             let skip = offset.saturating_sub(matched);
             for &i in found.iter().skip(skip).take(limit - hits.len()) {
-                hits.push(tagged(layer, i, name));
+                hits.push(tagged(layer, i, name)?);
             }
             matched += found.len();
         }
@@ -210,8 +210,8 @@ async fn query(
         }
         let doc = json!({"type": "FeatureCollection", "numberMatched": matched, "numberReturned": returned,
                          "truncated": more, "features": hits, "links": links});
-        Prepared::new("application/geo+json", doc.to_string().into_bytes())
+        Ok::<_, ApiError>(Prepared::new("application/geo+json", doc.to_string().into_bytes()))
     })
-    .await?;
+    .await??;
     Ok(answer.respond(&headers, Freshness::Content))
 }

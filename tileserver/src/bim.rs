@@ -40,7 +40,7 @@ async fn element(
     let index = layer
         .global_id(&global_id)
         .ok_or_else(|| ApiError::NotFound(format!("no element {global_id} in layer '{layer_name}'")))?;
-    let feature = &layer.feature(index);
+    let feature = &layer.feature(index)?;
     let mut doc = feature["properties"].clone();
     if let Value::Object(map) = &mut doc {
         map.insert("layer".into(), Value::from(layer_name.as_str()));

@@ -9,41 +9,70 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use cim_core::catalogue::{
-    CATALOGUE_FILE, CatalogueEntry, Classification, GLOBAL_ID, LayerKind, MVT_ARCHIVE_FILE, RuleAction,
+    CATALOGUE_FILE, CatalogueEntry, Classification, CoarsenRule, FEATURES_FILE, GLOBAL_ID, LayerKind,
+    MVT_ARCHIVE_FILE, RuleAction,
 };
-use cim_core::features::from_geojson;
-use cim_core::pmtiles::{Entry, Header, Lookup, find, tile_entries};
+use cim_core::feature_file::FeatureFile;
+use cim_core::features::{METRES_PER_DEGREE, from_geojson};
+use cim_core::pmtiles::{Entry, Header, Lookup, find, tile_entries_at};
+use cim_core::read_at::ReadAt;
 use cim_core::terrain::TerrainSurface;
 use cim_core::tile::TileId;
-use geo::{BoundingRect, Intersects};
+use geo::Intersects;
 use geo_types::{Geometry, Point, Rect};
-use rstar::primitives::{GeomWithData, Rectangle};
-use rstar::{AABB, RTree};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::ApiError;
 use crate::http_cache::Prepared;
 
-type Indexed = GeomWithData<Rectangle<[f64; 2]>, usize>;
+/// A file of a layer version, read by range (many readers at once, no seek state).
+pub struct DiskFile {
+    file: std::fs::File,
+    len: u64,
+}
 
-/// A PMTiles archive in memory with its directory flattened for binary search.
+impl DiskFile {
+    fn open(path: &Path) -> Result<Self, String> {
+        let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let len = file.metadata().map_err(|e| format!("{}: {e}", path.display()))?.len();
+        Ok(Self { file, len })
+    }
+}
+
+impl ReadAt for DiskFile {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        std::os::unix::fs::FileExt::read_exact_at(&self.file, buf, offset)
+    }
+}
+
+/// A PMTiles archive on disk: its directory in memory, flattened for binary search
+/// (one entry per distinct tile run, not per feature), tiles read by range.
 pub struct TileArchive {
     pub header: Header,
-    bytes: Vec<u8>,
+    file: DiskFile,
     entries: Vec<Entry>,
 }
 
 impl TileArchive {
+    fn open(path: &Path) -> Result<Self, String> {
+        let file = DiskFile::open(path)?;
+        let (header, entries) =
+            tile_entries_at(&file, file.len).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(Self { header, file, entries })
+    }
+
     /// The stored (possibly compressed) bytes of a tile and their offset, which
     /// identifies the content within this archive (identical tiles share it).
-    pub fn tile(&self, tile: TileId) -> Option<(&[u8], u64)> {
+    pub fn tile(&self, tile: TileId) -> Result<Option<(Vec<u8>, u64)>, ApiError> {
         let Lookup::Tile { offset, length } = find(&self.entries, tile.hilbert_id()) else {
-            return None;
+            return Ok(None);
         };
-        let start = usize::try_from(self.header.tile_data_offset + offset).ok()?;
-        let bytes = self.bytes.get(start..start.checked_add(length as usize)?)?;
-        Some((bytes, offset))
+        let mut bytes = vec![0u8; length as usize];
+        self.file
+            .read_exact_at(&mut bytes, self.header.tile_data_offset.saturating_add(offset))
+            .map_err(|e| ApiError::Internal(format!("tile {tile}: {e}")))?;
+        Ok(Some((bytes, offset)))
     }
 }
 
@@ -67,111 +96,75 @@ pub struct Layer {
     catalogue_without_paths: CatalogueEntry,
     pub archive: Option<TileArchive>,
     prepared: Mutex<PreparedCache>,
-    /// GeoJSON features sorted by id, as ingest wrote them.
-    pub features: Vec<Value>,
-    geometries: Vec<Geometry<f64>>,
-    tree: RTree<Indexed>,
-    /// BIM layers: feature index by IFC GlobalId.
+    /// The feature store on disk: features by position (their rank by id), by id
+    /// and by box.
+    features: FeatureFile<DiskFile>,
+    /// BIM layers (one model's elements): feature position by IFC GlobalId.
     global_ids: HashMap<String, usize>,
     /// Terrain layers: the finest level's meshes.
     pub terrain: Option<TerrainSurface>,
-    /// What callers below the layer's coarsening clearance search and see.
-    coarse: Option<Coarse>,
-}
-
-/// A layer's positions on its coarsening grid, indexed like the exact ones, so that
-/// picking and box queries cannot trace an outline finer than the grid.
-struct Coarse {
-    clearance: cim_core::catalogue::Classification,
-    metres: f64,
-    geometries: Vec<Geometry<f64>>,
-    geojson: Vec<Value>,
-    tree: RTree<Indexed>,
-}
-
-impl Coarse {
-    fn build(rule: cim_core::catalogue::CoarsenRule, exact: &[Geometry<f64>]) -> Self {
-        let geometries: Vec<Geometry<f64>> =
-            exact.iter().map(|g| cim_core::features::coarsen(g, rule.metres)).collect();
-        let geojson = geometries.iter().map(cim_core::features::to_geojson).collect();
-        Self { clearance: rule.clearance, metres: rule.metres, tree: index(&geometries), geometries, geojson }
-    }
-}
-
-fn index(geometries: &[Geometry<f64>]) -> RTree<Indexed> {
-    let entries = geometries
-        .iter()
-        .enumerate()
-        .filter_map(|(i, g)| {
-            let r = g.bounding_rect()?;
-            Some(GeomWithData::new(
-                Rectangle::from_corners([r.min().x, r.min().y], [r.max().x, r.max().y]),
-                i,
-            ))
-        })
-        .collect();
-    RTree::bulk_load(entries)
+    /// The grid callers below its clearance see positions on (computed per answer,
+    /// so no coarse copy of the layer is kept).
+    coarse: Option<CoarsenRule>,
 }
 
 impl Layer {
     fn load(dir: PathBuf) -> Result<Self, String> {
-        let read = |name: &str| {
-            std::fs::read(dir.join(name)).map_err(|e| format!("{}: {e}", dir.join(name).display()))
-        };
-        let catalogue: CatalogueEntry =
-            serde_json::from_slice(&read(CATALOGUE_FILE)?).map_err(|e| format!("{CATALOGUE_FILE}: {e}"))?;
+        let catalogue_path = dir.join(CATALOGUE_FILE);
+        let catalogue: CatalogueEntry = serde_json::from_slice(
+            &std::fs::read(&catalogue_path).map_err(|e| format!("{}: {e}", catalogue_path.display()))?,
+        )
+        .map_err(|e| format!("{CATALOGUE_FILE}: {e}"))?;
         let archive = match &catalogue.mvt_archive {
-            Some(name) if name == MVT_ARCHIVE_FILE => {
-                let bytes = read(name)?;
-                let (header, entries) = tile_entries(&bytes).map_err(|e| format!("{name}: {e}"))?;
-                Some(TileArchive { header, bytes, entries })
-            }
+            Some(name) if name == MVT_ARCHIVE_FILE => Some(TileArchive::open(&dir.join(name))?),
             _ => None,
         };
-        let mut collection: Value = serde_json::from_slice(&read(&catalogue.features)?)
-            .map_err(|e| format!("{}: {e}", catalogue.features))?;
-        let features = match collection.get_mut("features").map(Value::take) {
-            Some(Value::Array(a)) => a,
-            _ => return Err(format!("{}: no features array", catalogue.features)),
-        };
-        let geometries = features
-            .iter()
-            .enumerate()
-            .map(|(i, f)| from_geojson(&f["geometry"]).map_err(|e| format!("feature {i}: {e}")))
-            .collect::<Result<Vec<_>, _>>()?;
-        let coarse = catalogue.coarsen.map(|rule| Coarse::build(rule, &geometries));
-        let global_ids = if catalogue.kind() == LayerKind::Bim {
-            features
-                .iter()
-                .enumerate()
-                .filter_map(|(i, f)| f["properties"][GLOBAL_ID].as_str().map(|g| (g.to_owned(), i)))
-                .collect()
-        } else {
-            HashMap::new()
-        };
-        let terrain = match catalogue.terrain() {
-            Some(t) => Some(
-                TerrainSurface::from_bytes(&read(&t.surface)?).map_err(|e| format!("{}: {e}", t.surface))?,
-            ),
-            None => None,
-        };
-        let mut catalogue_without_paths = catalogue.clone();
-        for source in &mut catalogue_without_paths.sources {
-            source.path = crate::paths::without_directories(&source.path);
+        if catalogue.features != FEATURES_FILE {
+            return Err(format!(
+                "{}: the features are in '{}', written by an ingest before the feature store \
+                 ({FEATURES_FILE}); re-ingest the layer",
+                dir.display(),
+                catalogue.features
+            ));
         }
-        Ok(Self {
-            dir,
-            terrain,
+        let path = dir.join(FEATURES_FILE);
+        let file = DiskFile::open(&path)?;
+        let len = file.len;
+        let features = FeatureFile::open(file, len).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut layer = Self {
+            terrain: match catalogue.terrain() {
+                Some(t) => {
+                    let path = dir.join(&t.surface);
+                    let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+                    Some(TerrainSurface::from_bytes(&bytes).map_err(|e| format!("{}: {e}", t.surface))?)
+                }
+                None => None,
+            },
+            catalogue_without_paths: {
+                let mut c = catalogue.clone();
+                for source in &mut c.sources {
+                    source.path = crate::paths::without_directories(&source.path);
+                }
+                c
+            },
+            coarse: catalogue.coarsen,
             catalogue,
-            catalogue_without_paths,
+            dir,
             archive,
             prepared: Mutex::new(PreparedCache::default()),
             features,
-            tree: index(&geometries),
-            geometries,
-            global_ids,
-            coarse,
-        })
+            global_ids: HashMap::new(),
+        };
+        if layer.catalogue.kind() == LayerKind::Bim {
+            // One model's elements: few enough to key in memory.
+            for i in 0..layer.features.len() {
+                let f = layer.stored(i as usize).map_err(|e| e.to_string())?;
+                if let Some(g) = f["properties"][GLOBAL_ID].as_str() {
+                    layer.global_ids.insert(g.to_owned(), i as usize);
+                }
+            }
+        }
+        Ok(layer)
     }
 
     /// The catalogue entry as the caller may read it: admins see where the ingest
@@ -211,18 +204,44 @@ impl Layer {
         Ok(p)
     }
 
-    /// Feature `index` as the caller may see it: protected attributes dropped,
-    /// masked or hashed below their rule's clearance.
-    pub fn feature(&self, index: usize) -> Value {
-        let mut f = self.features.get(index).cloned().unwrap_or(Value::Null);
-        if let Some(coarse) = self.coarse_for_caller()
-            && let (Some(slot), Some(g)) = (f.get_mut("geometry"), coarse.geojson.get(index))
-        {
-            slot.clone_from(g);
+    /// How many features the layer has.
+    pub fn feature_count(&self) -> usize {
+        self.features.len() as usize
+    }
+
+    fn read_error(&self, e: impl std::fmt::Display) -> ApiError {
+        ApiError::Internal(format!("{}: {e}", self.dir.join(FEATURES_FILE).display()))
+    }
+
+    /// Feature `index` as ingest stored it, whatever the caller's clearance: for
+    /// decisions, never for answers.
+    pub fn stored(&self, index: usize) -> Result<Value, ApiError> {
+        let bytes = self.features.record(index as u64).map_err(|e| self.read_error(e))?;
+        serde_json::from_slice(&bytes).map_err(|e| self.read_error(format!("feature {index}: {e}")))
+    }
+
+    /// The geometry of a stored feature as the caller may see it: on the coarsening
+    /// grid below its clearance.
+    fn geometry_for_caller(&self, f: &Value) -> Option<Geometry<f64>> {
+        let exact = from_geojson(&f["geometry"]).ok()?;
+        Some(match self.coarse_for_caller() {
+            Some(rule) => cim_core::features::coarsen(&exact, rule.metres),
+            None => exact,
+        })
+    }
+
+    /// Feature `index` as the caller may see it: positions coarsened and protected
+    /// attributes dropped, masked or hashed below their rule's clearance.
+    pub fn feature(&self, index: usize) -> Result<Value, ApiError> {
+        let mut f = self.stored(index)?;
+        if self.coarse_for_caller().is_some() {
+            let coarse =
+                self.geometry_for_caller(&f).map_or(Value::Null, |g| cim_core::features::to_geojson(&g));
+            f["geometry"] = coarse;
         }
         let rules = &self.catalogue.attribute_rules;
         if rules.is_empty() {
-            return f;
+            return Ok(f);
         }
         let caller = crate::access::current();
         if let Some(props) = f.get_mut("properties").and_then(Value::as_object_mut) {
@@ -258,7 +277,7 @@ impl Layer {
                 }
             }
         }
-        f
+        Ok(f)
     }
 
     /// The feature of a BIM element.
@@ -266,70 +285,75 @@ impl Layer {
         self.global_ids.get(id).copied()
     }
 
-    /// The coarse positions, when the caller is below the layer's coarsening clearance.
-    fn coarse_for_caller(&self) -> Option<&Coarse> {
-        self.coarse.as_ref().filter(|c| !crate::access::current().may_see(c.clearance))
+    /// The coarsening grid, when the caller is below its clearance.
+    fn coarse_for_caller(&self) -> Option<CoarsenRule> {
+        self.coarse.filter(|c| !crate::access::current().may_see(c.clearance))
     }
 
-    /// The geometries and index the caller searches: coarse below the clearance.
-    fn searched(&self) -> (&[Geometry<f64>], &RTree<Indexed>) {
-        match self.coarse_for_caller() {
-            Some(c) => (&c.geometries, &c.tree),
-            None => (&self.geometries, &self.tree),
+    /// Positions of the features whose geometry, as the caller sees it, intersects
+    /// `probe` (inside `bbox`), in id order. Boxes from the index decide alone where
+    /// a feature's box lies wholly inside a query box; the rest are read and tested.
+    fn search(&self, bbox: [f64; 4], probe: &Geometry<f64>) -> Result<Vec<usize>, ApiError> {
+        let coarse = self.coarse_for_caller();
+        // Coarse positions lie within a cell of the exact ones: widen the search by
+        // one cell so nothing the caller would see on the grid is missed.
+        let searched = match coarse {
+            Some(rule) => {
+                let dlat = rule.metres / METRES_PER_DEGREE;
+                let top = bbox[1].abs().max(bbox[3].abs()) + dlat;
+                let dlon = (rule.metres / (METRES_PER_DEGREE * top.min(89.9).to_radians().cos())).min(360.0);
+                [bbox[0] - dlon, bbox[1] - dlat, bbox[2] + dlon, bbox[3] + dlat]
+            }
+            None => bbox,
+        };
+        let candidates = self.features.search_boxes(searched).map_err(|e| self.read_error(e))?;
+        let mut hits = Vec::new();
+        for (position, b) in candidates {
+            let inside = b[0] >= bbox[0] && b[1] >= bbox[1] && b[2] <= bbox[2] && b[3] <= bbox[3];
+            if coarse.is_none() && inside && matches!(probe, Geometry::Rect(_)) {
+                hits.push(position as usize);
+                continue;
+            }
+            let f = self.stored(position as usize)?;
+            if self.geometry_for_caller(&f).is_some_and(|g| g.intersects(probe)) {
+                hits.push(position as usize);
+            }
         }
+        Ok(hits)
     }
 
-    /// Indices of features whose geometry contains or touches the point. Below the
-    /// coarsening clearance the point is snapped to its cell first, so a pick finds
-    /// what is in the cell (features coarsened to points sit at cell centres) and
-    /// probing within a cell learns nothing.
-    pub fn pick(&self, lon: f64, lat: f64) -> Vec<usize> {
+    /// Positions of features whose geometry contains or touches the point. Below
+    /// the coarsening clearance the point is snapped to its cell first, so a pick
+    /// finds what is in the cell (features coarsened to points sit at cell centres)
+    /// and probing within a cell learns nothing.
+    pub fn pick(&self, lon: f64, lat: f64) -> Result<Vec<usize>, ApiError> {
         let (lon, lat) = match self.coarse_for_caller() {
-            Some(c) => {
-                let s = cim_core::features::coarsen_coord(geo_types::Coord { x: lon, y: lat }, c.metres);
+            Some(rule) => {
+                let s = cim_core::features::coarsen_coord(geo_types::Coord { x: lon, y: lat }, rule.metres);
                 (s.x, s.y)
             }
             None => (lon, lat),
         };
-        let p = Point::new(lon, lat);
-        let (geometries, tree) = self.searched();
-        let mut hits: Vec<usize> = tree
-            .locate_all_at_point(&[lon, lat])
-            .map(|e| e.data)
-            .filter(|&i| geometries[i].intersects(&p))
-            .collect();
-        hits.sort_unstable();
-        hits
+        self.search([lon, lat, lon, lat], &Geometry::Point(Point::new(lon, lat)))
     }
 
-    /// Indices of features intersecting the box, in id order.
-    pub fn query(&self, bbox: [f64; 4]) -> Vec<usize> {
+    /// Positions of features intersecting the box, in id order.
+    pub fn query(&self, bbox: [f64; 4]) -> Result<Vec<usize>, ApiError> {
         let rect = Rect::new((bbox[0], bbox[1]), (bbox[2], bbox[3]));
-        let (geometries, tree) = self.searched();
-        let mut hits: Vec<usize> = tree
-            .locate_in_envelope_intersecting(&AABB::from_corners([bbox[0], bbox[1]], [bbox[2], bbox[3]]))
-            .map(|e| e.data)
-            .filter(|&i| geometries[i].intersects(&rect))
-            .collect();
-        hits.sort_unstable();
-        hits
+        self.search(bbox, &Geometry::Rect(rect))
     }
 
     /// A point inside feature `index` (not merely its centroid, which may fall in a
-    /// courtyard): where a sensor attached to it is drawn.
+    /// courtyard), as the caller sees it: where a sensor attached to it is drawn.
     pub fn anchor(&self, index: usize) -> Option<(f64, f64)> {
         use geo::InteriorPoint;
-        self.searched().0.get(index)?.interior_point().map(|p| (p.x(), p.y()))
+        let f = self.stored(index).ok()?;
+        self.geometry_for_caller(&f)?.interior_point().map(|p| (p.x(), p.y()))
     }
 
-    pub fn fid(&self, index: usize) -> Option<u64> {
-        self.features.get(index).and_then(|f| f["id"].as_u64())
-    }
-
-    /// Position of feature `fid` (features are sorted by id).
-    pub fn find_fid(&self, fid: u64) -> Option<usize> {
-        let i = self.features.partition_point(|f| f["id"].as_u64().is_some_and(|id| id < fid));
-        (self.fid(i) == Some(fid)).then_some(i)
+    /// Position of feature `fid`.
+    pub fn find_fid(&self, fid: u64) -> Result<Option<usize>, ApiError> {
+        Ok(self.features.position_of(fid).map_err(|e| self.read_error(e))?.map(|p| p as usize))
     }
 }
 

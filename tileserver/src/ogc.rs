@@ -203,15 +203,16 @@ async fn items(
         // A box over a city is heavy: searched in the bounded pool.
         crate::heavy::run(move || match bbox {
             Some(b) => {
-                let matched = layer.query(b);
-                (matched.len(), matched.iter().skip(offset).take(limit).map(|&i| layer.feature(i)).collect())
+                let matched = layer.query(b)?;
+                let page = matched.iter().skip(offset).take(limit).map(|&i| layer.feature(i));
+                Ok::<_, ApiError>((matched.len(), page.collect::<Result<_, _>>()?))
             }
             None => {
-                let n = layer.features.len();
-                (n, (offset.min(n)..n).take(limit).map(|i| layer.feature(i)).collect())
+                let n = layer.feature_count();
+                Ok((n, (offset.min(n)..n).take(limit).map(|i| layer.feature(i)).collect::<Result<_, _>>()?))
             }
         })
-        .await?
+        .await??
     };
     let base = base_url(&headers);
     let mut query: Vec<String> = vec![format!("limit={limit}")];
@@ -255,8 +256,9 @@ async fn item(
         live::features::feature(&sensor, live.current().get(&fid))
     } else {
         let layer = state.layers.get(&id).await?;
-        let index = fid.parse::<u64>().ok().and_then(|f| layer.find_fid(f)).ok_or_else(missing)?;
-        layer.feature(index)
+        let fid = fid.parse::<u64>().map_err(|_| missing())?;
+        let index = layer.find_fid(fid)?.ok_or_else(missing)?;
+        layer.feature(index)?
     };
     let base = base_url(&headers);
     doc["links"] = json!([

@@ -109,7 +109,7 @@ async fn mvt_tile(
             "layer '{name}' has vector tiles at zooms {min_zoom} to {max_zoom}, not {z} (clients overzoom {max_zoom})"
         )));
     }
-    let Some((bytes, offset)) = archive.tile(tile) else {
+    let Some((bytes, offset)) = archive.tile(tile)? else {
         // Inside the layer's zooms but without data: empty, and as cacheable as a tile.
         let etag = format!("\"{}-empty\"", layer.catalogue.version);
         return Ok(respond_empty(&headers, &etag, Freshness::Content));
@@ -121,7 +121,7 @@ async fn mvt_tile(
     let fresh = Freshness::Content;
     match archive.header.tile_compression {
         Compression::Gzip if accepts_gzip(&headers) => {
-            Ok(respond(&headers, bytes.to_vec(), content_type, Some("gzip"), Some(&etag), fresh))
+            Ok(respond(&headers, bytes, content_type, Some("gzip"), Some(&etag), fresh))
         }
         compression if accepts_encoding(&headers, "br") => {
             let cache = crate::http_cache::brotli_tiles();
@@ -129,14 +129,14 @@ async fn mvt_tile(
                 Some(hit) => hit,
                 None => {
                     let plain =
-                        decompress(bytes, compression).map_err(|e| ApiError::Internal(e.to_string()))?;
+                        decompress(&bytes, compression).map_err(|e| ApiError::Internal(e.to_string()))?;
                     cache.get_or_make(&etag, || plain)
                 }
             };
             Ok(respond(&headers, br, content_type, Some("br"), Some(&etag), fresh))
         }
         compression => {
-            let plain = decompress(bytes, compression).map_err(|e| ApiError::Internal(e.to_string()))?;
+            let plain = decompress(&bytes, compression).map_err(|e| ApiError::Internal(e.to_string()))?;
             Ok(respond(&headers, plain, content_type, None, Some(&etag), fresh))
         }
     }

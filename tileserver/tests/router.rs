@@ -4,7 +4,8 @@ use std::path::{Path, PathBuf};
 
 use axum::body::{Body, to_bytes};
 use axum::http::{Request, StatusCode, header};
-use cim_core::catalogue::{CatalogueEntry, LayerContent, SERVICE_FRAME};
+use cim_core::catalogue::{CatalogueEntry, FEATURES_FILE, LayerContent, SERVICE_FRAME};
+use cim_core::feature_file::FeatureFileWriter;
 use cim_core::mvt::{DEFAULT_EXTENT, LayerBuilder, TileGeometry, encode_tile};
 use cim_core::pmtiles::{ArchiveInfo, Compression, TileType, Writer, gzip};
 use cim_core::tile::TileId;
@@ -22,12 +23,14 @@ fn square(fid: u64, x: f64, y: f64) -> Value {
 fn publish(store: &Path, version: &str, n: u64) {
     let dir = store.join(".versions").join(format!("demo@{version}"));
     std::fs::create_dir_all(&dir).expect("dir");
-    let features: Vec<Value> = (1..=n).map(|i| square(i, i as f64 * 2.0, 10.0)).collect();
-    std::fs::write(
-        dir.join("features.json"),
-        json!({"type": "FeatureCollection", "features": features}).to_string(),
-    )
-    .expect("features");
+    let mut features = FeatureFileWriter::new(Vec::new()).expect("features");
+    for i in 1..=n {
+        let x = i as f64 * 2.0;
+        features
+            .push(i, Some([x, 10.0, x + 1.0, 11.0]), square(i, x, 10.0).to_string().as_bytes())
+            .expect("feature");
+    }
+    std::fs::write(dir.join(FEATURES_FILE), features.finish().expect("features")).expect("features");
     let mut layer = LayerBuilder::new("demo", DEFAULT_EXTENT);
     for i in 1..=n {
         layer.add_feature(i, &TileGeometry::Points(vec![[2048 + i as i32, 2000]]), &[]);
@@ -58,7 +61,7 @@ fn publish(store: &Path, version: &str, n: u64) {
         max_zoom: 1,
         mvt_archive: Some("tiles.pmtiles".into()),
         tileset: None,
-        features: "features.json".into(),
+        features: FEATURES_FILE.into(),
         building_count: 0,
         ingested_at: "2026-11-22T00:00:00Z".into(),
         tool: "test".into(),

@@ -547,7 +547,7 @@ fn build(run: &mut LayerRun<'_>) -> Result<Built, IngestError> {
     for f in &features {
         geometry_types.insert(f["geometry"]["type"].as_str().unwrap_or("Unknown").to_owned());
     }
-    write_json(&dir.join(FEATURES_FILE), &json!({"type": "FeatureCollection", "features": features}))?;
+    crate::feature_store::write_values(&dir.join(FEATURES_FILE), features)?;
 
     let mut field_types: BTreeMap<String, &str> = BTreeMap::new();
     for o in &city {

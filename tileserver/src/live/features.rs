@@ -161,11 +161,11 @@ pub async fn place_on_feature(
     };
     for name in names {
         let Ok(layer) = state.layers.get(&name).await else { continue };
-        if let Some(index) = layer.find_fid(fid)
+        if let Some(index) = layer.find_fid(fid)?
             && let Some((lon, lat)) = layer.anchor(index)
         {
-            let props = &layer.features[index]["properties"];
-            return Ok((lon, lat, roof_height(props)));
+            let stored = layer.stored(index)?;
+            return Ok((lon, lat, roof_height(&stored["properties"])));
         }
     }
     Err(not_found())

@@ -1,0 +1,84 @@
+//! Writing a layer's feature store ([`cim_core::feature_file`]): GeoJSON records in
+//! id order with an id table and an R-tree, which the server reads by range.
+
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+
+use cim_core::feature_file::{FeatureFileError, FeatureFileWriter};
+use cim_core::features::{from_geojson, to_geojson};
+use geo::BoundingRect;
+use geo_types::Geometry;
+use serde_json::{Map, Value, json};
+
+use crate::IngestError;
+
+fn error(path: &Path, e: FeatureFileError) -> IngestError {
+    match e {
+        FeatureFileError::Io(io) => IngestError::store(path, io),
+        other => IngestError::store(path, std::io::Error::other(other)),
+    }
+}
+
+fn bbox(g: &Geometry<f64>) -> Option<[f64; 4]> {
+    g.bounding_rect().map(|r| [r.min().x, r.min().y, r.max().x, r.max().y])
+}
+
+/// A feature store being written, features in increasing id order.
+pub struct FeatureStore {
+    path: PathBuf,
+    writer: FeatureFileWriter<BufWriter<File>>,
+    record: Vec<u8>,
+}
+
+impl FeatureStore {
+    pub fn create(path: &Path) -> Result<Self, IngestError> {
+        let file = File::create(path).map_err(|e| IngestError::store(path, e))?;
+        let writer =
+            FeatureFileWriter::new(BufWriter::with_capacity(1 << 20, file)).map_err(|e| error(path, e))?;
+        Ok(Self { path: path.to_owned(), writer, record: Vec::new() })
+    }
+
+    /// Adds one feature as GeoJSON (`id`, `geometry`, `properties`).
+    pub fn push(
+        &mut self,
+        id: u64,
+        geometry: &Geometry<f64>,
+        properties: &Map<String, Value>,
+    ) -> Result<(), IngestError> {
+        self.record.clear();
+        let v =
+            json!({"type": "Feature", "id": id, "geometry": to_geojson(geometry), "properties": properties});
+        serde_json::to_writer(&mut self.record, &v)
+            .map_err(|e| IngestError::store(&self.path, std::io::Error::other(e)))?;
+        self.writer.push(id, bbox(geometry), &self.record).map_err(|e| error(&self.path, e))
+    }
+
+    pub fn finish(self) -> Result<(), IngestError> {
+        let path = self.path;
+        let out = self.writer.finish().map_err(|e| error(&path, e))?;
+        let file = out.into_inner().map_err(|e| IngestError::store(&path, e.into_error()))?;
+        file.sync_all().map_err(|e| IngestError::store(&path, e))
+    }
+}
+
+/// Writes GeoJSON features (each with a numeric `id`) sorted by id: the small
+/// stores of BIM models and city models, and the empty one of layers without features.
+pub fn write_values(path: &Path, mut features: Vec<Value>) -> Result<(), IngestError> {
+    features.sort_by_key(|f| f["id"].as_u64());
+    let mut store = FeatureStore::create(path)?;
+    for f in &features {
+        let id = f["id"].as_u64().ok_or_else(|| {
+            IngestError::store(
+                path,
+                std::io::Error::other(format!("a feature without a numeric id: {}", f["id"])),
+            )
+        })?;
+        let geometry = from_geojson(&f["geometry"]).ok();
+        store.record.clear();
+        serde_json::to_writer(&mut store.record, f)
+            .map_err(|e| IngestError::store(path, std::io::Error::other(e)))?;
+        store.writer.push(id, geometry.as_ref().and_then(bbox), &store.record).map_err(|e| error(path, e))?;
+    }
+    store.finish()
+}
