@@ -46,7 +46,7 @@ read -r ingest_wall ingest_cpu ingest_rss < <(timed ingest "$bin/cim-ingest" --s
 read -r tc_wall tc_cpu tc_rss < <(timed tippecanoe tippecanoe -q -o "$work/tippecanoe.pmtiles" -P -Z0 \
   -z"$max_zoom" -l city --drop-smallest-as-needed "$city")
 layer=$(readlink -f "$work/store/city")
-features_mb=$(du -m "$layer/features.json" 2>/dev/null | cut -f1 || echo -)
+features_mb=$(du -m "$layer/features.cimf" 2>/dev/null | cut -f1 || echo -)
 pmtiles_mb=$(du -m "$layer/tiles.pmtiles" | cut -f1)
 tiles3d_files=$(find "$layer/3dtiles" -type f 2>/dev/null | wc -l)
 tiles3d_mb=$(du -sm "$layer/3dtiles" 2>/dev/null | cut -f1 || echo 0)
@@ -74,7 +74,7 @@ printf '%-34s %12s %12s\n' "peak RSS MB" "$ingest_rss" "$tc_rss"
 printf '%-34s %12s %12s\n' "vector tiles MB" "$pmtiles_mb" "$tc_mb"
 printf '%-34s %12s\n' "largest MVT (bytes, zoom)" "$largest_mvt"
 printf '%-34s %12s\n' "features left out of tiles" "$dropped"
-printf '%-34s %12s\n' "features.json MB" "$features_mb"
+printf '%-34s %12s\n' "feature store MB" "$features_mb"
 printf '%-34s %12s\n' "3D Tiles files / MB" "$tiles3d_files / $tiles3d_mb"
 printf '%-34s %12s\n' "largest tileset JSON / GLB kB" "$largest_tileset_json_kb / $largest_glb_kb"
 printf '%-34s %12s\n' "server RSS after load / peak MB" "$rss_mb / $hwm_mb"

@@ -637,13 +637,6 @@ pub struct TilingReport {
     pub zooms: BTreeMap<u8, ZoomTiles>,
 }
 
-impl TilingReport {
-    /// Features left out of their tiles over all zooms.
-    pub fn features_dropped(&self) -> u64 {
-        self.zooms.values().map(|z| z.features_dropped).sum()
-    }
-}
-
 /// One zoom's tiles.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ZoomTiles {

@@ -47,6 +47,7 @@ pub fn build_tileset(
     features: &[LayerFeature],
     out: &Path,
     layer: &str,
+    max_tileset_bytes: usize,
     cancel: &AtomicBool,
 ) -> Result<usize, IngestError> {
     let mut buildings: Vec<Building<'_>> = features
@@ -90,10 +91,7 @@ pub fn build_tileset(
         geometric_error: buildings.first().map_or(0.0, |b| b.size),
         root,
     };
-    let path = out.join("tileset.json");
-    let text = serde_json::to_vec_pretty(&tileset)
-        .map_err(|e| IngestError::store(&path, std::io::Error::other(e)))?;
-    std::fs::write(&path, text).map_err(|e| IngestError::store(&path, e))?;
+    crate::tileset_files::write(out, tileset, max_tileset_bytes)?;
     Ok(ctx.written)
 }
 

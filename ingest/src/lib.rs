@@ -32,6 +32,7 @@ pub mod sniff;
 pub mod source;
 pub mod store;
 pub mod terrain;
+pub mod tileset_files;
 pub mod vector;
 
 pub use error::IngestError;

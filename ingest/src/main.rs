@@ -41,6 +41,10 @@ struct Cli {
     /// Most features in one vector tile, likewise.
     #[arg(long, default_value_t = cim_ingest::options::DEFAULT_MAX_TILE_FEATURES)]
     max_tile_features: usize,
+    /// Largest 3D Tiles tileset JSON, kilobytes: a larger tree is cut into external
+    /// tilesets beside `tileset.json`.
+    #[arg(long, default_value_t = cim_ingest::tileset_files::MAX_TILESET_BYTES / 1000)]
+    max_tileset_kb: usize,
     /// Place IFC models here: longitude,latitude,height[,rotation] with the model's
     /// +x axis rotated that many degrees counter-clockwise from east. Overrides the
     /// model's IfcMapConversion or IfcSite reference point. For a point cloud in local
@@ -196,6 +200,12 @@ fn run() -> anyhow::Result<()> {
     anyhow::ensure!(cli.max_tile_features >= 1, "--max-tile-features must be at least 1");
     options.max_tile_bytes = cli.max_tile_kb * 1000;
     options.max_tile_features = cli.max_tile_features;
+    anyhow::ensure!(
+        (2..=100_000).contains(&cli.max_tileset_kb),
+        "--max-tileset-kb {}: between 2 and 100000",
+        cli.max_tileset_kb
+    );
+    options.max_tileset_bytes = cli.max_tileset_kb * 1000;
     options.anchor = cli.anchor;
     if let Some(e) = cli.terrain_error {
         anyhow::ensure!(e.is_finite() && e > 0.0, "--terrain-error {e} must be a positive number of metres");

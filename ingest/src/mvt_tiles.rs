@@ -560,10 +560,8 @@ mod tests {
         for z in 0..=14u32 {
             let zoom = report.zooms.get(&(z as u8)).expect("every zoom written");
             assert!(zoom.most_features <= 100, "z{z}: {zoom:?}");
-            let (lon, lat): (f64, f64) = (24.94, 60.165);
-            let n = f64::from(1u32 << z);
-            let x = ((lon + 180.0) / 360.0 * n) as u32;
-            let y = ((1.0 - f64::asinh(f64::tan(lat.to_radians())) / std::f64::consts::PI) / 2.0 * n) as u32;
+            let (mx, my) = cim_core::tile::lonlat_to_mercator(24.94, 60.165);
+            let (x, y, _, _) = cim_core::tile::tile_range(z as u8, [mx, my, mx, my]);
             let Some(gz) = cim_core::pmtiles::read_tile(&archive, TileId { z: z as u8, x, y }).expect("read")
             else {
                 continue;

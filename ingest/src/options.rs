@@ -27,6 +27,8 @@ pub struct IngestOptions {
     /// its largest features and counts the rest in `quality.json`.
     pub max_tile_bytes: usize,
     pub max_tile_features: usize,
+    /// Largest tileset JSON, bytes: larger trees are cut into external tilesets.
+    pub max_tileset_bytes: usize,
     pub cancel: Arc<AtomicBool>,
     /// Progress bars on a terminal, JSON lines for a supervising process, or nothing.
     pub progress: ProgressMode,
@@ -65,6 +67,7 @@ impl IngestOptions {
             max_tiles_per_zoom: 200_000,
             max_tile_bytes: DEFAULT_MAX_TILE_KB * 1000,
             max_tile_features: DEFAULT_MAX_TILE_FEATURES,
+            max_tileset_bytes: crate::tileset_files::MAX_TILESET_BYTES,
             cancel: Arc::new(AtomicBool::new(false)),
             progress: ProgressMode::Off,
             anchor: None,

@@ -408,7 +408,13 @@ fn build(run: &mut LayerRun<'_>) -> Result<Built, IngestError> {
     if building_count > 0 {
         let out = dir.join(TILESET_DIR);
         let stage = std::time::Instant::now();
-        building_tiles = crate::buildings::build_tileset(&features, &out, &options.layer, &options.cancel)?;
+        building_tiles = crate::buildings::build_tileset(
+            &features,
+            &out,
+            &options.layer,
+            options.max_tileset_bytes,
+            &options.cancel,
+        )?;
         tracing::info!(
             stage = "3dtiles",
             tiles = building_tiles,

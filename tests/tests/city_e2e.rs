@@ -243,6 +243,56 @@ fn cesiums_3d_tiles_validator_finds_no_error_in_the_served_buildings() {
 }
 
 #[test]
+fn a_tileset_cut_into_external_tilesets_passes_the_validator_and_cesium_draws_what_it_draws_whole() {
+    // Twelve shifted copies of Helsinki's buildings (scripts/bench_city.py, as the
+    // city benchmark makes them) under a 4 kB budget: cut as a 1 MB one cuts a city.
+    let store = temp_dir("city-cut");
+    let city = store.join("city.geojsonl");
+    let made = std::process::Command::new("python3")
+        .arg(repo_root().join("scripts/bench_city.py"))
+        .args(["make", "6000"])
+        .arg(data("osm/helsinki_buildings.geojson"))
+        .arg(&city)
+        .status()
+        .expect("python3");
+    assert!(made.success(), "bench_city.py make");
+    ingest_ok(&store, "cut", &["--max-tileset-kb", "4", "--max-zoom", "14"], &[&city]);
+    ingest_ok(&store, "whole", &["--max-zoom", "14"], &[&city]);
+    let tileset_files = |layer: &str| -> Vec<u64> {
+        walk_files(&store.join(layer).join("3dtiles"))
+            .iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .map(|p| std::fs::metadata(p).expect("meta").len())
+            .collect()
+    };
+    let (cut, whole) = (tileset_files("cut"), tileset_files("whole"));
+    assert_eq!(whole.len(), 1, "{whole:?}");
+    assert!(whole[0] > 3 * 4000, "the whole tileset is {} bytes", whole[0]);
+    assert!(cut.len() > 3, "{} tileset files", cut.len());
+    assert!(cut.iter().all(|&len| len <= 4000), "every tileset JSON within 4 kB: {cut:?}");
+    let server = Server::start(&store);
+    let (_, files) = assert_served_tileset_valid(&server.url, "cut");
+    assert_eq!(
+        files,
+        walk_files(&store.join("cut/3dtiles")).len(),
+        "every tileset and GLB reached from the root"
+    );
+    let cesium = |layer: &str| {
+        let shot = std::env::temp_dir().join(format!("cim-e2e-cesium-{layer}.png"));
+        let seen = oracle(
+            "cesium_check.mjs",
+            &[&format!("{}/3dtiles/{layer}/tileset.json", server.url), shot.to_str().expect("path")],
+        );
+        assert_eq!(seen["errors"], serde_json::json!([]), "CesiumJS reported on {layer}: {seen}");
+        assert_eq!(seen["loaded"], true, "all tiles loaded: {seen}");
+        seen["features"].as_u64().expect("features")
+    };
+    let drawn = cesium("cut");
+    assert!(drawn > 3000, "CesiumJS drew {drawn} buildings of the cut tileset");
+    assert_eq!(drawn, cesium("whole"), "the same buildings from the same view, cut or whole");
+}
+
+#[test]
 fn a_pick_inside_a_known_building_returns_that_building() {
     let server = Server::start(city_store());
     let (features, _) = all_items(&server, "helsinki", 5000);

@@ -125,25 +125,67 @@ pub fn brotli(bytes: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Brotli variants of stored (gzip) tiles, for clients that take br but not gzip,
-/// under a byte budget: the oldest go first. Without it each such request was
-/// decompressed and recompressed (about 60 times slower than serving gzip).
-pub struct BrotliCache {
+/// Values kept under a byte budget, the oldest out first; one over an eighth of the
+/// budget is handed back but never kept.
+pub struct BudgetCache<V> {
     budget: usize,
-    inner: std::sync::Mutex<(
-        std::collections::HashMap<String, bytes::Bytes>,
-        std::collections::VecDeque<String>,
-        usize,
-    )>,
+    inner: std::sync::Mutex<Budgeted<V>>,
 }
+
+struct Budgeted<V> {
+    map: std::collections::HashMap<String, (V, usize)>,
+    order: std::collections::VecDeque<String>,
+    bytes: usize,
+}
+
+impl<V: Clone> BudgetCache<V> {
+    pub fn new(budget: usize) -> Self {
+        let inner = Budgeted { map: Default::default(), order: Default::default(), bytes: 0 };
+        Self { budget, inner: std::sync::Mutex::new(inner) }
+    }
+
+    pub fn get(&self, key: &str) -> Option<V> {
+        self.inner.lock().ok().and_then(|m| m.map.get(key).map(|(v, _)| v.clone()))
+    }
+
+    /// Keeps `value` of `size` bytes under `key` (a key already held keeps its value).
+    pub fn insert(&self, key: &str, value: V, size: usize) {
+        if size > self.budget / 8 {
+            return;
+        }
+        let Ok(mut guard) = self.inner.lock() else { return };
+        let cache = &mut *guard;
+        if cache.map.contains_key(key) {
+            return;
+        }
+        cache.map.insert(key.to_owned(), (value, size));
+        cache.order.push_back(key.to_owned());
+        cache.bytes += size;
+        while cache.bytes > self.budget {
+            let Some(old) = cache.order.pop_front() else { break };
+            if let Some((_, gone)) = cache.map.remove(&old) {
+                cache.bytes -= gone;
+            }
+        }
+    }
+
+    /// Bytes held and entries.
+    #[cfg(test)]
+    fn held(&self) -> (usize, usize) {
+        self.inner.lock().map_or((0, 0), |m| (m.bytes, m.map.len()))
+    }
+}
+
+/// Brotli variants of tiles by ETag, made on first demand.
+pub struct BrotliCache(BudgetCache<bytes::Bytes>);
 
 impl BrotliCache {
     pub fn new(budget: usize) -> Self {
-        Self { budget, inner: std::sync::Mutex::new(Default::default()) }
+        Self(BudgetCache::new(budget))
     }
 
     pub fn get(&self, etag: &str) -> Option<bytes::Bytes> {
-        self.inner.lock().ok().and_then(|m| m.0.get(etag).cloned())
+        self.0.get(etag)
     }
 
     /// The br variant of the representation tagged `etag`, made by `make` (the
@@ -153,21 +195,7 @@ impl BrotliCache {
             return hit;
         }
         let encoded = bytes::Bytes::from(brotli(&make()));
-        if encoded.len() <= self.budget / 4
-            && let Ok(mut guard) = self.inner.lock()
-        {
-            let (map, order, bytes) = &mut *guard;
-            if map.insert(etag.to_owned(), encoded.clone()).is_none() {
-                order.push_back(etag.to_owned());
-                *bytes += encoded.len();
-            }
-            while *bytes > self.budget {
-                let Some(old) = order.pop_front() else { break };
-                if let Some(gone) = map.remove(&old) {
-                    *bytes -= gone.len();
-                }
-            }
-        }
+        self.0.insert(etag, encoded.clone(), encoded.len());
         encoded
     }
 }
@@ -311,7 +339,7 @@ mod tests {
 
     #[test]
     fn the_brotli_cache_keeps_to_its_budget() {
-        let cache = BrotliCache::new(4096);
+        let cache = BrotliCache::new(8192);
         let mut state = 7u64;
         let noise = |n: usize, state: &mut u64| -> Vec<u8> {
             (0..n)
@@ -331,11 +359,23 @@ mod tests {
                 .expect("decodes");
             assert_eq!(back, body);
         }
-        let guard = cache.inner.lock().expect("lock");
-        assert!(
-            guard.2 <= 4096 && guard.0.len() == guard.1.len() && !guard.0.is_empty(),
-            "{} bytes",
-            guard.2
-        );
+        let (bytes, entries) = cache.0.held();
+        assert!(bytes <= 8192 && entries > 0, "{bytes} bytes in {entries}");
+    }
+
+    #[test]
+    fn a_budget_cache_drops_the_oldest_and_never_keeps_a_giant() {
+        let cache = BudgetCache::new(800);
+        for i in 0..10 {
+            cache.insert(&format!("k{i}"), i, 100);
+        }
+        assert_eq!(cache.held(), (800, 8));
+        assert_eq!(cache.get("k1"), None, "the oldest went first");
+        assert_eq!(cache.get("k2"), Some(2));
+        assert_eq!(cache.get("k9"), Some(9));
+        cache.insert("big", 99, 101);
+        assert_eq!(cache.get("big"), None, "over an eighth of the budget");
+        cache.insert("k9", 42, 100);
+        assert_eq!((cache.get("k9"), cache.held()), (Some(9), (800, 8)), "a held key keeps its value");
     }
 }

@@ -24,7 +24,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::ApiError;
-use crate::http_cache::Prepared;
+use crate::http_cache::{BudgetCache, Prepared};
 
 /// A file of a layer version, read by range (many readers at once, no seek state).
 pub struct DiskFile {
@@ -80,14 +80,6 @@ impl TileArchive {
 /// files); the oldest go first.
 const MAX_PREPARED_BYTES: usize = 64 << 20;
 
-/// Responses prepared for one layer version, under [`MAX_PREPARED_BYTES`].
-#[derive(Default)]
-struct PreparedCache {
-    map: HashMap<String, Arc<Prepared>>,
-    order: std::collections::VecDeque<String>,
-    bytes: usize,
-}
-
 /// One published version of a layer, in memory.
 pub struct Layer {
     pub dir: PathBuf,
@@ -95,7 +87,7 @@ pub struct Layer {
     /// The catalogue for callers below admin: source paths cut to file names.
     catalogue_without_paths: CatalogueEntry,
     pub archive: Option<TileArchive>,
-    prepared: Mutex<PreparedCache>,
+    prepared: BudgetCache<Arc<Prepared>>,
     /// The feature store on disk: features by position (their rank by id), by id
     /// and by box.
     features: FeatureFile<DiskFile>,
@@ -151,7 +143,7 @@ impl Layer {
             catalogue,
             dir,
             archive,
-            prepared: Mutex::new(PreparedCache::default()),
+            prepared: BudgetCache::new(MAX_PREPARED_BYTES),
             features,
             global_ids: HashMap::new(),
         };
@@ -183,24 +175,11 @@ impl Layer {
         key: &str,
         make: impl FnOnce() -> Result<Prepared, ApiError>,
     ) -> Result<Arc<Prepared>, ApiError> {
-        if let Some(p) = self.prepared.lock().ok().and_then(|c| c.map.get(key).cloned()) {
+        if let Some(p) = self.prepared.get(key) {
             return Ok(p);
         }
         let p = Arc::new(make()?);
-        let size = p.bytes();
-        if size <= MAX_PREPARED_BYTES / 8
-            && let Ok(mut cache) = self.prepared.lock()
-            && cache.map.insert(key.to_owned(), p.clone()).is_none()
-        {
-            cache.order.push_back(key.to_owned());
-            cache.bytes += size;
-            while cache.bytes > MAX_PREPARED_BYTES {
-                let Some(old) = cache.order.pop_front() else { break };
-                if let Some(gone) = cache.map.remove(&old) {
-                    cache.bytes -= gone.bytes();
-                }
-            }
-        }
+        self.prepared.insert(key, p.clone(), p.bytes());
         Ok(p)
     }
 

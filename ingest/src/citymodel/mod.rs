@@ -35,7 +35,7 @@ use crate::IngestError;
 use crate::crs::Reprojector;
 use crate::mesh::{cross, normalized, sub, triangulate_face};
 use crate::options::IngestOptions;
-use crate::run::{Built, GENERATOR, Kind, LayerRun, Takes, write_json};
+use crate::run::{Built, GENERATOR, Kind, LayerRun, Takes};
 use read::{RawObject, Surface};
 
 pub const KIND: Kind = Kind {
@@ -523,7 +523,7 @@ fn build(run: &mut LayerRun<'_>) -> Result<Built, IngestError> {
         geometric_error: city.iter().map(|o| o.size).fold(0.0, f64::max),
         root,
     };
-    write_json(&dir.join(TILESET_DIR).join("tileset.json"), &tileset)?;
+    crate::tileset_files::write(&dir.join(TILESET_DIR), tileset, options.max_tileset_bytes)?;
 
     let mut triangles_by_surface: BTreeMap<String, u64> = BTreeMap::new();
     for o in city.iter().filter(|o| !o.lods.is_empty()) {

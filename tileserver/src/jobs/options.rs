@@ -13,7 +13,7 @@ const JOB_PARAMETERS: [&str; 3] = ["layer", "filename", "access_token"];
 /// Options a job passes on to `cim-ingest` (query name; the flag is `--` and the
 /// name with '-' for '_'), how each value is checked here (the ingest checks it in
 /// full), and whether it may repeat.
-const JOB_OPTIONS: [(&str, OptionValue, bool); 18] = [
+const JOB_OPTIONS: [(&str, OptionValue, bool); 19] = [
     ("classification", OptionValue::Classification, false),
     ("owner", OptionValue::Text, false),
     ("update_cycle", OptionValue::Text, false),
@@ -26,6 +26,7 @@ const JOB_OPTIONS: [(&str, OptionValue, bool); 18] = [
     ("max_tiles_per_zoom", OptionValue::Count, false),
     ("max_tile_kb", OptionValue::Count, false),
     ("max_tile_features", OptionValue::Count, false),
+    ("max_tileset_kb", OptionValue::Count, false),
     ("terrain_error", OptionValue::Numbers(1, 1), false),
     ("keep_versions", OptionValue::Count, false),
     ("ground", OptionValue::Layer, false),

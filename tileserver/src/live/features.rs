@@ -125,14 +125,9 @@ pub fn query(
     offset: usize,
     limit: usize,
 ) -> (usize, Vec<Value>) {
-    let sensors = match bbox {
-        Some(b) => live.sensors_in_box(b),
-        None => live.sensors(),
-    };
-    let matching: Vec<&Sensor> = sensors.iter().filter(|s| kind.is_none_or(|k| s.kind == k)).collect();
-    let page: Vec<&Sensor> = matching.iter().skip(offset).take(limit).copied().collect();
+    let (matched, page) = live.sensors_matching(bbox, |s| kind.is_none_or(|k| s.kind == k), offset, limit);
     let current: HashMap<String, Current> = live.current_of(page.iter().map(|s| s.id.as_str()));
-    (matching.len(), page.iter().map(|s| feature(s, current.get(&s.id))).collect())
+    (matched, page.iter().map(|s| feature(s, current.get(&s.id))).collect())
 }
 
 /// Where a sensor registered without `lon`/`lat` sits: on the feature it names,

@@ -136,31 +136,64 @@ async fn put_sensor(
     headers: axum::http::HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    let text = std::str::from_utf8(&body).map_err(|e| ApiError::BadRequest(format!("sensor JSON: {e}")))?;
     let ndjson = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|t| t.starts_with("application/x-ndjson") || t.starts_with("application/jsonl"));
-    let docs: Vec<Value> = if ndjson {
-        text.lines()
+    // Parsing and checking up to MAX_REGISTRATION sensors is heavy: in the bounded
+    // pool, the rare placement on a feature awaited there.
+    let runtime = tokio::runtime::Handle::current();
+    let pool_state = state.clone();
+    let (one, sensors) = crate::heavy::run(move || {
+        let (one, docs) = sensor_docs(&body, ndjson)?;
+        let mut sensors = Vec::with_capacity(docs.len());
+        let mut ids = std::collections::HashSet::with_capacity(docs.len());
+        for (i, doc) in docs.into_iter().enumerate() {
+            let checked = runtime.block_on(checked_sensor(&pool_state, doc));
+            let sensor =
+                if one { checked? } else { checked.map_err(|e| e.context(&format!("sensor {i}")))? };
+            if !ids.insert(sensor.id.clone()) {
+                return Err(ApiError::BadRequest(format!(
+                    "sensor {i}: id '{}' is given twice",
+                    clip(&sensor.id)
+                )));
+            }
+            sensors.push(sensor);
+        }
+        Ok((one, sensors))
+    })
+    .await??;
+    let live = live_of(&state)?.clone();
+    let registered = sensors.len();
+    if one && let Some(sensor) = sensors.first().cloned() {
+        let created = blocking(move || live.register(sensors)).await? == 1;
+        let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+        return Ok((status, Json(sensor_json(&sensor, None))).into_response());
+    }
+    let created = blocking(move || live.register(sensors)).await?;
+    Ok(Json(json!({"registered": registered, "created": created, "replaced": registered - created}))
+        .into_response())
+}
+
+/// The sensor documents of a registration body, and whether it was one object (not
+/// an array or lines).
+fn sensor_docs(body: &[u8], ndjson: bool) -> Result<(bool, Vec<Value>), ApiError> {
+    let text = std::str::from_utf8(body).map_err(|e| ApiError::BadRequest(format!("sensor JSON: {e}")))?;
+    let (one, docs) = if ndjson {
+        let docs = text
+            .lines()
             .enumerate()
             .filter(|(_, l)| !l.trim().is_empty())
             .map(|(i, l)| {
                 serde_json::from_str(l)
                     .map_err(|e| ApiError::BadRequest(format!("sensor JSON, line {}: {e}", i + 1)))
             })
-            .collect::<Result<_, _>>()?
+            .collect::<Result<_, _>>()?;
+        (false, docs)
     } else {
         match serde_json::from_str(text).map_err(|e| ApiError::BadRequest(format!("sensor JSON: {e}")))? {
-            Value::Array(docs) => docs,
-            doc => {
-                let sensor = checked_sensor(&state, doc).await?;
-                let live = live_of(&state)?.clone();
-                let stored = sensor.clone();
-                let created = blocking(move || live.register(vec![stored])).await? == 1;
-                let status = if created { StatusCode::CREATED } else { StatusCode::OK };
-                return Ok((status, Json(sensor_json(&sensor, None))).into_response());
-            }
+            Value::Array(docs) => (false, docs),
+            doc => (true, vec![doc]),
         }
     };
     if docs.len() > MAX_REGISTRATION {
@@ -169,23 +202,7 @@ async fn put_sensor(
             docs.len()
         )));
     }
-    let mut sensors = Vec::with_capacity(docs.len());
-    let mut ids = std::collections::HashSet::with_capacity(docs.len());
-    for (i, doc) in docs.into_iter().enumerate() {
-        let sensor = checked_sensor(&state, doc).await.map_err(|e| e.context(&format!("sensor {i}")))?;
-        if !ids.insert(sensor.id.clone()) {
-            return Err(ApiError::BadRequest(format!(
-                "sensor {i}: id '{}' is given twice",
-                clip(&sensor.id)
-            )));
-        }
-        sensors.push(sensor);
-    }
-    let live = live_of(&state)?.clone();
-    let registered = sensors.len();
-    let created = blocking(move || live.register(sensors)).await?;
-    Ok(Json(json!({"registered": registered, "created": created, "replaced": registered - created}))
-        .into_response())
+    Ok((one, docs))
 }
 
 /// A sensor from its JSON, placed on its feature when it names one and no position,

@@ -157,7 +157,34 @@ impl Live {
     }
 
     pub fn sensors_for(&self, clearance: Classification) -> Vec<Sensor> {
-        self.sensors.read().map(|r| r.visible(clearance).into_iter().cloned().collect()).unwrap_or_default()
+        self.sensors.read().map(|r| r.visible(clearance).cloned().collect()).unwrap_or_default()
+    }
+
+    /// The sensors the current caller may see, in a box when given, that `keep`
+    /// keeps: how many, and the `limit` from `offset` (only those are copied).
+    pub fn sensors_matching(
+        &self,
+        bbox: Option<[f64; 4]>,
+        keep: impl Fn(&Sensor) -> bool,
+        offset: usize,
+        limit: usize,
+    ) -> (usize, Vec<Sensor>) {
+        let clearance = crate::access::current().clearance;
+        let Ok(registry) = self.sensors.read() else { return (0, Vec::new()) };
+        let (mut matched, mut page) = (0, Vec::new());
+        let mut take = |s: &Sensor| {
+            if keep(s) {
+                if matched >= offset && page.len() < limit {
+                    page.push(s.clone());
+                }
+                matched += 1;
+            }
+        };
+        match bbox {
+            Some(b) => registry.in_box(b, clearance).into_iter().for_each(&mut take),
+            None => registry.visible(clearance).for_each(&mut take),
+        }
+        (matched, page)
     }
 
     /// A page of the sensors the current caller may see, in id order after `after`,
@@ -170,15 +197,6 @@ impl Live {
                 let (page, more) = r.page(after, limit, clearance);
                 (page.into_iter().cloned().collect(), more)
             })
-            .unwrap_or_default()
-    }
-
-    /// The sensors in a box the current caller may see, in id order.
-    pub fn sensors_in_box(&self, bbox: [f64; 4]) -> Vec<Sensor> {
-        let clearance = crate::access::current().clearance;
-        self.sensors
-            .read()
-            .map(|r| r.in_box(bbox, clearance).into_iter().cloned().collect())
             .unwrap_or_default()
     }
 
