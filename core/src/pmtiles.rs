@@ -355,12 +355,20 @@ pub fn encode_directory(entries: &[Entry]) -> Vec<u8> {
     out
 }
 
-/// Collects tiles and writes a clustered archive.
+/// Writes an archive as its tiles arrive: each distinct tile's bytes go straight to
+/// the `spill` sink (a file beside the archive, or memory), and only one entry per
+/// tile and one fingerprint per distinct content stay in memory. [`Writer::finish_parts`]
+/// then gives the header and directories that go before the spilled data.
 #[derive(Debug)]
-pub struct Writer {
+pub struct Writer<S = Vec<u8>> {
     tile_type: TileType,
     tile_compression: Compression,
-    tiles: Vec<(u64, Vec<u8>)>,
+    spill: S,
+    spilled: u64,
+    /// (tile id, offset in the spill, length), in arrival order.
+    tiles: Vec<(u64, u64, u32)>,
+    /// Distinct contents by fingerprint (two 64-bit hashes and the length).
+    seen: HashMap<(u64, u64, u32), u64>,
 }
 
 /// What the caller knows about the tiles, for the header and metadata.
@@ -373,50 +381,90 @@ pub struct ArchiveInfo {
     pub metadata: serde_json::Value,
 }
 
-impl Writer {
-    /// `tile_compression` states how the bytes given to [`Writer::add_tile`] are
-    /// already compressed.
+fn fingerprint(bytes: &[u8]) -> (u64, u64, u32) {
+    use std::hash::{Hash, Hasher};
+    let hash = |salt: u8| {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        salt.hash(&mut h);
+        bytes.hash(&mut h);
+        h.finish()
+    };
+    (hash(0), hash(1), bytes.len() as u32)
+}
+
+impl Writer<Vec<u8>> {
+    /// An archive whose tiles wait in memory. `tile_compression` states how the bytes
+    /// given to [`Writer::add_tile`] are already compressed.
     pub fn new(tile_type: TileType, tile_compression: Compression) -> Self {
-        Self { tile_type, tile_compression, tiles: Vec::new() }
+        Self::with_spill(tile_type, tile_compression, Vec::new())
     }
 
-    pub fn add_tile(&mut self, tile: TileId, bytes: Vec<u8>) {
-        self.tiles.push((tile.hilbert_id(), bytes));
+    /// Writes the whole archive to `out`.
+    pub fn finish<W: Write>(self, info: &ArchiveInfo, out: &mut W) -> Result<Header, PmTilesError> {
+        let (header, prefix, data) = self.finish_parts(info)?;
+        out.write_all(&prefix)?;
+        out.write_all(&data)?;
+        Ok(header)
+    }
+}
+
+impl<S: Write> Writer<S> {
+    /// An archive whose distinct tiles are written to `spill` as they arrive; the
+    /// archive is the prefix from [`Writer::finish_parts`] followed by the spill.
+    pub fn with_spill(tile_type: TileType, tile_compression: Compression, spill: S) -> Self {
+        Self { tile_type, tile_compression, spill, spilled: 0, tiles: Vec::new(), seen: HashMap::new() }
+    }
+
+    /// Adds a tile; identical contents are stored once.
+    pub fn add_tile(&mut self, tile: TileId, bytes: &[u8]) -> Result<(), PmTilesError> {
+        let length =
+            u32::try_from(bytes.len()).map_err(|_| PmTilesError::CorruptDirectory("a tile over 4 GiB"))?;
+        let key = fingerprint(bytes);
+        let offset = match self.seen.get(&key) {
+            Some(&at) => at,
+            None => {
+                self.spill.write_all(bytes)?;
+                let at = self.spilled;
+                self.spilled += u64::from(length);
+                self.seen.insert(key, at);
+                at
+            }
+        };
+        self.tiles.push((tile.hilbert_id(), offset, length));
+        Ok(())
     }
 
     pub fn tile_count(&self) -> usize {
         self.tiles.len()
     }
 
-    pub fn finish<W: Write>(mut self, info: &ArchiveInfo, out: &mut W) -> Result<Header, PmTilesError> {
-        self.tiles.sort_by_key(|(id, _)| *id);
-        self.tiles.dedup_by_key(|(id, _)| *id);
-        let mut data = Vec::new();
+    /// The header, the bytes before the tile data (header, root directory, metadata,
+    /// leaf directories) and the spill, which is the tile data.
+    pub fn finish_parts(mut self, info: &ArchiveInfo) -> Result<(Header, Vec<u8>, S), PmTilesError> {
+        self.spill.flush()?;
+        // The first of a tile id given twice wins.
+        self.tiles.sort_by_key(|&(id, _, _)| id);
+        self.tiles.dedup_by_key(|&mut (id, _, _)| id);
         let mut entries: Vec<Entry> = Vec::new();
-        let mut seen: HashMap<&[u8], (u64, u32)> = HashMap::new();
-        for (id, bytes) in &self.tiles {
-            let (offset, length) = match seen.get(bytes.as_slice()) {
-                Some(&found) => found,
-                None => {
-                    let at = (data.len() as u64, bytes.len() as u32);
-                    data.extend_from_slice(bytes);
-                    seen.insert(bytes, at);
-                    at
-                }
-            };
+        // Clustered when distinct contents first appear in tile id order.
+        let (mut clustered, mut next_new) = (true, 0u64);
+        for &(id, offset, length) in &self.tiles {
+            if offset >= next_new {
+                clustered &= offset == next_new;
+                next_new = offset + u64::from(length);
+            }
             if let Some(last) = entries.last_mut()
                 && last.offset == offset
-                && last.tile_id + u64::from(last.run_length) == *id
+                && last.tile_id + u64::from(last.run_length) == id
             {
                 last.run_length += 1;
                 continue;
             }
-            entries.push(Entry { tile_id: *id, offset, length, run_length: 1 });
+            entries.push(Entry { tile_id: id, offset, length, run_length: 1 });
         }
-        let contents = seen.len() as u64;
         let (root, leaves) = build_directories(&entries);
         let metadata = gzip(info.metadata.to_string().as_bytes());
-        let zooms = self.tiles.iter().filter_map(|(id, _)| TileId::from_hilbert_id(*id).ok()).map(|t| t.z);
+        let zooms = self.tiles.iter().filter_map(|&(id, _, _)| TileId::from_hilbert_id(id).ok()).map(|t| t.z);
         let (min_zoom, max_zoom) = zooms.fold((u8::MAX, 0u8), |(lo, hi), z| (lo.min(z), hi.max(z)));
         let root_offset = HEADER_LEN as u64;
         let metadata_offset = root_offset + root.len() as u64;
@@ -430,11 +478,11 @@ impl Writer {
             leaf_dirs_offset: leaf_offset,
             leaf_dirs_length: leaves.len() as u64,
             tile_data_offset: data_offset,
-            tile_data_length: data.len() as u64,
+            tile_data_length: self.spilled,
             addressed_tiles_count: self.tiles.len() as u64,
             tile_entries_count: entries.len() as u64,
-            tile_contents_count: contents,
-            clustered: true,
+            tile_contents_count: self.seen.len() as u64,
+            clustered,
             internal_compression: Compression::Gzip,
             tile_compression: self.tile_compression,
             tile_type: self.tile_type,
@@ -444,12 +492,12 @@ impl Writer {
             center_zoom: info.center_zoom,
             center: info.center,
         };
-        out.write_all(&header.to_bytes())?;
-        out.write_all(&root)?;
-        out.write_all(&metadata)?;
-        out.write_all(&leaves)?;
-        out.write_all(&data)?;
-        Ok(header)
+        let mut prefix = Vec::with_capacity(data_offset as usize);
+        prefix.extend_from_slice(&header.to_bytes());
+        prefix.extend_from_slice(&root);
+        prefix.extend_from_slice(&metadata);
+        prefix.extend_from_slice(&leaves);
+        Ok((header, prefix, self.spill))
     }
 }
 
@@ -585,12 +633,13 @@ mod tests {
     fn writes_and_reads_back_with_dedup_and_runs() {
         let mut w = Writer::new(TileType::Mvt, Compression::None);
         let t = |z, x, y| TileId::new(z, x, y).expect("valid tile");
-        w.add_tile(t(1, 0, 0), b"same".to_vec());
-        w.add_tile(t(1, 0, 1), b"same".to_vec());
-        w.add_tile(t(0, 0, 0), b"root".to_vec());
-        w.add_tile(t(2, 3, 3), b"same".to_vec());
+        w.add_tile(t(1, 0, 0), b"same").expect("add");
+        w.add_tile(t(1, 0, 1), b"same").expect("add");
+        w.add_tile(t(0, 0, 0), b"root").expect("add");
+        w.add_tile(t(2, 3, 3), b"same").expect("add");
         let mut bytes = Vec::new();
         let header = w.finish(&info(), &mut bytes).expect("write");
+        assert!(!header.clustered, "the root tile's content came after the others'");
         assert_eq!(header.addressed_tiles_count, 4);
         assert_eq!(header.tile_contents_count, 2);
         // Tiles 1/0/0 and 1/0/1 have ids 1 and 2: one run of two.
@@ -601,6 +650,26 @@ mod tests {
         assert_eq!(read_tile(&bytes, t(0, 0, 0)).expect("read"), Some(b"root".to_vec()));
         assert_eq!(read_tile(&bytes, t(1, 1, 1)).expect("read"), None);
         assert_eq!(read_tile(&bytes, t(2, 3, 3)).expect("read"), Some(b"same".to_vec()));
+    }
+
+    #[test]
+    fn a_spilled_archive_is_its_prefix_then_the_spill_and_clustered_in_id_order() {
+        let t = |z, x, y| TileId::new(z, x, y).expect("valid tile");
+        let tiles = [(t(0, 0, 0), &b"root"[..]), (t(1, 0, 0), b"a"), (t(1, 0, 1), b"b"), (t(1, 1, 1), b"a")];
+        let mut spilled = Writer::with_spill(TileType::Mvt, Compression::None, Vec::new());
+        let mut memory = Writer::new(TileType::Mvt, Compression::None);
+        for (tile, bytes) in tiles {
+            spilled.add_tile(tile, bytes).expect("add");
+            memory.add_tile(tile, bytes).expect("add");
+        }
+        let (header, prefix, spill) = spilled.finish_parts(&info()).expect("parts");
+        assert!(header.clustered, "contents arrived in tile id order");
+        assert_eq!(spill, b"rootab", "each content once, as it arrived");
+        assert_eq!(prefix.len() as u64, header.tile_data_offset);
+        let mut whole = Vec::new();
+        memory.finish(&info(), &mut whole).expect("write");
+        assert_eq!([prefix, spill].concat(), whole);
+        assert_eq!(read_tile(&whole, t(1, 1, 1)).expect("read"), Some(b"a".to_vec()));
     }
 
     #[test]
@@ -619,7 +688,7 @@ mod tests {
             if i == 31_337 {
                 probe = Some((tile, bytes.clone()));
             }
-            w.add_tile(tile, bytes);
+            w.add_tile(tile, &bytes).expect("add");
         }
         let mut bytes = Vec::new();
         let header = w.finish(&info(), &mut bytes).expect("write");

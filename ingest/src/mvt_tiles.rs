@@ -310,7 +310,14 @@ pub fn build_pmtiles(
     let properties: Vec<Vec<(String, PropertyValue)>> =
         features.par_iter().map(|f| mvt_properties(&f.properties)).collect();
     let ranking = Ranking::new(&index.geometries);
-    let mut writer = Writer::new(TileType::Mvt, Compression::Gzip);
+    // Finished tiles go to disk as they come; the archive is assembled at the end.
+    let spill_path = out.with_extension("tiles.partial");
+    let spill = std::fs::File::create(&spill_path).map_err(|e| IngestError::store(&spill_path, e))?;
+    let mut writer = Writer::with_spill(
+        TileType::Mvt,
+        Compression::Gzip,
+        std::io::BufWriter::with_capacity(1 << 20, spill),
+    );
     let mut level = vec![TileId { z: 0, x: 0, y: 0 }];
     let mut stats = TilingStats::default();
     let report = &mut stats.report;
@@ -441,7 +448,9 @@ pub fn build_pmtiles(
                     zoom.largest_tile_bytes = zoom.largest_tile_bytes.max(bytes.len() as u64);
                     zoom.most_features = zoom.most_features.max(outcome.features as u64);
                     stats.bytes += bytes.len() as u64;
-                    writer.add_tile(tile, bytes);
+                    writer
+                        .add_tile(tile, &bytes)
+                        .map_err(|e| IngestError::store(&spill_path, std::io::Error::other(e)))?;
                     stats.tiles += 1;
                 }
             }
@@ -483,10 +492,14 @@ pub fn build_pmtiles(
             }],
         }),
     };
-    let file = std::fs::File::create(out).map_err(|e| IngestError::store(out, e))?;
-    let mut buffered = std::io::BufWriter::new(file);
-    writer.finish(&info, &mut buffered)?;
-    std::io::Write::flush(&mut buffered).map_err(|e| IngestError::store(out, e))?;
+    let (_, prefix, spill) = writer.finish_parts(&info)?;
+    drop(spill);
+    let mut file = std::fs::File::create(out).map_err(|e| IngestError::store(out, e))?;
+    let io = |e| IngestError::store(out, e);
+    std::io::Write::write_all(&mut file, &prefix).map_err(io)?;
+    let mut data = std::fs::File::open(&spill_path).map_err(|e| IngestError::store(&spill_path, e))?;
+    std::io::copy(&mut data, &mut file).map_err(io)?;
+    std::fs::remove_file(&spill_path).map_err(|e| IngestError::store(&spill_path, e))?;
     Ok(stats)
 }
 

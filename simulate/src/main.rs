@@ -1,5 +1,5 @@
 //! `cim-simulate --server URL [--layer L] [--sensors N] [--rate R] [--seconds S] [--iot DIR] [--mqtt HOST:PORT]
-//! [--classification C] [--token T]`
+//! [--classification C] [--token T] [--viewers V]`
 //!
 //! Puts N sensors on the city's buildings (from the server's feature API), registers
 //! them, and replays real series through `POST /api/readings`, or as QoS 1 MQTT
@@ -11,6 +11,9 @@
 //! time, so the operations centre sees them as live. On a server with `--tokens` the
 //! simulator needs an ingest token (`--token` or `CIM_TOKEN`) cleared for the
 //! sensors' `--classification`; it goes as a bearer token and as the MQTT password.
+//! With `--viewers V` it is also the WebSocket fan-out benchmark ([`viewers`]).
+
+mod viewers;
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -52,6 +55,11 @@ struct Cli {
     /// so a server without tokens (whose callers are public) shows them.
     #[arg(long, default_value = "public")]
     classification: cim_core::catalogue::Classification,
+    /// The fan-out benchmark: this many WebSocket viewers subscribe to every sensor
+    /// first, readings go out every 10 ms stamped when sent, and each viewer times
+    /// them to their arrival; the latencies are printed at the end.
+    #[arg(long, default_value_t = 0)]
+    viewers: usize,
     /// Access token (ingest role) for a server started with --tokens; CIM_TOKEN if unset.
     #[arg(long)]
     token: Option<String>,
@@ -348,8 +356,14 @@ fn main() -> anyhow::Result<()> {
         None => eprintln!("cim-simulate: {} sensors on '{layer}', {} readings/s", cursors.len(), cli.rate),
     }
     let mut mqtt = cli.mqtt.as_deref().map(|addr| MqttPublisher::connect(addr, token)).transpose()?;
+    let viewers = (cli.viewers > 0).then(|| viewers::Viewers::connect(base, cli.viewers)).transpose()?;
+    // Viewers time readings from their stamps: ticks short enough that a stamp is
+    // the moment of sending, and every sensor's stamps distinct.
+    let tick = Duration::from_millis(if viewers.is_some() { 10 } else { 100 });
+    if viewers.is_some() && (cursors.len() as f64) < cli.rate * tick.as_secs_f64() {
+        bail!("--viewers: give at least {} --sensors for {} readings/s", (cli.rate / 100.0).ceil(), cli.rate);
+    }
     let started = Instant::now();
-    let tick = Duration::from_millis(100);
     let (mut sent, mut next) = (0u64, 0usize);
     let mut owed = 0.0;
     loop {
@@ -383,8 +397,10 @@ fn main() -> anyhow::Result<()> {
             for j in 0..count {
                 let (id, k, at) = &mut cursors[next % n];
                 let values = &series[*k].values;
-                // Spread over the tick so a sensor's readings never share a time.
-                let t = cim_core::sensors::format_rfc3339_ms(tick_start + (j * 100 / count.max(1)) as i64);
+                // Spread over the tick so a sensor's readings never share a time
+                // (with viewers: stamped now, each sensor at most once a tick).
+                let spread = if viewers.is_some() { 0 } else { (j * 100 / count.max(1)) as i64 };
+                let t = cim_core::sensors::format_rfc3339_ms(tick_start + spread);
                 batch.push(json!({"sensor": id, "t": t, "value": values[*at % values.len()]}));
                 *at += 1;
                 next += 1;
@@ -424,6 +440,9 @@ fn main() -> anyhow::Result<()> {
         publisher.wait_for_acks(Duration::from_secs(30))?;
     }
     eprintln!("cim-simulate: sent {sent} readings in {:.1} s", started.elapsed().as_secs_f64());
+    if let Some(viewers) = viewers {
+        viewers.report(sent, Duration::from_secs(2))?;
+    }
     Ok(())
 }
 

@@ -36,7 +36,7 @@ fn publish(store: &Path, version: &str, n: u64) {
         layer.add_feature(i, &TileGeometry::Points(vec![[2048 + i as i32, 2000]]), &[]);
     }
     let mut writer = Writer::new(TileType::Mvt, Compression::Gzip);
-    writer.add_tile(TileId::new(0, 0, 0).expect("tile"), gzip(&encode_tile(&[layer])));
+    writer.add_tile(TileId::new(0, 0, 0).expect("tile"), &gzip(&encode_tile(&[layer]))).expect("tile");
     let info = ArchiveInfo {
         bounds: [2.0, 10.0, 12.0, 11.0],
         center: [7.0, 10.5],
