@@ -365,7 +365,8 @@ fn main() -> anyhow::Result<()> {
     }
     let started = Instant::now();
     let (mut sent, mut next) = (0u64, 0usize);
-    let mut owed = 0.0;
+    // Readings due by now at --rate, so time spent sending never lowers the rate.
+    let mut generated = 0u64;
     loop {
         let elapsed = started.elapsed().as_secs_f64();
         if cli.seconds > 0.0 && elapsed >= cli.seconds {
@@ -389,9 +390,9 @@ fn main() -> anyhow::Result<()> {
                 break;
             }
         } else {
-            owed += cli.rate * tick.as_secs_f64();
-            let count = owed.floor() as usize;
-            owed -= count as f64;
+            let due = (cli.rate * elapsed).floor() as u64;
+            let count = due.saturating_sub(generated) as usize;
+            generated += count as u64;
             let tick_start = now_ms();
             let n = cursors.len();
             for j in 0..count {

@@ -85,7 +85,12 @@ impl Viewers {
             // The snapshot first: the viewer is live once it has read it.
             loop {
                 match socket.read() {
-                    Ok(Message::Text(t)) if t.as_str().starts_with("{\"type\":\"snapshot\"") => break,
+                    Ok(Message::Text(t))
+                        if serde_json::from_str::<serde_json::Value>(t.as_str())
+                            .is_ok_and(|v| v["type"] == "snapshot") =>
+                    {
+                        break;
+                    }
                     Ok(_) => {}
                     Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                     Err(e) => return Err(e).context("live snapshot"),
