@@ -8,13 +8,14 @@
 //! leaves are exact (error 0).
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use cim_core::frame::EnuFrame;
 use cim_core::glb::{FeatureMesh, PropertyColumn, PropertyTable, identifier, write_glb};
 use cim_core::tileset::{Asset, BoundingVolume, Content, Refine, Tile, Tileset, region_from_degrees};
 use geo::{Area, BoundingRect, Centroid, TriangulateEarcut};
 use geo_types::{Coord, Geometry, LineString, Polygon};
+use rayon::prelude::*;
 use serde_json::Value;
 
 use crate::IngestError;
@@ -79,7 +80,7 @@ pub fn build_tileset(
     let content_dir = out.join("content");
     std::fs::create_dir_all(&content_dir).map_err(|e| IngestError::store(&content_dir, e))?;
     let all: Vec<usize> = (0..buildings.len()).collect();
-    let mut ctx = Ctx { buildings: &buildings, frame, columns, out, layer, written: 0, cancel };
+    let ctx = Ctx { buildings: &buildings, frame, columns, out, layer, written: AtomicUsize::new(0), cancel };
     let mut root = ctx.node(&all, extent, "r", 0)?;
     root.transform = Some(frame.to_ecef_matrix());
     let tileset = Tileset {
@@ -92,7 +93,7 @@ pub fn build_tileset(
         root,
     };
     crate::tileset_files::write(out, tileset, max_tileset_bytes)?;
-    Ok(ctx.written)
+    Ok(ctx.written.into_inner())
 }
 
 /// Attribute names shared by all tiles' property tables: (source key, identifier).
@@ -119,34 +120,27 @@ struct Ctx<'a> {
     columns: Vec<(String, String)>,
     out: &'a Path,
     layer: &'a str,
-    written: usize,
+    written: AtomicUsize,
     cancel: &'a AtomicBool,
 }
 
 impl Ctx<'_> {
     /// `members` are indices into the size-sorted buildings, so the first ones are
     /// the largest.
-    fn node(
-        &mut self,
-        members: &[usize],
-        area: [f64; 4],
-        name: &str,
-        depth: usize,
-    ) -> Result<Tile, IngestError> {
+    /// Quarters are built in parallel, each writing its own files.
+    fn node(&self, members: &[usize], area: [f64; 4], name: &str, depth: usize) -> Result<Tile, IngestError> {
         if self.cancel.load(Ordering::Relaxed) {
             return Err(IngestError::Interrupted(self.layer.to_owned()));
         }
         let (own, rest) = quadtree::split(members, depth);
         let uri = format!("content/{name}.glb");
         self.write_content(own, &self.out.join(&uri))?;
-        let mut children = Vec::new();
-        for (q, (quad_area, quad)) in
-            quadtree::quadrants(area, rest, |i| self.buildings[i].centre).into_iter().enumerate()
-        {
-            if !quad.is_empty() {
-                children.push(self.node(&quad, quad_area, &format!("{name}{q}"), depth + 1)?);
-            }
-        }
+        let children = quadtree::quadrants(area, rest, |i| self.buildings[i].centre)
+            .into_par_iter()
+            .enumerate()
+            .filter(|(_, (_, quad))| !quad.is_empty())
+            .map(|(q, (quad_area, quad))| self.node(&quad, quad_area, &format!("{name}{q}"), depth + 1))
+            .collect::<Result<Vec<_>, _>>()?;
         // The region must hold this tile's content and all of its children.
         let mut bounds = [f64::MAX, f64::MAX, f64::MIN, f64::MIN];
         let mut top: f64 = f64::NEG_INFINITY;
@@ -178,7 +172,7 @@ impl Ctx<'_> {
         })
     }
 
-    fn write_content(&mut self, members: &[usize], path: &Path) -> Result<(), IngestError> {
+    fn write_content(&self, members: &[usize], path: &Path) -> Result<(), IngestError> {
         let mut mesh = FeatureMesh::default();
         let mut fids = Vec::with_capacity(members.len());
         let mut heights = Vec::with_capacity(members.len());
@@ -208,7 +202,7 @@ impl Ctx<'_> {
         let table = PropertyTable { class: "building".into(), count: members.len(), columns };
         let glb = write_glb(&mesh, &table, concat!("cim-ingest ", env!("CARGO_PKG_VERSION")));
         std::fs::write(path, glb).map_err(|e| IngestError::store(path, e))?;
-        self.written += 1;
+        self.written.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 }

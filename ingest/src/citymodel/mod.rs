@@ -29,6 +29,7 @@ use cim_core::tileset::{Asset, BoundingVolume, Content, Refine, Tile, Tileset, r
 use geo::orient::{Direction, Orient};
 use geo::{Area, BoundingRect};
 use geo_types::{Coord, Geometry, LineString, MultiPolygon, Point, Polygon};
+use rayon::prelude::*;
 use serde_json::{Map, Value, json};
 
 use crate::IngestError;
@@ -509,12 +510,12 @@ fn build(run: &mut LayerRun<'_>) -> Result<Built, IngestError> {
     let mut order: Vec<usize> = (0..city.len()).filter(|&i| !city[i].lods.is_empty()).collect();
     order.sort_by(|&a, &b| city[b].size.total_cmp(&city[a].size).then(city[a].fid.cmp(&city[b].fid)));
     let area = [extent[0], extent[1], extent[3], extent[4]];
-    let mut writer = TileWriter {
+    let writer = TileWriter {
         city: &city,
         columns: &columns,
         semantic_names: &semantic_names,
         content_dir: &content_dir,
-        written: 0,
+        written: std::sync::atomic::AtomicUsize::new(0),
     };
     let mut root = writer.node(&order, area, "r", 0, options)?;
     root.transform = Some(frame.to_ecef_matrix());
@@ -582,7 +583,7 @@ fn build(run: &mut LayerRun<'_>) -> Result<Built, IngestError> {
         triangles_by_surface,
         skipped: skipped.into_iter().collect(),
     };
-    let tiles = writer.written;
+    let tiles = writer.written.into_inner();
     tracing::info!(
         stage = "city_model",
         objects = city.len(),
@@ -613,7 +614,7 @@ struct TileWriter<'a> {
     columns: &'a [(String, String)],
     semantic_names: &'a [String],
     content_dir: &'a Path,
-    written: usize,
+    written: std::sync::atomic::AtomicUsize,
 }
 
 impl TileWriter<'_> {
@@ -628,9 +629,9 @@ impl TileWriter<'_> {
         BoundingVolume::region(region_from_degrees(b, h[0], h[1]))
     }
 
-    /// `members` are sorted largest first.
+    /// `members` are sorted largest first; quarters are built in parallel.
     fn node(
-        &mut self,
+        &self,
         members: &[usize],
         area: [f64; 4],
         name: &str,
@@ -641,14 +642,14 @@ impl TileWriter<'_> {
             return Err(IngestError::Interrupted(options.layer.clone()));
         }
         let (own, rest) = crate::quadtree::split(members, depth);
-        let mut children = Vec::new();
-        for (q, (quad_area, quad)) in
-            crate::quadtree::quadrants(area, rest, |i| self.city[i].centre).into_iter().enumerate()
-        {
-            if !quad.is_empty() {
-                children.push(self.node(&quad, quad_area, &format!("{name}{q}"), depth + 1, options)?);
-            }
-        }
+        let mut children = crate::quadtree::quadrants(area, rest, |i| self.city[i].centre)
+            .into_par_iter()
+            .enumerate()
+            .filter(|(_, (_, quad))| !quad.is_empty())
+            .map(|(q, (quad_area, quad))| {
+                self.node(&quad, quad_area, &format!("{name}{q}"), depth + 1, options)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let left_out = rest.first().map_or(0.0, |&i| self.city[i].size);
         let mut levels: Vec<f64> =
             own.iter().flat_map(|&i| self.city[i].lods.iter().map(|l| lod_value(&l.name))).collect();
@@ -700,7 +701,7 @@ impl TileWriter<'_> {
     }
 
     /// Writes `members` at their best level at or below `lod` (infinity: the best).
-    fn write_content(&mut self, members: &[usize], lod: f64, uri: &str) -> Result<(), IngestError> {
+    fn write_content(&self, members: &[usize], lod: f64, uri: &str) -> Result<(), IngestError> {
         let mut mesh = FeatureMesh::default();
         let mut fids = Vec::with_capacity(members.len());
         let mut lods = Vec::with_capacity(members.len());
@@ -749,7 +750,7 @@ impl TileWriter<'_> {
         );
         let path = self.content_dir.join(uri.trim_start_matches("content/"));
         std::fs::write(&path, glb).map_err(|e| IngestError::store(&path, e))?;
-        self.written += 1;
+        self.written.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 }
