@@ -31,6 +31,9 @@ struct Building<'a> {
     base: f64,
     /// Largest of footprint diagonal and height, metres.
     size: f64,
+    /// Estimated bytes in a tile: about 180 a vertex of its outline (four wall
+    /// vertices, a roof vertex, their indices) and its attributes.
+    bytes: usize,
     centre: [f64; 2],
     bbox: [f64; 4],
 }
@@ -65,6 +68,8 @@ pub fn build_tileset(
                 height,
                 base: f.base_height,
                 size: (w * w + h * h).sqrt().max(height),
+                bytes: 180 * geo::CoordsIter::coords_count(&f.geometry).min(DENSE_OUTLINE)
+                    + f.properties.iter().map(|(k, v)| k.len() + v.to_string().len()).sum::<usize>(),
                 centre: [c.x(), c.y()],
                 bbox: [r.min().x, r.min().y, r.max().x, r.max().y],
             })
@@ -132,7 +137,8 @@ impl Ctx<'_> {
         if self.cancel.load(Ordering::Relaxed) {
             return Err(IngestError::Interrupted(self.layer.to_owned()));
         }
-        let (own, rest) = quadtree::split(members, depth);
+        let (own, rest) =
+            quadtree::split(members, depth, |i| self.buildings[i].bytes, quadtree::CONTENT_BUDGET);
         let uri = format!("content/{name}.glb");
         self.write_content(own, &self.out.join(&uri))?;
         let children = quadtree::quadrants(area, rest, |i| self.buildings[i].centre)

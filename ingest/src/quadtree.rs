@@ -9,14 +9,33 @@ pub const LEAF_CAPACITY: usize = 200;
 pub const INNER_CAPACITY: usize = 100;
 /// Depth at which a tile is a leaf whatever its count (members sharing one spot).
 pub const MAX_DEPTH: usize = 12;
+/// Estimated content bytes a tile shows at most (its GLB stays under 2 MB), so a
+/// few very detailed members do not make one heavy tile.
+pub const CONTENT_BUDGET: usize = 1_500_000;
 
 /// What a tile of `members` (largest first) at `depth` shows itself, and what it
-/// leaves to its children.
-pub fn split(members: &[usize], depth: usize) -> (&[usize], &[usize]) {
-    if members.len() <= LEAF_CAPACITY || depth >= MAX_DEPTH {
+/// leaves to its children: at most [`INNER_CAPACITY`] members (all of them, up to
+/// [`LEAF_CAPACITY`], in a leaf) and at most `budget` estimated bytes by `weight`,
+/// though always its largest member.
+pub fn split(
+    members: &[usize],
+    depth: usize,
+    weight: impl Fn(usize) -> usize,
+    budget: usize,
+) -> (&[usize], &[usize]) {
+    let mut total = 0usize;
+    let fits = members
+        .iter()
+        .take_while(|&&i| {
+            total = total.saturating_add(weight(i));
+            total <= budget
+        })
+        .count()
+        .max(1);
+    if depth >= MAX_DEPTH || (members.len() <= LEAF_CAPACITY && fits >= members.len()) {
         (members, &[])
     } else {
-        members.split_at(INNER_CAPACITY)
+        members.split_at(fits.min(INNER_CAPACITY).min(members.len()))
     }
 }
 
@@ -48,11 +67,21 @@ mod tests {
     #[test]
     fn a_tile_keeps_its_largest_and_its_quarters_share_the_rest_by_centre() {
         let members: Vec<usize> = (0..LEAF_CAPACITY + 1).collect();
-        let (own, rest) = split(&members, 0);
+        let light = |_| 1;
+        let (own, rest) = split(&members, 0, light, CONTENT_BUDGET);
         assert_eq!((own.len(), rest.len()), (INNER_CAPACITY, LEAF_CAPACITY + 1 - INNER_CAPACITY));
         assert_eq!(own[0], 0, "the largest first");
-        assert_eq!(split(&members[..LEAF_CAPACITY], 0).1.len(), 0, "a full leaf");
-        assert_eq!(split(&members, MAX_DEPTH).1.len(), 0, "too deep to split");
+        assert_eq!(split(&members[..LEAF_CAPACITY], 0, light, CONTENT_BUDGET).1.len(), 0, "a full leaf");
+        assert_eq!(split(&members, MAX_DEPTH, light, CONTENT_BUDGET).1.len(), 0, "too deep to split");
+        // Heavy members: a tile shows what fits its byte budget, at least one.
+        let heavy = |i: usize| if i < 3 { 600_000 } else { 10 };
+        let (own, rest) = split(&members[..50], 0, heavy, CONTENT_BUDGET);
+        assert_eq!((own, rest.len()), (&[0, 1][..], 48), "two of 600 kB fit 1.5 MB, the third goes down");
+        assert_eq!(
+            split(&members[2..4], 0, |_| 2 * CONTENT_BUDGET, CONTENT_BUDGET).0,
+            &[2],
+            "always the largest"
+        );
         let centres = [[0.1, 0.1], [0.9, 0.1], [0.1, 0.9], [0.9, 0.9], [0.5, 0.5]];
         let quads = quadrants([0.0, 0.0, 1.0, 1.0], &[0, 1, 2, 3, 4], |i| centres[i]);
         let members: Vec<Vec<usize>> = quads.iter().map(|(_, m)| m.clone()).collect();

@@ -641,7 +641,10 @@ impl TileWriter<'_> {
         if options.cancel.load(Ordering::Relaxed) {
             return Err(IngestError::Interrupted(options.layer.clone()));
         }
-        let (own, rest) = crate::quadtree::split(members, depth);
+        // About 110 bytes a triangle (three vertices, normals, ids, indices) at the
+        // most detailed level, the largest content a tile writes.
+        let weight = |i: usize| self.city[i].lods.iter().map(|l| 110 * l.triangles.len()).max().unwrap_or(0);
+        let (own, rest) = crate::quadtree::split(members, depth, weight, crate::quadtree::CONTENT_BUDGET);
         let mut children = crate::quadtree::quadrants(area, rest, |i| self.city[i].centre)
             .into_par_iter()
             .enumerate()
