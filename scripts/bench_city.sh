@@ -7,7 +7,7 @@
 # smallest features dropped first) under /usr/bin/time, then serves the store with the
 # release cim-server and drives it (scripts/bench_city.py serve). Prints one table.
 # The work directory (CITY_WORK, default a temporary one) holds the city, both
-# outputs and the figures; a given CITY_WORK is kept.
+# outputs and the figures; a given CITY_WORK is kept. CITY_PEER=0 skips tippecanoe.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/cim/target}"
@@ -43,8 +43,13 @@ timed() { # NAME COMMAND...
 rm -rf "$work/store" "$work/tippecanoe.pmtiles"
 read -r ingest_wall ingest_cpu ingest_rss < <(timed ingest "$bin/cim-ingest" --store "$work/store" \
   --layer city --max-zoom "$max_zoom" "$city")
-read -r tc_wall tc_cpu tc_rss < <(timed tippecanoe tippecanoe -q -o "$work/tippecanoe.pmtiles" -P -Z0 \
-  -z"$max_zoom" -l city --drop-smallest-as-needed "$city")
+if [ "${CITY_PEER:-1}" = 1 ]; then
+  read -r tc_wall tc_cpu tc_rss < <(timed tippecanoe tippecanoe -q -o "$work/tippecanoe.pmtiles" -P -Z0 \
+    -z"$max_zoom" -l city --drop-smallest-as-needed "$city")
+else
+  tc_wall=- tc_cpu=- tc_rss=-
+  : >"$work/tippecanoe.pmtiles"
+fi
 layer=$(readlink -f "$work/store/city")
 features_mb=$(du -m "$layer/features.cimf" 2>/dev/null | cut -f1 || echo -)
 pmtiles_mb=$(du -m "$layer/tiles.pmtiles" | cut -f1)
