@@ -513,3 +513,38 @@ impl LayerCache {
         names
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_layer_written_before_the_feature_store_is_refused_with_a_call_to_re_ingest() {
+        let dir = std::env::temp_dir().join(format!("cim-legacy-layer-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        // A vector layer's catalogue as ingests before the feature store wrote it.
+        let catalogue = serde_json::json!({
+            "id": "old", "kind": "vector", "version": "v1",
+            "bounds_wgs84": [24.9, 60.1, 25.0, 60.2],
+            "bounds_service_frame": [24.9, 60.1, 0.0, 25.0, 60.2, 0.0],
+            "service_frame": cim_core::catalogue::SERVICE_FRAME, "source_crs": "EPSG:4326",
+            "sources": [], "feature_count": 1, "geometry_types": ["Point"], "attributes": [],
+            "min_zoom": 0, "max_zoom": 0, "mvt_archive": null, "tileset": null,
+            "features": "features.json", "building_count": 0,
+            "ingested_at": "2026-01-01T00:00:00+00:00", "tool": "cim-ingest 0.1.0",
+        });
+        std::fs::write(dir.join(CATALOGUE_FILE), catalogue.to_string()).expect("catalogue");
+        std::fs::write(dir.join("features.json"), r#"{"type":"FeatureCollection","features":[]}"#)
+            .expect("features");
+        let why = Layer::load(dir.clone()).err().expect("refused");
+        assert!(why.contains("features.json") && why.contains("re-ingest"), "{why}");
+        // A feature store cut short is refused too, naming the file.
+        std::fs::write(dir.join(FEATURES_FILE), b"CIMFEAT1").expect("store");
+        let mut current = catalogue;
+        current["features"] = FEATURES_FILE.into();
+        std::fs::write(dir.join(CATALOGUE_FILE), current.to_string()).expect("catalogue");
+        let why = Layer::load(dir.clone()).err().expect("refused");
+        assert!(why.contains(FEATURES_FILE) && why.contains("shorter"), "{why}");
+        std::fs::remove_dir_all(&dir).expect("clean");
+    }
+}
