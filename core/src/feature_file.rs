@@ -81,14 +81,6 @@ impl<W: Write> FeatureFileWriter<W> {
         Ok(())
     }
 
-    pub fn len(&self) -> usize {
-        self.table.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.table.is_empty()
-    }
-
     /// Writes the id table, the tree and the footer; returns the sink.
     pub fn finish(mut self) -> Result<W, FeatureFileError> {
         let table_offset = self.written;
@@ -296,14 +288,10 @@ impl<R: ReadAt> FeatureFile<R> {
         Ok(buf)
     }
 
-    /// Positions of the features whose box intersects `bbox` (min x, min y, max x,
-    /// max y), in increasing order; the caller tests the geometries themselves.
-    pub fn search(&self, bbox: [f64; 4]) -> Result<Vec<u64>, FeatureFileError> {
-        Ok(self.search_boxes(bbox)?.into_iter().map(|(p, _)| p).collect())
-    }
-
-    /// [`FeatureFile::search`] with each feature's box.
-    pub fn search_boxes(&self, bbox: [f64; 4]) -> Result<Vec<(u64, [f64; 4])>, FeatureFileError> {
+    /// The features whose box intersects `bbox` (min x, min y, max x, max y): their
+    /// positions, in increasing order, with their boxes; the caller tests the
+    /// geometries themselves.
+    pub fn search(&self, bbox: [f64; 4]) -> Result<Vec<(u64, [f64; 4])>, FeatureFileError> {
         let mut hits = Vec::new();
         let Some(top) = self.levels.len().checked_sub(1) else { return Ok(hits) };
         let mut pending = vec![(self.levels[top].0, top)];
@@ -381,11 +369,10 @@ mod tests {
                 [24.93, 60.11, 24.93, 60.11],
                 [0.0, 0.0, 1.0, 1.0],
             ] {
-                let expected: Vec<u64> = features
+                let expected: Vec<(u64, [f64; 4])> = features
                     .iter()
                     .enumerate()
-                    .filter(|(_, (_, b))| b.is_some_and(|b| intersects(&b, &q)))
-                    .map(|(i, _)| i as u64)
+                    .filter_map(|(i, (_, b))| b.filter(|b| intersects(b, &q)).map(|b| (i as u64, b)))
                     .collect();
                 assert_eq!(f.search(q).expect("search"), expected, "n={n} q={q:?}");
             }

@@ -46,12 +46,17 @@ impl FeatureStore {
         geometry: &Geometry<f64>,
         properties: &Map<String, Value>,
     ) -> Result<(), IngestError> {
-        self.record.clear();
         let v =
             json!({"type": "Feature", "id": id, "geometry": to_geojson(geometry), "properties": properties});
-        serde_json::to_writer(&mut self.record, &v)
+        self.push_json(id, bbox(geometry), &v)
+    }
+
+    /// Adds one feature given as its GeoJSON.
+    fn push_json(&mut self, id: u64, bbox: Option<[f64; 4]>, feature: &Value) -> Result<(), IngestError> {
+        self.record.clear();
+        serde_json::to_writer(&mut self.record, feature)
             .map_err(|e| IngestError::store(&self.path, std::io::Error::other(e)))?;
-        self.writer.push(id, bbox(geometry), &self.record).map_err(|e| error(&self.path, e))
+        self.writer.push(id, bbox, &self.record).map_err(|e| error(&self.path, e))
     }
 
     pub fn finish(self) -> Result<(), IngestError> {
@@ -75,10 +80,7 @@ pub fn write_values(path: &Path, mut features: Vec<Value>) -> Result<(), IngestE
             )
         })?;
         let geometry = from_geojson(&f["geometry"]).ok();
-        store.record.clear();
-        serde_json::to_writer(&mut store.record, f)
-            .map_err(|e| IngestError::store(path, std::io::Error::other(e)))?;
-        store.writer.push(id, geometry.as_ref().and_then(bbox), &store.record).map_err(|e| error(path, e))?;
+        store.push_json(id, geometry.as_ref().and_then(bbox), f)?;
     }
     store.finish()
 }

@@ -21,7 +21,7 @@ pub const MAX_TILESET_BYTES: usize = 1_000_000;
 /// (`dir/tileset-N.json`), none over `budget` bytes; returns how many external
 /// tilesets were written.
 pub fn write(dir: &Path, mut tileset: Tileset, budget: usize) -> Result<usize, IngestError> {
-    let mut cut = Cut { dir, tileset: &tileset.asset.clone(), budget, written: 0 };
+    let mut cut = Cut { dir, asset: &tileset.asset.clone(), budget, written: 0 };
     cut.split(&mut tileset.root)?;
     write_json(&dir.join("tileset.json"), &tileset)?;
     Ok(cut.written)
@@ -54,7 +54,7 @@ fn is_reference(tile: &Tile) -> bool {
 
 struct Cut<'a> {
     dir: &'a Path,
-    tileset: &'a cim_core::tileset::Asset,
+    asset: &'a cim_core::tileset::Asset,
     budget: usize,
     written: usize,
 }
@@ -85,8 +85,7 @@ impl Cut<'_> {
                 children: Vec::new(),
             };
             let root = std::mem::replace(&mut tile.children[k], reference);
-            let external =
-                Tileset { asset: self.tileset.clone(), geometric_error: root.geometric_error, root };
+            let external = Tileset { asset: self.asset.clone(), geometric_error: root.geometric_error, root };
             write_json(&self.dir.join(&name), &external)?;
             let stays = own_bytes(&tile.children[k]);
             total = total - sizes[k] + stays;

@@ -270,8 +270,9 @@ impl Layer {
     }
 
     /// Positions of the features whose geometry, as the caller sees it, intersects
-    /// `probe` (inside `bbox`), in id order. Boxes from the index decide alone where
-    /// a feature's box lies wholly inside a query box; the rest are read and tested.
+    /// `probe` (the box `bbox`, or its point when it has no extent), in id order. A
+    /// feature whose box lies wholly inside `bbox` meets it without being read; the
+    /// rest are read and tested.
     fn search(&self, bbox: [f64; 4], probe: &Geometry<f64>) -> Result<Vec<usize>, ApiError> {
         let coarse = self.coarse_for_caller();
         // Coarse positions lie within a cell of the exact ones: widen the search by
@@ -285,11 +286,11 @@ impl Layer {
             }
             None => bbox,
         };
-        let candidates = self.features.search_boxes(searched).map_err(|e| self.read_error(e))?;
+        let candidates = self.features.search(searched).map_err(|e| self.read_error(e))?;
         let mut hits = Vec::new();
         for (position, b) in candidates {
             let inside = b[0] >= bbox[0] && b[1] >= bbox[1] && b[2] <= bbox[2] && b[3] <= bbox[3];
-            if coarse.is_none() && inside && matches!(probe, Geometry::Rect(_)) {
+            if coarse.is_none() && inside {
                 hits.push(position as usize);
                 continue;
             }

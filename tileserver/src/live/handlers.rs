@@ -165,12 +165,12 @@ async fn put_sensor(
     .await??;
     let live = live_of(&state)?.clone();
     let registered = sensors.len();
-    if one && let Some(sensor) = sensors.first().cloned() {
-        let created = blocking(move || live.register(sensors)).await? == 1;
-        let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    let single = sensors.first().filter(|_| one).cloned();
+    let created = blocking(move || live.register(sensors)).await?;
+    if let Some(sensor) = single {
+        let status = if created == 1 { StatusCode::CREATED } else { StatusCode::OK };
         return Ok((status, Json(sensor_json(&sensor, None))).into_response());
     }
-    let created = blocking(move || live.register(sensors)).await?;
     Ok(Json(json!({"registered": registered, "created": created, "replaced": registered - created}))
         .into_response())
 }

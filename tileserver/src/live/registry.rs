@@ -1,8 +1,8 @@
-//! The sensors in memory: by id for the readings' hot path, in id order for pages,
-//! and in an R-tree for boxes, with a generation that changes on every write (what
+//! The sensors in memory: by id (in id order, for the readings' lookups and for
+//! pages) and in an R-tree for boxes, with a generation that changes on every write (what
 //! cached answers about the whole registry are keyed by).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeMap;
 use std::ops::Deref;
 
 use cim_core::catalogue::Classification;
@@ -14,14 +14,13 @@ type Place = GeomWithData<[f64; 2], String>;
 
 #[derive(Default)]
 pub struct Registry {
-    by_id: HashMap<String, Sensor>,
-    order: BTreeSet<String>,
+    by_id: BTreeMap<String, Sensor>,
     places: RTree<Place>,
     generation: u64,
 }
 
 impl Deref for Registry {
-    type Target = HashMap<String, Sensor>;
+    type Target = BTreeMap<String, Sensor>;
 
     fn deref(&self) -> &Self::Target {
         &self.by_id
@@ -32,16 +31,14 @@ impl Registry {
     pub fn new(sensors: Vec<Sensor>) -> Self {
         let places =
             RTree::bulk_load(sensors.iter().map(|s| Place::new([s.lon, s.lat], s.id.clone())).collect());
-        let order = sensors.iter().map(|s| s.id.clone()).collect();
         let by_id = sensors.into_iter().map(|s| (s.id.clone(), s)).collect();
-        Self { by_id, order, places, generation: 0 }
+        Self { by_id, places, generation: 0 }
     }
 
     /// Adds or replaces a sensor; true when it replaced one.
     pub fn insert(&mut self, sensor: Sensor) -> bool {
         let old = self.remove(&sensor.id);
         self.places.insert(Place::new([sensor.lon, sensor.lat], sensor.id.clone()));
-        self.order.insert(sensor.id.clone());
         self.by_id.insert(sensor.id.clone(), sensor);
         self.generation += 1;
         old.is_some()
@@ -50,7 +47,6 @@ impl Registry {
     pub fn remove(&mut self, id: &str) -> Option<Sensor> {
         let old = self.by_id.remove(id)?;
         self.places.remove(&Place::new([old.lon, old.lat], old.id.clone()));
-        self.order.remove(id);
         self.generation += 1;
         Some(old)
     }
@@ -64,11 +60,10 @@ impl Registry {
     /// after `after`, and whether more follow.
     pub fn page(&self, after: Option<&str>, limit: usize, clearance: Classification) -> (Vec<&Sensor>, bool) {
         let from = match after {
-            Some(a) => self.order.range::<str, _>((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded)),
-            None => self.order.range::<str, _>(..),
+            Some(a) => self.by_id.range::<str, _>((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded)),
+            None => self.by_id.range::<str, _>(..),
         };
-        let mut visible =
-            from.filter_map(|id| self.by_id.get(id)).filter(|s| s.clearance_needed() <= clearance);
+        let mut visible = from.map(|(_, s)| s).filter(|s| s.clearance_needed() <= clearance);
         let page: Vec<&Sensor> = visible.by_ref().take(limit).collect();
         let more = visible.next().is_some();
         (page, more)
@@ -89,10 +84,7 @@ impl Registry {
 
     /// Every sensor a caller cleared to `clearance` may see, in id order.
     pub fn visible(&self, clearance: Classification) -> impl Iterator<Item = &Sensor> {
-        self.order
-            .iter()
-            .filter_map(|id| self.by_id.get(id))
-            .filter(move |s| s.clearance_needed() <= clearance)
+        self.by_id.values().filter(move |s| s.clearance_needed() <= clearance)
     }
 }
 

@@ -249,7 +249,7 @@ impl SensorStore {
     /// registered sensors (readings of others are the caller's to reject).
     pub fn store_batch(
         &self,
-        sensors: &HashMap<String, Sensor>,
+        sensors: &std::collections::BTreeMap<String, Sensor>,
         readings: &[(String, i64, f64)],
     ) -> Result<BatchOutcome, StoreError> {
         let mut out = BatchOutcome::default();
