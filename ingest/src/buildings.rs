@@ -12,30 +12,26 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use cim_core::frame::EnuFrame;
 use cim_core::glb::{FeatureMesh, PropertyColumn, PropertyTable, identifier, write_glb};
+use cim_core::mvt::PropertyValue;
 use cim_core::tileset::{Asset, BoundingVolume, Content, Refine, Tile, Tileset, region_from_degrees};
-use geo::{Area, BoundingRect, Centroid, TriangulateEarcut};
+use geo::{Area, TriangulateEarcut};
 use geo_types::{Coord, Geometry, LineString, Polygon};
 use rayon::prelude::*;
-use serde_json::Value;
 
 use crate::IngestError;
-use crate::feature::LayerFeature;
+use crate::feature::{Extrusion, Summary};
 use crate::quadtree;
+use crate::spill::SpillReader;
 
 const MAX_ATTRIBUTE_COLUMNS: usize = 64;
 
-struct Building<'a> {
-    feature: &'a LayerFeature,
-    height: f64,
-    /// Floor height (the ground under it, or 0).
-    base: f64,
+/// A building as the tree is cut: which feature, and its size.
+struct Building {
+    /// Index into the layer's features.
+    feature: usize,
     /// Largest of footprint diagonal and height, metres.
     size: f64,
-    /// Estimated bytes in a tile: about 180 a vertex of its outline (four wall
-    /// vertices, a roof vertex, their indices) and its attributes.
-    bytes: usize,
-    centre: [f64; 2],
-    bbox: [f64; 4],
+    extrusion: Extrusion,
 }
 
 fn polygons(g: &Geometry<f64>) -> Vec<&Polygon<f64>> {
@@ -46,46 +42,58 @@ fn polygons(g: &Geometry<f64>) -> Vec<&Polygon<f64>> {
     }
 }
 
-/// Returns the number of tiles written.
+/// Estimated bytes of a building in a tile: about 180 a vertex of its outline (four
+/// wall vertices, a roof vertex, their indices) and its attributes.
+fn weight(f: &Summary) -> usize {
+    180 * (f.vertices as usize).min(DENSE_OUTLINE) + f.attribute_bytes as usize
+}
+
+/// Builds the tileset of the features that are buildings (their records read from
+/// `spill`), attribute columns named by `attribute_keys`; returns the number of
+/// tiles written.
 pub fn build_tileset(
-    features: &[LayerFeature],
+    features: &[Summary],
+    spill: &SpillReader,
+    attribute_keys: &std::collections::BTreeSet<String>,
     out: &Path,
     layer: &str,
     max_tileset_bytes: usize,
     cancel: &AtomicBool,
 ) -> Result<usize, IngestError> {
-    let mut buildings: Vec<Building<'_>> = features
+    let mut buildings: Vec<Building> = features
         .iter()
-        .filter_map(|f| {
-            let height = f.building_height?;
-            let r = f.geometry.bounding_rect()?;
-            let c = f.geometry.centroid()?;
-            let lat = c.y().to_radians();
-            let w = r.width() * 111_320.0 * lat.cos();
-            let h = r.height() * 110_540.0;
-            Some(Building {
-                feature: f,
-                height,
-                base: f.base_height,
-                size: (w * w + h * h).sqrt().max(height),
-                bytes: 180 * geo::CoordsIter::coords_count(&f.geometry).min(DENSE_OUTLINE)
-                    + f.properties.iter().map(|(k, v)| k.len() + v.to_string().len()).sum::<usize>(),
-                centre: [c.x(), c.y()],
-                bbox: [r.min().x, r.min().y, r.max().x, r.max().y],
-            })
+        .enumerate()
+        .filter_map(|(i, f)| {
+            let e = f.building?;
+            let b = f.bbox;
+            let lat = ((b[1] + b[3]) / 2.0).to_radians();
+            let w = (b[2] - b[0]) * 111_320.0 * lat.cos();
+            let h = (b[3] - b[1]) * 110_540.0;
+            Some(Building { feature: i, size: (w * w + h * h).sqrt().max(e.height), extrusion: e })
         })
         .collect();
     // Largest first, then by id: the order every tile's content is drawn from.
-    buildings.sort_by(|a, b| b.size.total_cmp(&a.size).then(a.feature.fid.cmp(&b.feature.fid)));
+    buildings.par_sort_unstable_by(|a, b| b.size.total_cmp(&a.size).then(a.feature.cmp(&b.feature)));
     let extent = buildings.iter().fold([f64::MAX, f64::MAX, f64::MIN, f64::MIN], |e, b| {
-        [e[0].min(b.bbox[0]), e[1].min(b.bbox[1]), e[2].max(b.bbox[2]), e[3].max(b.bbox[3])]
+        let r = features[b.feature].bbox;
+        [e[0].min(r[0]), e[1].min(r[1]), e[2].max(r[2]), e[3].max(r[3])]
     });
     let frame = EnuFrame::at((extent[0] + extent[2]) / 2.0, (extent[1] + extent[3]) / 2.0, 0.0);
-    let columns = attribute_columns(&buildings);
+    let columns = attribute_columns(attribute_keys);
     let content_dir = out.join("content");
     std::fs::create_dir_all(&content_dir).map_err(|e| IngestError::store(&content_dir, e))?;
     let all: Vec<usize> = (0..buildings.len()).collect();
-    let ctx = Ctx { buildings: &buildings, frame, columns, out, layer, written: AtomicUsize::new(0), cancel };
+    let ctx = Ctx {
+        features,
+        spill,
+        buildings: &buildings,
+        frame,
+        columns,
+        out,
+        layer,
+        written: AtomicUsize::new(0),
+        cancel,
+    };
     let mut root = ctx.node(&all, extent, "r", 0)?;
     root.transform = Some(frame.to_ecef_matrix());
     let tileset = Tileset {
@@ -102,25 +110,23 @@ pub fn build_tileset(
 }
 
 /// Attribute names shared by all tiles' property tables: (source key, identifier).
-fn attribute_columns(buildings: &[Building<'_>]) -> Vec<(String, String)> {
-    let mut keys: std::collections::BTreeSet<&str> = std::collections::BTreeSet::new();
-    for b in buildings {
-        keys.extend(b.feature.properties.keys().map(String::as_str));
-    }
+fn attribute_columns(keys: &std::collections::BTreeSet<String>) -> Vec<(String, String)> {
     let mut used: std::collections::HashSet<String> = ["fid".to_owned(), "height".to_owned()].into();
     let mut columns = Vec::new();
-    for key in keys.into_iter().take(MAX_ATTRIBUTE_COLUMNS) {
+    for key in keys.iter().take(MAX_ATTRIBUTE_COLUMNS) {
         let mut id = identifier(key);
         while !used.insert(id.clone()) {
             id.push('_');
         }
-        columns.push((key.to_owned(), id));
+        columns.push((key.clone(), id));
     }
     columns
 }
 
 struct Ctx<'a> {
-    buildings: &'a [Building<'a>],
+    features: &'a [Summary],
+    spill: &'a SpillReader,
+    buildings: &'a [Building],
     frame: EnuFrame,
     columns: Vec<(String, String)>,
     out: &'a Path,
@@ -130,6 +136,10 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    fn summary(&self, building: usize) -> &Summary {
+        &self.features[self.buildings[building].feature]
+    }
+
     /// `members` are indices into the size-sorted buildings, so the first ones are
     /// the largest.
     /// Quarters are built in parallel, each writing its own files.
@@ -138,10 +148,10 @@ impl Ctx<'_> {
             return Err(IngestError::Interrupted(self.layer.to_owned()));
         }
         let (own, rest) =
-            quadtree::split(members, depth, |i| self.buildings[i].bytes, quadtree::CONTENT_BUDGET);
+            quadtree::split(members, depth, |i| weight(self.summary(i)), quadtree::CONTENT_BUDGET);
         let uri = format!("content/{name}.glb");
         self.write_content(own, &self.out.join(&uri))?;
-        let children = quadtree::quadrants(area, rest, |i| self.buildings[i].centre)
+        let children = quadtree::quadrants(area, rest, |i| self.summary(i).centre())
             .into_par_iter()
             .enumerate()
             .filter(|(_, (_, quad))| !quad.is_empty())
@@ -151,26 +161,23 @@ impl Ctx<'_> {
         let mut bounds = [f64::MAX, f64::MAX, f64::MIN, f64::MIN];
         let mut top: f64 = f64::NEG_INFINITY;
         let mut bottom: f64 = f64::INFINITY;
+        let mut any_dense = false;
         for &i in members {
-            let b = &self.buildings[i];
-            bounds = [
-                bounds[0].min(b.bbox[0]),
-                bounds[1].min(b.bbox[1]),
-                bounds[2].max(b.bbox[2]),
-                bounds[3].max(b.bbox[3]),
-            ];
-            top = top.max(b.base + b.height);
-            bottom = bottom.min(b.base);
+            let f = self.summary(i);
+            let b = f.bbox;
+            bounds = [bounds[0].min(b[0]), bounds[1].min(b[1]), bounds[2].max(b[2]), bounds[3].max(b[3])];
+            let e = self.buildings[i].extrusion;
+            top = top.max(e.base + e.height);
+            bottom = bottom.min(e.base);
+            any_dense |= f.vertices as usize > DENSE_OUTLINE;
         }
         Ok(Tile {
             bounding_volume: BoundingVolume::region(region_from_degrees(bounds, bottom, top)),
-            geometric_error: rest.first().map_or(0.0, |&i| self.buildings[i].size).max(
-                if members.iter().any(|&i| dense(&self.buildings[i].feature.geometry)) {
-                    DENSE_OUTLINE_TOLERANCE_M
-                } else {
-                    0.0
-                },
-            ),
+            geometric_error: rest.first().map_or(0.0, |&i| self.buildings[i].size).max(if any_dense {
+                DENSE_OUTLINE_TOLERANCE_M
+            } else {
+                0.0
+            }),
             refine: Some(Refine::Add),
             content: Some(Content { uri, bounding_volume: None }),
             transform: None,
@@ -184,17 +191,23 @@ impl Ctx<'_> {
         let mut heights = Vec::with_capacity(members.len());
         let mut attrs: Vec<Vec<String>> = vec![Vec::with_capacity(members.len()); self.columns.len()];
         for (row, &i) in members.iter().enumerate() {
-            let b = &self.buildings[i];
-            for poly in polygons(&b.feature.geometry) {
-                extrude(&self.frame, poly, b.base, b.height, row as u32, &mut mesh);
+            let (f, e) = (self.summary(i), self.buildings[i].extrusion);
+            let part = self.spill.tile_part(f.span)?;
+            for poly in polygons(&part.geometry) {
+                extrude(&self.frame, poly, e.base, e.height, row as u32, &mut mesh);
             }
-            fids.push(b.feature.fid);
-            heights.push(b.height);
+            fids.push(f.fid);
+            heights.push(e.height);
             for (c, (key, _)) in self.columns.iter().enumerate() {
-                attrs[c].push(match b.feature.properties.get(key) {
-                    None | Some(Value::Null) => String::new(),
-                    Some(Value::String(s)) => s.clone(),
-                    Some(v) => v.to_string(),
+                attrs[c].push(match part.properties.iter().find(|(k, _)| k == key) {
+                    None => String::new(),
+                    Some((_, PropertyValue::String(s))) => s.clone(),
+                    Some((_, PropertyValue::Int(i))) => i.to_string(),
+                    Some((_, PropertyValue::Bool(b))) => b.to_string(),
+                    // As JSON writes it, so a column reads as the feature API does.
+                    Some((_, PropertyValue::Double(d))) => {
+                        serde_json::Number::from_f64(*d).map_or_else(String::new, |n| n.to_string())
+                    }
                 });
             }
         }
@@ -261,6 +274,7 @@ fn thin(ring: Vec<[f64; 3]>) -> Vec<[f64; 3]> {
     if thinned.len() >= 3 { thinned } else { ring }
 }
 
+#[cfg(test)]
 fn dense(geometry: &Geometry<f64>) -> bool {
     geo::CoordsIter::coords_count(geometry) > DENSE_OUTLINE
 }

@@ -30,6 +30,12 @@ pub enum IngestError {
     },
     #[error("interrupted; the previous version of layer '{0}' is untouched and still served")]
     Interrupted(String),
+    #[error(
+        "layer '{layer}': {features} features need about {needed_mb} MB to tile, over the {budget_mb} MB budget (--memory-mb); raise it or split the input"
+    )]
+    MemoryBudget { layer: String, features: u64, needed_mb: u64, budget_mb: u64 },
+    #[error("--memory-mb {budget_mb}: too small to run in; at least {min_mb} MB")]
+    BudgetTooSmall { budget_mb: u64, min_mb: u64 },
     #[error("writing tiles: {0}")]
     PmTiles(#[from] cim_core::pmtiles::PmTilesError),
 }

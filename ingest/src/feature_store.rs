@@ -39,16 +39,9 @@ impl FeatureStore {
         Ok(Self { path: path.to_owned(), writer, record: Vec::new() })
     }
 
-    /// Adds one feature as GeoJSON (`id`, `geometry`, `properties`).
-    pub fn push(
-        &mut self,
-        id: u64,
-        geometry: &Geometry<f64>,
-        properties: &Map<String, Value>,
-    ) -> Result<(), IngestError> {
-        let v =
-            json!({"type": "Feature", "id": id, "geometry": to_geojson(geometry), "properties": properties});
-        self.push_json(id, bbox(geometry), &v)
+    /// Adds one feature as [`encode`] gave it, in increasing id order.
+    pub fn push_encoded(&mut self, feature: &Encoded) -> Result<(), IngestError> {
+        self.writer.push(feature.id, feature.bbox, &feature.geojson).map_err(|e| error(&self.path, e))
     }
 
     /// Adds one feature given as its GeoJSON.
@@ -65,6 +58,20 @@ impl FeatureStore {
         let file = out.into_inner().map_err(|e| IngestError::store(&path, e.into_error()))?;
         file.sync_all().map_err(|e| IngestError::store(&path, e))
     }
+}
+
+/// A feature's record, made ready on any thread.
+pub struct Encoded {
+    id: u64,
+    bbox: Option<[f64; 4]>,
+    geojson: Vec<u8>,
+}
+
+/// A feature as GeoJSON (`id`, `geometry`, `properties`).
+pub fn encode(id: u64, geometry: &Geometry<f64>, properties: &Map<String, Value>) -> Encoded {
+    let v = json!({"type": "Feature", "id": id, "geometry": to_geojson(geometry), "properties": properties});
+    // A Value always serialises.
+    Encoded { id, bbox: bbox(geometry), geojson: serde_json::to_vec(&v).unwrap_or_default() }
 }
 
 /// Writes GeoJSON features (each with a numeric `id`) sorted by id: the small

@@ -30,6 +30,7 @@ pub mod repair;
 pub mod run;
 pub mod sniff;
 pub mod source;
+pub mod spill;
 pub mod store;
 pub mod terrain;
 pub mod tileset_files;

@@ -32,7 +32,7 @@ struct Cli {
     max_zoom: u8,
     /// Stop adding zoom levels once one would need more tiles than this (reported
     /// in quality.json; clients overzoom the last level written).
-    #[arg(long, default_value_t = 200_000)]
+    #[arg(long, default_value_t = cim_ingest::options::DEFAULT_MAX_TILES_PER_ZOOM)]
     max_tiles_per_zoom: usize,
     /// Largest vector tile, kilobytes (1 000 bytes) compressed: a tile over it keeps
     /// its largest features, the rest counted per zoom in quality.json.
@@ -45,6 +45,11 @@ struct Cli {
     /// tilesets beside `tileset.json`.
     #[arg(long, default_value_t = cim_ingest::tileset_files::MAX_TILESET_BYTES / 1000)]
     max_tileset_kb: usize,
+    /// Memory the run may use, MiB: it keeps about 200 bytes per vector feature in
+    /// memory (the rest is spilled to disk) and builds tiles in chunks sized to this;
+    /// a budget the input cannot fit is refused with the size it needs.
+    #[arg(long, default_value_t = cim_ingest::options::DEFAULT_MEMORY_MB)]
+    memory_mb: usize,
     /// Place IFC models here: longitude,latitude,height[,rotation] with the model's
     /// +x axis rotated that many degrees counter-clockwise from east. Overrides the
     /// model's IfcMapConversion or IfcSite reference point. For a point cloud in local
@@ -206,6 +211,14 @@ fn run() -> anyhow::Result<()> {
         cli.max_tileset_kb
     );
     options.max_tileset_bytes = cli.max_tileset_kb * 1000;
+    if cli.memory_mb < cim_ingest::options::MIN_MEMORY_MB {
+        return Err(cim_ingest::IngestError::BudgetTooSmall {
+            budget_mb: cli.memory_mb as u64,
+            min_mb: cim_ingest::options::MIN_MEMORY_MB as u64,
+        }
+        .into());
+    }
+    options.memory_bytes = cli.memory_mb.saturating_mul(1 << 20);
     options.anchor = cli.anchor;
     if let Some(e) = cli.terrain_error {
         anyhow::ensure!(e.is_finite() && e > 0.0, "--terrain-error {e} must be a positive number of metres");

@@ -5,7 +5,6 @@
 //! costs nothing. Each zoom first simplifies every feature once (Douglas–Peucker at
 //! half a pixel), so neighbouring tiles share the same simplified edges.
 
-use std::borrow::Cow;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -13,7 +12,7 @@ use cim_core::catalogue::{TilingReport, ZoomTiles};
 use cim_core::mvt::{DEFAULT_EXTENT, LayerBuilder, PropertyValue, TileGeometry, TilePoint};
 use cim_core::pmtiles::{ArchiveInfo, Compression, TileType, Writer, gzip};
 use cim_core::tile::{TileId, lonlat_to_mercator};
-use geo::{Area, BoundingRect, Euclidean, Length, MapCoords, Simplify};
+use geo::{Area, Euclidean, Length, MapCoords, Simplify};
 use geo_types::{Coord, Geometry, LineString, Polygon};
 use rayon::prelude::*;
 use rstar::primitives::{GeomWithData, Rectangle};
@@ -22,7 +21,8 @@ use serde_json::Value;
 
 use crate::IngestError;
 use crate::clip::{Pt, clip_line, clip_ring};
-use crate::feature::LayerFeature;
+use crate::feature::{Shape, Summary};
+use crate::spill::{SpillReader, TileAttributes};
 
 /// Buffer around each tile, in tile units (tippecanoe's default of 5/256).
 pub const BUFFER: f64 = 80.0;
@@ -43,6 +43,9 @@ pub struct TilingConfig {
     /// The budget of one tile: compressed bytes and features.
     pub max_tile_bytes: usize,
     pub max_tile_features: usize,
+    /// Tiles built side by side before they are written: what bounds the memory
+    /// in flight.
+    pub chunk_tiles: usize,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -55,45 +58,38 @@ pub struct TilingStats {
 
 type Indexed = GeomWithData<Rectangle<[f64; 2]>, usize>;
 
-/// Features projected to Web Mercator with their R-tree.
+/// The features' boxes in Web Mercator, for finding a tile's candidates without
+/// reading any feature.
 pub struct MercatorIndex {
-    pub geometries: Vec<Geometry<f64>>,
-    pub tree: RTree<Indexed>,
+    tree: RTree<Indexed>,
 }
 
 impl MercatorIndex {
-    pub fn build(features: &[LayerFeature]) -> Self {
-        let geometries: Vec<Geometry<f64>> = features
+    pub fn build(features: &[Summary]) -> Self {
+        let entries: Vec<Indexed> = features
             .par_iter()
-            .map(|f| {
-                f.geometry.map_coords(|c| {
-                    let (x, y) = lonlat_to_mercator(c.x, c.y);
-                    geo_types::Coord { x, y }
-                })
-            })
-            .collect();
-        let entries: Vec<Indexed> = geometries
-            .iter()
             .enumerate()
-            .filter_map(|(i, g)| {
-                let r = g.bounding_rect()?;
-                Some(GeomWithData::new(
-                    Rectangle::from_corners([r.min().x, r.min().y], [r.max().x, r.max().y]),
-                    i,
-                ))
+            .map(|(i, f)| {
+                let b = f.mercator_box();
+                GeomWithData::new(Rectangle::from_corners([b[0], b[1]], [b[2], b[3]]), i)
             })
             .collect();
-        Self { geometries, tree: RTree::bulk_load(entries) }
+        Self { tree: RTree::bulk_load(entries) }
     }
 
-    pub fn candidates(&self, bbox: [f64; 4]) -> impl Iterator<Item = usize> + '_ {
+    /// Features whose box meets `bbox`, with their box.
+    fn candidates(&self, bbox: [f64; 4]) -> impl Iterator<Item = (usize, [f64; 4])> + '_ {
         self.tree
             .locate_in_envelope_intersecting(&AABB::from_corners([bbox[0], bbox[1]], [bbox[2], bbox[3]]))
-            .map(|e| e.data)
+            .map(|e| {
+                let (lo, hi) = (e.geom().lower(), e.geom().upper());
+                (e.data, [lo[0], lo[1], hi[0], hi[1]])
+            })
     }
 }
 
-fn mvt_properties(props: &serde_json::Map<String, Value>) -> Vec<(String, PropertyValue)> {
+/// A feature's attributes as a tile carries them (nulls left out).
+pub fn mvt_properties(props: &serde_json::Map<String, Value>) -> Vec<(String, PropertyValue)> {
     props
         .iter()
         .filter_map(|(k, v)| {
@@ -202,6 +198,7 @@ fn simplify(g: &Geometry<f64>, epsilon: f64) -> Geometry<f64> {
 struct Placed {
     index: usize,
     geometry: TileGeometry,
+    attributes: TileAttributes,
     /// The tile holds the feature's centre: a drop here is the one counted.
     home: bool,
 }
@@ -216,45 +213,22 @@ struct TileOutcome {
     marks: u64,
 }
 
-/// Per feature, in map units: what ranks it (area, else length; 0 for points) and
-/// the centre of its box (which tile counts it).
-struct Ranking {
-    size: Vec<f64>,
-    centre: Vec<[f64; 2]>,
+/// What ranks a feature (in Web Mercator) when its tile is over budget: area, else
+/// length; 0 for points.
+pub fn rank(g: &Geometry<f64>) -> f64 {
+    match g {
+        Geometry::Polygon(_) | Geometry::MultiPolygon(_) => g.unsigned_area(),
+        Geometry::LineString(l) => Euclidean.length(l),
+        Geometry::MultiLineString(l) => Euclidean.length(l),
+        _ => 0.0,
+    }
 }
 
-impl Ranking {
-    fn new(geometries: &[Geometry<f64>]) -> Self {
-        let (size, centre) = geometries
-            .par_iter()
-            .map(|g| {
-                let size = match g {
-                    Geometry::Polygon(_) | Geometry::MultiPolygon(_) => g.unsigned_area(),
-                    Geometry::LineString(l) => Euclidean.length(l),
-                    Geometry::MultiLineString(l) => Euclidean.length(l),
-                    _ => 0.0,
-                };
-                let centre = g.bounding_rect().map_or([f64::NAN, f64::NAN], |r| [r.center().x, r.center().y]);
-                (size, centre)
-            })
-            .unzip();
-        Self { size, centre }
-    }
-
-    /// Larger first; equal sizes (points) in an order that scatters them, so a
-    /// thinned tile thins evenly rather than losing one end of the id range.
-    fn order(&self, features: &[LayerFeature], placed: &[Placed]) -> Vec<usize> {
-        let mut order: Vec<usize> = (0..placed.len()).collect();
-        let key = |k: usize| {
-            let i = placed[k].index;
-            (self.size[i], scatter(features[i].fid))
-        };
-        order.sort_by(|&a, &b| {
-            let (ka, kb) = (key(a), key(b));
-            kb.0.total_cmp(&ka.0).then(ka.1.cmp(&kb.1))
-        });
-        order
-    }
+/// Larger first; equal sizes (points) in an order that scatters them, so a thinned
+/// tile thins evenly rather than losing one end of the id range.
+fn by_rank(features: &[Summary], a: usize, b: usize) -> std::cmp::Ordering {
+    let (fa, fb) = (&features[a], &features[b]);
+    fb.rank.total_cmp(&fa.rank).then(scatter(fa.fid).cmp(&scatter(fb.fid)))
 }
 
 /// A fixed bijective mix of the id (splitmix64's finaliser).
@@ -265,58 +239,206 @@ fn scatter(fid: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// A one-pixel stand-in for a feature smaller than a pixel, at its centre and of
-/// its own geometry type, so a fill or line style still draws it; `None` where
-/// another feature already marks that pixel.
-fn pixel_mark(
-    frame: &TileFrame,
-    g: &Geometry<f64>,
-    centre: [f64; 2],
-    taken: &mut std::collections::HashSet<(i32, i32)>,
-) -> Option<TileGeometry> {
+/// Pixels of the zoom's own resolution: 16 tile units at the default extent.
+const CELL: i32 = (DEFAULT_EXTENT / 256) as i32;
+
+/// The pixel cell holding a mercator position.
+fn cell_of(frame: &TileFrame, centre: [f64; 2]) -> (i32, i32) {
     let p = frame.px(&Coord { x: centre[0], y: centre[1] });
-    // Pixels of the zoom's own resolution: 16 tile units at the default extent.
-    const CELL: i32 = (DEFAULT_EXTENT / 256) as i32;
-    let cell = ((p[0] as i32).div_euclid(CELL), (p[1] as i32).div_euclid(CELL));
-    if !taken.insert(cell) {
-        return None;
-    }
+    ((p[0] as i32).div_euclid(CELL), (p[1] as i32).div_euclid(CELL))
+}
+
+/// A one-pixel stand-in for a feature smaller than a pixel, in `cell` and of its own
+/// geometry type, so a fill or line style still draws it.
+fn pixel_mark(shape: Shape, cell: (i32, i32)) -> Option<TileGeometry> {
     let (x, y) = (cell.0 * CELL, cell.1 * CELL);
-    match g {
-        Geometry::Polygon(_) | Geometry::MultiPolygon(_) => Some(TileGeometry::Polygons(vec![vec![vec![
+    match shape {
+        Shape::Area => Some(TileGeometry::Polygons(vec![vec![vec![
             [x, y],
             [x, y + CELL],
             [x + CELL, y + CELL],
             [x + CELL, y],
             [x, y],
         ]]])),
-        Geometry::LineString(_) | Geometry::MultiLineString(_) => {
-            Some(TileGeometry::Lines(vec![vec![[x, y + CELL / 2], [x + CELL, y + CELL / 2]]]))
-        }
-        _ => None,
+        Shape::Line => Some(TileGeometry::Lines(vec![vec![[x, y + CELL / 2], [x + CELL, y + CELL / 2]]])),
+        Shape::Point => None,
     }
 }
 
-/// Builds the archive at `out`; returns what was written.
+fn centre_of(b: &[f64; 4]) -> [f64; 2] {
+    [(b[0] + b[2]) / 2.0, (b[1] + b[3]) / 2.0]
+}
+
+/// One tile's candidates, sorted out from their boxes alone.
+struct Candidate {
+    index: usize,
+    home: bool,
+    /// Smaller than a pixel: drawn as a one-pixel mark in its own tile.
+    mark: Option<(i32, i32)>,
+}
+
+/// Everything one zoom's tiles share.
+struct ZoomCtx<'a> {
+    features: &'a [Summary],
+    spill: &'a SpillReader,
+    index: &'a MercatorIndex,
+    config: &'a TilingConfig,
+    z: u8,
+    px_m: f64,
+    at_max: bool,
+}
+
+impl ZoomCtx<'_> {
+    /// Builds one tile: `None` where no feature's box meets it.
+    fn tile(&self, tile: TileId) -> Result<Option<(TileId, Option<TileOutcome>)>, IngestError> {
+        let (config, features, px_m) = (self.config, self.features, self.px_m);
+        let b = tile.bounds_mercator();
+        let buf = BUFFER * px_m;
+        let frame = TileFrame::new(tile);
+        let mut any = false;
+        let mut candidates = Vec::new();
+        for (i, r) in self.index.candidates([b[0] - buf, b[1] - buf, b[2] + buf, b[3] + buf]) {
+            any = true;
+            let c = centre_of(&r);
+            let home = c[0] >= b[0] && c[0] < b[2] && c[1] >= b[1] && c[1] < b[3];
+            let subpixel =
+                !self.at_max && features[i].shape != Shape::Point && r[2] - r[0] < px_m && r[3] - r[1] < px_m;
+            if subpixel {
+                // Only in its own tile, so a mark is drawn once.
+                if home {
+                    candidates.push(Candidate { index: i, home, mark: Some(cell_of(&frame, c)) });
+                }
+            } else {
+                candidates.push(Candidate { index: i, home, mark: None });
+            }
+        }
+        if !any {
+            return Ok(None);
+        }
+        if self.z < config.min_zoom {
+            return Ok(Some((tile, None)));
+        }
+        let mut outcome = TileOutcome::default();
+        // More candidates than a tile may hold: the largest are placed first, and
+        // placing stops at the budget.
+        let cut = candidates.len() > config.max_tile_features;
+        if cut {
+            candidates.par_sort_unstable_by(|a, b| by_rank(features, a.index, b.index));
+        } else {
+            candidates.par_sort_unstable_by_key(|c| c.index);
+        }
+        // Which candidates are placed is decided from their boxes alone; their
+        // records are then read on both cores.
+        let mut taken = std::collections::HashSet::new();
+        let mut picked: Vec<&Candidate> = Vec::with_capacity(candidates.len().min(config.max_tile_features));
+        for c in &candidates {
+            let full = picked.len() >= config.max_tile_features;
+            if let Some(cell) = c.mark {
+                if taken.contains(&cell) {
+                    continue;
+                }
+                if full {
+                    outcome.dropped += 1;
+                    continue;
+                }
+                taken.insert(cell);
+            } else if full {
+                outcome.dropped += u64::from(c.home);
+                continue;
+            }
+            picked.push(c);
+        }
+        let placed: Vec<Option<Placed>> = picked
+            .par_iter()
+            .map(|c| {
+                let f = &features[c.index];
+                let (exact, attributes) = self.spill.tile_geometry(f.span)?;
+                let geometry = match c.mark {
+                    Some(cell) => pixel_mark(f.shape, cell),
+                    None => {
+                        let projected = exact.map_coords(|c| {
+                            let (x, y) = lonlat_to_mercator(c.x, c.y);
+                            Coord { x, y }
+                        });
+                        let g = if self.at_max { projected } else { simplify(&projected, px_m * 0.5) };
+                        to_tile_geometry(&frame, &g)
+                    }
+                };
+                Ok(geometry.map(|geometry| Placed { index: c.index, geometry, attributes, home: c.home }))
+            })
+            .collect::<Result<_, IngestError>>()?;
+        let placed: Vec<Placed> = placed.into_iter().flatten().collect();
+        outcome.marks = picked.iter().filter(|c| c.mark.is_some()).count() as u64;
+        let encode = |chosen: &[usize]| {
+            let mut builder = LayerBuilder::new(&config.layer, DEFAULT_EXTENT);
+            for &k in chosen {
+                let p = &placed[k];
+                // Checked when read.
+                let props = p.attributes.decode().unwrap_or_default();
+                builder.add_feature(features[p.index].fid, &p.geometry, &props);
+            }
+            // What survives encoding (a feature can quantise to nothing).
+            let count = builder.len();
+            (!builder.is_empty()).then(|| (gzip(&cim_core::mvt::encode_tile(&[builder])), count))
+        };
+        let mut chosen: Vec<usize> = (0..placed.len()).collect();
+        if cut {
+            // Features in id order inside the tile, as an uncut tile has them.
+            chosen.sort_unstable_by_key(|&k| placed[k].index);
+        }
+        let mut bytes = encode(&chosen);
+        let over_bytes = bytes.as_ref().is_some_and(|(b, _)| b.len() > config.max_tile_bytes);
+        if over_bytes {
+            // Over its byte budget: keep the largest, shrinking the count by what
+            // the last try overshot until the tile fits.
+            let mut order: Vec<usize> = (0..placed.len()).collect();
+            order.sort_by(|&a, &b| by_rank(features, placed[a].index, placed[b].index));
+            let mut keep = placed.len();
+            loop {
+                let size = bytes.as_ref().map_or(0, |(b, _)| b.len());
+                if size <= config.max_tile_bytes || keep == 0 {
+                    break;
+                }
+                let fit = keep as f64 * config.max_tile_bytes as f64 / size as f64 * 0.95;
+                keep = (fit as usize).min(keep - 1);
+                chosen = order[..keep].to_vec();
+                chosen.sort_unstable_by_key(|&k| placed[k].index);
+                bytes = encode(&chosen);
+            }
+            let mut kept = vec![false; placed.len()];
+            for &k in &chosen {
+                kept[k] = true;
+            }
+            outcome.dropped += placed.iter().zip(&kept).filter(|(p, kept)| p.home && !**kept).count() as u64;
+        }
+        // Over budget: something was left out (a cut tile may hold all it was given).
+        outcome.over_budget = over_bytes || outcome.dropped > 0;
+        outcome.features = bytes.as_ref().map_or(0, |(_, count)| *count);
+        outcome.bytes = bytes.map(|(b, _)| b);
+        Ok(Some((tile, Some(outcome))))
+    }
+}
+
+/// Builds the archive at `out` from the features (in id order) and their records;
+/// returns what was written. Tiles are built a chunk at a time, both cores on each
+/// chunk, and go to disk as each chunk is done.
 pub fn build_pmtiles(
-    features: &[LayerFeature],
-    index: &MercatorIndex,
+    features: &[Summary],
+    spill: &SpillReader,
     config: &TilingConfig,
     out: &Path,
     cancel: &AtomicBool,
     progress: &indicatif::ProgressBar,
 ) -> Result<TilingStats, IngestError> {
     let (layer, bounds, fields) = (config.layer.as_str(), config.bounds, &config.fields);
-    let properties: Vec<Vec<(String, PropertyValue)>> =
-        features.par_iter().map(|f| mvt_properties(&f.properties)).collect();
-    let ranking = Ranking::new(&index.geometries);
+    let index = MercatorIndex::build(features);
     // Finished tiles go to disk as they come; the archive is assembled at the end.
     let spill_path = out.with_extension("tiles.partial");
-    let spill = std::fs::File::create(&spill_path).map_err(|e| IngestError::store(&spill_path, e))?;
+    let tiles_file = std::fs::File::create(&spill_path).map_err(|e| IngestError::store(&spill_path, e))?;
     let mut writer = Writer::with_spill(
         TileType::Mvt,
         Compression::Gzip,
-        std::io::BufWriter::with_capacity(1 << 20, spill),
+        std::io::BufWriter::with_capacity(1 << 20, tiles_file),
     );
     let mut level = vec![TileId { z: 0, x: 0, y: 0 }];
     let mut stats = TilingStats::default();
@@ -344,118 +466,42 @@ pub fn build_pmtiles(
         }
         progress.set_message(format!("MVT zoom {z}: {} tiles", level.len()));
         let probe = TileId { z, x: 0, y: 0 };
-        let px_m = probe.size_m() / f64::from(DEFAULT_EXTENT);
-        let at_max = z == config.max_zoom;
-        // At the deepest zoom tiles carry the full geometry: no copy, no simplification.
-        let simplified: Vec<Cow<'_, Geometry<f64>>> = index
-            .geometries
-            .par_iter()
-            .map(|g| if at_max { Cow::Borrowed(g) } else { Cow::Owned(simplify(g, px_m * 0.5)) })
-            .collect();
-        let built: Vec<(TileId, Option<TileOutcome>)> = level
-            .par_iter()
-            .filter_map(|&tile| {
-                let b = tile.bounds_mercator();
-                let buf = BUFFER * px_m;
-                let mut ids: Vec<usize> =
-                    index.candidates([b[0] - buf, b[1] - buf, b[2] + buf, b[3] + buf]).collect();
-                if ids.is_empty() {
-                    return None;
-                }
-                if z < config.min_zoom {
-                    return Some((tile, None));
-                }
-                ids.sort_unstable();
-                let frame = TileFrame::new(tile);
-                let mut outcome = TileOutcome::default();
-                let mut taken = std::collections::HashSet::new();
-                let mut placed = Vec::with_capacity(ids.len());
-                for i in ids {
-                    let g: &Geometry<f64> = &simplified[i];
-                    let c = ranking.centre[i];
-                    let home = c[0] >= b[0] && c[0] < b[2] && c[1] >= b[1] && c[1] < b[3];
-                    let geometry = if !at_max && is_subpixel(g, px_m) {
-                        // Only in its own tile, so a mark is drawn once.
-                        if !home {
-                            continue;
-                        }
-                        let Some(mark) = pixel_mark(&frame, g, c, &mut taken) else { continue };
-                        outcome.marks += 1;
-                        mark
-                    } else {
-                        let Some(tg) = to_tile_geometry(&frame, g) else { continue };
-                        tg
-                    };
-                    placed.push(Placed { index: i, geometry, home });
-                }
-                let encode = |chosen: &[usize]| {
-                    let mut builder = LayerBuilder::new(layer, DEFAULT_EXTENT);
-                    for &k in chosen {
-                        let p = &placed[k];
-                        let props: Vec<(&str, PropertyValue)> =
-                            properties[p.index].iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
-                        builder.add_feature(features[p.index].fid, &p.geometry, &props);
-                    }
-                    // What survives encoding (a feature can quantise to nothing).
-                    let count = builder.len();
-                    (!builder.is_empty()).then(|| (gzip(&cim_core::mvt::encode_tile(&[builder])), count))
-                };
-                let mut chosen: Vec<usize> = (0..placed.len()).collect();
-                let mut bytes = None;
-                let mut over = placed.len() > config.max_tile_features;
-                if !over {
-                    bytes = encode(&chosen);
-                    over = bytes.as_ref().is_some_and(|(b, _)| b.len() > config.max_tile_bytes);
-                }
-                if over {
-                    // Over budget: keep the largest, shrinking the count by what the
-                    // last try overshot until the tile fits.
-                    outcome.over_budget = true;
-                    let order = ranking.order(features, &placed);
-                    let mut keep = placed.len().min(config.max_tile_features);
-                    loop {
-                        chosen = order[..keep].to_vec();
-                        chosen.sort_unstable();
-                        bytes = encode(&chosen);
-                        let size = bytes.as_ref().map_or(0, |(b, _)| b.len());
-                        if size <= config.max_tile_bytes || keep == 0 {
-                            break;
-                        }
-                        let fit = keep as f64 * config.max_tile_bytes as f64 / size as f64 * 0.95;
-                        keep = (fit as usize).min(keep - 1);
-                    }
-                    let mut kept = vec![false; placed.len()];
-                    for &k in &chosen {
-                        kept[k] = true;
-                    }
-                    outcome.dropped =
-                        placed.iter().zip(&kept).filter(|(p, kept)| p.home && !**kept).count() as u64;
-                }
-                outcome.features = bytes.as_ref().map_or(0, |(_, count)| *count);
-                outcome.bytes = bytes.map(|(b, _)| b);
-                Some((tile, Some(outcome)))
-            })
-            .collect();
+        let ctx = ZoomCtx {
+            features,
+            spill,
+            index: &index,
+            config,
+            z,
+            px_m: probe.size_m() / f64::from(DEFAULT_EXTENT),
+            at_max: z == config.max_zoom,
+        };
         let mut next = Vec::new();
         let mut zoom = ZoomTiles::default();
-        for (tile, outcome) in built {
-            if let Some(outcome) = outcome {
-                zoom.tiles_over_budget += u64::from(outcome.over_budget);
-                zoom.features_dropped += outcome.dropped;
-                zoom.pixel_marks += outcome.marks;
-                if let Some(bytes) = outcome.bytes {
-                    zoom.tiles += 1;
-                    zoom.largest_tile_bytes = zoom.largest_tile_bytes.max(bytes.len() as u64);
-                    zoom.most_features = zoom.most_features.max(outcome.features as u64);
-                    stats.bytes += bytes.len() as u64;
-                    writer
-                        .add_tile(tile, &bytes)
-                        .map_err(|e| IngestError::store(&spill_path, std::io::Error::other(e)))?;
-                    stats.tiles += 1;
-                }
+        for chunk in level.chunks(config.chunk_tiles.max(1)) {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(IngestError::Interrupted(layer.to_owned()));
             }
-            if z < config.max_zoom {
-                next.extend(tile.children());
+            let built: Vec<(TileId, Option<TileOutcome>)> =
+                chunk.par_iter().filter_map(|&tile| ctx.tile(tile).transpose()).collect::<Result<_, _>>()?;
+            for (tile, outcome) in built {
+                if let Some(outcome) = outcome {
+                    zoom.tiles_over_budget += u64::from(outcome.over_budget);
+                    zoom.features_dropped += outcome.dropped;
+                    zoom.pixel_marks += outcome.marks;
+                    if let Some(bytes) = outcome.bytes {
+                        zoom.tiles += 1;
+                        zoom.largest_tile_bytes = zoom.largest_tile_bytes.max(bytes.len() as u64);
+                        zoom.most_features = zoom.most_features.max(outcome.features as u64);
+                        stats.bytes += bytes.len() as u64;
+                        writer
+                            .add_tile(tile, &bytes)
+                            .map_err(|e| IngestError::store(&spill_path, std::io::Error::other(e)))?;
+                        stats.tiles += 1;
+                    }
+                }
+                if z < config.max_zoom {
+                    next.extend(tile.children());
+                }
             }
         }
         if zoom.tiles > 0 {
@@ -492,8 +538,8 @@ pub fn build_pmtiles(
             }],
         }),
     };
-    let (_, prefix, spill) = writer.finish_parts(&info)?;
-    drop(spill);
+    let (_, prefix, tiles_file) = writer.finish_parts(&info)?;
+    drop(tiles_file);
     let mut file = std::fs::File::create(out).map_err(|e| IngestError::store(out, e))?;
     let io = |e| IngestError::store(out, e);
     std::io::Write::write_all(&mut file, &prefix).map_err(io)?;
@@ -503,41 +549,47 @@ pub fn build_pmtiles(
     Ok(stats)
 }
 
-fn is_subpixel(g: &Geometry<f64>, px_m: f64) -> bool {
-    match g {
-        Geometry::Point(_) | Geometry::MultiPoint(_) => false,
-        other => other.bounding_rect().is_none_or(|r| r.width() < px_m && r.height() < px_m),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     /// `n` squares in a block of Helsinki 1.4 km across, square k of side (k + 1) × 0.2 m
-    /// (in longitude), their ids scattered so size and id order differ.
-    fn squares(n: u64) -> Vec<LayerFeature> {
-        (0..n)
+    /// (in longitude), their ids scattered so size and id order differ; in id order,
+    /// spilled to `dir`.
+    fn squares(n: u64, dir: &Path) -> (Vec<(u64, Geometry<f64>)>, Vec<Summary>, SpillReader) {
+        let mut squares: Vec<(u64, Geometry<f64>)> = (0..n)
             .map(|k| {
                 let side = (k + 1) as f64 * 2e-6;
                 let (x, y) = (24.93 + (k % 25) as f64 * 1e-3, 60.16 + (k / 25) as f64 * 5e-4);
                 let ring = vec![(x, y), (x + side, y), (x + side, y + side), (x, y + side), (x, y)];
-                LayerFeature {
-                    fid: scatter(k),
-                    geometry: Geometry::Polygon(Polygon::new(LineString::from(ring), vec![])),
-                    properties: serde_json::Map::new(),
-                    building_height: None,
-                    base_height: 0.0,
-                }
+                (scatter(k), Geometry::Polygon(Polygon::new(LineString::from(ring), vec![])))
             })
-            .collect()
+            .collect();
+        squares.sort_by_key(|s| s.0);
+        let mut spill = crate::spill::SpillWriter::create(&dir.join("spill")).expect("spill");
+        let props = serde_json::Map::new();
+        let summaries = squares
+            .iter()
+            .map(|(fid, g)| {
+                let tile = crate::spill::TilePart { geometry: g.clone(), properties: Vec::new() };
+                let incoming = crate::feature::Incoming {
+                    fid: Some(*fid),
+                    tile,
+                    exact: None,
+                    properties: &props,
+                    building: None,
+                };
+                incoming.spill(&mut spill).expect("spilled").expect("a box")
+            })
+            .collect();
+        (squares, summaries, spill.finish().expect("reader"))
     }
 
     #[test]
     fn a_tile_over_its_budget_keeps_its_largest_features_and_counts_the_rest_once() {
-        let mut features = squares(600);
-        features.sort_by_key(|f| f.fid);
-        let index = MercatorIndex::build(&features);
+        let dir = std::env::temp_dir().join(format!("cim-budget-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let (features, summaries, spill) = squares(600, &dir);
         let config = TilingConfig {
             layer: "t".into(),
             bounds: [24.93, 60.16, 24.96, 60.172],
@@ -547,11 +599,12 @@ mod tests {
             max_tiles_per_zoom: 1000,
             max_tile_bytes: 500_000,
             max_tile_features: 100,
+            chunk_tiles: 3,
         };
-        let out = std::env::temp_dir().join(format!("cim-budget-{}.pmtiles", std::process::id()));
+        let out = dir.join("t.pmtiles");
         let stats = build_pmtiles(
-            &features,
-            &index,
+            &summaries,
+            &spill,
             &config,
             &out,
             &AtomicBool::new(false),
@@ -559,15 +612,15 @@ mod tests {
         )
         .expect("tiles");
         let archive = std::fs::read(&out).expect("archive");
-        let _ = std::fs::remove_file(&out);
+        let _ = std::fs::remove_dir_all(&dir);
         let (_, entries) = cim_core::pmtiles::tile_entries(&archive).expect("entries");
         assert!(!entries.is_empty());
         let report = &stats.report;
         assert_eq!((report.min_zoom, report.max_zoom), (0, 14), "{report:?}");
         // Every zoom's tiles hold at most 100 features; those kept are the largest.
         let area_of = |fid: u64| {
-            let f = features.iter().find(|f| f.fid == fid).expect("fid");
-            f.geometry.unsigned_area()
+            let f = features.iter().find(|f| f.0 == fid).expect("fid");
+            f.1.unsigned_area()
         };
         let mut checked = 0;
         for z in 0..=14u32 {
@@ -586,8 +639,8 @@ mod tests {
                 let kept_min = ids.iter().map(|&id| area_of(id)).fold(f64::MAX, f64::min);
                 let left_max = features
                     .iter()
-                    .filter(|f| !ids.contains(&f.fid))
-                    .map(|f| f.geometry.unsigned_area())
+                    .filter(|f| !ids.contains(&f.0))
+                    .map(|f| f.1.unsigned_area())
                     .fold(0.0, f64::max);
                 assert!(kept_min >= left_max, "z{z}: kept {kept_min} < left out {left_max}");
                 checked += 1;

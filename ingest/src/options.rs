@@ -10,6 +10,15 @@ use crate::progress::ProgressMode;
 pub const DEFAULT_MAX_TILE_KB: usize = 500;
 pub const DEFAULT_MAX_TILE_FEATURES: usize = 200_000;
 
+/// Tiles of one zoom at most unless told: a guard against a zoom nobody meant (a
+/// country at zoom 16), not a memory limit (tiles go to disk as they are built); a
+/// city of 5 million buildings needs 209 328 at zoom 16.
+pub const DEFAULT_MAX_TILES_PER_ZOOM: usize = 1_000_000;
+/// The memory a run may use unless told, MiB.
+pub const DEFAULT_MEMORY_MB: usize = 2048;
+/// Less than this cannot hold a run's fixed costs (GDAL, PROJ, buffers, one chunk of tiles).
+pub const MIN_MEMORY_MB: usize = 256;
+
 #[derive(Debug, Clone)]
 pub struct IngestOptions {
     pub store: PathBuf,
@@ -27,6 +36,9 @@ pub struct IngestOptions {
     /// its largest features and counts the rest in `quality.json`.
     pub max_tile_bytes: usize,
     pub max_tile_features: usize,
+    /// What the run may hold in memory, bytes: bounds the features' summaries it
+    /// keeps and the tiles it builds side by side.
+    pub memory_bytes: usize,
     /// Largest tileset JSON, bytes: larger trees are cut into external tilesets.
     pub max_tileset_bytes: usize,
     pub cancel: Arc<AtomicBool>,
@@ -64,10 +76,11 @@ impl IngestOptions {
             default_height: None,
             min_zoom: 0,
             max_zoom: 16,
-            max_tiles_per_zoom: 200_000,
+            max_tiles_per_zoom: DEFAULT_MAX_TILES_PER_ZOOM,
             max_tile_bytes: DEFAULT_MAX_TILE_KB * 1000,
             max_tile_features: DEFAULT_MAX_TILE_FEATURES,
             max_tileset_bytes: crate::tileset_files::MAX_TILESET_BYTES,
+            memory_bytes: DEFAULT_MEMORY_MB << 20,
             cancel: Arc::new(AtomicBool::new(false)),
             progress: ProgressMode::Off,
             anchor: None,
