@@ -60,6 +60,7 @@ largest_glb_kb=$(find "$layer/3dtiles" -name '*.glb' -printf '%s\n' 2>/dev/null 
 largest_mvt=$(python3 -c "import json,sys; q=json.load(open(sys.argv[1])); z=q.get('tiling',{}).get('zooms',{}); print(max((v['largest_tile_bytes'],k) for k,v in z.items()) if z else '-')" "$layer/quality.json")
 dropped=$(python3 -c "import json,sys; q=json.load(open(sys.argv[1])); print(sum(v['features_dropped'] for v in q.get('tiling',{}).get('zooms',{}).values()))" "$layer/quality.json")
 tc_mb=$(du -m "$work/tippecanoe.pmtiles" | cut -f1)
+overview=$(python3 scripts/tileset_overview.py "$layer" | python3 -c "import json,sys; o=json.load(sys.stdin); print(f\"{o['mb']} MB in {o['tiles']} tiles\")")
 
 port=$((20000 + RANDOM % 20000))
 "$bin/cim-server" --store "$work/store" --bind "127.0.0.1:$port" >"$work/server.log" 2>&1 &
@@ -82,6 +83,7 @@ printf '%-34s %12s\n' "features left out of tiles" "$dropped"
 printf '%-34s %12s\n' "feature store MB" "$features_mb"
 printf '%-34s %12s\n' "3D Tiles files / MB" "$tiles3d_files / $tiles3d_mb"
 printf '%-34s %12s\n' "largest tileset JSON / GLB kB" "$largest_tileset_json_kb / $largest_glb_kb"
+printf '%-34s %12s\n' "3D overview (whole city in view)" "$overview"
 printf '%-34s %12s\n' "server RSS after load / peak MB" "$rss_mb / $hwm_mb"
 python3 - "$work/serve.json" <<'PY'
 import json, sys

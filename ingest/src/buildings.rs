@@ -94,7 +94,7 @@ pub fn build_tileset(
         written: AtomicUsize::new(0),
         cancel,
     };
-    let mut root = ctx.node(&all, extent, "r", 0)?;
+    let (mut root, _) = ctx.overview(&all, extent, "", overview_levels(extent))?;
     root.transform = Some(frame.to_ecef_matrix());
     let tileset = Tileset {
         asset: Asset {
@@ -102,11 +102,35 @@ pub fn build_tileset(
             tileset_version: None,
             generator: Some(concat!("cim-ingest ", env!("CARGO_PKG_VERSION")).into()),
         },
-        geometric_error: buildings.first().map_or(0.0, |b| b.size),
+        geometric_error: buildings.first().map_or(0.0, |b| b.size).max(root.geometric_error),
         root,
     };
     crate::tileset_files::write(out, tileset, max_tileset_bytes)?;
     Ok(ctx.written.into_inner())
+}
+
+/// Cells across one overview tile: its content is at most this squared blocks
+/// (1 024, about 700 kB).
+pub const BLOCK_GRID: usize = 32;
+/// The finest overview cell, metres: below it the buildings themselves are shown.
+pub const BLOCK_MIN_M: f64 = 100.0;
+const MAX_OVERVIEW_LEVELS: usize = 8;
+
+/// Width and height of a box in degrees, metres.
+fn metres(area: [f64; 4]) -> (f64, f64) {
+    let lat = ((area[1] + area[3]) / 2.0).to_radians();
+    ((area[2] - area[0]) * 111_320.0 * lat.cos(), (area[3] - area[1]) * 110_540.0)
+}
+
+/// Overview levels above the buildings: as many as halve the cells of a
+/// [`BLOCK_GRID`]-wide tile over the layer while they stay at least [`BLOCK_MIN_M`];
+/// none for a district.
+fn overview_levels(extent: [f64; 4]) -> usize {
+    let (w, h) = metres(extent);
+    let size = w.max(h);
+    (0..MAX_OVERVIEW_LEVELS)
+        .take_while(|&d| size / f64::from(1u32 << d) / BLOCK_GRID as f64 >= BLOCK_MIN_M)
+        .count()
 }
 
 /// Attribute names shared by all tiles' property tables: (source key, identifier).
@@ -138,6 +162,140 @@ struct Ctx<'a> {
 impl Ctx<'_> {
     fn summary(&self, building: usize) -> &Summary {
         &self.features[self.buildings[building].feature]
+    }
+
+    /// A tile of the city's overview over `area` (`levels` more above the
+    /// buildings): blocks, one per occupied cell, each the footprint area of the
+    /// buildings whose centre it holds, at their area-weighted height, replaced by
+    /// its quarters when nearer; below the last level, the buildings' own tree.
+    /// Returns the tile and the box (degrees) it and its children reach.
+    fn overview(
+        &self,
+        members: &[usize],
+        area: [f64; 4],
+        path: &str,
+        levels: usize,
+    ) -> Result<(Tile, [f64; 4]), IngestError> {
+        if levels == 0 {
+            return Ok((self.node(members, area, &format!("r{path}"), 0)?, self.extent_of(members).0));
+        }
+        if self.cancel.load(Ordering::Relaxed) {
+            return Err(IngestError::Interrupted(self.layer.to_owned()));
+        }
+        let uri = format!("content/b{path}.glb");
+        let reach = self.write_blocks(members, area, &self.out.join(&uri))?;
+        let children = quadtree::quadrants(area, members, |i| self.summary(i).centre())
+            .into_par_iter()
+            .enumerate()
+            .filter(|(_, (_, quad))| !quad.is_empty())
+            .map(|(q, (quad_area, quad))| self.overview(&quad, quad_area, &format!("{path}{q}"), levels - 1))
+            .collect::<Result<Vec<_>, _>>()?;
+        let (w, h) = metres(area);
+        let cell = (w * w + h * h).sqrt() / BLOCK_GRID as f64;
+        let (b, bottom, top) = self.extent_of(members);
+        let union =
+            |a: [f64; 4], b: [f64; 4]| [a[0].min(b[0]), a[1].min(b[1]), a[2].max(b[2]), a[3].max(b[3])];
+        let bounds = children.iter().map(|(_, reach)| *reach).fold(union(b, reach), union);
+        let children: Vec<Tile> = children.into_iter().map(|(tile, _)| tile).collect();
+        let tile = Tile {
+            bounding_volume: BoundingVolume::region(region_from_degrees(bounds, bottom, top)),
+            // A block stands for buildings anywhere in its cell; never less than what
+            // its children leave out.
+            geometric_error: children.iter().map(|c| c.geometric_error).fold(cell, f64::max),
+            refine: Some(Refine::Replace),
+            content: Some(Content { uri, bounding_volume: None }),
+            transform: None,
+            children,
+        };
+        Ok((tile, bounds))
+    }
+
+    /// Box in degrees, lowest floor and highest roof of `members`.
+    fn extent_of(&self, members: &[usize]) -> ([f64; 4], f64, f64) {
+        let mut bounds = [f64::MAX, f64::MAX, f64::MIN, f64::MIN];
+        let mut top: f64 = f64::NEG_INFINITY;
+        let mut bottom: f64 = f64::INFINITY;
+        for &i in members {
+            let b = self.summary(i).bbox;
+            bounds = [bounds[0].min(b[0]), bounds[1].min(b[1]), bounds[2].max(b[2]), bounds[3].max(b[3])];
+            let e = self.buildings[i].extrusion;
+            top = top.max(e.base + e.height);
+            bottom = bottom.min(e.base);
+        }
+        (bounds, bottom, top)
+    }
+
+    /// The blocks of one overview tile: its area cut into [`BLOCK_GRID`]² cells.
+    /// Returns the box the blocks reach (a block can stand wider than its buildings).
+    fn write_blocks(&self, members: &[usize], area: [f64; 4], path: &Path) -> Result<[f64; 4], IngestError> {
+        #[derive(Default, Clone, Copy)]
+        struct Cell {
+            count: u64,
+            area: f64,
+            /// Area-weighted sums of centre and height.
+            x: f64,
+            y: f64,
+            height: f64,
+            base: f64,
+        }
+        let g = BLOCK_GRID;
+        let mut cells = vec![Cell { base: f64::INFINITY, ..Cell::default() }; g * g];
+        let (cw, ch) = ((area[2] - area[0]) / g as f64, (area[3] - area[1]) / g as f64);
+        for &i in members {
+            let f = self.summary(i);
+            let e = self.buildings[i].extrusion;
+            let c = f.centre();
+            let col = (((c[0] - area[0]) / cw) as usize).min(g - 1);
+            let row = (((c[1] - area[1]) / ch) as usize).min(g - 1);
+            // The footprint's true area from its Web Mercator one; at least a square metre.
+            let lat = c[1].to_radians();
+            let a = (f.rank * lat.cos() * lat.cos()).max(1.0);
+            let cell = &mut cells[row * g + col];
+            cell.count += 1;
+            cell.area += a;
+            cell.x += c[0] * a;
+            cell.y += c[1] * a;
+            cell.height += (e.base + e.height) * a;
+            cell.base = cell.base.min(e.base);
+        }
+        let (w, h) = metres(area);
+        let cell_m2 = w * h / (g * g) as f64;
+        let mut mesh = FeatureMesh::default();
+        let (mut counts, mut heights) = (Vec::new(), Vec::new());
+        let mut reach = [f64::MAX, f64::MAX, f64::MIN, f64::MIN];
+        for cell in cells.iter().filter(|c| c.count > 0) {
+            let (x, y) = (cell.x / cell.area, cell.y / cell.area);
+            let roof = cell.height / cell.area;
+            let half = cell.area.min(cell_m2).sqrt() / 2.0;
+            let lat = y.to_radians();
+            let (dx, dy) = (half / (111_320.0 * lat.cos()), half / 110_540.0);
+            let square = Polygon::new(
+                LineString::from(vec![
+                    (x - dx, y - dy),
+                    (x + dx, y - dy),
+                    (x + dx, y + dy),
+                    (x - dx, y + dy),
+                ]),
+                vec![],
+            );
+            let height = (roof - cell.base).max(0.5);
+            extrude(&self.frame, &square, cell.base, height, counts.len() as u32, &mut mesh);
+            reach = [reach[0].min(x - dx), reach[1].min(y - dy), reach[2].max(x + dx), reach[3].max(y + dy)];
+            counts.push(cell.count);
+            heights.push(height);
+        }
+        let table = PropertyTable {
+            class: "block".into(),
+            count: counts.len(),
+            columns: vec![
+                ("buildings".to_owned(), PropertyColumn::UInt64(counts)),
+                ("height".to_owned(), PropertyColumn::Float64(heights)),
+            ],
+        };
+        let glb = write_glb(&mesh, &table, concat!("cim-ingest ", env!("CARGO_PKG_VERSION")));
+        std::fs::write(path, glb).map_err(|e| IngestError::store(path, e))?;
+        self.written.fetch_add(1, Ordering::Relaxed);
+        Ok(reach)
     }
 
     /// `members` are indices into the size-sorted buildings, so the first ones are
@@ -381,6 +539,121 @@ mod tests {
         assert!((roof_area - want).abs() / want < 1e-4, "{roof_area} vs {want}");
         // Floor and roof, lowered by the Earth's curvature only (millimetres here).
         assert!(mesh.positions.iter().all(|p| p[1].abs() < 0.01 || (p[1] - 12.0).abs() < 0.01));
+    }
+
+    /// `n` square buildings of 10–40 m on a jittered grid over about 20 km of
+    /// Helsinki, spilled to `dir`.
+    fn city(n: usize, dir: &Path) -> (Vec<Summary>, SpillReader) {
+        let mut spill = crate::spill::SpillWriter::create(&dir.join("spill")).expect("spill");
+        let props = serde_json::Map::new();
+        let side = (n as f64).sqrt().ceil() as usize;
+        let features = (0..n)
+            .map(|k| {
+                let (i, j) = ((k % side) as f64, (k / side) as f64);
+                let step = 0.36 / side as f64;
+                let (x, y) = (24.7 + i * step + (k % 7) as f64 * 1e-4, 60.1 + j * step / 2.0);
+                let s = (10.0 + (k % 31) as f64) / 111_320.0 * 2.0;
+                let ring = vec![(x, y), (x + s, y), (x + s, y + s / 2.0), (x, y + s / 2.0), (x, y)];
+                let tile = crate::spill::TilePart {
+                    geometry: Geometry::Polygon(Polygon::new(LineString::from(ring), vec![])),
+                    properties: Vec::new(),
+                };
+                let building = Some(Extrusion { height: 5.0 + (k % 13) as f64 * 3.0, base: 0.0 });
+                let incoming = crate::feature::Incoming {
+                    fid: Some(k as u64),
+                    tile,
+                    exact: None,
+                    properties: &props,
+                    building,
+                };
+                incoming.spill(&mut spill).expect("spilled").expect("a box")
+            })
+            .collect();
+        (features, spill.finish().expect("reader"))
+    }
+
+    #[test]
+    fn a_city_is_overviewed_by_blocks_that_its_buildings_replace_and_each_building_is_drawn_once() {
+        let dir = std::env::temp_dir().join(format!("cim-overview-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let n = 3000;
+        let (features, spill) = city(n, &dir);
+        let out = dir.join("3dtiles");
+        build_tileset(
+            &features,
+            &spill,
+            &Default::default(),
+            &out,
+            "city",
+            1_000_000,
+            &AtomicBool::new(false),
+        )
+        .expect("tileset");
+        let tileset: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("tileset.json")).expect("json")).expect("parse");
+        let root = &tileset["root"];
+        assert_eq!(root["refine"], "REPLACE");
+        assert_eq!(root["content"]["uri"], "content/b.glb");
+        let rows = |uri: &str| {
+            let glb = std::fs::read(out.join(uri)).expect("glb");
+            assert!(glb.len() < 2_000_000, "{uri}: {} bytes", glb.len());
+            let json = cim_core::glb::json_chunk(&glb).expect("json chunk");
+            let table = &json["extensions"]["EXT_structural_metadata"]["propertyTables"][0];
+            (table["class"].as_str().unwrap_or_default().to_owned(), table["count"].as_u64().expect("count"))
+        };
+        // Walks the tree: block levels over building levels, errors never growing
+        // downwards, every building in exactly one building tile.
+        fn walk(
+            tile: &serde_json::Value,
+            parent: f64,
+            visit: &mut dyn FnMut(&serde_json::Value, usize),
+            depth: usize,
+        ) {
+            let e = tile["geometricError"].as_f64().expect("error");
+            assert!(e <= parent, "a child's error {e} over its parent's {parent}");
+            visit(tile, depth);
+            for c in tile["children"].as_array().into_iter().flatten() {
+                walk(c, e, visit, depth + 1);
+            }
+        }
+        let (mut buildings, mut block_levels, mut blocks_at_root) = (0, 0, 0);
+        walk(
+            root,
+            tileset["geometricError"].as_f64().expect("error"),
+            &mut |tile, depth| {
+                let uri = tile["content"]["uri"].as_str().expect("uri");
+                let (class, count) = rows(uri);
+                if uri.starts_with("content/b") {
+                    assert_eq!(
+                        (class.as_str(), tile["refine"].as_str()),
+                        ("block", Some("REPLACE")),
+                        "{uri}"
+                    );
+                    assert!(count as usize <= BLOCK_GRID * BLOCK_GRID);
+                    block_levels = block_levels.max(depth + 1);
+                    if depth == 0 {
+                        blocks_at_root = count;
+                    }
+                } else {
+                    assert_eq!(class, "building", "{uri}");
+                    buildings += count;
+                }
+            },
+            0,
+        );
+        // About 20 km across: 32 cells of 625 m, 312 m, 156 m; 78 m would be under 100 m.
+        assert_eq!(block_levels, 3);
+        assert_eq!(buildings, n as u64);
+        assert!(blocks_at_root > 100, "the root draws the city's blocks: {blocks_at_root}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_district_has_no_overview_levels() {
+        // Central Helsinki's sample, 2 km: 32 cells of 62 m are finer than a block.
+        assert_eq!(overview_levels([24.93, 60.16, 24.966, 60.175]), 0);
+        assert_eq!(overview_levels([24.7, 60.1, 25.06, 60.28]), 3);
     }
 
     #[test]

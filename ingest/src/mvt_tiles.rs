@@ -556,7 +556,10 @@ mod tests {
     /// `n` squares in a block of Helsinki 1.4 km across, square k of side (k + 1) × 0.2 m
     /// (in longitude), their ids scattered so size and id order differ; in id order,
     /// spilled to `dir`.
-    fn squares(n: u64, dir: &Path) -> (Vec<(u64, Geometry<f64>)>, Vec<Summary>, SpillReader) {
+    /// Each square's id and geometry, their summaries, their records.
+    type Squares = (Vec<(u64, Geometry<f64>)>, Vec<Summary>, SpillReader);
+
+    fn squares(n: u64, dir: &Path) -> Squares {
         let mut squares: Vec<(u64, Geometry<f64>)> = (0..n)
             .map(|k| {
                 let side = (k + 1) as f64 * 2e-6;

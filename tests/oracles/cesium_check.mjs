@@ -1,12 +1,12 @@
 // Loads a 3D Tiles tileset in CesiumJS inside headless Chromium (WebGL through
 // SwiftShader), waits until every tile is loaded at full detail, picks the feature at
 // the centre of the screen and prints what Cesium saw as JSON; saves a screenshot.
-// usage: node cesium_check.mjs TILESET_URL SCREENSHOT.png
+// usage: node cesium_check.mjs TILESET_URL SCREENSHOT.png [MAX_SSE (1)] [RANGE (1.2 radii)]
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { runPage } from "./browser.mjs";
 
-const [tilesetUrl, screenshot] = process.argv.slice(2);
+const [tilesetUrl, screenshot, maxSse = "1", range = "1.2"] = process.argv.slice(2);
 const here = dirname(fileURLToPath(import.meta.url));
 const cesiumRoot = join(here, "node_modules/cesium/Build/Cesium");
 const page = `<!doctype html><html><head>
@@ -22,11 +22,11 @@ try {
     selectionIndicator: false, fullscreenButton: false, skyBox: false, skyAtmosphere: false,
   });
   viewer.scene.globe.show = false;
-  const tileset = await Cesium.Cesium3DTileset.fromUrl(${JSON.stringify(tilesetUrl)}, { maximumScreenSpaceError: 1 });
+  const tileset = await Cesium.Cesium3DTileset.fromUrl(${JSON.stringify(tilesetUrl)}, { maximumScreenSpaceError: ${Number(maxSse)} });
   tileset.tileFailed.addEventListener((e) => out.errors.push(String(e.message)));
   viewer.scene.primitives.add(tileset);
   const sphere = tileset.boundingSphere;
-  viewer.camera.viewBoundingSphere(sphere, new Cesium.HeadingPitchRange(0.3, -0.9, sphere.radius * 1.2));
+  viewer.camera.viewBoundingSphere(sphere, new Cesium.HeadingPitchRange(0.3, -0.9, sphere.radius * ${Number(range)}));
   const loaded = await new Promise((resolve) => {
     const start = performance.now();
     const tick = () => {

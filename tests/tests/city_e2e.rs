@@ -243,7 +243,8 @@ fn cesiums_3d_tiles_validator_finds_no_error_in_the_served_buildings() {
 }
 
 #[test]
-fn a_tileset_cut_into_external_tilesets_passes_the_validator_and_cesium_draws_what_it_draws_whole() {
+fn a_tileset_cut_into_external_tilesets_passes_the_validator_and_cesium_draws_it_as_whole_and_overviews_it_in_blocks()
+ {
     // Twelve shifted copies of Helsinki's buildings (scripts/bench_city.py, as the
     // city benchmark makes them) under a 4 kB budget: cut as a 1 MB one cuts a city.
     let store = temp_dir("city-cut");
@@ -277,19 +278,39 @@ fn a_tileset_cut_into_external_tilesets_passes_the_validator_and_cesium_draws_wh
         walk_files(&store.join("cut/3dtiles")).len(),
         "every tileset and GLB reached from the root"
     );
-    let cesium = |layer: &str| {
-        let shot = std::env::temp_dir().join(format!("cim-e2e-cesium-{layer}.png"));
+    // CesiumJS at full detail (screen-space error 1) from 1.2 radii, or as a viewer
+    // sees the whole city (its default 16) from 3.
+    let cesium = |layer: &str, sse: &str, range: &str| {
+        let shot = std::env::temp_dir().join(format!("cim-e2e-cesium-{layer}-{sse}.png"));
         let seen = oracle(
             "cesium_check.mjs",
-            &[&format!("{}/3dtiles/{layer}/tileset.json", server.url), shot.to_str().expect("path")],
+            &[
+                &format!("{}/3dtiles/{layer}/tileset.json", server.url),
+                shot.to_str().expect("path"),
+                sse,
+                range,
+            ],
         );
         assert_eq!(seen["errors"], serde_json::json!([]), "CesiumJS reported on {layer}: {seen}");
         assert_eq!(seen["loaded"], true, "all tiles loaded: {seen}");
-        seen["features"].as_u64().expect("features")
+        seen
     };
-    let drawn = cesium("cut");
+    let drawn = cesium("cut", "1", "1.2")["features"].as_u64().expect("features");
     assert!(drawn > 3000, "CesiumJS drew {drawn} buildings of the cut tileset");
-    assert_eq!(drawn, cesium("whole"), "the same buildings from the same view, cut or whole");
+    assert_eq!(
+        Some(drawn),
+        cesium("whole", "1", "1.2")["features"].as_u64(),
+        "the same buildings from the same view, cut or whole"
+    );
+    // About 6 km across: the whole city in view is drawn from the overview's blocks
+    // (one per 100 m cell or more), which the buildings replace nearer.
+    let overview = cesium("whole", "16", "3");
+    assert_eq!(
+        overview["picked"]["names"],
+        serde_json::json!(["buildings", "height"]),
+        "a block: {overview}"
+    );
+    assert!(overview["tiles"].as_u64() < Some(10), "a few overview tiles: {overview}");
 }
 
 #[test]

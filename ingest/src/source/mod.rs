@@ -3,6 +3,7 @@
 
 mod flatgeobuf;
 mod gdal_vector;
+mod geojson_lines;
 
 pub(crate) use gdal_vector::expand_other_tags;
 
@@ -47,6 +48,12 @@ pub trait Importer: Sync {
 pub fn importer_for(path: &Path, format: Option<DropFormat>) -> Result<&'static dyn Importer, IngestError> {
     match format {
         Some(DropFormat::FlatGeobuf) => Ok(&flatgeobuf::FlatGeobufImporter),
+        // Line-delimited GeoJSON on disk (not inside a zip, which GDAL reads).
+        Some(DropFormat::GeoJson) | None
+            if geojson_lines::is_geojson_lines(path) && archive_of(path).is_none() =>
+        {
+            Ok(&geojson_lines::GeoJsonLinesImporter)
+        }
         Some(_) => Ok(&gdal_vector::GdalVectorImporter),
         // Formats only GDAL knows (MapInfo, GPX, DXF ...), and `.json` that does not
         // say what it is: GDAL decides.
