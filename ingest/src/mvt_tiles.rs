@@ -46,7 +46,14 @@ pub struct TilingConfig {
     /// Tiles built side by side before they are written: what bounds the memory
     /// in flight.
     pub chunk_tiles: usize,
+    /// Whether tiles are built side by side (each takes up to
+    /// [`PLACED_BYTES`] a feature of its budget while it is built) or one at a time.
+    pub side_by_side: bool,
 }
+
+/// Memory a placed feature takes while its tile is built: its tile geometry, its
+/// attributes and its share of the encoder, bytes (measured on city buildings).
+pub const PLACED_BYTES: usize = 600;
 
 #[derive(Debug, Clone, Default)]
 pub struct TilingStats {
@@ -481,8 +488,11 @@ pub fn build_pmtiles(
             if cancel.load(Ordering::Relaxed) {
                 return Err(IngestError::Interrupted(layer.to_owned()));
             }
-            let built: Vec<(TileId, Option<TileOutcome>)> =
-                chunk.par_iter().filter_map(|&tile| ctx.tile(tile).transpose()).collect::<Result<_, _>>()?;
+            let built: Vec<(TileId, Option<TileOutcome>)> = if config.side_by_side {
+                chunk.par_iter().filter_map(|&tile| ctx.tile(tile).transpose()).collect::<Result<_, _>>()?
+            } else {
+                chunk.iter().filter_map(|&tile| ctx.tile(tile).transpose()).collect::<Result<_, _>>()?
+            };
             for (tile, outcome) in built {
                 if let Some(outcome) = outcome {
                     zoom.tiles_over_budget += u64::from(outcome.over_budget);
@@ -603,6 +613,7 @@ mod tests {
             max_tile_bytes: 500_000,
             max_tile_features: 100,
             chunk_tiles: 3,
+            side_by_side: true,
         };
         let out = dir.join("t.pmtiles");
         let stats = build_pmtiles(

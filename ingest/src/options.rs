@@ -17,7 +17,7 @@ pub const DEFAULT_MAX_TILES_PER_ZOOM: usize = 1_000_000;
 /// The memory a run may use unless told, MiB.
 pub const DEFAULT_MEMORY_MB: usize = 2048;
 /// Less than this cannot hold a run's fixed costs (GDAL, PROJ, buffers, one chunk of tiles).
-pub const MIN_MEMORY_MB: usize = 256;
+pub const MIN_MEMORY_MB: usize = 512;
 
 #[derive(Debug, Clone)]
 pub struct IngestOptions {

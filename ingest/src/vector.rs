@@ -525,6 +525,9 @@ fn build(run: &mut LayerRun<'_>) -> Result<Built, IngestError> {
         // A quarter of the budget for tiles in flight, each taking about four
         // times its budget while it is built.
         chunk_tiles: (options.memory_bytes / 4 / (4 * options.max_tile_bytes.max(1))).clamp(4, 4096),
+        // A quarter of the budget holds two full tiles being built, or they take turns.
+        side_by_side: options.memory_bytes / 4
+            >= 2 * options.max_tile_features.saturating_mul(crate::mvt_tiles::PLACED_BYTES),
     };
     let stage = std::time::Instant::now();
     let tiling = run.progress(u64::from(options.max_zoom) + 1, "tiles");

@@ -96,7 +96,7 @@ fn bad_input_fails_with_a_reason_and_the_previous_layer_stays_served() {
         (
             data("fgb/countries.fgb"),
             vec!["--memory-mb", "16"],
-            "--memory-mb 16: too small to run in; at least 256 MB",
+            "--memory-mb 16: too small to run in; at least 512 MB",
         ),
         (data("fgb/countries.fgb"), vec!["--src-crs", "EPSG:32650"], "outside the area of use of EPSG:32650"),
         // A real file whose coordinates do not fit its declared British National Grid.
