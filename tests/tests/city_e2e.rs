@@ -698,3 +698,58 @@ fn vector_tiles_keep_to_their_budget_keep_their_largest_features_and_count_what_
     assert_eq!(seen["errors"], serde_json::json!([]), "MapLibre reported: {seen}");
     assert!(seen["distinct"].as_u64().unwrap_or(0) > 50, "z9 shows the road network: {seen}");
 }
+
+#[test]
+fn maplibre_draws_a_city_z9_tile_thinned_to_its_budget() {
+    // Twelve copies of Helsinki's buildings: their one z9 tile holds 5 300 features and
+    // 62 kB; a 20 kB / 2 000-feature budget thins it as 500 kB / 200 000 thins a city's.
+    let store = temp_dir("city-z9");
+    let city = store.join("city.geojsonl");
+    let made = std::process::Command::new("python3")
+        .arg(repo_root().join("scripts/bench_city.py"))
+        .args(["make", "6000"])
+        .arg(data("osm/helsinki_buildings.geojson"))
+        .arg(&city)
+        .status()
+        .expect("python3");
+    assert!(made.success(), "bench_city.py make");
+    ingest_ok(
+        &store,
+        "city",
+        &["--max-zoom", "10", "--max-tile-kb", "20", "--max-tile-features", "2000"],
+        &[&city],
+    );
+    let quality: Value =
+        serde_json::from_slice(&std::fs::read(store.join("city/quality.json")).expect("quality"))
+            .expect("json");
+    let z9 = &quality["tiling"]["zooms"]["9"];
+    assert!(z9["features_dropped"].as_u64() > Some(1000), "the z9 tile was thinned: {z9}");
+    assert!(
+        z9["largest_tile_bytes"].as_u64() <= Some(20_000) && z9["most_features"].as_u64() <= Some(2000),
+        "{z9}"
+    );
+    let server = Server::start(&store);
+    let tilejson = get_json(&format!("{}/tiles/city.json", server.url));
+    let b: Vec<f64> =
+        tilejson["bounds"].as_array().expect("bounds").iter().map(|v| v.as_f64().expect("deg")).collect();
+    let (lon, lat) = ((b[0] + b[2]) / 2.0, (b[1] + b[3]) / 2.0);
+    let (x, y) = tile_of(lon, lat, 9);
+    let gz = get(&format!("{}/tiles/city/9/{x}/{y}.mvt", server.url), &[("accept-encoding", "gzip")]);
+    assert_eq!(gz.status, 200);
+    assert!(gz.body.len() <= 20_000, "{} bytes", gz.body.len());
+    let shot = std::env::temp_dir().join("cim-e2e-maplibre-city-z9.png");
+    let seen = oracle(
+        "maplibre_check.mjs",
+        &[
+            &format!("{}/tiles/city.json", server.url),
+            "city",
+            &lon.to_string(),
+            &lat.to_string(),
+            "9",
+            shot.to_str().expect("path"),
+        ],
+    );
+    assert_eq!(seen["errors"], serde_json::json!([]), "MapLibre reported: {seen}");
+    let distinct = seen["distinct"].as_u64().unwrap_or(0);
+    assert!((200..=2000).contains(&distinct), "MapLibre drew {distinct} of the tile's buildings: {seen}");
+}
