@@ -316,22 +316,11 @@ impl Ctx<'_> {
             .map(|(q, (quad_area, quad))| self.node(&quad, quad_area, &format!("{name}{q}"), depth + 1))
             .collect::<Result<Vec<_>, _>>()?;
         // The region must hold this tile's content and all of its children.
-        let mut bounds = [f64::MAX, f64::MAX, f64::MIN, f64::MIN];
-        let mut top: f64 = f64::NEG_INFINITY;
-        let mut bottom: f64 = f64::INFINITY;
-        let mut any_dense = false;
-        for &i in members {
-            let f = self.summary(i);
-            let b = f.bbox;
-            bounds = [bounds[0].min(b[0]), bounds[1].min(b[1]), bounds[2].max(b[2]), bounds[3].max(b[3])];
-            let e = self.buildings[i].extrusion;
-            top = top.max(e.base + e.height);
-            bottom = bottom.min(e.base);
-            any_dense |= f.vertices as usize > DENSE_OUTLINE;
-        }
+        let (bounds, bottom, top) = self.extent_of(members);
+        let dense = members.iter().any(|&i| self.summary(i).vertices as usize > DENSE_OUTLINE);
         Ok(Tile {
             bounding_volume: BoundingVolume::region(region_from_degrees(bounds, bottom, top)),
-            geometric_error: rest.first().map_or(0.0, |&i| self.buildings[i].size).max(if any_dense {
+            geometric_error: rest.first().map_or(0.0, |&i| self.buildings[i].size).max(if dense {
                 DENSE_OUTLINE_TOLERANCE_M
             } else {
                 0.0

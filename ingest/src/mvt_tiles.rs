@@ -96,9 +96,10 @@ impl MercatorIndex {
 }
 
 /// A feature's attributes as a tile carries them (nulls left out).
-pub fn mvt_properties(props: &serde_json::Map<String, Value>) -> Vec<(String, PropertyValue)> {
+pub fn mvt_properties<'a>(
+    props: impl Iterator<Item = (&'a String, &'a Value)>,
+) -> Vec<(String, PropertyValue)> {
     props
-        .iter()
         .filter_map(|(k, v)| {
             let v = match v {
                 Value::Null => return None,

@@ -223,27 +223,27 @@ impl FeatureSink for Collector<'_> {
         // Protected attributes stay in the feature store (served by clearance) and
         // never reach a tile, which anyone who may see the layer can fetch.
         let rules = &self.options.attribute_rules;
-        let shown: Map<String, Value> = properties
-            .iter()
-            .filter(|(k, _)| !rules.iter().any(|r| r.matches(k)))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        let shown = mvt_properties(properties.iter().filter(|(k, _)| !rules.iter().any(|r| r.matches(k))));
         // Coarsened positions likewise: tiles carry the grid, the feature store the truth.
         let coarse = self.options.coarsen.map(|rule| cim_core::features::coarsen(&geometry, rule.metres));
         if matches!(coarse, Some(Geometry::Point(_))) && building.take().is_some() {
             self.collapsed += 1;
         }
         if building.is_some() {
-            self.building_keys.extend(shown.keys().cloned());
+            for (k, _) in &shown {
+                if !self.building_keys.contains(k) {
+                    self.building_keys.insert(k.clone());
+                }
+            }
         }
         let (tile_geometry, exact) = match coarse {
-            Some(c) => (c, Some(&geometry)),
-            None => (geometry.clone(), None),
+            Some(c) => (c, Some(geometry)),
+            None => (geometry, None),
         };
         let incoming = Incoming {
             fid: raw.fid,
-            tile: TilePart { geometry: tile_geometry, properties: mvt_properties(&shown) },
-            exact,
+            tile: TilePart { geometry: tile_geometry, properties: shown },
+            exact: exact.as_ref(),
             properties: &properties,
             building,
         };

@@ -242,13 +242,10 @@ fn cesiums_3d_tiles_validator_finds_no_error_in_the_served_buildings() {
     println!("3d-tiles-validator: {files} files, {} warnings", report["numWarnings"]);
 }
 
-#[test]
-fn a_tileset_cut_into_external_tilesets_passes_the_validator_and_cesium_draws_it_as_whole_and_overviews_it_in_blocks()
- {
-    // Twelve shifted copies of Helsinki's buildings (scripts/bench_city.py, as the
-    // city benchmark makes them) under a 4 kB budget: cut as a 1 MB one cuts a city.
-    let store = temp_dir("city-cut");
-    let city = store.join("city.geojsonl");
+/// 6 000 buildings, twelve shifted copies of Helsinki's (about 6 km across), made in
+/// `dir` as the city benchmark makes its cities (`scripts/bench_city.py`).
+fn twelve_helsinkis(dir: &std::path::Path) -> std::path::PathBuf {
+    let city = dir.join("city.geojsonl");
     let made = std::process::Command::new("python3")
         .arg(repo_root().join("scripts/bench_city.py"))
         .args(["make", "6000"])
@@ -257,6 +254,16 @@ fn a_tileset_cut_into_external_tilesets_passes_the_validator_and_cesium_draws_it
         .status()
         .expect("python3");
     assert!(made.success(), "bench_city.py make");
+    city
+}
+
+#[test]
+fn a_tileset_cut_into_external_tilesets_passes_the_validator_and_cesium_draws_it_as_whole_and_overviews_it_in_blocks()
+ {
+    // Twelve shifted copies of Helsinki's buildings (scripts/bench_city.py, as the
+    // city benchmark makes them) under a 4 kB budget: cut as a 1 MB one cuts a city.
+    let store = temp_dir("city-cut");
+    let city = twelve_helsinkis(&store);
     ingest_ok(&store, "cut", &["--max-tileset-kb", "4", "--max-zoom", "14"], &[&city]);
     ingest_ok(&store, "whole", &["--max-zoom", "14"], &[&city]);
     let tileset_files = |layer: &str| -> Vec<u64> {
@@ -704,15 +711,7 @@ fn maplibre_draws_a_city_z9_tile_thinned_to_its_budget() {
     // Twelve copies of Helsinki's buildings: their one z9 tile holds 5 300 features and
     // 62 kB; a 20 kB / 2 000-feature budget thins it as 500 kB / 200 000 thins a city's.
     let store = temp_dir("city-z9");
-    let city = store.join("city.geojsonl");
-    let made = std::process::Command::new("python3")
-        .arg(repo_root().join("scripts/bench_city.py"))
-        .args(["make", "6000"])
-        .arg(data("osm/helsinki_buildings.geojson"))
-        .arg(&city)
-        .status()
-        .expect("python3");
-    assert!(made.success(), "bench_city.py make");
+    let city = twelve_helsinkis(&store);
     ingest_ok(
         &store,
         "city",
