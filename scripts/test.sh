@@ -27,7 +27,11 @@ install_oracles() {
     rm -rf "$cache"
     mkdir -p "$cache"
     cp tests/oracles/package.json tests/oracles/package-lock.json "$cache/"
-    (cd "$cache" && npm ci --no-audit --no-fund --silent)
+    # better-sqlite3 has no prebuilt binary reachable here (GitHub), and node-gyp would
+    # fetch node's headers from nodejs.org: on a new machine it builds against the
+    # headers Debian's nodejs installs instead.
+    if [ -f /usr/include/node/node.h ]; then export npm_config_nodedir=/usr; fi
+    (cd "$cache" && npm ci --no-audit --no-fund --loglevel=error)
     touch "$cache/.installed"
   fi
   rm -rf tests/oracles/node_modules
