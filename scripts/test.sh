@@ -88,44 +88,16 @@ log=$(mktemp)
 status=0
 run_tests() { native_cargo test --workspace --locked "$@" 2>&1 | tee -a "$log"; }
 drawing=(viewer_e2e browser_e2e)
-# The test binaries that do not draw run two at a time, the longest first (seconds on
-# a warm run: city 49, bim 44, pointcloud 33, terrain 24); each writes its own log,
-# printed whole when it ends. They share no ports (ephemeral) and no files (temporary
-# directories named by process), and much of their time is waiting on the oracles'
-# processes, so a pair takes about as long as its longer member.
-longest_first=(city_e2e bim_e2e pointcloud_e2e terrain_e2e)
-test_targets=("${longest_first[@]}")
+test_targets=()
 for t in */tests/*.rs; do
   t=$(basename "$t" .rs)
-  [[ " ${drawing[*]} ${longest_first[*]} " == *" $t "* ]] || test_targets+=("$t")
+  [[ " ${drawing[*]} " == *" $t "* ]] || test_targets+=(--test "$t")
 done
-run_two_at_a_time() { # TARGET... ("lib" for the libraries' and binaries' own tests)
-  local dir t pids=()
-  dir=$(mktemp -d)
-  for t in "$@"; do
-    while [ ${#pids[@]} -ge 2 ]; do
-      wait -n "${pids[@]}" || true
-      local alive=()
-      for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive+=("$p"); done
-      pids=("${alive[@]}")
-    done
-    (
-      if [ "$t" = lib ]; then args=(--lib --bins); else args=(--test "$t"); fi
-      native_cargo test --workspace --locked "${args[@]}" >"$dir/$t.log" 2>&1
-      echo $? >"$dir/$t.rc"
-      echo "== ${SECONDS}s: $t finished" >>"$dir/$t.log"
-    ) &
-    pids+=($!)
-  done
-  for p in "${pids[@]}"; do wait "$p" || true; done
-  for t in "$@"; do
-    tee -a "$log" <"$dir/$t.log"
-    [ "$(cat "$dir/$t.rc" 2>/dev/null)" = 0 ] || status=1
-  done
-  rm -rf "$dir"
-}
+# One binary at a time: each already runs its tests on both cores, and two at a time
+# took longer (244 s against 217 on a warm run: city_e2e and bim_e2e 121 s each side
+# by side, 49 and 44 alone).
 stage "tests that do not draw"
-run_two_at_a_time "${test_targets[@]}" lib
+run_tests --lib --bins "${test_targets[@]}" || status=1
 stage "waiting for the browser bundle"
 if ! wait $web_build; then
   cat "$web_log" >&2
