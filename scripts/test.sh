@@ -93,9 +93,8 @@ for t in */tests/*.rs; do
   t=$(basename "$t" .rs)
   [[ " ${drawing[*]} " == *" $t "* ]] || test_targets+=(--test "$t")
 done
-# One binary at a time: each already runs its tests on both cores, and two at a time
-# took longer (244 s against 217 on a warm run: city_e2e and bim_e2e 121 s each side
-# by side, 49 and 44 alone).
+# One binary at a time: each already runs its tests on both cores; two at a time
+# gained nothing (244 s, against 217 and 260 one at a time on warm runs).
 stage "tests that do not draw"
 run_tests --lib --bins "${test_targets[@]}" || status=1
 stage "waiting for the browser bundle"
